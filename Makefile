@@ -1,0 +1,45 @@
+# mlx — `make demo` and `make test` work from a fresh clone on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MLX    := $(VENV)/bin/mlx
+STAMP  := $(VENV)/.installed
+EXTRAS ?= dev
+DEMO   := build/demo
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+## demo: set up, then validate → plan → apply → plan the quickstart on embedded defaults
+demo: $(STAMP)
+	rm -rf $(DEMO) && mkdir -p build && cp -r examples/quickstart $(DEMO)
+	cd $(DEMO) && ../../$(PY) train.py
+	$(MLX) -C $(DEMO) validate
+	$(MLX) -C $(DEMO) plan
+	$(MLX) -C $(DEMO) apply --yes
+	@echo "--- a second plan, after apply:"
+	$(MLX) -C $(DEMO) plan --detailed-exitcode
+	$(MLX) -C $(DEMO) history
+
+## test: set up, then run every test (PostgreSQL tests need 127.0.0.1:5432 or MLX_TEST_PG_URL)
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check --quiet .
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/plan_scale.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

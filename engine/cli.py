@@ -1,0 +1,153 @@
+"""The ``mlx`` command. Thin: parse flags into options, call the core, map errors to exit codes.
+
+Only click is imported here; each command imports what it needs when it
+runs, so ``mlx --help`` stays fast and never loads boto3, mlflow or numpy.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Globals:
+    chdir: Path = Path(".")
+    state_url: str | None = None
+    environment: str | None = None
+    debug: bool = False
+
+
+def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            root = ctx.find_root()
+            root.obj = replace(root.obj or Globals(), **{field: value})
+        return value
+
+    return callback
+
+
+def common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-C/--state/--env/--debug, accepted before or after the command name."""
+    opts = [
+        click.option(
+            "-C",
+            "--chdir",
+            type=click.Path(path_type=Path),
+            expose_value=False,
+            callback=_set("chdir"),
+            is_eager=True,
+            help="Spec directory (default: .).",
+        ),
+        click.option(
+            "--state",
+            type=str,
+            expose_value=False,
+            callback=_set("state_url"),
+            help="State URL (overrides MLX_STATE and mlx.state).",
+        ),
+        click.option(
+            "--env",
+            type=str,
+            expose_value=False,
+            callback=_set("environment"),
+            help="Environment (overrides MLX_ENV).",
+        ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            expose_value=False,
+            callback=_set("debug"),
+            help="Show tracebacks.",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="mlxctl", prog_name="mlx")
+@common
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """mlx: declare models, prompts, datasets, eval gates and rollouts in YAML; plan and apply them.
+
+    \b
+    Typical flow:
+      mlx validate        check the spec
+      mlx plan            show what would change
+      mlx apply           do it (asks first)
+      mlx history         what changed, when, by whom
+    """
+    if ctx.obj is None:
+        ctx.obj = Globals()
+
+
+def globals_of(ctx: click.Context) -> Globals:
+    return ctx.find_root().obj or Globals()
+
+
+def session_for(ctx: click.Context, **kw: Any) -> Any:
+    from engine.session import Options, Session
+
+    g = globals_of(ctx)
+    return Session(Options(chdir=g.chdir, state_url=g.state_url, environment=g.environment, **kw))
+
+
+from engine.commands import register  # noqa: E402  (commands attach themselves to `cli`)
+
+register(cli, common)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every error is one clear message on stderr and exit 1."""
+    from engine.diagnostics import MlxError
+
+    try:
+        code = cli.main(args=argv, prog_name="mlx", standalone_mode=False)
+    except MlxError as exc:
+        _report(exc)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("\nAborted.", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted.", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        if _debug():
+            raise
+        click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            "(run with --debug for the traceback; this is a bug in mlx or a plugin)", err=True
+        )
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _debug() -> bool:
+    return "--debug" in sys.argv
+
+
+def _report(exc: Any) -> None:
+    if _debug():
+        import traceback
+
+        traceback.print_exception(exc)
+    click.echo(exc.render(), err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,64 @@
+"""``history``, ``show``, ``graph``, ``schema``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def register(cli: click.Group, common: Callable[..., Any]) -> None:
+    @cli.command()
+    @common
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def history(ctx: click.Context, as_json: bool) -> None:
+        """List state versions: serial, time, actor, git SHA, operation, changes."""
+        from engine.cli import session_for
+        from engine.views import history_rows, render_history
+
+        rows = history_rows(session_for(ctx).reader())
+        if as_json:
+            click.echo(json.dumps(rows, indent=2, default=str))
+        else:
+            click.echo(render_history(rows), nl=False)
+
+    @cli.command()
+    @common
+    @click.argument("address", required=False)
+    @click.option("--serial", type=int, help="Show a state version (or ADDR as of that version).")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def show(ctx: click.Context, address: str | None, serial: int | None, as_json: bool) -> None:
+        """Show the state, one state version, or one resource's value and lineage."""
+        from engine.cli import session_for
+        from engine.views import render_show, show_data
+
+        data = show_data(session_for(ctx).reader(), address, serial)
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+        else:
+            click.echo(render_show(data), nl=False)
+
+    @cli.command()
+    @common
+    @click.option(
+        "--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True
+    )
+    @click.pass_context
+    def graph(ctx: click.Context, fmt: str) -> None:
+        """Print the dependency graph of the spec."""
+        from engine.cli import session_for
+        from engine.graph import to_dot, to_mermaid
+
+        g = session_for(ctx).graph.graph
+        click.echo(to_dot(g) if fmt == "dot" else to_mermaid(g), nl=False)
+
+    @cli.command()
+    def schema() -> None:
+        """Print the JSON Schema of a spec file (for editors' YAML language servers)."""
+        from specs.document import json_schema
+
+        click.echo(json.dumps(json_schema(), indent=2))

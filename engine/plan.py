@@ -1,0 +1,160 @@
+"""The plan is a value: JSON first, every view rendered from it (OpenTofu's plans package).
+
+Values inside a plan are JSON-safe: a secret is ``{"$sensitive": "<digest>"}``
+and a value only known after apply is ``{"$unknown": true}``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    RUN = "run"  # a gate that will execute
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+    @property
+    def verb(self) -> str:
+        return _VERBS[self]
+
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.RUN: ">",
+    Action.NOOP: " ",
+}
+_VERBS = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.REPLACE: "must be replaced",
+    Action.DELETE: "will be destroyed",
+    Action.RUN: "will run",
+    Action.NOOP: "has no changes",
+}
+
+
+class Reason(StrEnum):
+    NEW = "new in the spec"
+    SPEC_CHANGED = "spec changed"
+    METADATA_CHANGED = "metadata changed (no new version)"
+    CONTENT_CHANGED = "content changed outside the spec"
+    REPLACE_FIELD = "a field that cannot be updated in place changed"
+    PROVIDER_CHANGED = "its provider changed"
+    TAINTED = "tainted by a failed apply"
+    REMOVED = "removed from the spec"
+    UPSTREAM_CHANGED = "a dependency changed"
+    GATE_INPUTS_CHANGED = "gate re-runs because its inputs changed"
+    GATE_NOT_PASSED = "gate has not passed yet"
+    REQUESTED = "replacement requested with --replace"
+    UNKNOWN_INPUTS = "depends on values known only after apply"
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldChange(BaseModel):
+    model_config = _FROZEN
+
+    path: str
+    before: Any = None
+    after: Any = None
+    #: "add", "remove" or "change"
+    kind: str = "change"
+
+
+class Change(BaseModel):
+    model_config = _FROZEN
+
+    address: str
+    section: str
+    name: str
+    provider: str
+    action: Action
+    reasons: list[Reason] = Field(default_factory=list)
+    #: Free-text specifics: which file's bytes changed, which field forces a replacement.
+    details: list[str] = Field(default_factory=list)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    fields: list[FieldChange] = Field(default_factory=list)
+    #: Addresses of changed dependencies that make this resource worth a look.
+    flagged_by: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    spec_hash: str | None = None
+    meta_hash: str | None = None
+    content_hash: str | None = None
+    prior_serial: int | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def changes_behaviour(self) -> bool:
+        """True when dependents should treat this as a new version of their input."""
+        return self.action in (Action.CREATE, Action.REPLACE, Action.RUN) or (
+            self.action is Action.UPDATE
+            and any(r not in (Reason.METADATA_CHANGED,) for r in self.reasons)
+        )
+
+
+class PlanOptions(BaseModel):
+    model_config = _FROZEN
+
+    targets: list[str] = Field(default_factory=list)
+    replace: list[str] = Field(default_factory=list)
+    environment: str = "default"
+    operation: str = "apply"
+
+
+class Plan(BaseModel):
+    model_config = _FROZEN
+
+    format_version: str = "1"
+    workspace: str
+    lineage: str | None
+    prior_serial: int
+    spec_digest: str
+    changes: list[Change]
+    options: PlanOptions = Field(default_factory=PlanOptions)
+    warnings: list[str] = Field(default_factory=list)
+    #: The resolved spec (secrets as digests) recorded with the state version.
+    resolved_spec: dict[str, Any] = Field(default_factory=dict)
+
+    def actionable(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        out = {"add": 0, "change": 0, "destroy": 0, "run": 0}
+        for c in self.changes:
+            if c.action is Action.CREATE:
+                out["add"] += 1
+            elif c.action is Action.UPDATE:
+                out["change"] += 1
+            elif c.action is Action.DELETE:
+                out["destroy"] += 1
+            elif c.action is Action.REPLACE:
+                out["add"] += 1
+                out["destroy"] += 1
+            elif c.action is Action.RUN:
+                out["run"] += 1
+        return out
+
+    def digest(self) -> str:
+        from engine.values import digest
+
+        return digest(self.model_dump(mode="json", exclude={"resolved_spec"}))

@@ -1,0 +1,558 @@
+"""Spec + state → ``Plan``. Reads state, never writes it.
+
+For every resource, in dependency order: resolve its references, ask its
+provider for problems and a content fingerprint, hash the behaviour fields and
+the metadata fields apart, and compare with the recorded hashes. Only
+resources whose hashes differ are deep-diffed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import networkx as nx
+
+from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from engine.fielddiff import field_changes, flatten, paths_differ
+from engine.plan import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from engine.plugins import ProviderSet, Unsupported
+from engine.resolve import Resolver
+from engine.session import Session
+from engine.values import UNKNOWN, digest, redact, reveal
+from providers.contract import Desired, Prior, Provider
+from specs.introspect import kind_info
+from state.store import IndexRow, Record
+
+_SUMMARY_OUTPUTS = ("version", "revision", "fingerprint", "uri")
+
+
+@dataclass
+class Planned:
+    """The planner's working view of one resource (not part of the plan value)."""
+
+    address: str
+    section: str
+    name: str
+    provider_key: str
+    provider: Provider
+    body: dict[str, Any]  # resolved, secrets as Secret
+    desired: Desired
+    redacted: dict[str, Any]
+    spec_hash: str | None
+    meta_hash: str
+    content_hash: str | None
+    action: Action = Action.NOOP
+    reasons: list[Reason] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    flagged_by: list[str] = field(default_factory=list)
+    behaviour_changed: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changes_behaviour(self) -> bool:
+        return self.action in (Action.CREATE, Action.REPLACE, Action.RUN) or (
+            self.action is Action.UPDATE and self.behaviour_changed
+        )
+
+
+def split_hashes(section: str, redacted: dict[str, Any]) -> tuple[str | None, str]:
+    """(behaviour hash, metadata hash); behaviour is ``None`` while values are unknown."""
+    info = kind_info(section)
+    behaviour = {k: v for k, v in redacted.items() if k not in info.metadata_fields}
+    meta = {k: v for k, v in redacted.items() if k in info.metadata_fields}
+    spec_hash = None if _has_unknown(behaviour) else digest(behaviour)
+    return spec_hash, digest(meta)
+
+
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get("$unknown") is True or any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
+
+
+def _field_default(section: str, attr: str) -> Any:
+    for variant in kind_info(section).variants:
+        for name, f in variant.model_fields.items():
+            if (f.alias or name) == attr and not f.is_required():
+                return f.get_default(call_default_factory=True)
+    return None
+
+
+def _at(value: Any, dotted: str) -> tuple[bool, Any]:
+    node = value
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _put(value: dict[str, Any], dotted: str, new: Any) -> None:
+    parts = dotted.split(".")
+    node = value
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node[parts[-1]] = new
+
+
+class Planner:
+    def __init__(self, session: Session, options: PlanOptions | None = None):
+        self.session = session
+        self.options = options or PlanOptions(environment=session.workspace)
+        self.spec = session.spec
+        self.graph = session.graph
+        self.reader = session.reader()
+        self.salt = session.plan_salt
+        self.index: dict[str, IndexRow] = {}
+        self.planned: dict[str, Planned] = {}
+        self._records: dict[str, Record] = {}
+        self.diags: list[Diagnostic] = []
+
+    # -- entry point ----------------------------------------------------------------
+    def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
+        own = providers is None
+        self.providers = providers or ProviderSet(
+            self.spec, self._provider_configs(), self.session.provider_context()
+        )
+        try:
+            return self._build(with_spec)
+        finally:
+            if own:
+                self.providers.close()
+
+    def _build(self, with_spec: bool) -> Plan:
+        self.index = self.reader.index()
+        lineage, serial = self.reader.lineage, self.reader.serial
+        scope = self._scope()
+        resolver = Resolver(self.spec, self.graph, self.session.inputs)
+        for address in self.graph.order:
+            if scope is not None and address not in scope:
+                continue
+            try:
+                self._plan_one(address, resolver)
+            except MlxError as exc:
+                self.diags.extend(exc.diagnostics)
+        if self.diags:
+            raise MlxError(self.diags)
+        self._refine_changed()
+        deletes = self._deletes(scope)
+        self._check_prevent_destroy(deletes)
+        changes = [self._change(p) for p in self.planned.values()] + deletes
+        changes.sort(key=lambda c: c.address)
+        plan = Plan(
+            workspace=self.session.workspace,
+            lineage=lineage,
+            prior_serial=serial,
+            spec_digest=self.spec.digest,
+            changes=changes,
+            options=self.options,
+            warnings=self._warnings(),
+            resolved_spec=self.resolved_spec() if with_spec else {},
+        )
+        return plan
+
+    # -- one resource ------------------------------------------------------------------
+    def _plan_one(self, address: str, resolver: Resolver) -> None:
+        decl = self.spec.decls[address]
+        body = resolver.resolve(address, self._lookup)
+        key = self.providers.key_for(decl.section, body)
+        provider = self.providers.get(key, address)
+        self.providers.check_section(key, provider, decl.section, address)
+        desired = Desired(
+            address, decl.section, decl.name, reveal(body), None, self._inputs(address)
+        )
+        problems = provider.check(desired)
+        for problem in problems:
+            self.diags.append(
+                Diagnostic(
+                    f"{address}: {problem.message}",
+                    self.spec.source(address, *problem.path, key=False),
+                )
+            )
+        if problems:
+            return
+        fingerprint = provider.fingerprint(desired)
+        desired = replace(desired, fingerprint=fingerprint)
+        redacted = redact(body, self.salt)
+        prior = self.index.get(address)
+        ignore = (body.get("lifecycle") or {}).get("ignore_changes") or []
+        if prior is not None and ignore:
+            redacted = self._apply_ignore(address, redacted, ignore)
+        spec_hash, meta_hash = split_hashes(decl.section, redacted)
+        planned = Planned(
+            address,
+            decl.section,
+            decl.name,
+            key,
+            provider,
+            body,
+            desired,
+            redacted,
+            spec_hash,
+            meta_hash,
+            fingerprint,
+        )
+        if isinstance(provider, Unsupported):
+            planned.warnings.append(
+                f"no provider for {decl.section} is installed yet: applying {address} will fail"
+            )
+        self.planned[address] = planned
+        self._decide(planned, prior)
+
+    def _apply_ignore(
+        self, address: str, redacted: dict[str, Any], paths: list[str]
+    ) -> dict[str, Any]:
+        """``lifecycle.ignore_changes``: keep the recorded value of these fields."""
+        prior = self._record(address)
+        if prior is None:
+            return redacted
+        out = dict(redacted)
+        for path in paths:
+            found, old = _at(prior.attributes, path)
+            if found:
+                _put(out, path, old)
+        return out
+
+    def _decide(self, p: Planned, prior: IndexRow | None) -> None:
+        is_gate = p.section == "evals"
+        upstream = [
+            dep
+            for dep in self.graph.graph.predecessors(p.address)
+            if dep in self.planned and self.planned[dep].changes_behaviour
+        ]
+        if prior is None:
+            p.action, p.reasons = (Action.RUN if is_gate else Action.CREATE), [Reason.NEW]
+            return
+        if prior.status == "tainted":
+            p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.TAINTED]
+            return
+        if p.address in self.options.replace:
+            p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.REQUESTED]
+            return
+        if prior.provider != p.provider_key:
+            p.action, p.reasons = Action.REPLACE, [Reason.PROVIDER_CHANGED]
+            p.details.append(f"provider: {prior.provider} -> {p.provider_key}")
+            return
+        behaviour = p.spec_hash is None or p.spec_hash != prior.spec_hash
+        content = p.content_hash != prior.content_hash
+        meta = p.meta_hash != prior.meta_hash
+        if is_gate:
+            if behaviour or content:
+                p.action, p.reasons = Action.RUN, [Reason.SPEC_CHANGED]
+            elif upstream:
+                p.action, p.reasons = Action.RUN, [Reason.GATE_INPUTS_CHANGED]
+                p.details.append("changed inputs: " + ", ".join(sorted(upstream)))
+            elif prior.status == "failed":
+                p.action, p.reasons = Action.RUN, [Reason.GATE_NOT_PASSED]
+            elif meta:
+                p.action, p.reasons = Action.UPDATE, [Reason.METADATA_CHANGED]
+            return
+        p.flagged_by = sorted(upstream)
+        if behaviour:
+            p.behaviour_changed = True
+            p.action = Action.UPDATE
+            p.reasons = [Reason.UNKNOWN_INPUTS if p.spec_hash is None else Reason.SPEC_CHANGED]
+            if content:
+                p.reasons.append(Reason.CONTENT_CHANGED)
+        elif content:
+            p.behaviour_changed = True
+            p.action, p.reasons = Action.UPDATE, [Reason.CONTENT_CHANGED]
+            p.details.append(self._content_detail(p, prior))
+        elif meta:
+            p.action, p.reasons = Action.UPDATE, [Reason.METADATA_CHANGED]
+
+    def _content_detail(self, p: Planned, prior: IndexRow) -> str:
+        field_name = {"models": "artifact", "datasets": "uri"}.get(p.section)
+        where = ""
+        if field_name and isinstance(p.body.get(field_name), str):
+            where = f" {p.body[field_name]}:"
+        elif p.section == "prompts" and isinstance(p.body.get("template"), dict):
+            where = f" {p.body['template'].get('file')}:"
+        old = (prior.content_hash or "none")[:19]
+        new = (p.content_hash or "none")[:19]
+        return f"bytes changed under an unchanged spec —{where} {old}… -> {new}…"
+
+    def _refine_changed(self) -> None:
+        """Replace-forcing fields, looked up only for resources that change."""
+        changed = [
+            p for p in self.planned.values() if p.action is Action.UPDATE and p.behaviour_changed
+        ]
+        self._prefetch(p.address for p in changed)
+        for p in changed:
+            prior = self._record(p.address)
+            if prior is None:
+                continue
+            forced = paths_differ(prior.attributes, p.redacted, kind_info(p.section).replace_fields)
+            forced += list(p.provider.diff(self._prior(prior), p.desired).replace_fields)
+            if forced:
+                p.action = Action.REPLACE
+                p.reasons = [Reason.REPLACE_FIELD]
+                p.details.append("cannot update in place: " + ", ".join(sorted(set(forced))))
+
+    # -- lookups -----------------------------------------------------------------------
+    def _lookup(self, address: str, attr: str) -> Any:
+        p = self.planned.get(address)
+        if p is None:  # outside a --target scope: take the recorded value
+            rec = self._record(address)
+            if rec is None:
+                return UNKNOWN
+            return rec.outputs.get(attr, rec.attributes.get(attr))
+        if attr in kind_info(p.section).field_names:
+            if attr in p.body:
+                return p.body[attr]
+            return _field_default(p.section, attr)
+        if p.changes_behaviour:
+            known = p.provider.planned_outputs(p.desired)
+            return known.get(attr, UNKNOWN)
+        rec = self._record(address)
+        return rec.outputs.get(attr) if rec else UNKNOWN
+
+    def _inputs(self, address: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        for dep in self.graph.graph.predecessors(address):
+            p = self.planned.get(dep)
+            if p is not None and not p.changes_behaviour:
+                rec = self._record(dep)
+                if rec is not None:
+                    out[dep] = rec.outputs
+        return out
+
+    def _record(self, address: str) -> Record | None:
+        if address not in self._records and address in self.index:
+            self._records.update(self.reader.records([address]))
+        return self._records.get(address)
+
+    def _prefetch(self, addresses: Iterable[str]) -> None:
+        wanted = [a for a in addresses if a not in self._records and a in self.index]
+        if wanted:
+            self._records.update(self.reader.records(wanted))
+
+    @staticmethod
+    def _prior(rec: Record) -> Prior:
+        return Prior(
+            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
+        )
+
+    # -- scope, deletes, checks --------------------------------------------------------
+    def _scope(self) -> set[str] | None:
+        if not self.options.targets:
+            return None
+        scope: set[str] = set()
+        for target in self.options.targets:
+            if target in self.spec.decls:
+                scope.add(target)
+                scope |= nx.ancestors(self.graph.graph, target)
+            elif target in self.index:
+                scope.add(target)  # a resource removed from the spec: target its deletion
+            else:
+                known = list(self.spec.decls) + list(self.index)
+                raise MlxError(f"--target {target}: no such resource{did_you_mean(target, known)}")
+        return scope
+
+    def _deletes(self, scope: set[str] | None) -> list[Change]:
+        gone = [a for a in self.index if a not in self.spec.decls]
+        if scope is not None:
+            gone = [a for a in gone if a in scope]
+        self._prefetch(gone)
+        out = []
+        for address in gone:
+            rec = self._records.get(address)
+            row = self.index[address]
+            before = rec.attributes if rec else None
+            out.append(
+                Change(
+                    address=address,
+                    section=row.section,
+                    name=address.split(".", 1)[1],
+                    provider=row.provider,
+                    action=Action.DELETE,
+                    reasons=[Reason.REMOVED],
+                    before=before,
+                    after=None,
+                    fields=[],
+                    depends_on=rec.dependencies if rec else [],
+                    prior_serial=row.serial,
+                )
+            )
+        return out
+
+    def _check_prevent_destroy(self, deletes: list[Change]) -> None:
+        diags = []
+        for change in deletes:
+            life = (change.before or {}).get("lifecycle") or {}
+            if life.get("prevent_destroy"):
+                diags.append(
+                    Diagnostic(
+                        f"{change.address} has lifecycle.prevent_destroy set, but this plan would "
+                        "destroy it (it was removed from the spec)",
+                        detail="Put it back, or first apply with prevent_destroy: false, "
+                        "then remove it.",
+                    )
+                )
+        for p in self.planned.values():
+            if p.action is Action.REPLACE and (p.body.get("lifecycle") or {}).get(
+                "prevent_destroy"
+            ):
+                diags.append(
+                    Diagnostic(
+                        f"{p.address} has lifecycle.prevent_destroy set, but this plan must "
+                        f"replace it ({', '.join(r.value for r in p.reasons)})",
+                        self.spec.source(p.address, "lifecycle", "prevent_destroy"),
+                    )
+                )
+        if diags:
+            raise MlxError(diags)
+
+    def _warnings(self) -> list[str]:
+        return [w for p in self.planned.values() for w in p.warnings]
+
+    # -- plan values --------------------------------------------------------------------
+    def _change(self, p: Planned) -> Change:
+        deps = sorted(self.graph.graph.predecessors(p.address))
+        row = self.index.get(p.address)
+        base: dict[str, Any] = dict(
+            address=p.address,
+            section=p.section,
+            name=p.name,
+            provider=p.provider_key,
+            action=p.action,
+            reasons=p.reasons,
+            details=p.details,
+            flagged_by=p.flagged_by,
+            depends_on=deps,
+            spec_hash=p.spec_hash,
+            meta_hash=p.meta_hash,
+            content_hash=p.content_hash,
+            prior_serial=row.serial if row else None,
+            warnings=p.warnings,
+        )
+        if p.action is Action.NOOP:
+            return Change.model_construct(**base, before=None, after=None, fields=[])
+        rec = self._record(p.address)
+        before = dict(rec.attributes) if rec else None
+        after = dict(p.redacted)
+        fields = (
+            field_changes(before, after)
+            if before is not None
+            else [
+                FieldChange(path=k, before=None, after=v, kind="add")
+                for k, v in sorted(flatten(after))
+            ]
+        )
+        fields += self._output_changes(p, rec)
+        return Change(**base, before=before, after=after, fields=fields)
+
+    def _output_changes(self, p: Planned, rec: Record | None) -> list[FieldChange]:
+        """Computed attributes (version, uri, fingerprint) as the plan expects them to move."""
+        computed = kind_info(p.section).computed
+        known = p.provider.planned_outputs(p.desired)
+        old = rec.outputs if rec else {}
+        out = []
+        for name in computed:
+            if name not in _SUMMARY_OUTPUTS and p.section != "evals":
+                continue
+            if p.changes_behaviour or rec is None:
+                new = known.get(name, {"$unknown": True})
+            else:
+                continue
+            if rec is not None and old.get(name) == new:
+                continue
+            out.append(
+                FieldChange(
+                    path=name,
+                    before=old.get(name),
+                    after=new,
+                    kind="add" if rec is None else "change",
+                )
+            )
+        return out
+
+    def resolved_spec(self) -> dict[str, Any]:
+        """What a state version stores: enough for rollback, diff and show."""
+        resources = {}
+        for address, decl in self.spec.decls.items():
+            p = self.planned.get(address)
+            resources[address] = {
+                "section": decl.section,
+                "file": decl.file,
+                "body": decl.body,
+                "resolved": p.redacted if p else None,
+                "content_hash": p.content_hash if p else None,
+                "provider": p.provider_key if p else None,
+            }
+        return {
+            "environment": self.session.workspace,
+            "variables": redact(
+                {
+                    k: v
+                    for k, v in self.session.inputs.variables.items()
+                    if k not in self.session.inputs.sensitive_vars
+                }
+            ),
+            "providers": self.spec.providers,
+            "settings": self.spec.settings,
+            "resources": resources,
+        }
+
+    def _provider_configs(self) -> dict[str, dict[str, Any]]:
+        return resolve_provider_configs(self.session)
+
+
+def resolve_provider_configs(session: Session) -> dict[str, dict[str, Any]]:
+    """Provider configs with ``${var.*}``/``${env.*}`` substituted (secrets opened)."""
+    from engine.refs import Ref, RefSyntaxError, find_templates, parse_template
+    from engine.values import Secret
+
+    spec, inputs = session.spec, session.inputs
+    out: dict[str, dict[str, Any]] = {}
+    diags = []
+    for name, config in spec.providers.items():
+        resolved = dict(config)
+        for path, text in find_templates(config):
+            try:
+                parts = parse_template(text)
+            except RefSyntaxError as exc:
+                diags.append(Diagnostic(str(exc), spec.source(f"providers.{name}", *path)))
+                continue
+            pieces = []
+            for part in parts:
+                if not isinstance(part, Ref):
+                    pieces.append(part)
+                elif part.namespace == "env":
+                    if part.name not in inputs.environ:
+                        diags.append(
+                            Diagnostic(
+                                f"{part} is not set: export {part.name} before running mlx",
+                                spec.source(f"providers.{name}", *path, key=False),
+                            )
+                        )
+                        pieces.append("")
+                    else:
+                        pieces.append(inputs.environ[part.name])
+                elif part.namespace == "var":
+                    value = inputs.variables.get(part.name)
+                    pieces.append(value.value if isinstance(value, Secret) else str(value))
+                else:
+                    diags.append(
+                        Diagnostic(
+                            f"providers.{name}: provider settings may use ${{var.*}} and "
+                            f"${{env.*}}, not {part}",
+                            spec.source(f"providers.{name}", *path, key=False),
+                        )
+                    )
+            node: Any = resolved
+            for item in path[:-1]:
+                node[item] = dict(node[item]) if isinstance(node[item], dict) else list(node[item])
+                node = node[item]
+            node[path[-1]] = "".join(pieces)
+        out[name] = resolved
+    if diags:
+        raise MlxError(diags)
+    return out

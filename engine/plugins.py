@@ -1,0 +1,177 @@
+"""Finding providers: the ``mlx.providers`` entry-point group, loaded lazily by ``type``.
+
+One broken plugin breaks nothing else: only the types a spec uses are imported.
+A resource that names no provider gets the embedded default for its kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from engine.loader import SpecSet
+from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
+
+GROUP = "mlx.providers"
+
+#: The embedded default for each section, when a resource names no provider.
+DEFAULT_TYPES = {
+    "datasets": "local",
+    "models": "local",
+    "prompts": "local",
+    "evals": "gate",
+    "rollouts": "rollout",
+    "monitors": "monitor",
+    "budgets": "budget",
+}
+#: Extras that provide a type, for a helpful message when it is missing.
+EXTRAS = {"mlflow": "mlflow", "s3": "aws", "sns": "aws"}
+
+
+@cache
+def available_types() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load_class(type_name: str) -> type[Provider]:
+    if type_name == "python":
+        raise MlxError("the `python` provider type is built from its `factory` setting")
+    ep = available_types().get(type_name)
+    if ep is None:
+        raise _UnknownType(type_name)
+    try:
+        cls = ep.load()
+    except ImportError as exc:
+        extra = EXTRAS.get(type_name, type_name)
+        raise MlxError(
+            f"provider type {type_name!r} could not be loaded ({exc}); "
+            f"if it needs an optional dependency: pip install 'mlxctl[{extra}]'"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise MlxError(f"entry point {type_name!r} in {GROUP} is not an mlx Provider ({cls!r})")
+    return cls
+
+
+def import_factory(spec: str) -> type[Provider]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise MlxError(f"cannot import provider factory {spec!r}: {exc}") from exc
+    if not (isinstance(obj, type) and issubclass(obj, Provider)):
+        raise MlxError(f"provider factory {spec!r} is not an mlx Provider class")
+    return obj
+
+
+class _UnknownType(MlxError):
+    def __init__(self, type_name: str):
+        known = sorted(available_types())
+        super().__init__(
+            f"unknown provider type {type_name!r}{did_you_mean(type_name, known)}; "
+            f"installed types: {', '.join(known)}"
+        )
+        self.type_name = type_name
+
+
+class Unsupported(Provider):
+    """Stands in for a kind whose provider has not been installed or written yet."""
+
+    def __init__(self, type_name: str, context: Context):
+        super().__init__({}, context)
+        self.type_name = type_name
+
+    def _refuse(self, address: str) -> Result:
+        from providers.contract import ProviderError
+
+        raise ProviderError(
+            f"{address}: not yet supported by this provider "
+            f"(no provider of type {self.type_name!r} is installed)"
+        )
+
+    def create(self, desired: Desired) -> Result:
+        return self._refuse(desired.address)
+
+    def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
+        return self._refuse(desired.address)
+
+    def delete(self, prior: Prior) -> None:
+        return None
+
+
+class ProviderSet:
+    """The provider instances of one run, created on first use and closed at the end."""
+
+    def __init__(self, spec: SpecSet, configs: Mapping[str, Mapping[str, Any]], context: Context):
+        self.spec, self.configs, self.context = spec, configs, context
+        self._instances: dict[str, Provider] = {}
+
+    def key_for(self, section: str, body: Mapping[str, Any]) -> str:
+        """The provider's name as recorded in state: a configured name or ``default:<type>``."""
+        named = body.get("provider")
+        if named:
+            return str(named)
+        if section == "alerts":
+            return f"default:{body.get('type')}"
+        return f"default:{DEFAULT_TYPES[section]}"
+
+    def get(self, key: str, address: str | None = None) -> Provider:
+        if key in self._instances:
+            return self._instances[key]
+        if key.startswith("default:"):
+            type_name = key.split(":", 1)[1]
+            config: Mapping[str, Any] = {"type": type_name}
+        else:
+            if key not in self.configs:
+                src = self.spec.source(address, "provider", key=False) if address else None
+                raise MlxError(
+                    Diagnostic(
+                        f"{address or 'a resource'} names provider {key!r}, which is not "
+                        f"declared under `providers:`{did_you_mean(key, self.configs)}",
+                        src,
+                    )
+                )
+            config = self.configs[key]
+            type_name = str(config["type"])
+        self._instances[key] = self._build(key, type_name, config)
+        return self._instances[key]
+
+    def _build(self, key: str, type_name: str, config: Mapping[str, Any]) -> Provider:
+        try:
+            if type_name == "python":
+                cls = import_factory(str(config["factory"]))
+                return cls(dict(config.get("config", {})), self.context)
+            cls = load_class(type_name)
+            return cls(dict(config), self.context)
+        except _UnknownType as exc:
+            if key.startswith("default:") and type_name in DEFAULT_TYPES.values():
+                return Unsupported(type_name, self.context)
+            src = (
+                None if key.startswith("default:") else self.spec.source(f"providers.{key}", "type")
+            )
+            raise MlxError(Diagnostic(exc.diagnostics[0].summary, src)) from None
+        except MissingExtra as exc:
+            raise MlxError(f"provider {key!r}: {exc}") from exc
+
+    def check_section(self, key: str, provider: Provider, section: str, address: str) -> None:
+        if isinstance(provider, Unsupported):
+            return
+        if provider.sections and section not in provider.sections:
+            raise MlxError(
+                Diagnostic(
+                    f"{address}: provider {key!r} ({type(provider).__name__}) cannot manage "
+                    f"{section}; it manages {', '.join(sorted(provider.sections))}",
+                    self.spec.source(address, "provider", key=False),
+                )
+            )
+
+    def close(self) -> None:
+        for provider in self._instances.values():
+            with contextlib.suppress(Exception):  # closing must not mask the run's result
+                provider.close()

@@ -1,0 +1,97 @@
+"""``${…}`` references: parsing, and finding them in a resource body.
+
+Forms (SPEC.md, fixed): ``${section.name}`` (the resource itself),
+``${section.name.attr}`` (one attribute), ``${var.NAME}``, ``${env.NAME}``
+(sensitive). ``$${`` escapes a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ADDR = re.compile(r"^([a-z]+)\.([a-z][a-z0-9_-]{0,62})(?:\.([A-Za-z_][A-Za-z0-9_]*))?$")
+_VAR = re.compile(r"^(var|env)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    namespace: str  # "var", "env", or a resource section
+    name: str
+    attr: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def is_resource(self) -> bool:
+        return self.namespace not in ("var", "env")
+
+    def __str__(self) -> str:
+        tail = f".{self.attr}" if self.attr else ""
+        return "${" + f"{self.namespace}.{self.name}{tail}" + "}"
+
+
+class RefSyntaxError(ValueError):
+    pass
+
+
+def parse_ref(inner: str) -> Ref:
+    text = inner.strip()
+    m = _VAR.match(text)
+    if m:
+        return Ref(m.group(1), m.group(2))
+    m = _ADDR.match(text)
+    if m:
+        return Ref(m.group(1), m.group(2), m.group(3))
+    raise RefSyntaxError(
+        f'"${{{inner}}}" is not a reference: expected ${{section.name}}, '
+        "${section.name.attr}, ${var.NAME} or ${env.NAME}"
+    )
+
+
+Part = str | Ref
+
+
+def parse_template(text: str) -> list[Part]:
+    """Split a string into literal parts and references."""
+    parts: list[Part] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        if m.group(0) == "$${":
+            parts.append("${")
+        else:
+            parts.append(parse_ref(m.group(1)))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    # merge adjacent literals (escapes split them)
+    merged: list[Part] = []
+    for p in parts:
+        if merged and isinstance(p, str) and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p)
+    return merged
+
+
+PathT = tuple[str | int, ...]
+
+
+def find_templates(value: Any, path: PathT = ()) -> Iterator[tuple[PathT, str]]:
+    """Every string under ``value`` that holds ``${``, with its path."""
+    if isinstance(value, str):
+        if "${" in value:
+            yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from find_templates(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from find_templates(v, (*path, i))

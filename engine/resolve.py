@@ -1,0 +1,143 @@
+"""Substituting references: variables, environment (sensitive) and resource attributes.
+
+Resource attributes come from a ``lookup`` the caller supplies (the planner
+answers from the plan and prior state, the applier from what it just
+applied), so this module never reads state itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.diagnostics import Diagnostic, MlxError
+from engine.graph import SpecGraph
+from engine.loader import SpecSet
+from engine.refs import Ref
+from engine.values import UNKNOWN, Secret, Unknown
+
+Lookup = Callable[[str, str], Any]
+
+
+@dataclass
+class Inputs:
+    """Values of ``${var.*}`` and ``${env.*}`` for one run."""
+
+    variables: dict[str, Any]
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    sensitive_vars: frozenset[str] = frozenset()
+
+
+def variable_values(spec: SpecSet, env_name: str | None, environ: Mapping[str, str]) -> Inputs:
+    """Defaults, then the environment's overrides, then ``MLX_VAR_<name>``."""
+    diags: list[Diagnostic] = []
+    values: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    if env_name is not None:
+        if env_name not in spec.environments:
+            known = ", ".join(sorted(spec.environments)) or "none declared"
+            raise MlxError(f'unknown environment "{env_name}" (environments: {known})')
+        overrides = spec.environments[env_name].get("variables", {})
+        for name in overrides:
+            if name not in spec.variables:
+                diags.append(
+                    Diagnostic(
+                        f'environment "{env_name}" sets undeclared variable "{name}"',
+                        spec.source(f"environments.{env_name}", "variables", name),
+                    )
+                )
+    sensitive = set()
+    for name, var in spec.variables.items():
+        if f"MLX_VAR_{name}" in environ:
+            values[name] = environ[f"MLX_VAR_{name}"]
+        elif name in overrides:
+            values[name] = overrides[name]
+        elif "default" in var:
+            values[name] = var["default"]
+        else:
+            values[name] = None
+        if var.get("sensitive"):
+            sensitive.add(name)
+    if diags:
+        raise MlxError(diags)
+    return Inputs(values, environ, frozenset(sensitive))
+
+
+class Resolver:
+    def __init__(self, spec: SpecSet, graph: SpecGraph, inputs: Inputs):
+        self.spec, self.graph, self.inputs = spec, graph, inputs
+
+    def resolve(self, address: str, lookup: Lookup) -> dict[str, Any]:
+        """The body of ``address`` with every template substituted.
+
+        Unset ``${env.X}`` raises ``MlxError`` with the place it was written.
+        """
+        decl = self.spec.decls[address]
+        templates = self.graph.templates.get(address)
+        if not templates:
+            return decl.body
+        body = copy.deepcopy(decl.body)
+        diags: list[Diagnostic] = []
+        for path, parts in templates.items():
+            try:
+                value = self._render(parts, lookup)
+            except _Unset as exc:
+                diags.append(
+                    Diagnostic(
+                        f"{exc.ref} is not set: export {exc.ref.name} before running mlx",
+                        self.spec.source(address, *path, key=False),
+                    )
+                )
+                continue
+            _assign(body, path, value)
+        if diags:
+            raise MlxError(diags)
+        return body
+
+    def _value(self, ref: Ref, lookup: Lookup) -> Any:
+        if ref.namespace == "env":
+            if ref.name not in self.inputs.environ:
+                raise _Unset(ref)
+            return Secret(self.inputs.environ[ref.name])
+        if ref.namespace == "var":
+            value = self.inputs.variables.get(ref.name)
+            return Secret(value) if ref.name in self.inputs.sensitive_vars else value
+        if ref.attr is None:
+            return ref.address
+        if ref.attr == "name":
+            return ref.name
+        if ref.attr == "address":
+            return ref.address
+        return lookup(ref.address, ref.attr)
+
+    def _render(self, parts: list[Any], lookup: Lookup) -> Any:
+        if len(parts) == 1 and isinstance(parts[0], Ref):
+            return self._value(parts[0], lookup)  # keeps its type (int, dict, …)
+        out: list[str] = []
+        secret = False
+        for part in parts:
+            value = self._value(part, lookup) if isinstance(part, Ref) else part
+            if isinstance(value, Unknown):
+                return UNKNOWN
+            if isinstance(value, Secret):
+                secret = True
+                value = value.value
+            out.append(value if isinstance(value, str) else str(value))
+        text = "".join(out)
+        return Secret(text) if secret else text
+
+
+class _Unset(Exception):
+    def __init__(self, ref: Ref):
+        super().__init__(str(ref))
+        self.ref = ref
+
+
+def _assign(body: Any, path: tuple[str | int, ...], value: Any) -> None:
+    node = body
+    for item in path[:-1]:
+        node = node[item]
+    node[path[-1]] = value

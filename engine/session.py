@@ -1,0 +1,181 @@
+"""One run of mlx: the options, the spec dir, its state and its providers.
+
+Everything the CLI can do goes through a ``Session``, so Python code can do the
+same (``Session(Options(chdir=...)).plan()``), as dbt's ``dbtRunner`` allows.
+Expensive parts (loading the spec, opening state) happen on first use.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from engine.diagnostics import MlxError
+from engine.graph import SpecGraph
+from engine.loader import SpecSet
+from engine.resolve import Inputs
+
+DEFAULT_STATE = "sqlite:///.mlx/state.db"
+DATA_DIR = ".mlx"
+
+
+@dataclass(frozen=True)
+class Options:
+    chdir: Path = Path(".")
+    state_url: str | None = None
+    environment: str | None = None
+    lock_timeout: float = 0.0
+    parallelism: int = 10
+    actor: str | None = None
+    use_cache: bool = True
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+
+
+class Session:
+    def __init__(self, options: Options):
+        self.options = options
+        self.root = options.chdir.resolve()
+        self.data_dir = self.root / DATA_DIR
+        env = options.environment or options.environ.get("MLX_ENV") or None
+        self.environment: str | None = env
+        self.workspace = env or "default"
+
+    # -- spec ---------------------------------------------------------------------
+    @cached_property
+    def spec(self) -> SpecSet:
+        from engine import loader
+
+        cache_dir = self.data_dir / "cache" / "parse" if self.options.use_cache else None
+        return loader.load(self.root, cache_dir)
+
+    @cached_property
+    def graph(self) -> SpecGraph:
+        from engine import graph
+
+        return graph.build(self.spec)
+
+    @cached_property
+    def inputs(self) -> Inputs:
+        from engine.resolve import variable_values
+
+        return variable_values(self.spec, self.environment, self.options.environ)
+
+    @property
+    def protected(self) -> bool:
+        if self.environment is None:
+            return False
+        return bool(self.spec.environments.get(self.environment, {}).get("protected"))
+
+    # -- state --------------------------------------------------------------------
+    def state_url(self) -> str:
+        from state.store import normalize_url
+
+        env_cfg = self.spec.environments.get(self.environment, {}) if self.environment else {}
+        url = (
+            self.options.state_url
+            or self.options.environ.get("MLX_STATE")
+            or env_cfg.get("state")
+            or self._settings_state()
+            or DEFAULT_STATE
+        )
+        return normalize_url(url, self.root)
+
+    def _settings_state(self) -> str | None:
+        try:
+            return self.spec.settings.get("state")
+        except MlxError:
+            return None
+
+    @cached_property
+    def store(self) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from state.store import StateStore, redact_url
+
+        url = self.state_url()
+        try:
+            return StateStore(url)
+        except SQLAlchemyError as exc:
+            raise MlxError(
+                f"cannot open state at {redact_url(url)}: {exc.__class__.__name__}: "
+                f"{str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
+            ) from exc
+        except Exception as exc:
+            if exc.__class__.__name__ == "SchemaTooNew":
+                raise MlxError(str(exc)) from exc
+            raise
+
+    def reader(self) -> Any:
+        return self.store.reader(self.workspace)
+
+    def writer(self, operation: str) -> Any:
+        from state.locks import LockHeld
+
+        try:
+            return self.store.writer(
+                self.workspace,
+                who=self.actor,
+                operation=operation,
+                lock_timeout=self.options.lock_timeout,
+            )
+        except LockHeld as exc:
+            raise MlxError(str(exc)) from exc
+
+    # -- providers ------------------------------------------------------------------
+    def provider_context(self) -> Any:
+        from providers.contract import Context
+
+        return Context(root=self.root, data_dir=self.data_dir, environment=self.workspace)
+
+    # -- who and what -----------------------------------------------------------------
+    @cached_property
+    def actor(self) -> str:
+        if self.options.actor:
+            return self.options.actor
+        env = self.options.environ
+        if env.get("MLX_ACTOR"):
+            return env["MLX_ACTOR"]
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        return f"{user}@{socket.gethostname()}"
+
+    @cached_property
+    def git_sha(self) -> str | None:
+        """The commit the spec dir is at, with ``-dirty`` if it has local changes."""
+        try:
+            sha = subprocess.run(
+                ["git", "-C", str(self.root), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(self.root), "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return f"{sha}-dirty" if dirty else sha
+
+    @cached_property
+    def plan_salt(self) -> str:
+        """Salt for secret digests: the state's own, or a fresh one before the first apply."""
+        return self.reader().salt or secrets.token_hex(16)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

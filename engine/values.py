@@ -1,0 +1,97 @@
+"""Value markers that flow through resolution, hashing and rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class Unknown:
+    """A value only known after apply (a registry version number)."""
+
+    _instance: Unknown | None = None
+
+    def __new__(cls) -> Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+
+UNKNOWN = Unknown()
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A sensitive value (``${env.X}``): never printed, never stored in clear."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return "(sensitive)"
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+    def digest(self, salt: str) -> str:
+        """A keyed digest that tells a changed secret from an unchanged one."""
+        mac = hmac.new(salt.encode(), json.dumps(self.value).encode(), hashlib.sha256)
+        return "hmac-sha256:" + mac.hexdigest()[:32]
+
+
+def contains(value: Any, marker: type) -> bool:
+    if isinstance(value, marker):
+        return True
+    if isinstance(value, dict):
+        return any(contains(v, marker) for v in value.values())
+    if isinstance(value, list):
+        return any(contains(v, marker) for v in value)
+    return False
+
+
+def paths_of(value: Any, marker: type, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths of every ``marker`` instance inside ``value``."""
+    if isinstance(value, marker):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in paths_of(v, marker, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in paths_of(v, marker, (*path, i))]
+    return []
+
+
+def redact(value: Any, salt: str | None = None) -> Any:
+    """JSON-safe copy: secrets become their digest (or a placeholder), unknowns a marker."""
+    if isinstance(value, Secret):
+        return {"$sensitive": value.digest(salt) if salt else True}
+    if isinstance(value, Unknown):
+        return {"$unknown": True}
+    if isinstance(value, dict):
+        return {k: redact(v, salt) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, salt) for v in value]
+    return value
+
+
+def reveal(value: Any) -> Any:
+    """The plain value, secrets opened: only for handing to a provider."""
+    if isinstance(value, Secret):
+        return reveal(value.value)
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value).encode()).hexdigest()

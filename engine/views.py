@@ -1,0 +1,234 @@
+"""Read-only views of state for ``history`` and ``show``: data first, then text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.diagnostics import MlxError, did_you_mean
+from state.store import StateReader
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
+
+
+def _changes(summary: dict[str, Any]) -> str:
+    if not summary:
+        return ""
+    parts = []
+    for key, sym in (("added", "+"), ("changed", "~"), ("destroyed", "-")):
+        if summary.get(key):
+            parts.append(f"{sym}{summary[key]}")
+    for key, label in (
+        ("gates_passed", "gates passed"),
+        ("gates_failed", "gates failed"),
+        ("errors", "errors"),
+        ("forgotten", "forgotten"),
+        ("drifted", "drifted"),
+    ):
+        if summary.get(key):
+            parts.append(f"{summary[key]} {label}")
+    return " ".join(parts) or "no changes"
+
+
+def history_rows(reader: StateReader) -> list[dict[str, Any]]:
+    rows = []
+    for v in reader.versions():
+        rows.append(
+            {
+                "serial": v["serial"],
+                "operation": v["operation"],
+                "status": v["status"],
+                "created_at": _iso(v["created_at"]),
+                "finished_at": _iso(v.get("finished_at")),
+                "actor": v["actor"],
+                "git_sha": v.get("git_sha"),
+                "plan_hash": v.get("plan_hash"),
+                "summary": v.get("summary") or {},
+                "changes": _changes(v.get("summary") or {}),
+                "message": v.get("message"),
+            }
+        )
+    return rows
+
+
+def render_history(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No state versions yet: run `mlx apply`.\n"
+    header = ("SERIAL", "TIME (UTC)", "ACTOR", "GIT", "OPERATION", "STATUS", "CHANGES")
+    table = [header]
+    for r in rows:
+        table.append(
+            (
+                str(r["serial"]),
+                (r["created_at"] or "")[:19].replace("T", " "),
+                r["actor"],
+                (r["git_sha"] or "-")[:12],
+                r["operation"],
+                r["status"],
+                r["changes"],
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def show_data(reader: StateReader, address: str | None, serial: int | None) -> dict[str, Any]:
+    if address is None and serial is None:
+        index = reader.index()
+        records = reader.records()
+        return {
+            "kind": "state",
+            "workspace": reader.workspace,
+            "lineage": reader.lineage,
+            "serial": reader.serial,
+            "resources": [
+                {
+                    "address": a,
+                    "status": index[a].status,
+                    "version": rec.outputs.get("version", rec.outputs.get("revision")),
+                    "serial": rec.serial,
+                    "provider": rec.provider,
+                }
+                for a, rec in records.items()
+            ],
+        }
+    if address is None:
+        assert serial is not None
+        version = reader.version(serial, with_spec=False)
+        if version is None:
+            raise MlxError(f"no state version {serial} (latest is {reader.serial})")
+        events = reader.events(serial=serial)
+        return {
+            "kind": "version",
+            **{k: _iso(v) if k.endswith("_at") else v for k, v in version.items()},
+            "events": [
+                {
+                    "address": e["address"],
+                    "action": e["action"],
+                    "status": e["status"],
+                    "error": e["error"],
+                }
+                for e in events
+            ],
+        }
+    return _resource(reader, address, serial)
+
+
+def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str, Any]:
+    if serial is None:
+        rec = reader.records([address]).get(address)
+        if rec is None:
+            raise MlxError(f"{address} is not in the state{did_you_mean(address, reader.index())}")
+        current = {
+            "status": rec.status,
+            "provider": rec.provider,
+            "attributes": rec.attributes,
+            "outputs": rec.outputs,
+            "spec_hash": rec.spec_hash,
+            "meta_hash": rec.meta_hash,
+            "content_hash": rec.content_hash,
+            "dependencies": rec.dependencies,
+            "serial": rec.serial,
+        }
+    else:
+        snap = reader.snapshot(serial).get(address)
+        if snap is None:
+            raise MlxError(f"{address} was not in the state at serial {serial}")
+        current = {
+            k: snap.get(k)
+            for k in (
+                "status",
+                "provider",
+                "attributes",
+                "outputs",
+                "spec_hash",
+                "meta_hash",
+                "content_hash",
+                "serial",
+            )
+        }
+    introduced = reader.version(current["serial"], with_spec=False) or {}
+    events = reader.events(address=address)
+    attributes = current.get("attributes") or {}
+    return {
+        "kind": "resource",
+        "address": address,
+        **current,
+        "introduced_by": {
+            "serial": current["serial"],
+            "operation": introduced.get("operation"),
+            "actor": introduced.get("actor"),
+            "created_at": _iso(introduced.get("created_at")),
+            "git_sha": introduced.get("git_sha"),
+        },
+        "owner": attributes.get("owner"),
+        "lineage": attributes.get("lineage"),
+        "history": [
+            {
+                "serial": e["serial"],
+                "action": e["action"],
+                "status": e["status"],
+                "version": (e["outputs"] or {}).get("version"),
+                "error": e["error"],
+            }
+            for e in events
+        ],
+    }
+
+
+def render_show(data: dict[str, Any]) -> str:
+    kind = data["kind"]
+    lines: list[str] = []
+    if kind == "state":
+        lines.append(
+            f"Workspace {data['workspace']}: lineage {data['lineage']}, serial {data['serial']}"
+        )
+        if not data["resources"]:
+            lines.append("The state is empty.")
+        for r in data["resources"]:
+            version = f"  version {r['version']}" if r["version"] is not None else ""
+            status = "" if r["status"] == "ok" else f"  ({r['status']})"
+            lines.append(f"  {r['address']}{version}{status}  [serial {r['serial']}]")
+    elif kind == "version":
+        lines.append(f"State version {data['serial']}: {data['operation']} ({data['status']})")
+        lines.append(
+            f"  by {data['actor']} at {data['created_at']}, git {data.get('git_sha') or '-'}"
+        )
+        if data.get("message"):
+            lines.append(f"  message: {data['message']}")
+        lines.append(f"  changes: {_changes(data.get('summary') or {})}")
+        for e in data["events"]:
+            err = f" — {e['error']}" if e["error"] else ""
+            lines.append(f"    {e['action']:<8} {e['address']} ({e['status']}){err}")
+    else:
+        lines.append(f"# {data['address']}  ({data['status']})")
+        intro = data["introduced_by"]
+        lines.append(
+            f"  current value from serial {intro['serial']} ({intro['operation']}) "
+            f"by {intro['actor']} at {intro['created_at']}, git {intro['git_sha'] or '-'}"
+        )
+        lines.append(f"  owner: {data.get('owner') or '-'}")
+        lines.append(f"  provider: {data['provider']}")
+        for key in ("spec_hash", "content_hash"):
+            if data.get(key):
+                lines.append(f"  {key}: {data[key]}")
+        lines.append("  outputs:")
+        for k, v in sorted((data.get("outputs") or {}).items()):
+            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        lines.append("  attributes:")
+        for k, v in sorted((data.get("attributes") or {}).items()):
+            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        lines.append("  history:")
+        for h in data["history"]:
+            ver = f" version {h['version']}" if h["version"] is not None else ""
+            err = f" — {h['error']}" if h["error"] else ""
+            lines.append(f"    serial {h['serial']}: {h['action']} ({h['status']}){ver}{err}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Providers: the contract (``providers.contract``), embedded defaults and the conformance kit."""

@@ -1,0 +1,179 @@
+"""The provider contract: the only provider module the engine imports.
+
+A provider manages objects of some sections (models, prompts, alerts, …) in
+some system (a local registry, MLflow, S3). mlx calls, per resource:
+
+* ``check(desired)`` — problems the plan should report (a missing file), as
+  ``Problem(path, message)``; the engine turns ``path`` into file:line.
+* ``fingerprint(desired)`` — content hash of what the spec points at
+  (artifact bytes, a template file, a dataset): how mlx sees a dataset whose
+  bytes changed under an unchanged spec.
+* ``planned_outputs(desired, fingerprint)`` — outputs already known at plan time.
+* ``read(prior)`` — the object as it is now (``None`` if gone): drift detection.
+* ``diff(prior, desired)`` — which changed fields force a replacement.
+* ``create`` / ``update`` / ``delete`` — do it; return the outputs to record.
+
+Every method receives plain data (``Desired``/``Prior``), never engine types,
+so a provider is testable on its own and the conformance kit
+(``providers.testing``) can drive any of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a provider runs: the spec dir (relative paths), mlx's data dir, the environment."""
+
+    root: Path
+    data_dir: Path
+    environment: str = "default"
+    log: Callable[[str], None] = field(default=lambda _msg: None, compare=False)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the spec asks for, references resolved and secrets opened."""
+
+    address: str
+    section: str
+    name: str
+    spec: Mapping[str, Any]
+    fingerprint: str | None = None
+    #: Outputs of the resources this one references, by address (for versions, URIs).
+    inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def path(self, root: Path, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else root / p
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What mlx recorded after the last successful apply of this resource."""
+
+    address: str
+    section: str
+    name: str
+    attributes: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """Why an update is happening: lets a provider skip work (a label edit is not a new version)."""
+
+    behaviour: bool = False
+    metadata: bool = False
+    content: bool = False
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str | int, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class Result:
+    outputs: dict[str, Any] = field(default_factory=dict)
+    #: A gate that ran but did not pass: recorded as evidence, dependents skipped.
+    failed: bool = False
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An object as read from its system; compared with the recorded outputs for drift."""
+
+    outputs: dict[str, Any]
+    fingerprint: str | None = None
+    #: Human descriptions of differences the provider found itself.
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    replace_fields: tuple[str, ...] = ()
+
+
+class ProviderError(Exception):
+    """A provider call failed in a way the user can act on (message is shown as is)."""
+
+
+class MissingExtra(ProviderError):
+    def __init__(self, extra: str, package: str):
+        super().__init__(
+            f"this provider needs the optional dependency {package!r}: "
+            f"pip install 'mlxctl[{extra}]'"
+        )
+
+
+class Provider(ABC):
+    """Base class of every provider. Subclasses set ``sections`` and implement CRUD."""
+
+    #: Sections this provider can manage (``{"models", "prompts"}``).
+    sections: ClassVar[frozenset[str]] = frozenset()
+    #: Optional pydantic model validating the provider's config block.
+    config_model: ClassVar[Any] = None
+
+    def __init__(self, config: Mapping[str, Any], context: Context):
+        self.config = dict(config)
+        self.context = context
+
+    # -- planning -----------------------------------------------------------------
+    def check(self, desired: Desired) -> list[Problem]:
+        return []
+
+    def fingerprint(self, desired: Desired) -> str | None:
+        return None
+
+    def planned_outputs(self, desired: Desired) -> dict[str, Any]:
+        return {"fingerprint": desired.fingerprint} if desired.fingerprint else {}
+
+    def diff(self, prior: Prior, desired: Desired) -> DiffResult:
+        return DiffResult()
+
+    def read(self, prior: Prior) -> Observed | None:
+        """The object now, or ``None`` if it is gone. Default: trust the record."""
+        return Observed(dict(prior.outputs), prior.fingerprint)
+
+    # -- applying -----------------------------------------------------------------
+    @abstractmethod
+    def create(self, desired: Desired) -> Result: ...
+
+    @abstractmethod
+    def update(self, prior: Prior, desired: Desired, change: Change) -> Result: ...
+
+    @abstractmethod
+    def delete(self, prior: Prior) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release clients and connections at the end of a run."""
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """One alert raised to a channel (by a monitor, a budget or a failed rollout)."""
+
+    title: str
+    text: str
+    severity: str = "warning"
+    source: str | None = None  # the address that raised it
+    owner: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Notifier(ABC):
+    """Mixin for providers of alert channels: deliver one message to a channel."""
+
+    @abstractmethod
+    def send(self, channel: Prior, message: AlertMessage) -> None: ...

@@ -1,0 +1,81 @@
+"""The embedded ``file`` alert channel: alerts appended as JSON lines to a file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from providers.contract import (
+    AlertMessage,
+    Change,
+    Desired,
+    Notifier,
+    Observed,
+    Prior,
+    Problem,
+    Provider,
+    Result,
+)
+
+_CONFIG_KEYS = ("path", "severity", "owner")
+_lock = threading.Lock()
+
+
+class FileAlertProvider(Provider, Notifier):
+    sections = frozenset({"alerts"})
+
+    def _registry(self, name: str) -> Path:
+        return self.context.data_dir / "alerts" / f"{name}.json"
+
+    def _target(self, spec: Any) -> Path:
+        path = Path(spec["path"])
+        return path if path.is_absolute() else self.context.root / path
+
+    def check(self, desired: Desired) -> list[Problem]:
+        if desired.spec.get("type") != "file":
+            return [Problem(("type",), "the file provider only serves `type: file` channels")]
+        return []
+
+    def create(self, desired: Desired) -> Result:
+        return self._write(desired)
+
+    def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
+        return self._write(desired)
+
+    def _write(self, desired: Desired) -> Result:
+        target = self._target(desired.spec)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(exist_ok=True)
+        config = {k: desired.spec.get(k) for k in _CONFIG_KEYS}
+        reg = self._registry(desired.name)
+        reg.parent.mkdir(parents=True, exist_ok=True)
+        reg.write_text(json.dumps(config, sort_keys=True, indent=2))
+        return Result({"channel_id": f"file:{desired.name}", "path": str(target), "config": config})
+
+    def delete(self, prior: Prior) -> None:
+        self._registry(prior.name).unlink(missing_ok=True)
+
+    def read(self, prior: Prior) -> Observed | None:
+        try:
+            config = json.loads(self._registry(prior.name).read_text())
+        except (OSError, ValueError):
+            return None
+        return Observed({**prior.outputs, "config": config})
+
+    def send(self, channel: Prior, message: AlertMessage) -> None:
+        target = Path(str(channel.outputs["path"]))
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "channel": channel.address,
+            "title": message.title,
+            "text": message.text,
+            "severity": message.severity,
+            "source": message.source,
+            "owner": message.owner,
+            "details": dict(message.details),
+        }
+        with _lock, target.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")

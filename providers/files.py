@@ -1,0 +1,90 @@
+"""Content fingerprints of local files and directories, with a stat cache.
+
+Hashing a 100 MB dataset on every plan would dominate a no-op plan, so each
+file's digest is cached under (size, mtime_ns, inode), the way git's index
+does. Directories hash as a sorted manifest of their files' digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+class FileHasher:
+    def __init__(self, cache_file: Path | None = None):
+        self.cache_file = cache_file
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._cache: dict[str, list[Any]] = {}
+        if cache_file is not None:
+            try:
+                self._cache = json.loads(cache_file.read_text())
+            except (OSError, ValueError):
+                self._cache = {}
+
+    def digest(self, path: Path) -> str:
+        """``sha256:<hex>`` of a file, or of a directory's manifest."""
+        if path.is_dir():
+            manifest = self.manifest(path)
+            blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+            return "sha256:" + hashlib.sha256(blob).hexdigest()
+        return "sha256:" + self._file(path)
+
+    def manifest(self, directory: Path) -> dict[str, str]:
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(directory):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                out[full.relative_to(directory).as_posix()] = self._file(full)
+        return out
+
+    def _file(self, path: Path) -> str:
+        st = path.stat()
+        key = str(path.resolve())
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[:3] == stamp:
+            return str(hit[3])
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        hexd = h.hexdigest()
+        with self._lock:
+            self._cache[key] = [*stamp, hexd]
+            self._dirty = True
+        return hexd
+
+    def save(self) -> None:
+        if self.cache_file is None or not self._dirty:
+            return
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_file.with_suffix(f".{os.getpid()}.tmp")
+            with self._lock:
+                tmp.write_text(json.dumps(self._cache))
+                self._dirty = False
+            os.replace(tmp, self.cache_file)
+        except OSError:
+            pass
+
+
+_shared: dict[Path, FileHasher] = {}
+_shared_lock = threading.Lock()
+
+
+def hasher_for(data_dir: Path) -> FileHasher:
+    """One hasher per mlx data dir and process, shared by the providers that hash files."""
+    with _shared_lock:
+        if data_dir not in _shared:
+            _shared[data_dir] = FileHasher(data_dir / "cache" / "fingerprints.json")
+        return _shared[data_dir]

@@ -1,0 +1,188 @@
+"""The embedded registry provider for models, prompts and datasets (``type: local``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from providers.contract import (
+    Change,
+    Context,
+    Desired,
+    Observed,
+    Prior,
+    Problem,
+    Provider,
+    ProviderError,
+    Result,
+)
+from providers.files import hasher_for
+from providers.local.registry import LocalRegistry
+
+_PATH_FIELD = {"models": "artifact", "datasets": "uri"}
+_META = ("description", "labels", "owner")
+
+
+def _is_uri(value: str) -> bool:
+    return "://" in value or value.startswith(("runs:/", "models:/"))
+
+
+def prompt_document(spec: Any, template_text: str) -> dict[str, Any]:
+    """What a prompt version is: everything that changes its behaviour."""
+    keys = ("system", "model", "params", "variables", "retrieval", "routing")
+    doc = {k: spec.get(k) for k in keys if spec.get(k) not in (None, {}, [])}
+    doc["template"] = template_text
+    return doc
+
+
+class LocalRegistryProvider(Provider):
+    sections = frozenset({"models", "prompts", "datasets"})
+
+    def __init__(self, config: dict[str, Any], context: Context):
+        super().__init__(config, context)
+        root = Path(self.config.get("root", ".mlx/registry"))
+        self.root = root if root.is_absolute() else context.root / root
+        self.hasher = hasher_for(context.data_dir)
+        self.registry = LocalRegistry(self.root, self.hasher)
+
+    # -- planning -----------------------------------------------------------------
+    def _source(self, desired: Desired) -> Path | None:
+        if desired.section == "prompts":
+            template = desired.spec.get("template")
+            if isinstance(template, dict):
+                return desired.path(self.context.root, template["file"])
+            return None
+        value = desired.spec.get(_PATH_FIELD[desired.section])
+        return None if value is None or _is_uri(value) else desired.path(self.context.root, value)
+
+    def check(self, desired: Desired) -> list[Problem]:
+        if desired.section == "prompts":
+            source = self._source(desired)
+            if source is not None and not source.is_file():
+                return [Problem(("template", "file"), f"template file not found: {source}")]
+            return []
+        field = _PATH_FIELD[desired.section]
+        value = desired.spec.get(field, "")
+        if _is_uri(value):
+            return [
+                Problem(
+                    (field,),
+                    f"the embedded local registry reads local paths, not {value!r}: "
+                    "name a provider that can read it (e.g. `provider: <an s3 provider>`)",
+                )
+            ]
+        source = desired.path(self.context.root, value)
+        if not source.exists():
+            what = "artifact" if desired.section == "models" else "dataset file"
+            return [Problem((field,), f"{what} not found: {source}")]
+        return []
+
+    def fingerprint(self, desired: Desired) -> str | None:
+        source = self._source(desired)
+        if source is None or not source.exists():
+            return None
+        return self.hasher.digest(source)
+
+    # -- applying -----------------------------------------------------------------
+    def create(self, desired: Desired) -> Result:
+        return self._register(desired)
+
+    def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
+        if change.behaviour or change.content or not self._version_of(prior.outputs):
+            return self._register(desired)
+        # metadata only: same version, new description/labels/tags
+        version = int(self._version_of(prior.outputs))
+        self._write_object(desired, version)
+        self.registry.set_tags(desired.section, desired.name, version, self._tags(desired))
+        return Result(dict(prior.outputs))
+
+    def delete(self, prior: Prior) -> None:
+        self.registry.delete_object(prior.section, prior.name)
+
+    def read(self, prior: Prior) -> Observed | None:
+        obj = self.registry.get_object(prior.section, prior.name)
+        if obj is None:
+            return None
+        version = obj.get("current")
+        data = (
+            self.registry.get_version(prior.section, prior.name, int(version)) if version else None
+        )
+        notes = []
+        if data is None:
+            notes.append(f"version {version} was deleted from the registry")
+        elif not self.registry.stored(data.get("content", {})):
+            notes.append(f"the stored content of version {version} is missing")
+        number_key = "revision" if prior.section == "datasets" else "version"
+        uri_key = "uri_resolved" if prior.section == "datasets" else "uri"
+        outputs = {
+            number_key: version if data is not None else None,
+            "fingerprint": data.get("fingerprint") if data else None,
+            uri_key: self._uri(prior.section, prior.name, version),
+            "aliases": obj.get("aliases", {}),
+        }
+        return Observed(outputs, outputs["fingerprint"], tuple(notes))
+
+    # -- helpers --------------------------------------------------------------------
+    def _register(self, desired: Desired) -> Result:
+        section, name = desired.section, desired.name
+        if section == "prompts":
+            template = desired.spec["template"]
+            source = self._source(desired)
+            text = source.read_text() if source is not None else str(template)
+            doc = prompt_document(desired.spec, text)
+            blob = json.dumps(doc, sort_keys=True, indent=2).encode()
+            sha = self.registry.put_bytes(blob)
+            content, fingerprint = {"blob": sha}, f"sha256:{sha}"
+        else:
+            source = self._source(desired)
+            if source is None or not source.exists():
+                raise ProviderError(f"{desired.address}: {source} does not exist")
+            content = self.registry.put(source)
+            fingerprint = desired.fingerprint or self.hasher.digest(source)
+        version, _new = self.registry.register(
+            section, name, fingerprint, content, self._tags(desired)
+        )
+        self._write_object(desired, version)
+        outputs: dict[str, Any] = {"fingerprint": fingerprint}
+        if section == "datasets":
+            # `version` is the dataset's own pinned version (a spec field): the registry's
+            # counter is its `revision`, and `snapshot` the stored bytes' digest.
+            outputs["revision"] = version
+            outputs["snapshot"] = next(iter(content.values()))
+            outputs["uri_resolved"] = self._uri(section, name, version)
+        else:
+            outputs["version"] = version
+            outputs["uri"] = self._uri(section, name, version)
+        return Result(outputs)
+
+    def _write_object(self, desired: Desired, version: int) -> None:
+        obj = self.registry.get_object(desired.section, desired.name) or {"aliases": {}}
+        for key in _META:
+            obj[key] = desired.spec.get(key)
+        obj["current"] = version
+        self.registry.put_object(desired.section, desired.name, obj)
+
+    def _tags(self, desired: Desired) -> dict[str, Any]:
+        tags: dict[str, Any] = {"mlx.address": desired.address}
+        for key in ("lineage", "card", "flavor", "format", "schema", "provenance", "labeling"):
+            if desired.spec.get(key) is not None:
+                tags[key] = desired.spec[key]
+        snapshots = {
+            addr: {k: out.get(k) for k in ("revision", "fingerprint", "snapshot") if k in out}
+            for addr, out in desired.inputs.items()
+            if addr.startswith("datasets.")
+        }
+        if snapshots:
+            tags["data_snapshots"] = snapshots
+        return tags
+
+    @staticmethod
+    def _version_of(outputs: Any) -> Any:
+        return outputs.get("version", outputs.get("revision"))
+
+    def _uri(self, section: str, name: str, version: Any) -> str:
+        return f"local://{section}/{name}/{version}"
+
+    def close(self) -> None:
+        self.hasher.save()

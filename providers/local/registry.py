@@ -1,0 +1,162 @@
+"""A filesystem registry: content-addressed blobs, numbered versions and aliases.
+
+Layout under ``root``::
+
+    blobs/ab/<sha256>                     file contents, stored once
+    trees/<sha256>.json                   a directory artifact: {relpath: sha256}
+    <section>/<name>/object.json          description, labels, owner, aliases, current
+    <section>/<name>/versions/<n>.json    fingerprint, blob or tree, tags, created_at
+
+Versions are content-addressed: registering bytes that an earlier version
+already holds returns that version instead of minting a new one. Deleting an
+object keeps its blobs, so a rollback can bring it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from providers.files import FileHasher
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class LocalRegistry:
+    def __init__(self, root: Path, hasher: FileHasher):
+        self.root, self.hasher = root, hasher
+
+    # -- blobs ----------------------------------------------------------------------
+    def blob_path(self, sha: str) -> Path:
+        return self.root / "blobs" / sha[:2] / sha
+
+    def put_file(self, source: Path) -> str:
+        sha = self.hasher.digest(source).removeprefix("sha256:")
+        target = self.blob_path(sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        return sha
+
+    def put_bytes(self, data: bytes) -> str:
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.blob_path(sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        return sha
+
+    def put_tree(self, directory: Path) -> str:
+        manifest = {rel: self.put_file(directory / rel) for rel in self.hasher.manifest(directory)}
+        sha = self.hasher.digest(directory).removeprefix("sha256:")
+        _write_json(self.root / "trees" / f"{sha}.json", manifest)
+        return sha
+
+    def put(self, source: Path) -> dict[str, str]:
+        """Store a file or directory; returns ``{"blob": sha}`` or ``{"tree": sha}``."""
+        if source.is_dir():
+            return {"tree": self.put_tree(source)}
+        return {"blob": self.put_file(source)}
+
+    def stored(self, content: dict[str, str]) -> bool:
+        if "blob" in content:
+            return self.blob_path(content["blob"]).exists()
+        manifest = _read_json(self.root / "trees" / f"{content.get('tree')}.json")
+        return manifest is not None and all(self.blob_path(s).exists() for s in manifest.values())
+
+    def materialize(self, content: dict[str, str], target: Path) -> Path:
+        """Copy stored content back out (used to load a version's artifact)."""
+        if "blob" in content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.blob_path(content["blob"]), target)
+            return target
+        manifest = _read_json(self.root / "trees" / f"{content['tree']}.json") or {}
+        for rel, sha in manifest.items():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.blob_path(sha), target / rel)
+        return target
+
+    # -- objects and versions -------------------------------------------------------
+    def object_dir(self, section: str, name: str) -> Path:
+        return self.root / section / name
+
+    def get_object(self, section: str, name: str) -> dict[str, Any] | None:
+        return _read_json(self.object_dir(section, name) / "object.json")
+
+    def put_object(self, section: str, name: str, data: dict[str, Any]) -> None:
+        _write_json(self.object_dir(section, name) / "object.json", data)
+
+    def versions(self, section: str, name: str) -> dict[int, dict[str, Any]]:
+        out = {}
+        vdir = self.object_dir(section, name) / "versions"
+        if vdir.is_dir():
+            for p in vdir.glob("*.json"):
+                data = _read_json(p)
+                if data is not None:
+                    out[int(p.stem)] = data
+        return out
+
+    def get_version(self, section: str, name: str, version: int) -> dict[str, Any] | None:
+        return _read_json(self.object_dir(section, name) / "versions" / f"{version}.json")
+
+    def register(
+        self,
+        section: str,
+        name: str,
+        fingerprint: str,
+        content: dict[str, str],
+        tags: dict[str, Any],
+    ) -> tuple[int, bool]:
+        """The version holding ``fingerprint``: an existing one, or a new one. (version, new?)"""
+        existing = self.versions(section, name)
+        for number, data in sorted(existing.items()):
+            if data.get("fingerprint") == fingerprint and self.stored(data.get("content", {})):
+                data["tags"] = tags
+                _write_json(self.object_dir(section, name) / "versions" / f"{number}.json", data)
+                return number, False
+        number = max(existing, default=0) + 1
+        _write_json(
+            self.object_dir(section, name) / "versions" / f"{number}.json",
+            {
+                "version": number,
+                "fingerprint": fingerprint,
+                "content": content,
+                "tags": tags,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+        return number, True
+
+    def set_tags(self, section: str, name: str, version: int, tags: dict[str, Any]) -> None:
+        path = self.object_dir(section, name) / "versions" / f"{version}.json"
+        data = _read_json(path)
+        if data is not None:
+            data["tags"] = tags
+            _write_json(path, data)
+
+    def delete_object(self, section: str, name: str) -> None:
+        """Remove the object and its version records; blobs stay for rollbacks."""
+        shutil.rmtree(self.object_dir(section, name), ignore_errors=True)

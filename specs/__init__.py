@@ -1,0 +1,1 @@
+"""Typed models of the mlx spec language (SPEC.md). Pure data: no I/O here."""

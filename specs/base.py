@@ -1,0 +1,98 @@
+"""Building blocks shared by every section of the spec.
+
+Two pieces of field metadata drive the engine without it knowing any kind:
+
+* ``metadata_field(...)`` marks a field whose change never alters behaviour
+  (description, labels, owner, a model card): the planner hashes these apart,
+  so editing them is an in-place update that never re-runs a gate or creates
+  a registry version (SQLMesh's data hash vs metadata hash).
+* ``ref_field(kinds=...)`` marks a field that must hold a ``${section.name}``
+  reference to one of the given sections; the resolver checks it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+NAME_RE = re.compile(NAME_PATTERN)
+
+#: Keys used in ``json_schema_extra`` to mark fields; read by ``specs.introspect``.
+META_KEY = "x-mlx-metadata"
+REF_KEY = "x-mlx-ref"
+REPLACE_KEY = "x-mlx-replace"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        defer_build=True,
+    )
+
+
+def _marked(key: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[key] = value
+    return Field(*args, json_schema_extra=extra, **kwargs)
+
+
+def metadata_field(*args: Any, **kwargs: Any) -> Any:
+    """A field whose changes are metadata-only (updated in place, no new version)."""
+    return _marked(META_KEY, True, args, kwargs)
+
+
+def ref_field(*args: Any, kinds: tuple[str, ...], **kwargs: Any) -> Any:
+    """A field that must hold a whole-resource reference to one of ``kinds``."""
+    return _marked(REF_KEY, list(kinds), args, kwargs)
+
+
+def replace_field(*args: Any, **kwargs: Any) -> Any:
+    """A field that cannot be updated in place: changing it replaces the object."""
+    return _marked(REPLACE_KEY, True, args, kwargs)
+
+
+Address = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]+\.[a-z][a-z0-9_-]{0,62}$"),
+]
+Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)$")]
+
+
+class Lifecycle(SpecModel):
+    """Terraform's lifecycle block."""
+
+    prevent_destroy: bool = False
+    ignore_changes: list[str] = Field(default_factory=list)
+
+
+class Resource(SpecModel):
+    """Fields every resource has (SPEC.md, "Fields every resource has")."""
+
+    #: Sections this kind lives in; set by subclasses.
+    section: ClassVar[str] = ""
+    #: Attributes known only after apply (``${models.x.version}``).
+    computed: ClassVar[tuple[str, ...]] = ()
+
+    owner: str | None = metadata_field(None, description="Team or person who answers for it.")
+    description: str | None = metadata_field(None)
+    labels: dict[str, str] = metadata_field(default_factory=dict)
+    depends_on: list[Address] = metadata_field(
+        default_factory=list, description="Extra dependencies (addresses)."
+    )
+    provider: str | None = replace_field(
+        None, description="Name of an entry under `providers:`; default: the embedded provider."
+    )
+    lifecycle: Lifecycle = metadata_field(default_factory=Lifecycle)
+
+
+class OwnedResource(Resource):
+    """A resource whose ``owner`` is required (SPEC.md, fixed)."""
+
+    owner: str = metadata_field(..., min_length=1, description="Team or person who answers for it.")

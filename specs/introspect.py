@@ -1,0 +1,80 @@
+"""What the engine needs to know about each kind, read from field metadata.
+
+The engine never hard-codes "description is metadata" or "evals.subject must
+point at a model": it asks this module, which reads the markers set with
+``specs.base.metadata_field`` / ``ref_field`` / ``replace_field``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, get_args
+
+from pydantic import BaseModel, TypeAdapter
+
+from specs.base import META_KEY, REF_KEY, REPLACE_KEY
+from specs.document import RESOURCE_TYPES
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    section: str
+    adapter: TypeAdapter[Any]
+    variants: tuple[type[BaseModel], ...]
+    metadata_fields: frozenset[str]
+    replace_fields: frozenset[str]
+    ref_fields: dict[str, tuple[str, ...]]
+    attributes: frozenset[str]
+    computed: tuple[str, ...]
+    field_names: frozenset[str]
+
+    def validate(self, raw: Any) -> BaseModel:
+        return self.adapter.validate_python(raw)
+
+    def normalize(self, model: BaseModel) -> dict[str, Any]:
+        """Canonical JSON-able body: aliases, and no field equal to its default."""
+        return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+def _variants(tp: Any) -> tuple[type[BaseModel], ...]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return (tp,)
+    found: list[type[BaseModel]] = []
+    for arg in get_args(tp):
+        found.extend(_variants(arg))
+    return tuple(found)
+
+
+@cache
+def kind_info(section: str) -> KindInfo:
+    tp = RESOURCE_TYPES[section]
+    variants = _variants(tp)
+    meta: set[str] = set()
+    replace: set[str] = set()
+    refs: dict[str, tuple[str, ...]] = {}
+    names: set[str] = set()
+    computed: tuple[str, ...] = ()
+    for variant in variants:
+        computed = variant.computed
+        for name, field in variant.model_fields.items():
+            key = field.alias or name
+            names.add(key)
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if extra.get(META_KEY):
+                meta.add(key)
+            if extra.get(REPLACE_KEY):
+                replace.add(key)
+            if REF_KEY in extra:
+                refs[key] = tuple(extra[REF_KEY])
+    return KindInfo(
+        section=section,
+        adapter=TypeAdapter(tp),
+        variants=variants,
+        metadata_fields=frozenset(meta),
+        replace_fields=frozenset(replace),
+        ref_fields=refs,
+        attributes=frozenset(names | set(computed) | {"name", "address"}),
+        computed=computed,
+        field_names=frozenset(names),
+    )

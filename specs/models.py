@@ -1,0 +1,60 @@
+"""``models``: model artifacts registered in a registry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from specs.base import OwnedResource, SpecModel, metadata_field
+
+
+class CodeRef(SpecModel):
+    repo: str | None = None
+    commit: str | None = None
+    path: str | None = None
+
+
+class RuntimeEnvironment(SpecModel):
+    image: str | None = None
+    requirements: str | list[str] | None = None
+    python: str | None = None
+
+
+class Lineage(SpecModel):
+    """How the artifact was made. Recorded as registry version tags."""
+
+    code: CodeRef | None = None
+    data: list[str] = Field(default_factory=list, description='References: ["${datasets.x}"].')
+    features: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    environment: RuntimeEnvironment | None = None
+
+
+class Review(SpecModel):
+    approved_by: str = Field(..., min_length=1)
+    approved_at: datetime | date | str
+
+
+class Card(SpecModel):
+    """A model card; ``risk: high`` needs a ``review`` in protected environments."""
+
+    intended_use: str | None = None
+    limitations: str | None = None
+    kpi: str | list[str] | dict[str, Any] | None = None
+    risk: Literal["low", "medium", "high"] | None = None
+    review: Review | None = None
+
+
+class Model(OwnedResource):
+    """A model artifact. A new registry version is made only when its content changes."""
+
+    section: ClassVar[str] = "models"
+    computed: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
+
+    artifact: str = Field(..., min_length=1, description="Path (relative to the spec dir) or URI.")
+    flavor: str = Field("sklearn", description="sklearn, pyfunc, onnx, …")
+    lineage: Lineage | None = metadata_field(None)
+    card: Card | None = metadata_field(None)

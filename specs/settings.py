@@ -1,0 +1,29 @@
+"""``mlx``, ``variables`` and ``environments``: settings, inputs and their overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from specs.base import SpecModel
+
+
+class Settings(SpecModel):
+    state: str | None = Field(
+        None, description="State URL: sqlite:///.mlx/state.db (default) or postgresql://…"
+    )
+    parallelism: int | None = Field(None, ge=1, le=256)
+
+
+class Variable(SpecModel):
+    default: Any = None
+    description: str | None = None
+    sensitive: bool = False
+
+
+class Environment(SpecModel):
+    variables: dict[str, Any] = Field(default_factory=dict)
+    protected: bool = False
+    state: str | None = Field(None, description="State URL for this environment.")
+    description: str | None = None

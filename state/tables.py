@@ -1,0 +1,112 @@
+"""State tables. JSON is stored as text so SQLite and PostgreSQL share one code path.
+
+Schema changes go through ``state.migrations``; never edit a table here
+without adding a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "mlx_schema_version"
+
+    version: int = Field(primary_key=True)
+    applied_at: datetime
+    description: str
+
+
+class Workspace(SQLModel, table=True):
+    """One state lineage: a spec directory's state in one environment."""
+
+    __tablename__ = "mlx_workspaces"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    lineage: str
+    serial: int = 0
+    salt: str
+    created_at: datetime
+
+
+class StateVersion(SQLModel, table=True):
+    """Append-only: one row per apply, rollback, refresh or state surgery."""
+
+    __tablename__ = "mlx_state_versions"
+    __table_args__ = (UniqueConstraint("workspace_id", "serial"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(index=True)
+    serial: int
+    operation: str
+    status: str
+    actor: str
+    git_sha: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    plan_hash: str | None = None
+    spec_digest: str | None = None
+    spec: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    summary: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    message: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ResourceRecord(SQLModel, table=True):
+    """The current value of one resource; rewritten only when that resource changes."""
+
+    __tablename__ = "mlx_resources"
+
+    workspace_id: int = Field(primary_key=True)
+    address: str = Field(primary_key=True)
+    section: str
+    name: str
+    provider: str
+    status: str = "ok"
+    spec_hash: str | None = None
+    meta_hash: str | None = None
+    content_hash: str | None = None
+    attributes: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    outputs: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    dependencies: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    serial: int
+    updated_at: datetime
+
+
+class ResourceEvent(SQLModel, table=True):
+    """What happened to one resource in one state version (for diff, show and history)."""
+
+    __tablename__ = "mlx_resource_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(index=True)
+    serial: int = Field(index=True)
+    address: str = Field(index=True)
+    action: str
+    status: str
+    provider: str | None = None
+    spec_hash: str | None = None
+    meta_hash: str | None = None
+    content_hash: str | None = None
+    attributes: str | None = Field(default=None, sa_column=Column(Text))
+    outputs: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime
+
+
+class LockRecord(SQLModel, table=True):
+    """Who holds a workspace's lock. On PostgreSQL the lock itself is an advisory lock."""
+
+    __tablename__ = "mlx_locks"
+
+    workspace: str = Field(primary_key=True)
+    lock_id: str
+    who: str
+    operation: str
+    host: str
+    pid: int
+    backend_pid: int | None = None
+    created_at: datetime
