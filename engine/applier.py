@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.diagnostics import MlxError
@@ -96,6 +96,8 @@ class Applier:
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
+        #: State as it was when the run started (for "previous version" lookups).
+        self.start = session.reader()
 
     # -- entry point ----------------------------------------------------------------
     def run(self) -> ApplyReport:
@@ -237,25 +239,17 @@ class Applier:
                 f"{change.address}: a referenced value is still unknown "
                 "after its dependencies applied"
             )
+        deps = list(self.graph.predecessors(change.address))
         desired = Desired(
             change.address,
             change.section,
             change.name,
             reveal(body),
             None,
-            {
-                d: self.outputs.get(d) or self._recorded_outputs(d)
-                for d in self.graph.predecessors(change.address)
-            },
+            {d: self.outputs.get(d) or self._recorded_outputs(d) for d in deps},
+            {d: self._recorded_outputs(d) for d in deps},
         )
-        desired = Desired(
-            desired.address,
-            desired.section,
-            desired.name,
-            desired.spec,
-            provider.fingerprint(desired),
-            desired.inputs,
-        )
+        desired = replace(desired, fingerprint=provider.fingerprint(desired))
         redacted = redact(body, self.salt)
         spec_hash, meta_hash = split_hashes(change.section, redacted)
         if (
@@ -350,11 +344,8 @@ class Applier:
             self.outputs[address] = outputs
 
     def _recorded_outputs(self, address: str) -> dict[str, Any]:
-        rec = self._records.get(address)
-        if rec is None:
-            rec = self.writer.records([address]).get(address)
-            if rec is not None:
-                self._records[address] = rec
+        """Outputs as recorded when this run started."""
+        rec = self._records.get(address) or self.start.record(address)
         return dict(rec.outputs) if rec else {}
 
     def _lookup(self, address: str, attr: str) -> Any:

@@ -66,7 +66,10 @@ def apply(
         for warning in writer.lock.warnings:
             echo(f"Warning: {warning}")
         providers = ProviderSet(
-            session.spec, resolve_provider_configs(session), session.provider_context()
+            session.spec,
+            resolve_provider_configs(session),
+            session.provider_context(),
+            session.reader().record,
         )
         try:
             the_plan = Planner(session, options).build(providers=providers, with_spec=True)

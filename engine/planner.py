@@ -119,7 +119,7 @@ class Planner:
     def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
         own = providers is None
         self.providers = providers or ProviderSet(
-            self.spec, self._provider_configs(), self.session.provider_context()
+            self.spec, self._provider_configs(), self.session.provider_context(), self._record
         )
         try:
             return self._build(with_spec)
@@ -165,8 +165,9 @@ class Planner:
         key = self.providers.key_for(decl.section, body)
         provider = self.providers.get(key, address)
         self.providers.check_section(key, provider, decl.section, address)
+        inputs, prior_inputs = self._inputs(address)
         desired = Desired(
-            address, decl.section, decl.name, reveal(body), None, self._inputs(address)
+            address, decl.section, decl.name, reveal(body), None, inputs, prior_inputs
         )
         problems = provider.check(desired)
         for problem in problems:
@@ -314,19 +315,24 @@ class Planner:
         rec = self._record(address)
         return rec.outputs.get(attr) if rec else UNKNOWN
 
-    def _inputs(self, address: str) -> dict[str, dict[str, Any]]:
-        out = {}
+    def _inputs(self, address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Outputs of dependencies: as they will be (where known), and as recorded."""
+        inputs, prior = {}, {}
         for dep in self.graph.graph.predecessors(address):
+            rec = self._record(dep)
+            if rec is None:
+                continue
+            prior[dep] = rec.outputs
             p = self.planned.get(dep)
             if p is not None and not p.changes_behaviour:
-                rec = self._record(dep)
-                if rec is not None:
-                    out[dep] = rec.outputs
-        return out
+                inputs[dep] = rec.outputs
+        return inputs, prior
 
     def _record(self, address: str) -> Record | None:
         if address not in self._records and address in self.index:
-            self._records.update(self.reader.records([address]))
+            rec = self.reader.record(address)
+            if rec is not None:
+                self._records[address] = rec
         return self._records.get(address)
 
     def _prefetch(self, addresses: Iterable[str]) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
@@ -108,9 +110,42 @@ class Unsupported(Provider):
 class ProviderSet:
     """The provider instances of one run, created on first use and closed at the end."""
 
-    def __init__(self, spec: SpecSet, configs: Mapping[str, Mapping[str, Any]], context: Context):
-        self.spec, self.configs, self.context = spec, configs, context
+    def __init__(
+        self,
+        spec: SpecSet,
+        configs: Mapping[str, Mapping[str, Any]],
+        context: Context,
+        record: Callable[[str], Any] | None = None,
+    ):
+        from engine.peers import EnginePeers
+
+        self.spec, self.configs = spec, configs
+        #: ``address -> state.store.Record | None``, as of the start of the run.
+        self._record = record or (lambda _address: None)
+        peers = EnginePeers(self.provider_for, self._prior)
+        self.context = replace(context, peers=peers)
         self._instances: dict[str, Provider] = {}
+        self._lock = threading.RLock()
+
+    def provider_for(self, address: str) -> tuple[str, Provider]:
+        """The provider of a declared (or recorded) resource, by address."""
+        decl = self.spec.decls.get(address)
+        if decl is not None:
+            key = self.key_for(decl.section, decl.body)
+        else:
+            rec = self._record(address)
+            if rec is None:
+                raise MlxError(f"{address} is neither declared nor recorded in the state")
+            key = rec.provider
+        return key, self.get(key, address)
+
+    def _prior(self, address: str) -> Prior | None:
+        rec = self._record(address)
+        if rec is None:
+            return None
+        return Prior(
+            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
+        )
 
     def key_for(self, section: str, body: Mapping[str, Any]) -> str:
         """The provider's name as recorded in state: a configured name or ``default:<type>``."""
@@ -122,6 +157,10 @@ class ProviderSet:
         return f"default:{DEFAULT_TYPES[section]}"
 
     def get(self, key: str, address: str | None = None) -> Provider:
+        with self._lock:
+            return self._get(key, address)
+
+    def _get(self, key: str, address: str | None) -> Provider:
         if key in self._instances:
             return self._instances[key]
         if key.startswith("default:"):

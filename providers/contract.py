@@ -13,6 +13,12 @@ some system (a local registry, MLflow, S3). mlx calls, per resource:
 * ``diff(prior, desired)`` — which changed fields force a replacement.
 * ``create`` / ``update`` / ``delete`` — do it; return the outputs to record.
 
+Registries (models, prompts, datasets) may also implement ``has_version``,
+``materialize``, ``get_alias`` and ``set_alias``: gates load a baseline's
+artifact, rollouts move aliases and rollbacks check that an old version still
+exists through them — always via ``Context.peers``, which the engine provides,
+so no provider imports another.
+
 Every method receives plain data (``Desired``/``Prior``), never engine types,
 so a provider is testable on its own and the conformance kit
 (``providers.testing``) can drive any of them.
@@ -24,7 +30,31 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
+
+
+class Peers(Protocol):
+    """What the engine lets a provider do with *other* resources (implemented by the engine)."""
+
+    def recorded(self, address: str) -> Prior | None:
+        """The state record of ``address`` as it was when this run started."""
+        ...
+
+    def has_version(self, address: str, outputs: Mapping[str, Any]) -> bool: ...
+
+    def materialize(self, address: str, outputs: Mapping[str, Any], target: Path) -> Path:
+        """Copy the artifact of the version described by ``outputs`` to ``target``."""
+        ...
+
+    def get_alias(self, address: str, alias: str) -> dict[str, Any] | None:
+        """Outputs (version, uri, fingerprint) of the version behind ``alias``, if any."""
+        ...
+
+    def set_alias(self, address: str, alias: str, outputs: Mapping[str, Any]) -> None: ...
+
+    def notify(self, channel: str, message: AlertMessage) -> None:
+        """Send ``message`` to the alert channel at address ``channel``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,7 @@ class Context:
     data_dir: Path
     environment: str = "default"
     log: Callable[[str], None] = field(default=lambda _msg: None, compare=False)
+    peers: Peers | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,8 @@ class Desired:
     fingerprint: str | None = None
     #: Outputs of the resources this one references, by address (for versions, URIs).
     inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The same, as recorded before this run: "the previous version" of a gate's subject.
+    prior_inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def path(self, root: Path, value: str) -> Path:
         p = Path(value)
@@ -98,6 +131,22 @@ class Observed:
     fingerprint: str | None = None
     #: Human descriptions of differences the provider found itself.
     notes: tuple[str, ...] = ()
+
+    def differences(self, recorded: Mapping[str, Any], fingerprint: str | None = None) -> list[str]:
+        """What differs from what mlx recorded: ``key: recorded -> observed`` lines.
+
+        Only keys present on both sides are compared, so a provider may report
+        extra facts (aliases, sizes) without them counting as drift.
+        """
+        out = [
+            f"{key}: {recorded[key]!r} -> {value!r}"
+            for key, value in sorted(self.outputs.items())
+            if key in recorded and recorded[key] != value
+        ]
+        moved = fingerprint and self.fingerprint and fingerprint != self.fingerprint
+        if moved and not any(line.startswith("fingerprint:") for line in out):
+            out.append(f"fingerprint: {fingerprint!r} -> {self.fingerprint!r}")
+        return out + list(self.notes)
 
 
 @dataclass(frozen=True)
@@ -156,6 +205,22 @@ class Provider(ABC):
     @abstractmethod
     def delete(self, prior: Prior) -> None: ...
 
+    # -- registry capabilities (optional) ---------------------------------------------
+    def has_version(self, section: str, name: str, outputs: Mapping[str, Any]) -> bool:
+        """Whether the version described by ``outputs`` can still be restored."""
+        return True
+
+    def materialize(
+        self, section: str, name: str, outputs: Mapping[str, Any], target: Path
+    ) -> Path:
+        raise ProviderError(f"{type(self).__name__} cannot fetch artifacts")
+
+    def get_alias(self, section: str, name: str, alias: str) -> dict[str, Any] | None:
+        raise ProviderError(f"{type(self).__name__} has no aliases")
+
+    def set_alias(self, section: str, name: str, alias: str, outputs: Mapping[str, Any]) -> None:
+        raise ProviderError(f"{type(self).__name__} has no aliases")
+
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release clients and connections at the end of a run."""
 
@@ -170,6 +235,17 @@ class AlertMessage:
     source: str | None = None  # the address that raised it
     owner: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Gate(ABC):
+    """Mixin for gate providers (``evals``): judge a candidate without changing anything.
+
+    ``evaluate`` returns ``Result(outputs={"passed": bool, "evidence": {...}},
+    failed=not passed, message=why)``; ``create``/``update`` of a gate call it.
+    """
+
+    @abstractmethod
+    def evaluate(self, desired: Desired) -> Result: ...
 
 
 class Notifier(ABC):

@@ -157,6 +157,13 @@ class StateReader:
     def __init__(self, engine: Engine, workspace: str):
         self.engine, self.workspace = engine, workspace
         self._ws: dict[str, Any] | None = None
+        self._memo: dict[str, Record | None] = {}
+
+    def record(self, address: str) -> Record | None:
+        """One resource's record, remembered for this reader's lifetime (a run's snapshot)."""
+        if address not in self._memo:
+            self._memo[address] = self.records([address]).get(address)
+        return self._memo[address]
 
     def _workspace(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,85 @@ class LocalRegistryProvider(Provider):
             uri_key: self._uri(prior.section, prior.name, version),
             "aliases": obj.get("aliases", {}),
         }
-        return Observed(outputs, outputs["fingerprint"], tuple(notes))
+        # a prompt version's fingerprint covers its whole document, not just the template
+        # file the plan fingerprints, so only models and datasets compare content here
+        content = None if prior.section == "prompts" else outputs["fingerprint"]
+        return Observed(outputs, content, tuple(notes))
+
+    # -- registry capabilities ----------------------------------------------------------
+    def _version_data(self, section: str, name: str, outputs: Mapping[str, Any]) -> Any:
+        number = self._version_of(outputs)
+        if number is None:
+            return None
+        data = self.registry.get_version(section, name, int(number))
+        if data is None or data.get("fingerprint") != outputs.get("fingerprint"):
+            # the object was deleted (or re-created): find the version by content
+            want = outputs.get("fingerprint")
+            data = next(
+                (
+                    d
+                    for d in self.registry.versions(section, name).values()
+                    if d.get("fingerprint") == want
+                ),
+                None,
+            )
+        return data
+
+    def has_version(self, section: str, name: str, outputs: Mapping[str, Any]) -> bool:
+        data = self._version_data(section, name, outputs)
+        if data is not None:
+            return self.registry.stored(data.get("content", {}))
+        # deleted objects keep their blobs: a version can come back from its fingerprint
+        fp = str(outputs.get("fingerprint") or "")
+        return fp.startswith("sha256:") and (
+            self.registry.blob_path(fp.removeprefix("sha256:")).exists()
+            or (self.root / "trees" / f"{fp.removeprefix('sha256:')}.json").exists()
+        )
+
+    def materialize(
+        self, section: str, name: str, outputs: Mapping[str, Any], target: Path
+    ) -> Path:
+        data = self._version_data(section, name, outputs)
+        content = data.get("content") if data else None
+        if content is None:
+            fp = str(outputs.get("fingerprint") or "").removeprefix("sha256:")
+            content = (
+                {"tree": fp} if (self.root / "trees" / f"{fp}.json").exists() else {"blob": fp}
+            )
+        if not self.registry.stored(content):
+            raise ProviderError(
+                f"{section}.{name}: the content of version {self._version_of(outputs)} "
+                "is no longer in the registry"
+            )
+        return self.registry.materialize(content, target)
+
+    def get_alias(self, section: str, name: str, alias: str) -> dict[str, Any] | None:
+        obj = self.registry.get_object(section, name) or {}
+        number = (obj.get("aliases") or {}).get(alias)
+        if number is None:
+            return None
+        data = self.registry.get_version(section, name, int(number))
+        if data is None:
+            return None
+        key = "revision" if section == "datasets" else "version"
+        return {
+            key: number,
+            "fingerprint": data.get("fingerprint"),
+            "uri": self._uri(section, name, number),
+        }
+
+    def set_alias(self, section: str, name: str, alias: str, outputs: Mapping[str, Any]) -> None:
+        obj = self.registry.get_object(section, name)
+        if obj is None:
+            raise ProviderError(f"{section}.{name} is not in the local registry")
+        aliases = dict(obj.get("aliases") or {})
+        number = self._version_of(outputs)
+        if number is None:
+            aliases.pop(alias, None)
+        else:
+            aliases[alias] = int(number)
+        obj["aliases"] = aliases
+        self.registry.put_object(section, name, obj)
 
     # -- helpers --------------------------------------------------------------------
     def _register(self, desired: Desired) -> Result:
