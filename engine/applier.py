@@ -250,6 +250,7 @@ class Applier:
             {d: self._recorded_outputs(d) for d in deps},
         )
         desired = replace(desired, fingerprint=provider.fingerprint(desired))
+        self.providers.specs[change.address] = desired.spec
         redacted = redact(body, self.salt)
         spec_hash, meta_hash = split_hashes(change.section, redacted)
         if (

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import AlertMessage, Notifier, Prior, Provider, ProviderError
+from providers.contract import AlertMessage, Desired, Notifier, Prior, Provider, ProviderError
 
 
 class EnginePeers:
@@ -19,12 +19,17 @@ class EnginePeers:
         self,
         provider_for: Callable[[str], tuple[str, Provider]],
         recorded: Callable[[str], Prior | None],
+        specs: Callable[[str], Mapping[str, Any] | None],
     ):
         self._provider_for = provider_for
         self._recorded = recorded
+        self._specs = specs
 
     def recorded(self, address: str) -> Prior | None:
         return self._recorded(address)
+
+    def spec(self, address: str) -> Mapping[str, Any] | None:
+        return self._specs(address)
 
     def _split(self, address: str) -> tuple[str, str, Provider]:
         section, name = address.split(".", 1)
@@ -35,9 +40,14 @@ class EnginePeers:
         section, name, provider = self._split(address)
         return provider.has_version(section, name, outputs)
 
-    def materialize(self, address: str, outputs: Mapping[str, Any], target: Path) -> Path:
+    def materialize(self, address: str, outputs: Mapping[str, Any] | None, target: Path) -> Path:
         section, name, provider = self._split(address)
-        return provider.materialize(section, name, outputs, target)
+        if outputs is not None:
+            return provider.materialize(section, name, outputs, target)
+        spec = self._specs(address)
+        if spec is None:
+            raise ProviderError(f"{address} is not declared in the spec")
+        return provider.materialize_declared(Desired(address, section, name, spec), target)
 
     def get_alias(self, address: str, alias: str) -> dict[str, Any] | None:
         section, name, provider = self._split(address)

@@ -98,6 +98,8 @@ class Change(BaseModel):
     content_hash: str | None = None
     prior_serial: int | None = None
     warnings: list[str] = Field(default_factory=list)
+    #: ``mlx plan --run-evals``: the gate's outcome ({"passed", "report", "evidence"}).
+    gate: dict[str, Any] | None = None
 
     @property
     def changes_behaviour(self) -> bool:

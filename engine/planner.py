@@ -181,6 +181,7 @@ class Planner:
             return
         fingerprint = provider.fingerprint(desired)
         desired = replace(desired, fingerprint=fingerprint)
+        self.providers.specs[address] = desired.spec
         redacted = redact(body, self.salt)
         prior = self.index.get(address)
         ignore = (body.get("lifecycle") or {}).get("ignore_changes") or []

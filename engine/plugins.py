@@ -122,7 +122,9 @@ class ProviderSet:
         self.spec, self.configs = spec, configs
         #: ``address -> state.store.Record | None``, as of the start of the run.
         self._record = record or (lambda _address: None)
-        peers = EnginePeers(self.provider_for, self._prior)
+        #: ``address -> resolved spec`` of this run; set by the planner and the applier.
+        self.specs: dict[str, Mapping[str, Any]] = {}
+        peers = EnginePeers(self.provider_for, self._prior, self.specs.get)
         self.context = replace(context, peers=peers)
         self._instances: dict[str, Provider] = {}
         self._lock = threading.RLock()

@@ -40,10 +40,19 @@ class Peers(Protocol):
         """The state record of ``address`` as it was when this run started."""
         ...
 
+    def spec(self, address: str) -> Mapping[str, Any] | None:
+        """The resolved spec (secrets opened) of a declared resource in this run."""
+        ...
+
     def has_version(self, address: str, outputs: Mapping[str, Any]) -> bool: ...
 
-    def materialize(self, address: str, outputs: Mapping[str, Any], target: Path) -> Path:
-        """Copy the artifact of the version described by ``outputs`` to ``target``."""
+    def materialize(self, address: str, outputs: Mapping[str, Any] | None, target: Path) -> Path:
+        """A local copy of a version's content (a file or a directory).
+
+        ``outputs`` describes a registered version; ``None`` means the content the
+        spec declares right now (the candidate, before it is registered). The
+        returned path may be ``target`` or the declared file itself.
+        """
         ...
 
     def get_alias(self, address: str, alias: str) -> dict[str, Any] | None:
@@ -214,6 +223,22 @@ class Provider(ABC):
         self, section: str, name: str, outputs: Mapping[str, Any], target: Path
     ) -> Path:
         raise ProviderError(f"{type(self).__name__} cannot fetch artifacts")
+
+    def materialize_declared(self, desired: Desired, target: Path) -> Path:
+        """The content a spec declares, before it is registered. Default: a local path."""
+        spec = desired.spec
+        template = spec.get("template")
+        value = (
+            spec.get("artifact")
+            or spec.get("uri")
+            or (template.get("file") if isinstance(template, dict) else None)
+        )
+        if not isinstance(value, str) or "://" in value:
+            raise ProviderError(f"{type(self).__name__} cannot fetch {value!r}")
+        path = desired.path(self.context.root, value)
+        if not path.exists():
+            raise ProviderError(f"{desired.address}: {path} does not exist")
+        return path
 
     def get_alias(self, section: str, name: str, alias: str) -> dict[str, Any] | None:
         raise ProviderError(f"{type(self).__name__} has no aliases")
