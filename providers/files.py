@@ -1,8 +1,9 @@
 """Content fingerprints of local files and directories, with a stat cache.
 
 Hashing a 100 MB dataset on every plan would dominate a no-op plan, so each
-file's digest is cached under (size, mtime_ns, inode), the way git's index
-does. Directories hash as a sorted manifest of their files' digests.
+file's digest is cached under (size, mtime, ctime, inode), the way git's index
+does, including git's care for "racily clean" files. Directories hash as a
+sorted manifest of their files' digests.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import hashlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+#: A file changed less than this before it was hashed may change again within the
+#: same timestamp tick without its stamp changing ("racily clean", as git calls it):
+#: such entries are never trusted, the file is hashed again.
+_RACY_NS = 2_000_000_000
 
 
 class FileHasher:
@@ -49,18 +55,20 @@ class FileHasher:
     def _file(self, path: Path) -> str:
         st = path.stat()
         key = str(path.resolve())
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        # ctime is in the stamp because tools that copy a file may also copy its mtime
+        # (shutil.copy2, cp -p, rsync -t), while nobody can set ctime.
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and hit[:3] == stamp:
-            return str(hit[3])
+        if hit is not None and hit[:4] == stamp and hit[5] - st.st_ctime_ns > _RACY_NS:
+            return str(hit[4])
         h = hashlib.sha256()
         with path.open("rb") as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
         hexd = h.hexdigest()
         with self._lock:
-            self._cache[key] = [*stamp, hexd]
+            self._cache[key] = [*stamp, hexd, time.time_ns()]
             self._dirty = True
         return hexd
 

@@ -1,0 +1,164 @@
+"""Bad input: a clear error with file:line, exit code 1, and the state left untouched.
+
+Each case starts from an applied, valid spec, breaks it in one way, and runs
+`mlx plan` and `mlx apply --yes`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_mlx, write_spec
+
+MODELS = """
+models:
+  fraud:
+    artifact: model.bin
+    owner: team-ml
+    description: fraud model
+    lineage:
+      data: ["${datasets.train}"]
+"""
+
+CASES: dict[str, tuple[dict[str, str], str, str]] = {
+    # name: (files to write, expected "file:line" in stderr, expected message fragment)
+    "malformed_yaml": (
+        {"models.yaml": "models:\n  fraud:\n    artifact: model.bin\n    owner: [team-ml\n"},
+        r"models\.yaml:[45]:",
+        "invalid YAML",
+    ),
+    "unknown_top_level_key": (
+        {"extra.yaml": "modles:\n  other:\n    artifact: model.bin\n"},
+        r"extra\.yaml:1:1",
+        'unknown top-level key "modles" (did you mean "models"?)',
+    ),
+    "unknown_field": (
+        {"models.yaml": MODELS.replace("    artifact:", "    artifcat:")},
+        r"models\.yaml:3:5",
+        'unknown field "artifcat" in models.fraud (did you mean "artifact"?)',
+    ),
+    "wrong_type": (
+        {"models.yaml": MODELS + "      seed: not-a-number\n"},
+        r"models\.yaml:8:",
+        "models.fraud.lineage.seed",
+    ),
+    "invalid_name": (
+        {"models.yaml": MODELS.replace("  fraud:", "  Fraud_Model:")},
+        r"models\.yaml:2:3",
+        'invalid name "Fraud_Model"',
+    ),
+    "dangling_reference": (
+        {"models.yaml": MODELS.replace("datasets.train", "datasets.trian")},
+        r"models\.yaml:7:",
+        'datasets.trian, which is not declared (did you mean "datasets.train"?)',
+    ),
+    "unknown_attribute": (
+        {
+            "alerts.yaml": (
+                "alerts:\n  oncall:\n    type: file\n    path: alerts.jsonl\n"
+                '    description: "model ${models.fraud.verison}"\n'
+            )
+        },
+        r"alerts\.yaml:5:",
+        'have no attribute "verison" (did you mean "version"?)',
+    ),
+    "cycle_across_two_files": (
+        {
+            "models.yaml": MODELS + "    depends_on: [alerts.oncall]\n",
+            "alerts.yaml": (
+                "alerts:\n  oncall:\n    type: file\n    path: alerts.jsonl\n"
+                "    depends_on: [models.fraud]\n"
+            ),
+        },
+        r"alerts\.yaml:5:",
+        "dependency cycle",
+    ),
+    "same_address_in_two_files": (
+        {"extra.yaml": "datasets:\n  train:\n    uri: data/train.csv\n    owner: someone\n"},
+        r"extra\.yaml:2:3",
+        "datasets.train is defined twice (in data.yaml and extra.yaml)",
+    ),
+    "missing_owner": (
+        {"models.yaml": MODELS.replace("    owner: team-ml\n", "")},
+        r"models\.yaml:2:3",
+        "models.fraud has no owner",
+    ),
+    "missing_artifact_file": (
+        {"models.yaml": MODELS.replace("model.bin", "missing.joblib")},
+        r"models\.yaml:3:",
+        "artifact not found",
+    ),
+    "unset_env": (
+        {
+            "alerts.yaml": (
+                "alerts:\n  oncall:\n    type: file\n"
+                '    path: "${env.MLX_TEST_SURELY_UNSET}/alerts.jsonl"\n'
+            )
+        },
+        r"alerts\.yaml:4:",
+        "${env.MLX_TEST_SURELY_UNSET} is not set",
+    ),
+    "unquoted_reference_in_flow_list": (
+        {"models.yaml": MODELS.replace('["${datasets.train}"]', "[${datasets.train}]")},
+        r"models\.yaml:7:",
+        "quote it",
+    ),
+}
+
+
+def _state_snapshot(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        rows: list[tuple[object, ...]] = []
+        for table in ("mlx_workspaces", "mlx_state_versions", "mlx_resources", "mlx_locks"):
+            rows.extend(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"))
+        return rows
+
+
+@pytest.fixture
+def applied(tmp_path: Path) -> Path:
+    spec = write_spec(
+        tmp_path / "spec",
+        {
+            "data.yaml": "datasets:\n  train:\n    uri: data/train.csv\n    owner: team-data\n",
+            "models.yaml": MODELS,
+            "alerts.yaml": "alerts:\n  oncall:\n    type: file\n    path: alerts.jsonl\n",
+            "data/train.csv": "a,b\n1,2\n",
+            "model.bin": "weights",
+        },
+    )
+    first = run_mlx(["apply", "--yes"], spec)
+    assert first.code == 0, first
+    return spec
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_reported_with_place_and_state_untouched(applied: Path, case: str) -> None:
+    files, where, fragment = CASES[case]
+    db = applied / ".mlx" / "state.db"
+    before = _state_snapshot(db)
+    write_spec(applied, files)
+    for command in (["plan"], ["apply", "--yes"]):
+        result = run_mlx(command, applied)
+        assert result.code == 1, result
+        assert re.search(where, result.err), f"expected {where} in stderr\n{result}"
+        assert fragment in result.err, result
+        assert "Traceback" not in result.err, result
+        assert result.out == "" or "Apply" not in result.out, result
+    assert _state_snapshot(db) == before
+
+
+def test_all_errors_of_a_run_are_reported_together(applied: Path) -> None:
+    write_spec(
+        applied,
+        {
+            "models.yaml": MODELS.replace("    artifact:", "    artifcat:"),
+            "extra.yaml": "modles: {}\n",
+        },
+    )
+    result = run_mlx(["validate"], applied)
+    assert result.code == 1
+    assert "models.yaml:3:5" in result.err and "extra.yaml:1:1" in result.err, result
