@@ -15,9 +15,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import networkx as nx
+
 from engine.diagnostics import MlxError
+from engine.hashing import split_hashes
 from engine.plan import Action, Change, Plan
-from engine.planner import split_hashes
 from engine.plugins import ProviderSet
 from engine.resolve import Resolver
 from engine.session import Session
@@ -146,18 +148,27 @@ class Applier:
                 self._run_one(change)
 
     # -- creates, updates, replaces, gates: in graph order ---------------------------------
+    def _waits_for(self, address: str) -> list[str]:
+        """Planned changes this one must wait for: its ancestors that change.
+
+        Transitive, because a no-op in between (a model whose dataset failed to
+        update) must not let a gate downstream run as if nothing happened.
+        """
+        return [a for a in nx.ancestors(self.graph, address) if a in self.changes]
+
     def _forward(self) -> None:
         order = [a for a in self.session.graph.order if a in self.changes]
         done: set[str] = set()
         running: dict[Future[None], str] = {}
         remaining = list(order)
+        waits = {a: self._waits_for(a) for a in order}
         with ThreadPoolExecutor(
             max_workers=self.parallelism, thread_name_prefix="mlx-apply"
         ) as pool:
             while remaining or running:
                 progressed = False
                 for address in list(remaining):
-                    preds = [p for p in self.graph.predecessors(address) if p in self.changes]
+                    preds = waits[address]
                     if any(p not in done for p in preds):
                         continue
                     remaining.remove(address)

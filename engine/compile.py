@@ -15,6 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine.diagnostics import Diagnostic, did_you_mean
+from engine.hashing import static_hashes
 from engine.positions import locate
 from engine.refs import find_templates
 from specs.base import NAME_PATTERN, NAME_RE
@@ -115,8 +116,9 @@ class FileCompiler:
         )
         if normalized is None:
             return None
-        refs = [[list(p), s] for p, s in find_templates(normalized)]
-        return [section, name, normalized, refs]
+        refs = list(find_templates(normalized))
+        hashes = static_hashes(section, normalized, refs)
+        return [section, name, normalized, [[list(p), s] for p, s in refs], hashes]
 
     def _validate(self, model: type[BaseModel], body: Any, path: list[Any], what: str) -> Any:
         return self._validate_adapter(TypeAdapter(model), body, path, what, model)

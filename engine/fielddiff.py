@@ -23,8 +23,36 @@ def _fmt_path(items: list[Any]) -> str:
     return out
 
 
+def _deepdiff() -> Any:
+    """Import DeepDiff without letting it pull in numpy/pandas (0.4 s, 130 MB) for JSON data.
+
+    DeepDiff imports numpy and pandas when they are installed, to support their
+    types; spec values are plain JSON, so a plan that has changes need not pay
+    for them. If numpy is already loaded (an eval gate ran), nothing is hidden.
+    """
+    import sys
+
+    if "deepdiff" in sys.modules or "numpy" in sys.modules:
+        from deepdiff import DeepDiff
+
+        return DeepDiff
+    hidden = ("numpy", "pandas", "polars", "torch")
+    saved = {name: sys.modules.get(name) for name in hidden}
+    try:
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]
+        from deepdiff import DeepDiff
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return DeepDiff
+
+
 def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:
-    from deepdiff import DeepDiff
+    DeepDiff = _deepdiff()
 
     before = before or {}
     after = after or {}

@@ -31,6 +31,8 @@ class Decl:
     file: str
     body: dict[str, Any]
     refs: list[tuple[tuple[str | int, ...], str]]
+    #: (behaviour, metadata) hashes when they do not depend on the run (see engine.hashing).
+    hashes: tuple[str, str] | None = None
 
 
 @dataclass
@@ -175,14 +177,20 @@ def _merge(
                     continue
                 spec.origins[key] = rel
                 target[name] = value
-        for section, name, body, refs in entry["resources"]:
+        for section, name, body, refs, hashes in entry["resources"]:
             address = f"{section}.{name}"
             if address in spec.origins:
                 diags.append(_duplicate(root, address, spec.origins[address], rel))
                 continue
             spec.origins[address] = rel
             spec.decls[address] = Decl(
-                address, section, name, rel, body, [(tuple(p), s) for p, s in refs]
+                address,
+                section,
+                name,
+                rel,
+                body,
+                [(tuple(p), s) for p, s in refs],
+                tuple(hashes) if hashes else None,  # type: ignore[arg-type]
             )
     if diags:
         raise MlxError(diags)

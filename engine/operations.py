@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from engine.applier import Applier, ApplyReport
 from engine.plan import Plan, PlanOptions
 from engine.planner import Planner, resolve_provider_configs
 from engine.plugins import ProviderSet
 from engine.render_text import render_plan
 from engine.session import Session
+
+if TYPE_CHECKING:
+    from engine.applier import ApplyReport
 
 Echo = Callable[[str], None]
 Confirm = Callable[[Plan], bool]
@@ -48,8 +51,56 @@ def validate(session: Session) -> ValidateResult:
     return ValidateResult(len(spec.files), len(spec.decls), graph.graph.number_of_edges())
 
 
-def plan(session: Session, options: PlanOptions | None = None) -> Plan:
-    return Planner(session, options).build()
+def plan(session: Session, options: PlanOptions | None = None, *, memo: bool = False) -> Plan:
+    """Plan; with ``memo``, record a converged result for ``engine.plancache``."""
+    providers = ProviderSet(
+        session.spec,
+        resolve_provider_configs(session),
+        session.provider_context(),
+        session.reader().record,
+    )
+    try:
+        the_plan = Planner(session, options).build(providers=providers)
+        if memo and _memoizable(the_plan):
+            files = providers.plan_inputs()
+            if files is not None:
+                _remember(session, the_plan, files)
+        return the_plan
+    finally:
+        providers.close()
+
+
+def _memoizable(the_plan: Plan) -> bool:
+    opts = the_plan.options
+    return not (the_plan.changes or the_plan.warnings or opts.targets or opts.replace)
+
+
+def _remember(session: Session, the_plan: Plan, files: list[str]) -> None:
+    from engine import plancache
+    from engine.refs import Ref, find_templates, parse_template
+
+    env_names = {
+        part.name
+        for templates in session.graph.templates.values()
+        for parts in templates.values()
+        for part in parts
+        if isinstance(part, Ref) and part.namespace == "env"
+    }
+    for config in session.spec.providers.values():
+        for _path, text in find_templates(config):
+            env_names |= {
+                p.name for p in parse_template(text) if isinstance(p, Ref) and p.namespace == "env"
+            }
+    plancache.store(
+        root=session.root,
+        workspace=session.workspace,
+        state_option=session.options.state_url,
+        state_url=session.state_url(),
+        environ=session.options.environ,
+        env_names=env_names,
+        files=files,
+        output=render_plan(the_plan),
+    )
 
 
 def apply(
@@ -80,6 +131,8 @@ def apply(
                 from engine.diagnostics import MlxError
 
                 raise MlxError("Apply cancelled.")
+            from engine.applier import Applier
+
             applier = Applier(
                 session,
                 the_plan,

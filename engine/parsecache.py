@@ -17,7 +17,14 @@ from typing import Any
 
 import engine
 
-_CODE_FILES = ("specs", "engine/compile.py", "engine/yamlio.py", "engine/refs.py")
+_CODE_FILES = (
+    "specs",
+    "engine/compile.py",
+    "engine/yamlio.py",
+    "engine/refs.py",
+    "engine/hashing.py",
+    "engine/values.py",
+)
 
 
 @cache

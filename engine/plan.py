@@ -127,7 +127,10 @@ class Plan(BaseModel):
     lineage: str | None
     prior_serial: int
     spec_digest: str
+    #: Every resource with something to show: actions, and no-ops flagged by a dependency.
     changes: list[Change]
+    #: Addresses planned and found converged (kept apart: 10k no-op objects cost time).
+    unchanged: list[str] = Field(default_factory=list)
     options: PlanOptions = Field(default_factory=PlanOptions)
     warnings: list[str] = Field(default_factory=list)
     #: The resolved spec (secrets as digests) recorded with the state version.

@@ -8,7 +8,7 @@ resources whose hashes differ are deep-diffed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,11 +16,12 @@ import networkx as nx
 
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.fielddiff import field_changes, flatten, paths_differ
+from engine.hashing import split_hashes
 from engine.plan import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from engine.plugins import ProviderSet, Unsupported
 from engine.resolve import Resolver
 from engine.session import Session
-from engine.values import UNKNOWN, digest, redact, reveal
+from engine.values import UNKNOWN, redact, reveal
 from providers.contract import Desired, Prior, Provider
 from specs.introspect import kind_info
 from state.store import IndexRow, Record
@@ -57,21 +58,26 @@ class Planned:
         )
 
 
-def split_hashes(section: str, redacted: dict[str, Any]) -> tuple[str | None, str]:
-    """(behaviour hash, metadata hash); behaviour is ``None`` while values are unknown."""
-    info = kind_info(section)
-    behaviour = {k: v for k, v in redacted.items() if k not in info.metadata_fields}
-    meta = {k: v for k, v in redacted.items() if k in info.metadata_fields}
-    spec_hash = None if _has_unknown(behaviour) else digest(behaviour)
-    return spec_hash, digest(meta)
+class _LazyOutputs(Mapping[str, Any]):
+    """``{address: recorded outputs}``, read from state only when a key is looked up."""
 
+    def __init__(self, addresses: list[str], record: Callable[[str], Record | None]):
+        self._addresses = addresses
+        self._record = record
 
-def _has_unknown(value: Any) -> bool:
-    if isinstance(value, dict):
-        return value.get("$unknown") is True or any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknown(v) for v in value)
-    return False
+    def __getitem__(self, address: str) -> Any:
+        if address not in self._addresses:
+            raise KeyError(address)
+        rec = self._record(address)
+        if rec is None:
+            raise KeyError(address)
+        return rec.outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._addresses)
+
+    def __len__(self) -> int:
+        return len(self._addresses)
 
 
 def _field_default(section: str, attr: str) -> Any:
@@ -131,6 +137,7 @@ class Planner:
         self.index = self.reader.index()
         lineage, serial = self.reader.lineage, self.reader.serial
         scope = self._scope()
+        self._prefetch(self._attribute_targets())
         resolver = Resolver(self.spec, self.graph, self.session.inputs)
         for address in self.graph.order:
             if scope is not None and address not in scope:
@@ -144,14 +151,19 @@ class Planner:
         self._refine_changed()
         deletes = self._deletes(scope)
         self._check_prevent_destroy(deletes)
-        changes = [self._change(p) for p in self.planned.values()] + deletes
+        shown = [p for p in self.planned.values() if p.action is not Action.NOOP or p.flagged_by]
+        changes = [self._change(p) for p in shown] + deletes
         changes.sort(key=lambda c: c.address)
+        unchanged = sorted(
+            p.address for p in self.planned.values() if p.action is Action.NOOP and not p.flagged_by
+        )
         plan = Plan(
             workspace=self.session.workspace,
             lineage=lineage,
             prior_serial=serial,
             spec_digest=self.spec.digest,
             changes=changes,
+            unchanged=unchanged,
             options=self.options,
             warnings=self._warnings(),
             resolved_spec=self.resolved_spec() if with_spec else {},
@@ -161,13 +173,20 @@ class Planner:
     # -- one resource ------------------------------------------------------------------
     def _plan_one(self, address: str, resolver: Resolver) -> None:
         decl = self.spec.decls[address]
-        body = resolver.resolve(address, self._lookup)
+        body, marked = resolver.resolve_marked(address, self._lookup)
         key = self.providers.key_for(decl.section, body)
         provider = self.providers.get(key, address)
         self.providers.check_section(key, provider, decl.section, address)
         inputs, prior_inputs = self._inputs(address)
+        static = decl.hashes is not None  # its hashes were computed when it was parsed
         desired = Desired(
-            address, decl.section, decl.name, reveal(body), None, inputs, prior_inputs
+            address,
+            decl.section,
+            decl.name,
+            reveal(body) if marked else body,
+            None,
+            inputs,
+            prior_inputs,
         )
         problems = provider.check(desired)
         for problem in problems:
@@ -182,12 +201,16 @@ class Planner:
         fingerprint = provider.fingerprint(desired)
         desired = replace(desired, fingerprint=fingerprint)
         self.providers.specs[address] = desired.spec
-        redacted = redact(body, self.salt)
+        redacted = redact(body, self.salt) if marked else body
         prior = self.index.get(address)
         ignore = (body.get("lifecycle") or {}).get("ignore_changes") or []
         if prior is not None and ignore:
             redacted = self._apply_ignore(address, redacted, ignore)
-        spec_hash, meta_hash = split_hashes(decl.section, redacted)
+            static = False
+        if static:
+            spec_hash, meta_hash = decl.hashes  # type: ignore[misc]
+        else:
+            spec_hash, meta_hash = split_hashes(decl.section, redacted)
         planned = Planned(
             address,
             decl.section,
@@ -316,18 +339,15 @@ class Planner:
         rec = self._record(address)
         return rec.outputs.get(attr) if rec else UNKNOWN
 
-    def _inputs(self, address: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Outputs of dependencies: as they will be (where known), and as recorded."""
-        inputs, prior = {}, {}
-        for dep in self.graph.graph.predecessors(address):
-            rec = self._record(dep)
-            if rec is None:
-                continue
-            prior[dep] = rec.outputs
-            p = self.planned.get(dep)
-            if p is not None and not p.changes_behaviour:
-                inputs[dep] = rec.outputs
-        return inputs, prior
+    def _inputs(self, address: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        """Outputs of dependencies: as they will be (where known), and as recorded.
+
+        Lazy: most providers never look at them while planning, and fetching them
+        for every resource would cost a query each.
+        """
+        deps = [d for d in self.graph.graph.predecessors(address) if d in self.index]
+        unchanged = [d for d in deps if d in self.planned and not self.planned[d].changes_behaviour]
+        return _LazyOutputs(unchanged, self._record), _LazyOutputs(deps, self._record)
 
     def _record(self, address: str) -> Record | None:
         if address not in self._records and address in self.index:
@@ -335,6 +355,18 @@ class Planner:
             if rec is not None:
                 self._records[address] = rec
         return self._records.get(address)
+
+    def _attribute_targets(self) -> set[str]:
+        """Resources whose attributes other resources reference (``${x.y.version}``)."""
+        from engine.refs import Ref
+
+        out = set()
+        for templates in self.graph.templates.values():
+            for parts in templates.values():
+                for part in parts:
+                    if isinstance(part, Ref) and part.is_resource and part.attr:
+                        out.add(part.address)
+        return out
 
     def _prefetch(self, addresses: Iterable[str]) -> None:
         wanted = [a for a in addresses if a not in self._records and a in self.index]

@@ -89,6 +89,9 @@ class Unsupported(Provider):
         super().__init__({}, context)
         self.type_name = type_name
 
+    def plan_inputs(self) -> list[str] | None:
+        return []
+
     def _refuse(self, address: str) -> Result:
         from providers.contract import ProviderError
 
@@ -211,6 +214,19 @@ class ProviderSet:
                     self.spec.source(address, "provider", key=False),
                 )
             )
+
+    def plan_inputs(self) -> list[str] | None:
+        """Files behind every answer the providers gave while planning, or ``None``."""
+        import inspect
+
+        out: list[str] = []
+        for provider in self._instances.values():
+            paths = provider.plan_inputs()
+            if paths is None:
+                return None
+            out.extend(paths)
+            out.append(inspect.getfile(type(provider)))  # a plugin upgrade invalidates too
+        return sorted(set(out))
 
     def close(self) -> None:
         for provider in self._instances.values():

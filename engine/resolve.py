@@ -7,7 +7,6 @@ applied), so this module never reads state itself.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,9 +14,10 @@ from typing import Any
 
 from engine.diagnostics import Diagnostic, MlxError
 from engine.graph import SpecGraph
+from engine.hashing import with_value
 from engine.loader import SpecSet
 from engine.refs import Ref
-from engine.values import UNKNOWN, Secret, Unknown
+from engine.values import UNKNOWN, Secret, Unknown, contains
 
 Lookup = Callable[[str, str], Any]
 
@@ -75,11 +75,16 @@ class Resolver:
 
         Unset ``${env.X}`` raises ``MlxError`` with the place it was written.
         """
+        return self.resolve_marked(address, lookup)[0]
+
+    def resolve_marked(self, address: str, lookup: Lookup) -> tuple[dict[str, Any], bool]:
+        """``resolve``, and whether any secret or unknown value went into the body."""
         decl = self.spec.decls[address]
         templates = self.graph.templates.get(address)
         if not templates:
-            return decl.body
-        body = copy.deepcopy(decl.body)
+            return decl.body, False
+        marked = False
+        body = decl.body  # shared: with_value copies only the containers along each path
         diags: list[Diagnostic] = []
         for path, parts in templates.items():
             try:
@@ -92,10 +97,16 @@ class Resolver:
                     )
                 )
                 continue
-            _assign(body, path, value)
+            body = with_value(body, path, value)
+            if not marked and (
+                isinstance(value, Secret | Unknown)
+                or contains(value, Secret)
+                or contains(value, Unknown)
+            ):
+                marked = True
         if diags:
             raise MlxError(diags)
-        return body
+        return body, marked
 
     def _value(self, ref: Ref, lookup: Lookup) -> Any:
         if ref.namespace == "env":
@@ -134,10 +145,3 @@ class _Unset(Exception):
     def __init__(self, ref: Ref):
         super().__init__(str(ref))
         self.ref = ref
-
-
-def _assign(body: Any, path: tuple[str | int, ...], value: Any) -> None:
-    node = body
-    for item in path[:-1]:
-        node = node[item]
-    node[path[-1]] = value

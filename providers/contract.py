@@ -204,6 +204,15 @@ class Provider(ABC):
         """The object now, or ``None`` if it is gone. Default: trust the record."""
         return Observed(dict(prior.outputs), prior.fingerprint)
 
+    def plan_inputs(self) -> list[str] | None:
+        """Local paths whose stat fully determines what ``check``/``fingerprint`` answered.
+
+        mlx skips re-planning a converged spec while none of these (nor the spec,
+        the state or mlx itself) changed. ``None`` — the default — means this
+        provider consulted something else (a server) and must be asked every time.
+        """
+        return None
+
     # -- applying -----------------------------------------------------------------
     @abstractmethod
     def create(self, desired: Desired) -> Result: ...

@@ -34,6 +34,9 @@ class FileAlertProvider(Provider, Notifier):
         path = Path(spec["path"])
         return path if path.is_absolute() else self.context.root / path
 
+    def plan_inputs(self) -> list[str] | None:
+        return []  # planning a file channel looks at nothing but its spec
+
     def check(self, desired: Desired) -> list[Problem]:
         if desired.spec.get("type") != "file":
             return [Problem(("type",), "the file provider only serves `type: file` channels")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ class FileHasher:
         self.cache_file = cache_file
         self._lock = threading.Lock()
         self._dirty = False
+        #: Every file and directory this hasher looked at (for the plan memo).
+        self.touched: set[str] = set()
         self._cache: dict[str, list[Any]] = {}
         if cache_file is not None:
             try:
@@ -35,26 +38,29 @@ class FileHasher:
             except (OSError, ValueError):
                 self._cache = {}
 
-    def digest(self, path: Path) -> str:
+    def digest(self, path: str | os.PathLike[str]) -> str:
         """``sha256:<hex>`` of a file, or of a directory's manifest."""
-        if path.is_dir():
-            manifest = self.manifest(path)
+        st = os.stat(path)
+        self.touched.add(os.path.abspath(path))
+        if stat.S_ISDIR(st.st_mode):
+            manifest = self.manifest(Path(path))
             blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
             return "sha256:" + hashlib.sha256(blob).hexdigest()
-        return "sha256:" + self._file(path)
+        return "sha256:" + self._file(path, st)
 
     def manifest(self, directory: Path) -> dict[str, str]:
         out = {}
         for dirpath, dirnames, filenames in os.walk(directory):
             dirnames.sort()
+            self.touched.add(os.path.abspath(dirpath))
             for name in sorted(filenames):
                 full = Path(dirpath) / name
-                out[full.relative_to(directory).as_posix()] = self._file(full)
+                out[full.relative_to(directory).as_posix()] = self._file(full, full.stat())
+                self.touched.add(os.path.abspath(full))
         return out
 
-    def _file(self, path: Path) -> str:
-        st = path.stat()
-        key = str(path.resolve())
+    def _file(self, path: str | os.PathLike[str], st: os.stat_result) -> str:
+        key = os.path.abspath(path)  # no resolve(): it costs syscalls per call
         # ctime is in the stamp because tools that copy a file may also copy its mtime
         # (shutil.copy2, cp -p, rsync -t), while nobody can set ctime.
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
@@ -63,7 +69,7 @@ class FileHasher:
         if hit is not None and hit[:4] == stamp and hit[5] - st.st_ctime_ns > _RACY_NS:
             return str(hit[4])
         h = hashlib.sha256()
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
         hexd = h.hexdigest()

@@ -53,8 +53,24 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         replace: tuple[str, ...],
     ) -> int:
         """Show what apply would do."""
+        import os
+
+        from engine import plancache
+        from engine.cli import EXIT_CHANGES, EXIT_OK, globals_of
+
+        g = globals_of(ctx)
+        plain = not (targets or replace)
+        if plain:
+            workspace = g.environment or os.environ.get("MLX_ENV") or "default"
+            remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
+            if remembered is not None:
+                if g.debug:
+                    click.echo("debug: nothing the plan depends on changed (plan memo)", err=True)
+                click.echo(remembered, nl=False)
+                return EXIT_OK
+
         from engine import operations
-        from engine.cli import EXIT_CHANGES, EXIT_OK, session_for
+        from engine.cli import session_for
         from engine.plan import PlanOptions
         from engine.render_text import render_plan
 
@@ -64,6 +80,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             PlanOptions(
                 targets=list(targets), replace=list(replace), environment=session.workspace
             ),
+            memo=plain,
         )
         click.echo(render_plan(the_plan), nl=False)
         if detailed_exitcode and the_plan.has_changes:

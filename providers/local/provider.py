@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class LocalRegistryProvider(Provider):
         super().__init__(config, context)
         root = Path(self.config.get("root", ".mlx/registry"))
         self.root = root if root.is_absolute() else context.root / root
+        self._root_str = str(context.root)
+        self._checked: set[str] = set()
         self.hasher = hasher_for(context.data_dir)
         self.registry = LocalRegistry(self.root, self.hasher)
 
@@ -57,10 +60,23 @@ class LocalRegistryProvider(Provider):
         value = desired.spec.get(_PATH_FIELD[desired.section])
         return None if value is None or _is_uri(value) else desired.path(self.context.root, value)
 
+    def _source_str(self, desired: Desired) -> str | None:
+        """Like ``_source`` without building Path objects (this runs once per resource per plan)."""
+        if desired.section == "prompts":
+            template = desired.spec.get("template")
+            value = template.get("file") if isinstance(template, dict) else None
+        else:
+            value = desired.spec.get(_PATH_FIELD[desired.section])
+        if not isinstance(value, str) or _is_uri(value):
+            return None
+        return os.path.join(self._root_str, value)
+
     def check(self, desired: Desired) -> list[Problem]:
         if desired.section == "prompts":
-            source = self._source(desired)
-            if source is not None and not source.is_file():
+            source = self._source_str(desired)
+            if source is not None:
+                self._checked.add(source)
+            if source is not None and not os.path.isfile(source):
                 return [Problem(("template", "file"), f"template file not found: {source}")]
             return []
         field = _PATH_FIELD[desired.section]
@@ -73,17 +89,24 @@ class LocalRegistryProvider(Provider):
                     "name a provider that can read it (e.g. `provider: <an s3 provider>`)",
                 )
             ]
-        source = desired.path(self.context.root, value)
-        if not source.exists():
+        source = os.path.join(self._root_str, value)
+        self._checked.add(source)
+        if not os.path.exists(source):
             what = "artifact" if desired.section == "models" else "dataset file"
             return [Problem((field,), f"{what} not found: {source}")]
         return []
 
     def fingerprint(self, desired: Desired) -> str | None:
-        source = self._source(desired)
-        if source is None or not source.exists():
+        source = self._source_str(desired)
+        if source is None:
             return None
-        return self.hasher.digest(source)
+        try:
+            return self.hasher.digest(source)
+        except FileNotFoundError:
+            return None
+
+    def plan_inputs(self) -> list[str] | None:
+        return sorted(self._checked | self.hasher.touched)
 
     # -- applying -----------------------------------------------------------------
     def create(self, desired: Desired) -> Result:

@@ -6,6 +6,8 @@ Used through the ``python`` provider type: ``{type: python, factory:
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import Any
 
@@ -14,18 +16,31 @@ from providers.local.provider import LocalRegistryProvider
 
 
 class SlowProvider(LocalRegistryProvider):
-    """The local registry, sleeping ``delay`` seconds before each create/update."""
+    """The local registry, sleeping ``delay`` seconds in each create/update.
+
+    With ``trace: FILE`` it appends ``{"name", "start", "end"}`` per call, so a
+    test can see which calls overlapped without timing anything.
+    """
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__({"type": "local"}, context)
         self.delay = float(config.get("delay", 0.5))
+        self.trace = context.root / config["trace"] if config.get("trace") else None
+        self._lock = threading.Lock()
+
+    def _slow(self, name: str) -> None:
+        start = time.monotonic()
+        time.sleep(self.delay)
+        if self.trace is not None:
+            with self._lock, self.trace.open("a") as fh:
+                fh.write(json.dumps({"name": name, "start": start, "end": time.monotonic()}) + "\n")
 
     def create(self, desired: Desired) -> Result:
-        time.sleep(self.delay)
+        self._slow(desired.name)
         return super().create(desired)
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
-        time.sleep(self.delay)
+        self._slow(desired.name)
         return super().update(prior, desired, change)
 
 
