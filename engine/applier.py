@@ -259,8 +259,10 @@ class Applier:
             None,
             {d: self.outputs.get(d) or self._recorded_outputs(d) for d in deps},
             {d: self._recorded_outputs(d) for d in deps},
+            restore=change.restore,
         )
-        desired = replace(desired, fingerprint=provider.fingerprint(desired))
+        fingerprint = change.content_hash if change.restore else provider.fingerprint(desired)
+        desired = replace(desired, fingerprint=fingerprint)
         self.providers.specs[change.address] = desired.spec
         redacted = redact(body, self.salt)
         spec_hash, meta_hash = split_hashes(change.section, redacted)

@@ -51,7 +51,13 @@ def validate(session: Session) -> ValidateResult:
     return ValidateResult(len(spec.files), len(spec.decls), graph.graph.number_of_edges())
 
 
-def plan(session: Session, options: PlanOptions | None = None, *, memo: bool = False) -> Plan:
+def plan(
+    session: Session,
+    options: PlanOptions | None = None,
+    *,
+    memo: bool = False,
+    with_spec: bool = False,
+) -> Plan:
     """Plan; with ``memo``, record a converged result for ``engine.plancache``."""
     providers = ProviderSet(
         session.spec,
@@ -60,7 +66,7 @@ def plan(session: Session, options: PlanOptions | None = None, *, memo: bool = F
         session.reader().record,
     )
     try:
-        the_plan = Planner(session, options).build(providers=providers)
+        the_plan = Planner(session, options).build(providers=providers, with_spec=with_spec)
         if memo and _memoizable(the_plan):
             files = providers.plan_inputs()
             if files is not None:
@@ -110,38 +116,21 @@ def apply(
     echo: Echo,
     confirm: Confirm,
     parallelism: int = 10,
-    operation: str = "apply",
 ) -> ApplyReport | None:
     """Lock, plan against the locked state, show it, ask, apply. ``None`` if nothing to do."""
-    with session.writer(operation) as writer:
+    from engine.release import plan_and_apply, refuse_if_protected
+
+    refuse_if_protected(session, "mlx plan")
+    options = options or PlanOptions(environment=session.workspace)
+    with session.writer(options.operation) as writer:
         for warning in writer.lock.warnings:
             echo(f"Warning: {warning}")
-        providers = ProviderSet(
-            session.spec,
-            resolve_provider_configs(session),
-            session.provider_context(),
-            session.reader().record,
+        return plan_and_apply(
+            session,
+            writer,
+            session,
+            options,
+            echo=echo,
+            confirm=confirm,
+            parallelism=parallelism,
         )
-        try:
-            the_plan = Planner(session, options).build(providers=providers, with_spec=True)
-            echo(render_plan(the_plan))
-            if not the_plan.has_changes:
-                return None
-            if not confirm(the_plan):
-                from engine.diagnostics import MlxError
-
-                raise MlxError("Apply cancelled.")
-            from engine.applier import Applier
-
-            applier = Applier(
-                session,
-                the_plan,
-                providers,
-                writer,
-                echo,
-                operation=operation,
-                parallelism=parallelism,
-            )
-            return applier.run()
-        finally:
-            providers.close()

@@ -50,7 +50,7 @@ _VERBS = {
 class Reason(StrEnum):
     NEW = "new in the spec"
     SPEC_CHANGED = "spec changed"
-    METADATA_CHANGED = "metadata changed (no new version)"
+    METADATA_CHANGED = "metadata changed"
     CONTENT_CHANGED = "content changed outside the spec"
     REPLACE_FIELD = "a field that cannot be updated in place changed"
     PROVIDER_CHANGED = "its provider changed"
@@ -61,6 +61,7 @@ class Reason(StrEnum):
     GATE_NOT_PASSED = "gate has not passed yet"
     REQUESTED = "replacement requested with --replace"
     UNKNOWN_INPUTS = "depends on values known only after apply"
+    RESTORED = "restores a recorded version"
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +101,8 @@ class Change(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: ``mlx plan --run-evals``: the gate's outcome ({"passed", "report", "evidence"}).
     gate: dict[str, Any] | None = None
+    #: Rollback/promotion: outputs of the recorded version the provider must bring back.
+    restore: dict[str, Any] | None = None
 
     @property
     def changes_behaviour(self) -> bool:
@@ -110,13 +113,28 @@ class Change(BaseModel):
         )
 
 
+class Pin(BaseModel):
+    """A resource's content fixed to a recorded version (rollback, promotion)."""
+
+    model_config = _FROZEN
+
+    content_hash: str | None
+    outputs: dict[str, Any]
+
+
 class PlanOptions(BaseModel):
     model_config = _FROZEN
 
     targets: list[str] = Field(default_factory=list)
     replace: list[str] = Field(default_factory=list)
     environment: str = "default"
+    #: apply | rollback | promote: recorded as the state version's operation.
     operation: str = "apply"
+    #: Rollback's target serial, or promotion's source environment and serial.
+    source: dict[str, Any] = Field(default_factory=dict)
+    pins: dict[str, Pin] = Field(default_factory=dict)
+    #: ``--run-evals``: run the gates this plan would run and attach their outcome.
+    run_evals: bool = False
 
 
 class Plan(BaseModel):
@@ -135,6 +153,9 @@ class Plan(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: The resolved spec (secrets as digests) recorded with the state version.
     resolved_spec: dict[str, Any] = Field(default_factory=dict)
+    #: Key of the secret digests in this plan (the state's, or a fresh one before the first
+    #: apply): lets ``apply FILE`` recompute the plan and compare.
+    salt: str | None = None
 
     def actionable(self) -> list[Change]:
         return [c for c in self.changes if c.action is not Action.NOOP]

@@ -50,6 +50,7 @@ class Planned:
     flagged_by: list[str] = field(default_factory=list)
     behaviour_changed: bool = False
     warnings: list[str] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
 
     @property
     def changes_behaviour(self) -> bool:
@@ -78,6 +79,25 @@ class _LazyOutputs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._addresses)
+
+
+def _review_warnings(p: Planned) -> list[str]:
+    """What a reviewer should look at twice (shown in text and Markdown plans)."""
+    out = []
+    if (p.body.get("lifecycle") or {}).get("prevent_destroy"):
+        out.append("has lifecycle.prevent_destroy: it changes here, but is never destroyed")
+    card = p.body.get("card") or {}
+    review = card.get("review") or {}
+    if p.section == "models" and card.get("risk") == "high" and not review.get("approved_by"):
+        out.append("card.risk is high and card.review names no approver")
+    if p.section == "datasets" and Reason.CONTENT_CHANGED in p.reasons:
+        out.append("its bytes changed while its spec did not: everything built on it is flagged")
+    return out
+
+
+def _version_label(outputs: Mapping[str, Any]) -> str:
+    number = outputs.get("version", outputs.get("revision"))
+    return str(number) if number is not None else "?"
 
 
 def _field_default(section: str, attr: str) -> Any:
@@ -109,17 +129,21 @@ def _put(value: dict[str, Any], dotted: str, new: Any) -> None:
 
 
 class Planner:
-    def __init__(self, session: Session, options: PlanOptions | None = None):
+    def __init__(
+        self, session: Session, options: PlanOptions | None = None, *, salt: str | None = None
+    ):
         self.session = session
         self.options = options or PlanOptions(environment=session.workspace)
         self.spec = session.spec
         self.graph = session.graph
         self.reader = session.reader()
-        self.salt = session.plan_salt
+        #: key of secret digests: the state's; a saved plan's own when re-checking it
+        self.salt = self.reader.salt or salt or session.plan_salt
         self.index: dict[str, IndexRow] = {}
         self.planned: dict[str, Planned] = {}
         self._records: dict[str, Record] = {}
         self.diags: list[Diagnostic] = []
+        self.plan_warnings: list[str] = []
 
     # -- entry point ----------------------------------------------------------------
     def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
@@ -149,8 +173,12 @@ class Planner:
         if self.diags:
             raise MlxError(self.diags)
         self._refine_changed()
+        if self.options.run_evals:
+            self._run_gates()
         deletes = self._deletes(scope)
         self._check_prevent_destroy(deletes)
+        if self.session.protected:
+            self._check_reviews()
         shown = [p for p in self.planned.values() if p.action is not Action.NOOP or p.flagged_by]
         changes = [self._change(p) for p in shown] + deletes
         changes.sort(key=lambda c: c.address)
@@ -167,6 +195,7 @@ class Planner:
             options=self.options,
             warnings=self._warnings(),
             resolved_spec=self.resolved_spec() if with_spec else {},
+            salt=self.salt,
         )
         return plan
 
@@ -179,6 +208,7 @@ class Planner:
         self.providers.check_section(key, provider, decl.section, address)
         inputs, prior_inputs = self._inputs(address)
         static = decl.hashes is not None  # its hashes were computed when it was parsed
+        pin = self.options.pins.get(address)
         desired = Desired(
             address,
             decl.section,
@@ -187,18 +217,32 @@ class Planner:
             None,
             inputs,
             prior_inputs,
+            restore=pin.outputs if pin else None,
         )
-        problems = provider.check(desired)
-        for problem in problems:
-            self.diags.append(
-                Diagnostic(
-                    f"{address}: {problem.message}",
-                    self.spec.source(address, *problem.path, key=False),
+        if pin is not None:
+            # the spec's files may hold other bytes by now: the registry must still hold these
+            if not provider.has_version(decl.section, decl.name, pin.outputs):
+                self.diags.append(
+                    Diagnostic(
+                        f"{address}: version {_version_label(pin.outputs)} "
+                        f"({pin.content_hash}) is no longer available in its registry, "
+                        "so it cannot be restored; nothing was changed"
+                    )
                 )
-            )
-        if problems:
-            return
-        fingerprint = provider.fingerprint(desired)
+                return
+            fingerprint = pin.content_hash
+        else:
+            problems = provider.check(desired)
+            for problem in problems:
+                self.diags.append(
+                    Diagnostic(
+                        f"{address}: {problem.message}",
+                        self.spec.source(address, *problem.path, key=False),
+                    )
+                )
+            if problems:
+                return
+            fingerprint = provider.fingerprint(desired)
         desired = replace(desired, fingerprint=fingerprint)
         self.providers.specs[address] = desired.spec
         redacted = redact(body, self.salt) if marked else body
@@ -225,11 +269,13 @@ class Planner:
             fingerprint,
         )
         if isinstance(provider, Unsupported):
-            planned.warnings.append(
+            self.plan_warnings.append(
                 f"no provider for {decl.section} is installed yet: applying {address} will fail"
             )
         self.planned[address] = planned
         self._decide(planned, prior)
+        if planned.action is not Action.NOOP:
+            planned.warnings.extend(_review_warnings(planned))
 
     def _apply_ignore(
         self, address: str, redacted: dict[str, Any], paths: list[str]
@@ -280,18 +326,24 @@ class Planner:
                 p.action, p.reasons = Action.UPDATE, [Reason.METADATA_CHANGED]
             return
         p.flagged_by = sorted(upstream)
+        reasons: list[Reason] = []
         if behaviour:
-            p.behaviour_changed = True
-            p.action = Action.UPDATE
-            p.reasons = [Reason.UNKNOWN_INPUTS if p.spec_hash is None else Reason.SPEC_CHANGED]
-            if content:
-                p.reasons.append(Reason.CONTENT_CHANGED)
+            reasons.append(Reason.UNKNOWN_INPUTS if p.spec_hash is None else Reason.SPEC_CHANGED)
+        if content and p.desired.restore is not None:
+            reasons.append(Reason.RESTORED)
+            p.details.append(
+                f"back to version {_version_label(p.desired.restore)} ({p.content_hash})"
+            )
         elif content:
-            p.behaviour_changed = True
-            p.action, p.reasons = Action.UPDATE, [Reason.CONTENT_CHANGED]
+            reasons.append(Reason.CONTENT_CHANGED)
             p.details.append(self._content_detail(p, prior))
-        elif meta:
-            p.action, p.reasons = Action.UPDATE, [Reason.METADATA_CHANGED]
+        if meta:
+            reasons.append(Reason.METADATA_CHANGED)
+        if reasons:
+            p.action, p.reasons = Action.UPDATE, reasons
+            p.behaviour_changed = behaviour or content
+            if reasons == [Reason.METADATA_CHANGED]:
+                p.details.append("metadata only: updated in place, no new version, no gate re-run")
 
     def _content_detail(self, p: Planned, prior: IndexRow) -> str:
         field_name = {"models": "artifact", "datasets": "uri"}.get(p.section)
@@ -320,6 +372,25 @@ class Planner:
                 p.action = Action.REPLACE
                 p.reasons = [Reason.REPLACE_FIELD]
                 p.details.append("cannot update in place: " + ", ".join(sorted(set(forced))))
+
+    def _run_gates(self) -> None:
+        """``--run-evals``: judge each gate this plan would run, changing nothing."""
+        from providers.contract import Gate, ProviderError
+
+        for p in self.planned.values():
+            if p.action is not Action.RUN or not isinstance(p.provider, Gate):
+                continue
+            try:
+                result = p.provider.evaluate(p.desired)
+            except ProviderError as exc:
+                p.gate = {"passed": False, "message": str(exc), "report": str(exc)}
+                continue
+            p.gate = {
+                "passed": not result.failed,
+                "message": result.message,
+                "report": result.outputs.get("report"),
+                "evidence": result.outputs.get("evidence"),
+            }
 
     # -- lookups -----------------------------------------------------------------------
     def _lookup(self, address: str, attr: str) -> Any:
@@ -449,8 +520,30 @@ class Planner:
         if diags:
             raise MlxError(diags)
 
+    def _check_reviews(self) -> None:
+        """A protected environment takes no ``risk: high`` model without a recorded review."""
+        diags = []
+        for p in self.planned.values():
+            if p.section != "models" or p.action is Action.NOOP:
+                continue
+            card = p.body.get("card") or {}
+            review = card.get("review") or {}
+            if card.get("risk") == "high" and not (
+                review.get("approved_by") and review.get("approved_at")
+            ):
+                diags.append(
+                    Diagnostic(
+                        f"{p.address} has card.risk: high; environment "
+                        f'"{self.session.environment}" is protected and needs card.review '
+                        "(approved_by and approved_at) before it can ship",
+                        self.spec.source(p.address, "card", "risk"),
+                    )
+                )
+        if diags:
+            raise MlxError(diags)
+
     def _warnings(self) -> list[str]:
-        return [w for p in self.planned.values() for w in p.warnings]
+        return list(self.plan_warnings)
 
     # -- plan values --------------------------------------------------------------------
     def _change(self, p: Planned) -> Change:
@@ -471,6 +564,8 @@ class Planner:
             content_hash=p.content_hash,
             prior_serial=row.serial if row else None,
             warnings=p.warnings,
+            restore=dict(p.desired.restore) if p.desired.restore is not None else None,
+            gate=p.gate,
         )
         if p.action is Action.NOOP:
             return Change.model_construct(**base, before=None, after=None, fields=[])
@@ -527,7 +622,10 @@ class Planner:
                 "provider": p.provider_key if p else None,
             }
         return {
+            "format": 1,
             "environment": self.session.workspace,
+            "variable_decls": self.spec.variables,
+            "environments": self.spec.environments,
             "variables": redact(
                 {
                     k: v

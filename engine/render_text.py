@@ -61,6 +61,7 @@ def _header(c: Change) -> list[str]:
     why = ", ".join(r.value for r in c.reasons)
     lines = [f"  # {c.address} {c.action.verb}" + (f" ({why})" if why else "")]
     lines.extend(f"  # {d}" for d in c.details)
+    lines.extend(f"  # Warning: {w}" for w in c.warnings)
     return lines
 
 
@@ -82,6 +83,11 @@ def render_change(c: Change) -> list[str]:
                 plural = "s" if hidden != 1 else ""
                 lines.append(f"        # ({hidden} unchanged attribute{plural} hidden)")
     lines.append("    }")
+    if c.gate is not None:
+        verdict = "PASSES" if c.gate.get("passed") else "FAILS"
+        lines.append(f"    # gate outcome (--run-evals): {verdict}")
+        for line in str(c.gate.get("report") or c.gate.get("message") or "").splitlines():
+            lines.append(f"    #   {line}")
     return lines
 
 

@@ -40,13 +40,27 @@ class Options:
 
 
 class Session:
-    def __init__(self, options: Options):
+    def __init__(self, options: Options, spec: SpecSet | None = None):
         self.options = options
         self.root = options.chdir.resolve()
         self.data_dir = self.root / DATA_DIR
         env = options.environment or options.environ.get("MLX_ENV") or None
         self.environment: str | None = env
         self.workspace = env or "default"
+        if spec is not None:  # a spec from state (rollback, promotion), not from the files
+            self.__dict__["spec"] = spec
+
+    def with_spec(self, spec: SpecSet, environment: str | None = None) -> Session:
+        """The same run against another spec (and maybe another environment)."""
+        from dataclasses import replace
+
+        options = self.options
+        if environment is not None:
+            options = replace(options, environment=environment)
+        other = Session(options, spec)
+        if environment is None or environment == self.environment:
+            other.__dict__["store"] = self.store
+        return other
 
     # -- spec ---------------------------------------------------------------------
     @cached_property
@@ -78,7 +92,11 @@ class Session:
     def state_url(self) -> str:
         from state.store import normalize_url
 
-        env_cfg = self.spec.environments.get(self.environment, {}) if self.environment else {}
+        try:
+            envs = self.spec.environments
+        except MlxError:
+            envs = {}
+        env_cfg = envs.get(self.environment, {}) if self.environment else {}
         url = (
             self.options.state_url
             or self.options.environ.get("MLX_STATE")

@@ -158,6 +158,18 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
     introduced = reader.version(current["serial"], with_spec=False) or {}
     events = reader.events(address=address)
     attributes = current.get("attributes") or {}
+    lineage = attributes.get("lineage") or {}
+    data = [d for d in lineage.get("data", []) if isinstance(d, str)]
+    at = reader.snapshot(current["serial"]) if data else {}
+    snapshots = [
+        {
+            "address": d,
+            "fingerprint": (at.get(d) or {}).get("content_hash"),
+            "revision": ((at.get(d) or {}).get("outputs") or {}).get("revision"),
+            "version": (at.get(d, {}).get("attributes") or {}).get("version"),
+        }
+        for d in data
+    ]
     return {
         "kind": "resource",
         "address": address,
@@ -170,7 +182,12 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
             "git_sha": introduced.get("git_sha"),
         },
         "owner": attributes.get("owner"),
+        "environment": reader.workspace,
         "lineage": attributes.get("lineage"),
+        "code": lineage.get("code"),
+        "parameters": lineage.get("params"),
+        "runtime": lineage.get("environment"),
+        "data_snapshots": snapshots,
         "history": [
             {
                 "serial": e["serial"],
@@ -182,6 +199,63 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
             for e in events
         ],
     }
+
+
+def diff_data(reader: StateReader, a: int, b: int) -> dict[str, Any]:
+    """Field-level differences of every resource between state versions ``a`` and ``b``."""
+    from engine.fielddiff import field_changes
+
+    for serial in (a, b):
+        if reader.version(serial, with_spec=False) is None:
+            raise MlxError(f"no state version {serial} (latest is {reader.serial})")
+    left, right = reader.snapshot(a), reader.snapshot(b)
+    resources = []
+    for address in sorted(set(left) | set(right)):
+        before, after = left.get(address), right.get(address)
+        if before is None or after is None:
+            kind = "added" if before is None else "removed"
+            resources.append({"address": address, "change": kind, "fields": []})
+            continue
+        old = {**(before.get("attributes") or {}), **_outputs(before)}
+        new = {**(after.get("attributes") or {}), **_outputs(after)}
+        fields = field_changes(old, new)
+        if fields or before.get("status") != after.get("status"):
+            resources.append(
+                {
+                    "address": address,
+                    "change": "changed",
+                    "fields": [f.model_dump() for f in fields],
+                    "status": [before.get("status"), after.get("status")],
+                }
+            )
+    return {"kind": "diff", "from": a, "to": b, "resources": resources}
+
+
+def _outputs(row: dict[str, Any]) -> dict[str, Any]:
+    """Recorded outputs, prefixed so they never collide with spec fields."""
+    return {f"outputs.{k}": v for k, v in (row.get("outputs") or {}).items()}
+
+
+def render_diff(data: dict[str, Any]) -> str:
+    from engine.render_text import value
+
+    if not data["resources"]:
+        return f"No differences between state versions {data['from']} and {data['to']}.\n"
+    lines = [f"Differences from state version {data['from']} to {data['to']}:", ""]
+    for r in data["resources"]:
+        if r["change"] != "changed":
+            sym = "+" if r["change"] == "added" else "-"
+            lines.append(f"  {sym} {r['address']} ({r['change']})")
+            continue
+        lines.append(f"  ~ {r['address']}")
+        for f in r["fields"]:
+            if f["kind"] == "add":
+                lines.append(f"      + {f['path']} = {value(f['after'])}")
+            elif f["kind"] == "remove":
+                lines.append(f"      - {f['path']} = {value(f['before'])}")
+            else:
+                lines.append(f"      ~ {f['path']} = {value(f['before'])} -> {value(f['after'])}")
+    return "\n".join(lines) + "\n"
 
 
 def render_show(data: dict[str, Any]) -> str:
@@ -216,7 +290,18 @@ def render_show(data: dict[str, Any]) -> str:
             f"by {intro['actor']} at {intro['created_at']}, git {intro['git_sha'] or '-'}"
         )
         lines.append(f"  owner: {data.get('owner') or '-'}")
+        lines.append(f"  environment: {data['environment']}")
         lines.append(f"  provider: {data['provider']}")
+        code = data.get("code") or {}
+        if code:
+            lines.append(f"  code: {code.get('repo', '-')} @ {code.get('commit', '-')}")
+        if data.get("parameters"):
+            lines.append(f"  parameters: {json.dumps(data['parameters'], sort_keys=True)}")
+        if data.get("runtime"):
+            lines.append(f"  runtime: {json.dumps(data['runtime'], sort_keys=True)}")
+        for snap in data.get("data_snapshots") or []:
+            rev = f" revision {snap['revision']}" if snap.get("revision") is not None else ""
+            lines.append(f"  data: {snap['address']}{rev} {snap.get('fingerprint') or '-'}")
         for key in ("spec_hash", "content_hash"):
             if data.get(key):
                 lines.append(f"  {key}: {data[key]}")

@@ -90,6 +90,10 @@ class Desired:
     inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The same, as recorded before this run: "the previous version" of a gate's subject.
     prior_inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Rollback and promotion: the outputs of an earlier version to bring back. A registry
+    #: restores that version (by its fingerprint) instead of reading the spec's files,
+    #: which may hold newer bytes by now. ``fingerprint`` then equals the restored one.
+    restore: Mapping[str, Any] | None = None
 
     def path(self, root: Path, value: str) -> Path:
         p = Path(value)

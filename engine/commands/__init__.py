@@ -9,7 +9,7 @@ import click
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
-    from engine.commands import core, inspect, state
+    from engine.commands import core, inspect, release, state
 
-    for module in (core, inspect, state):
+    for module in (core, inspect, release, state):
         module.register(cli, common)

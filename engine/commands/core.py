@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+
+TARGET_HELP = "Only ADDR and what it depends on (repeatable)."
+REPLACE_HELP = "Replace ADDR even if it has not changed (repeatable)."
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
@@ -31,19 +35,26 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         is_flag=True,
         help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
     )
+    @click.option("--target", "targets", multiple=True, metavar="ADDR", help=TARGET_HELP)
+    @click.option("--replace", "replace", multiple=True, metavar="ADDR", help=REPLACE_HELP)
     @click.option(
-        "--target",
-        "targets",
-        multiple=True,
-        metavar="ADDR",
-        help="Plan only ADDR and what it depends on (repeatable).",
+        "-o",
+        "--out",
+        "out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Save the plan to FILE; `mlx apply FILE` applies exactly it.",
     )
     @click.option(
-        "--replace",
-        "replace",
-        multiple=True,
-        metavar="ADDR",
-        help="Plan to replace ADDR even if it has not changed (repeatable).",
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the plan as JSON (Terraform's JSON plan shape).",
+    )
+    @click.option("--markdown", is_flag=True, help="Print the plan as a pull-request comment.")
+    @click.option(
+        "--run-evals",
+        is_flag=True,
+        help="Run the gates the plan would run, and show their outcome.",
     )
     @click.pass_context
     def plan(
@@ -51,6 +62,10 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         detailed_exitcode: bool,
         targets: tuple[str, ...],
         replace: tuple[str, ...],
+        out: Path | None,
+        as_json: bool,
+        markdown: bool,
+        run_evals: bool,
     ) -> int:
         """Show what apply would do."""
         import os
@@ -58,8 +73,10 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from engine import plancache
         from engine.cli import EXIT_CHANGES, EXIT_OK, globals_of
 
+        if as_json and markdown:
+            raise click.UsageError("choose one of --json and --markdown")
         g = globals_of(ctx)
-        plain = not (targets or replace)
+        plain = not (targets or replace or out or as_json or markdown or run_evals)
         if plain:
             workspace = g.environment or os.environ.get("MLX_ENV") or "default"
             remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
@@ -72,23 +89,48 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from engine import operations
         from engine.cli import session_for
         from engine.plan import PlanOptions
-        from engine.render_text import render_plan
 
         session = session_for(ctx)
         the_plan = operations.plan(
             session,
             PlanOptions(
-                targets=list(targets), replace=list(replace), environment=session.workspace
+                targets=list(targets),
+                replace=list(replace),
+                environment=session.workspace,
+                run_evals=run_evals,
             ),
             memo=plain,
+            with_spec=out is not None,
         )
-        click.echo(render_plan(the_plan), nl=False)
+        if as_json:
+            import json
+
+            from engine.render_json import render_json
+
+            click.echo(json.dumps(render_json(the_plan), indent=2, sort_keys=True))
+        elif markdown:
+            from engine.render_md import render_markdown
+
+            click.echo(render_markdown(the_plan), nl=False)
+        else:
+            from engine.render_text import render_plan
+
+            click.echo(render_plan(the_plan), nl=False)
+        if out is not None:
+            from engine.release import save_plan
+
+            save_plan(the_plan, out)
+            click.echo(
+                f"Saved the plan to {out}: `mlx apply {out}` applies exactly it.",
+                err=as_json or markdown,
+            )
         if detailed_exitcode and the_plan.has_changes:
             return EXIT_CHANGES
         return EXIT_OK
 
     @cli.command()
     @common
+    @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--yes", "-y", "auto_approve", is_flag=True, help="Do not ask for confirmation.")
     @click.option(
         "--parallelism",
@@ -104,62 +146,65 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         show_default=True,
         help="Seconds to wait for the state lock.",
     )
-    @click.option(
-        "--target",
-        "targets",
-        multiple=True,
-        metavar="ADDR",
-        help="Apply only ADDR and what it depends on (repeatable).",
-    )
-    @click.option(
-        "--replace",
-        "replace",
-        multiple=True,
-        metavar="ADDR",
-        help="Replace ADDR even if it has not changed (repeatable).",
-    )
+    @click.option("--target", "targets", multiple=True, metavar="ADDR", help=TARGET_HELP)
+    @click.option("--replace", "replace", multiple=True, metavar="ADDR", help=REPLACE_HELP)
     @click.pass_context
     def apply(
         ctx: click.Context,
+        plan_file: Path | None,
         auto_approve: bool,
         parallelism: int,
         lock_timeout: float,
         targets: tuple[str, ...],
         replace: tuple[str, ...],
     ) -> int:
-        """Plan, ask, and apply: each resource is recorded in state as it completes."""
+        """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
         from engine import operations
-        from engine.cli import EXIT_ERROR, EXIT_OK, session_for
+        from engine.cli import session_for
         from engine.plan import PlanOptions
-        from engine.render_text import render_apply_summary
 
         session = session_for(ctx, lock_timeout=lock_timeout, parallelism=parallelism)
+        if plan_file is not None:
+            if targets or replace:
+                raise click.UsageError("--target/--replace belong to the plan, not to apply FILE")
+            from engine.release import apply_saved
 
-        def echo(line: str) -> None:
-            click.echo(line.rstrip("\n"))
+            report = apply_saved(session, plan_file, echo=echo, parallelism=parallelism)
+        else:
+            report = operations.apply(
+                session,
+                options=PlanOptions(
+                    targets=list(targets), replace=list(replace), environment=session.workspace
+                ),
+                echo=echo,
+                confirm=lambda _plan: auto_approve or ask(),
+                parallelism=parallelism,
+            )
+        return finish(report)
 
-        report = operations.apply(
-            session,
-            options=PlanOptions(
-                targets=list(targets), replace=list(replace), environment=session.workspace
-            ),
-            echo=echo,
-            confirm=lambda _plan: auto_approve or _ask(),
-            parallelism=parallelism,
-        )
-        if report is None:
-            return EXIT_OK
-        click.echo("")
-        click.echo(render_apply_summary(report.summary(), report.ok))
-        if not report.ok:
-            for o in report.outcomes:
-                if o.status in ("failed", "error"):
-                    click.echo(f"Error: {o.address}: {o.message}", err=True)
-            return EXIT_ERROR
+
+def echo(line: str) -> None:
+    click.echo(line.rstrip("\n"))
+
+
+def finish(report: Any) -> int:
+    """Print an apply's summary; the exit code (1 when anything failed)."""
+    from engine.cli import EXIT_ERROR, EXIT_OK
+    from engine.render_text import render_apply_summary
+
+    if report is None:
         return EXIT_OK
+    click.echo("")
+    click.echo(render_apply_summary(report.summary(), report.ok))
+    if not report.ok:
+        for o in report.outcomes:
+            if o.status in ("failed", "error"):
+                click.echo(f"Error: {o.address}: {o.message}", err=True)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
-def _ask() -> bool:
+def ask() -> bool:
     click.echo("Do you want to perform these actions?")
     click.echo("  mlx will perform the actions described above.")
     click.echo("  Only 'yes' will be accepted to approve.")

@@ -44,6 +44,23 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
 
     @cli.command()
     @common
+    @click.argument("a", type=int)
+    @click.argument("b", type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
+        """Field-level differences of every resource between state versions A and B."""
+        from engine.cli import session_for
+        from engine.views import diff_data, render_diff
+
+        data = diff_data(session_for(ctx).reader(), a, b)
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+        else:
+            click.echo(render_diff(data), nl=False)
+
+    @cli.command()
+    @common
     @click.option(
         "--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True
     )

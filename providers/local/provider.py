@@ -48,7 +48,7 @@ class LocalRegistryProvider(Provider):
         self._root_str = str(context.root)
         self._checked: set[str] = set()
         self.hasher = hasher_for(context.data_dir)
-        self.registry = LocalRegistry(self.root, self.hasher)
+        self.registry = LocalRegistry(self.root, self.hasher, context.environment)
 
     # -- planning -----------------------------------------------------------------
     def _source(self, desired: Desired) -> Path | None:
@@ -169,6 +169,23 @@ class LocalRegistryProvider(Provider):
             )
         return data
 
+    def _stored_content(
+        self, section: str, name: str, outputs: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """Where the content of a recorded version lives, for restoring it."""
+        data = self._version_data(section, name, outputs)
+        content = data.get("content") if data else None
+        if content is None:
+            sha = str(outputs.get("fingerprint") or "").removeprefix("sha256:")
+            tree = (self.root / "trees" / f"{sha}.json").exists()
+            content = {"tree": sha} if tree else {"blob": sha}
+        if not self.registry.stored(content):
+            raise ProviderError(
+                f"{section}.{name}: cannot restore version {self._version_of(outputs)} "
+                f"({outputs.get('fingerprint')}): its content is no longer in the registry"
+            )
+        return content
+
     def has_version(self, section: str, name: str, outputs: Mapping[str, Any]) -> bool:
         data = self._version_data(section, name, outputs)
         if data is not None:
@@ -183,19 +200,7 @@ class LocalRegistryProvider(Provider):
     def materialize(
         self, section: str, name: str, outputs: Mapping[str, Any], target: Path
     ) -> Path:
-        data = self._version_data(section, name, outputs)
-        content = data.get("content") if data else None
-        if content is None:
-            fp = str(outputs.get("fingerprint") or "").removeprefix("sha256:")
-            content = (
-                {"tree": fp} if (self.root / "trees" / f"{fp}.json").exists() else {"blob": fp}
-            )
-        if not self.registry.stored(content):
-            raise ProviderError(
-                f"{section}.{name}: the content of version {self._version_of(outputs)} "
-                "is no longer in the registry"
-            )
-        return self.registry.materialize(content, target)
+        return self.registry.materialize(self._stored_content(section, name, outputs), target)
 
     def get_alias(self, section: str, name: str, alias: str) -> dict[str, Any] | None:
         obj = self.registry.get_object(section, name) or {}
@@ -228,7 +233,10 @@ class LocalRegistryProvider(Provider):
     # -- helpers --------------------------------------------------------------------
     def _register(self, desired: Desired) -> Result:
         section, name = desired.section, desired.name
-        if section == "prompts":
+        if desired.restore is not None:
+            fingerprint = str(desired.restore.get("fingerprint"))
+            content = self._stored_content(section, name, desired.restore)
+        elif section == "prompts":
             template = desired.spec["template"]
             source = self._source(desired)
             text = source.read_text() if source is not None else str(template)

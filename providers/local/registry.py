@@ -2,14 +2,17 @@
 
 Layout under ``root``::
 
-    blobs/ab/<sha256>                     file contents, stored once
-    trees/<sha256>.json                   a directory artifact: {relpath: sha256}
-    <section>/<name>/object.json          description, labels, owner, aliases, current
-    <section>/<name>/versions/<n>.json    fingerprint, blob or tree, tags, created_at
+    blobs/ab/<sha256>                                 file contents, stored once
+    trees/<sha256>.json                               a directory: {relpath: sha256}
+    <env>/<section>/<name>/object.json                description, labels, owner,
+                                                      aliases, current version
+    <env>/<section>/<name>/versions/<n>.json          fingerprint, content, tags
 
-Versions are content-addressed: registering bytes that an earlier version
-already holds returns that version instead of minting a new one. Deleting an
-object keeps its blobs, so a rollback can bring it back.
+Blobs are shared by all environments (promoting staging's model to prod copies
+nothing); objects and their version numbers belong to one environment, as
+separate registries would. Versions are content-addressed: registering bytes
+that an earlier version already holds returns that version instead of minting
+a new one. Deleting an object keeps its blobs, so a rollback can bring it back.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def _read_json(path: Path) -> Any | None:
 
 
 class LocalRegistry:
-    def __init__(self, root: Path, hasher: FileHasher):
-        self.root, self.hasher = root, hasher
+    def __init__(self, root: Path, hasher: FileHasher, namespace: str = "default"):
+        self.root, self.hasher, self.namespace = root, hasher, namespace
 
     # -- blobs ----------------------------------------------------------------------
     def blob_path(self, sha: str) -> Path:
@@ -101,7 +104,7 @@ class LocalRegistry:
 
     # -- objects and versions -------------------------------------------------------
     def object_dir(self, section: str, name: str) -> Path:
-        return self.root / section / name
+        return self.root / self.namespace / section / name
 
     def get_object(self, section: str, name: str) -> dict[str, Any] | None:
         return _read_json(self.object_dir(section, name) / "object.json")

@@ -34,7 +34,7 @@ class TestLocalModels(ProviderConformance):
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
         version = prior.outputs["version"]
-        path = provider.root / "models" / "fraud" / "versions" / f"{version}.json"
+        path = provider.registry.object_dir("models", "fraud") / "versions" / f"{version}.json"
         path.unlink()  # somebody deleted the version by hand
 
 
@@ -55,7 +55,7 @@ class TestLocalDatasets(ProviderConformance):
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
-        obj = provider.root / "datasets" / "train" / "object.json"
+        obj = provider.registry.object_dir("datasets", "train") / "object.json"
         data = json.loads(obj.read_text())
         data["current"] = 99  # moved to a version that does not exist
         obj.write_text(json.dumps(data))
@@ -78,7 +78,7 @@ class TestLocalPrompts(ProviderConformance):
         assert isinstance(provider, LocalRegistryProvider)
         import shutil
 
-        shutil.rmtree(provider.root / "prompts" / "summary")
+        shutil.rmtree(provider.registry.object_dir("prompts", "summary"))
 
 
 class TestFileAlerts(ProviderConformance):
