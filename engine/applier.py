@@ -19,7 +19,7 @@ import networkx as nx
 
 from engine.diagnostics import MlxError
 from engine.hashing import split_hashes
-from engine.plan import Action, Change, Plan
+from engine.plan import Action, Change, Plan, Reason
 from engine.plugins import ProviderSet
 from engine.resolve import Resolver
 from engine.session import Session
@@ -268,6 +268,7 @@ class Applier:
         spec_hash, meta_hash = split_hashes(change.section, redacted)
         if (
             change.action is Action.UPDATE
+            and change.reasons == [Reason.UNKNOWN_INPUTS]
             and prior_rec is not None
             and prior_rec.spec_hash == spec_hash
             and prior_rec.meta_hash == meta_hash

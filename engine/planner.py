@@ -138,7 +138,7 @@ class Planner:
         self.graph = session.graph
         self.reader = session.reader()
         #: key of secret digests: the state's; a saved plan's own when re-checking it
-        self.salt = self.reader.salt or salt or session.plan_salt
+        self.salt = salt or self.reader.salt or session.plan_salt
         self.index: dict[str, IndexRow] = {}
         self.planned: dict[str, Planned] = {}
         self._records: dict[str, Record] = {}
@@ -339,6 +339,10 @@ class Planner:
             p.details.append(self._content_detail(p, prior))
         if meta:
             reasons.append(Reason.METADATA_CHANGED)
+        if upstream and kind_info(p.section).follows_upstream:
+            reasons.append(Reason.UPSTREAM_CHANGED)
+            p.details.append("changed dependencies: " + ", ".join(sorted(upstream)))
+            behaviour = True
         if reasons:
             p.action, p.reasons = Action.UPDATE, reasons
             p.behaviour_changed = behaviour or content

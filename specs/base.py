@@ -79,6 +79,9 @@ class Resource(SpecModel):
     section: ClassVar[str] = ""
     #: Attributes known only after apply (``${models.x.version}``).
     computed: ClassVar[tuple[str, ...]] = ()
+    #: Re-applied whenever a resource it references changes behaviour (a rollout moves
+    #: its alias to the subject's new version); other kinds are only flagged.
+    follows_upstream: ClassVar[bool] = False
 
     owner: str | None = metadata_field(None, description="Team or person who answers for it.")
     description: str | None = metadata_field(None)

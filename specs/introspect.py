@@ -28,6 +28,7 @@ class KindInfo:
     attributes: frozenset[str]
     computed: tuple[str, ...]
     field_names: frozenset[str]
+    follows_upstream: bool = False
 
     def validate(self, raw: Any) -> BaseModel:
         return self.adapter.validate_python(raw)
@@ -55,8 +56,10 @@ def kind_info(section: str) -> KindInfo:
     refs: dict[str, tuple[str, ...]] = {}
     names: set[str] = set()
     computed: tuple[str, ...] = ()
+    follows = False
     for variant in variants:
         computed = variant.computed
+        follows = follows or variant.follows_upstream
         for name, field in variant.model_fields.items():
             key = field.alias or name
             names.add(key)
@@ -77,4 +80,5 @@ def kind_info(section: str) -> KindInfo:
         attributes=frozenset(names | set(computed) | {"name", "address"}),
         computed=computed,
         field_names=frozenset(names),
+        follows_upstream=follows,
     )

@@ -32,6 +32,7 @@ class Analysis(SpecModel):
 class Rollout(OwnedResource):
     section: ClassVar[str] = "rollouts"
     computed: ClassVar[tuple[str, ...]] = ("weight", "phase", "released_version")
+    follows_upstream: ClassVar[bool] = True
 
     subject: str = ref_field(..., kinds=("models", "prompts"))
     endpoint: str | None = None
