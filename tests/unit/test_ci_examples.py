@@ -1,0 +1,47 @@
+"""The CI examples run the documented commands (they are copied by users as they are)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
+
+
+def _scripts(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            s
+            for k, v in node.items()
+            for s in (
+                [v]
+                if k in ("run", "script") and isinstance(v, str)
+                else v
+                if k == "script" and isinstance(v, list)
+                else _scripts(v)
+            )
+        ]
+    if isinstance(node, list):
+        return [s for item in node for s in _scripts(item)]
+    return []
+
+
+def test_github_workflow_plans_on_pull_requests_and_applies_the_saved_plan() -> None:
+    doc = yaml.safe_load((CI / "github-actions.yml").read_text())
+    plan_steps = " ".join(_scripts(doc["jobs"]["plan"]))
+    apply_steps = " ".join(_scripts(doc["jobs"]["apply"]))
+    assert "mlx -C ml plan --detailed-exitcode -o plan.bin --markdown" in plan_steps
+    assert "gh pr comment" in plan_steps
+    assert "mlx -C ml apply plan.bin" in apply_steps
+    assert doc["jobs"]["plan"]["if"] == "github.event_name == 'pull_request'"
+    assert doc["jobs"]["apply"]["if"] == "github.event_name == 'push'"
+
+
+def test_gitlab_pipeline_plans_then_applies_the_saved_plan() -> None:
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    plan = " ".join(doc["plan"]["script"])
+    assert "plan --detailed-exitcode -o plan.bin --markdown" in plan
+    assert "plan.bin" in doc["plan"]["artifacts"]["paths"]
+    assert doc["apply"]["needs"] == ["plan"]
+    assert any("apply plan.bin" in line for line in doc["apply"]["script"])
