@@ -294,8 +294,9 @@ class Applier:
                 content=prior_rec is not None and prior_rec.content_hash != desired.fingerprint,
                 fields=tuple(f.path for f in change.fields),
             )
-            if change.action is Action.RUN:
-                pc = ProviderChange(True, pc.metadata, pc.content, pc.fields)
+            if change.action is Action.RUN or Reason.DRIFTED in change.reasons:
+                # a gate always runs; a drifted object is restored whatever its hashes say
+                pc = ProviderChange(True, pc.metadata, True, pc.fields)
             result = provider.update(prior, desired, pc)
 
         status = "failed" if result.failed else "ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.plan import Plan, PlanOptions
 from engine.planner import Planner, resolve_provider_configs
@@ -57,8 +57,12 @@ def plan(
     *,
     memo: bool = False,
     with_spec: bool = False,
+    live_refresh: bool = False,
 ) -> Plan:
-    """Plan; with ``memo``, record a converged result for ``engine.plancache``."""
+    """Plan; with ``memo``, record a converged result for ``engine.plancache``.
+
+    ``live_refresh`` first reads every recorded object (``mlx plan --refresh``).
+    """
     providers = ProviderSet(
         session.spec,
         resolve_provider_configs(session),
@@ -66,7 +70,19 @@ def plan(
         session.reader().record,
     )
     try:
-        the_plan = Planner(session, options).build(providers=providers, with_spec=with_spec)
+        drift = None
+        if live_refresh:
+            from engine.refresh import detect
+
+            found = detect(session.reader().records(), providers)
+            drift = [d.as_dict() for d in found]
+            statuses = {d.address: d.status for d in found if d.status != "unreadable"}
+            options = (options or PlanOptions(environment=session.workspace)).model_copy(
+                update={"drift": statuses}
+            )
+        the_plan = Planner(session, options, drift=drift).build(
+            providers=providers, with_spec=with_spec
+        )
         if memo and _memoizable(the_plan):
             files = providers.plan_inputs()
             if files is not None:
@@ -107,6 +123,30 @@ def _remember(session: Session, the_plan: Plan, files: list[str]) -> None:
         files=files,
         output=render_plan(the_plan),
     )
+
+
+def refresh(session: Session, *, echo: Echo) -> list[Any]:
+    """Read every recorded object; record and alert what drifted. Returns all drift."""
+    from engine import refresh as drift
+
+    with session.writer("refresh") as writer:
+        providers = ProviderSet(
+            session.spec,
+            resolve_provider_configs(session),
+            session.provider_context(),
+            writer.record,
+        )
+        try:
+            known = drift.recorded(writer, writer.index())
+            found = drift.detect(writer.records(), providers)
+            if any(d.status != "unreadable" for d in found):
+                serial = drift.record(writer, found, session.actor, session.git_sha)
+                echo(f"Recorded the drift in state version {serial}.")
+            channels = list(session.spec.settings.get("drift_alerts") or [])
+            drift.alert([d for d in found if d.status != "unreadable"], channels, providers, echo)
+        finally:
+            providers.close()
+    return known + found
 
 
 def apply(

@@ -62,6 +62,8 @@ class Reason(StrEnum):
     REQUESTED = "replacement requested with --replace"
     UNKNOWN_INPUTS = "depends on values known only after apply"
     RESTORED = "restores a recorded version"
+    DRIFTED = "changed outside mlx: restoring it"
+    DELETED_OUTSIDE = "deleted outside mlx: creating it again"
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -135,6 +137,8 @@ class PlanOptions(BaseModel):
     pins: dict[str, Pin] = Field(default_factory=dict)
     #: ``--run-evals``: run the gates this plan would run and attach their outcome.
     run_evals: bool = False
+    #: ``--refresh``: drift found by live reads, by address ("drifted" | "missing").
+    drift: dict[str, str] = Field(default_factory=dict)
 
 
 class Plan(BaseModel):
@@ -153,6 +157,8 @@ class Plan(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: The resolved spec (secrets as digests) recorded with the state version.
     resolved_spec: dict[str, Any] = Field(default_factory=dict)
+    #: Objects changed outside mlx: [{"address", "status", "differences", "owner"}].
+    drift: list[dict[str, Any]] = Field(default_factory=list)
     #: Key of the secret digests in this plan (the state's, or a fresh one before the first
     #: apply): lets ``apply FILE`` recompute the plan and compare.
     salt: str | None = None

@@ -130,7 +130,12 @@ def _put(value: dict[str, Any], dotted: str, new: Any) -> None:
 
 class Planner:
     def __init__(
-        self, session: Session, options: PlanOptions | None = None, *, salt: str | None = None
+        self,
+        session: Session,
+        options: PlanOptions | None = None,
+        *,
+        salt: str | None = None,
+        drift: list[dict[str, Any]] | None = None,
     ):
         self.session = session
         self.options = options or PlanOptions(environment=session.workspace)
@@ -144,6 +149,8 @@ class Planner:
         self._records: dict[str, Record] = {}
         self.diags: list[Diagnostic] = []
         self.plan_warnings: list[str] = []
+        #: live drift (``--refresh``); otherwise what the last ``mlx refresh`` recorded
+        self._drift = drift
 
     # -- entry point ----------------------------------------------------------------
     def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
@@ -196,6 +203,7 @@ class Planner:
             warnings=self._warnings(),
             resolved_spec=self.resolved_spec() if with_spec else {},
             salt=self.salt,
+            drift=self._drift_items(),
         )
         return plan
 
@@ -301,8 +309,17 @@ class Planner:
         if prior is None:
             p.action, p.reasons = (Action.RUN if is_gate else Action.CREATE), [Reason.NEW]
             return
-        if prior.status == "tainted":
+        status = self.options.drift.get(p.address, prior.status)
+        if status == "tainted":
             p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.TAINTED]
+            return
+        if status == "missing":
+            p.action = Action.RUN if is_gate else Action.CREATE
+            p.reasons = [Reason.DELETED_OUTSIDE]
+            return
+        if status == "drifted":
+            p.action = Action.RUN if is_gate else Action.UPDATE
+            p.reasons, p.behaviour_changed = [Reason.DRIFTED], True
             return
         if p.address in self.options.replace:
             p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.REQUESTED]
@@ -523,6 +540,13 @@ class Planner:
                 )
         if diags:
             raise MlxError(diags)
+
+    def _drift_items(self) -> list[dict[str, Any]]:
+        if self._drift is not None:
+            return self._drift
+        from engine.refresh import recorded
+
+        return [d.as_dict() for d in recorded(self.reader, self.index)]
 
     def _check_reviews(self) -> None:
         """A protected environment takes no ``risk: high`` model without a recorded review."""

@@ -140,7 +140,29 @@ def _noop(address: str) -> dict[str, Any]:
     }
 
 
-def render_json(plan: Plan, drift: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _drift(item: dict[str, Any]) -> dict[str, Any]:
+    section, name = item["address"].split(".", 1)
+    actions = ["delete"] if item["status"] == "missing" else ["update"]
+    return {
+        "address": item["address"],
+        "mode": "managed",
+        "type": section,
+        "name": name,
+        "provider_name": None,
+        "change": {
+            "actions": actions,
+            "before": None,
+            "after": None,
+            "after_unknown": {},
+            "before_sensitive": False,
+            "after_sensitive": False,
+        },
+        "mlx_action": "no-op",
+        "mlx_reasons": item.get("differences", []),
+    }
+
+
+def render_json(plan: Plan) -> dict[str, Any]:
     changes = [resource_change(c) for c in plan.changes]
     changes += [_noop(a) for a in plan.unchanged]
     changes.sort(key=lambda c: c["address"])
@@ -149,7 +171,7 @@ def render_json(plan: Plan, drift: list[dict[str, Any]] | None = None) -> dict[s
         "format_version": FORMAT_VERSION,
         "mlx_version": engine.__version__,
         "resource_changes": changes,
-        "resource_drift": drift or [],
+        "resource_drift": [_drift(d) for d in plan.drift],
         "mlx": {
             "workspace": plan.workspace,
             "lineage": plan.lineage,
@@ -173,6 +195,7 @@ def render_json(plan: Plan, drift: list[dict[str, Any]] | None = None) -> dict[s
                 for c in plan.changes
                 if c.flagged_by
             ],
+            "drift": plan.drift,
             "warnings": plan.warnings
             + [f"{c.address}: {w}" for c in plan.changes for w in c.warnings],
         },

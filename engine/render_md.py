@@ -45,6 +45,13 @@ def render_markdown(plan: Plan) -> str:
     title = summary_line(plan).removeprefix("Plan: ").rstrip(".") if actionable else "No changes"
     env = f" — `{plan.workspace}`" if plan.workspace != "default" else ""
     out = [f"### mlx plan{env}: {title}", ""]
+    if plan.drift:
+        out.append("> [!CAUTION]")
+        out.append("> **Objects changed outside mlx** — `mlx apply` restores them:")
+        for d in plan.drift:
+            what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
+            out.append(f"> - `{d['address']}`: {what}")
+        out.append("")
     if not actionable:
         out.append("The spec matches what is deployed.")
         return "\n".join(out) + "\n"

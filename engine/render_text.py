@@ -99,8 +99,26 @@ def summary_line(plan: Plan) -> str:
     return line + "."
 
 
+def render_drift(items: list[dict[str, Any]], *, live: bool) -> list[str]:
+    """Terraform's "Objects have changed outside of Terraform" section."""
+    if not items:
+        return []
+    source = "" if live else " (found by the last `mlx refresh`)"
+    lines = [f"Note: Objects have changed outside of mlx{source}", ""]
+    for d in items:
+        if d["status"] == "missing":
+            lines.append(f"  # {d['address']} has been deleted outside mlx")
+        elif d["status"] == "unreadable":
+            lines.append(f"  # {d['address']} could not be read: {'; '.join(d['differences'])}")
+        else:
+            lines.append(f"  # {d['address']} has changed outside mlx")
+            lines.extend(f"      ~ {line}" for line in d["differences"])
+    lines += ["", "Unless the spec says otherwise, `mlx apply` restores what mlx recorded.", ""]
+    return lines
+
+
 def render_plan(plan: Plan) -> str:
-    out: list[str] = []
+    out: list[str] = render_drift(plan.drift, live=bool(plan.options.drift))
     for w in plan.warnings:
         out.append(f"Warning: {w}")
     if out:

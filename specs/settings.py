@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from specs.base import SpecModel
 
@@ -14,6 +14,9 @@ class Settings(SpecModel):
         None, description="State URL: sqlite:///.mlx/state.db (default) or postgresql://…"
     )
     parallelism: int | None = Field(None, ge=1, le=256)
+    drift_alerts: list[Annotated[str, StringConstraints(pattern=r"^alerts\.[a-z][a-z0-9_-]*$")]] = (
+        Field(default_factory=list, description="Alert channels `mlx refresh` tells about drift.")
+    )
 
 
 class Variable(SpecModel):

@@ -292,8 +292,8 @@ class StateReader:
                 resources.pop(ev["address"], None)
             elif ev["status"] == "ok" and ev["attributes"] is not None:
                 resources[ev["address"]] = ev
-            elif ev["address"] in resources and ev["status"] == "tainted":
-                resources[ev["address"]] = {**resources[ev["address"]], "status": "tainted"}
+            elif ev["address"] in resources and ev["status"] in ("tainted", "drifted", "missing"):
+                resources[ev["address"]] = {**resources[ev["address"]], "status": ev["status"]}
         return resources
 
 
@@ -450,6 +450,28 @@ class StateWriter(StateReader):
                     action=action,
                     status="tainted",
                     error=error,
+                    created_at=now(),
+                )
+            )
+
+    def mark(self, address: str, status: str, note: str) -> None:
+        """Record that ``address`` drifted (``drifted``/``missing``), keeping its value."""
+        serial = self._serial_or_fail()
+        ws_id = self._ws_id()
+        with self._mutex, self.engine.begin() as conn:
+            conn.execute(
+                update(_R)
+                .where(_R.c.workspace_id == ws_id, _R.c.address == address)
+                .values(status=status, serial=serial, updated_at=now())
+            )
+            conn.execute(
+                insert(_E).values(
+                    workspace_id=ws_id,
+                    serial=serial,
+                    address=address,
+                    action="refresh",
+                    status=status,
+                    error=note,
                     created_at=now(),
                 )
             )

@@ -56,6 +56,12 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         is_flag=True,
         help="Run the gates the plan would run, and show their outcome.",
     )
+    @click.option(
+        "--refresh",
+        "live_refresh",
+        is_flag=True,
+        help="Read every managed object first and plan the repair of any drift.",
+    )
     @click.pass_context
     def plan(
         ctx: click.Context,
@@ -66,6 +72,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         as_json: bool,
         markdown: bool,
         run_evals: bool,
+        live_refresh: bool,
     ) -> int:
         """Show what apply would do."""
         import os
@@ -76,7 +83,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         if as_json and markdown:
             raise click.UsageError("choose one of --json and --markdown")
         g = globals_of(ctx)
-        plain = not (targets or replace or out or as_json or markdown or run_evals)
+        plain = not (targets or replace or out or as_json or markdown or run_evals or live_refresh)
         if plain:
             workspace = g.environment or os.environ.get("MLX_ENV") or "default"
             remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
@@ -101,6 +108,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             ),
             memo=plain,
             with_spec=out is not None,
+            live_refresh=live_refresh,
         )
         if as_json:
             import json
@@ -181,6 +189,39 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
                 parallelism=parallelism,
             )
         return finish(report)
+
+    @cli.command()
+    @common
+    @click.option(
+        "--detailed-exitcode",
+        is_flag=True,
+        help="Exit 0 when nothing drifted, 2 when something did, 1 on error.",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("--lock-timeout", type=float, default=0.0, show_default=True)
+    @click.pass_context
+    def refresh(
+        ctx: click.Context, detailed_exitcode: bool, as_json: bool, lock_timeout: float
+    ) -> int:
+        """Read every managed object and report what changed outside mlx."""
+        import json
+
+        from engine import operations
+        from engine.cli import EXIT_CHANGES, EXIT_OK, session_for
+        from engine.render_text import render_drift
+
+        session = session_for(ctx, lock_timeout=lock_timeout)
+        found = operations.refresh(session, echo=lambda line: click.echo(line, err=as_json))
+        items = [d.as_dict() for d in found]
+        if as_json:
+            click.echo(json.dumps({"drift": items}, indent=2, sort_keys=True))
+        elif items:
+            click.echo("\n".join(render_drift(items, live=True)), nl=False)
+            click.echo("Run `mlx plan` to see the repair.")
+        else:
+            click.echo("No drift: every managed object matches what mlx recorded.")
+        drifted = any(d.status != "unreadable" for d in found)
+        return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
 
 
 def echo(line: str) -> None:

@@ -1,0 +1,120 @@
+"""Drift: objects changed behind mlx's back (an alias moved by hand, a version deleted).
+
+``mlx refresh`` reads every recorded object through its provider — in
+parallel, bounded — and compares it with what mlx recorded
+(``Observed.differences``). What drifted is recorded in state (status
+``drifted`` or ``missing``, in a state version of its own, written only when
+something drifted) so that every later plan shows it and plans the repair,
+and the owners are alerted through ``mlx.drift_alerts``. ``mlx plan --refresh``
+does the same reads without recording anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.plugins import ProviderSet
+from providers.contract import AlertMessage, Prior, ProviderError
+from state.store import Record, StateReader, StateWriter
+
+READ_PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class Drift:
+    address: str
+    status: str  # "drifted" | "missing" | "unreadable"
+    differences: list[str] = field(default_factory=list)
+    owner: str | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.status == "missing":
+            return "deleted outside mlx"
+        if self.status == "unreadable":
+            return "could not be read: " + "; ".join(self.differences)
+        return "changed outside mlx: " + "; ".join(self.differences)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "status": self.status,
+            "differences": self.differences,
+            "owner": self.owner,
+        }
+
+
+def _prior(rec: Record) -> Prior:
+    return Prior(rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash)
+
+
+def detect(
+    records: dict[str, Record], providers: ProviderSet, parallelism: int = READ_PARALLELISM
+) -> list[Drift]:
+    """Read every healthy recorded object; what differs from the record."""
+
+    def one(rec: Record) -> Drift | None:
+        try:
+            provider = providers.get(rec.provider, rec.address)
+            observed = provider.read(_prior(rec))
+        except (ProviderError, OSError) as exc:
+            return Drift(rec.address, "unreadable", [str(exc)], rec.attributes.get("owner"))
+        owner = rec.attributes.get("owner")
+        if observed is None:
+            return Drift(rec.address, "missing", [], owner)
+        differences = observed.differences(rec.outputs, rec.content_hash)
+        return Drift(rec.address, "drifted", differences, owner) if differences else None
+
+    healthy = [r for r in records.values() if r.status == "ok"]
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="mlx-read") as pool:
+        found = list(pool.map(one, healthy))
+    return sorted((d for d in found if d is not None), key=lambda d: d.address)
+
+
+def recorded(reader: StateReader, index: dict[str, Any]) -> list[Drift]:
+    """Drift recorded by the last refresh (resources whose status says so)."""
+    out = []
+    for address, row in sorted(index.items()):
+        if row.status not in ("drifted", "missing"):
+            continue
+        events = reader.events(address=address)
+        last = next((e for e in reversed(events) if e["action"] == "refresh"), None)
+        detail = (last or {}).get("error") or ""
+        out.append(Drift(address, row.status, [d for d in detail.split("; ") if d]))
+    return out
+
+
+def record(writer: StateWriter, drifts: list[Drift], actor: str, git_sha: str | None) -> int:
+    """A state version of operation "refresh" marking what drifted."""
+    serial = writer.begin("refresh", actor=actor, git_sha=git_sha)
+    for d in drifts:
+        if d.status in ("drifted", "missing"):
+            writer.mark(d.address, d.status, "; ".join(d.differences) or d.summary)
+    writer.finish("complete", {"drifted": sum(1 for d in drifts if d.status != "unreadable")})
+    return serial
+
+
+def alert(
+    drifts: list[Drift], channels: list[str], providers: ProviderSet, echo: Callable[[str], None]
+) -> None:
+    peers = providers.context.peers
+    if peers is None or not drifts:
+        return
+    for channel in channels:
+        for d in drifts:
+            message = AlertMessage(
+                title=f"{d.address} {d.summary.split(':')[0]}",
+                text=f"{d.address}: {d.summary}. `mlx plan` shows the repair; "
+                "`mlx apply` restores what the spec says.",
+                severity="warning",
+                source=d.address,
+                owner=d.owner,
+                details={"differences": d.differences, "status": d.status},
+            )
+            try:
+                peers.notify(channel, message)
+            except (ProviderError, OSError) as exc:
+                echo(f"Warning: could not alert {channel}: {exc}")
