@@ -174,3 +174,29 @@ def apply(
             confirm=confirm,
             parallelism=parallelism,
         )
+
+
+def evaluate(session: Session, name: str) -> Any:
+    """Run one gate now, applying nothing (``mlx eval NAME``). Returns the gate's Result."""
+    from engine.diagnostics import MlxError, did_you_mean
+    from providers.contract import Gate
+
+    address = name if name.startswith("evals.") else f"evals.{name}"
+    if address not in session.spec.decls:
+        gates = [a for a in session.spec.decls if a.startswith("evals.")]
+        raise MlxError(f"no gate {address}{did_you_mean(address, gates)}")
+    providers = ProviderSet(
+        session.spec,
+        resolve_provider_configs(session),
+        session.provider_context(),
+        session.reader().record,
+    )
+    try:
+        planner = Planner(session, PlanOptions(targets=[address], environment=session.workspace))
+        planner.build(providers=providers)
+        planned = planner.planned[address]
+        if not isinstance(planned.provider, Gate):
+            raise MlxError(f"{address}: its provider ({planned.provider_key}) cannot run gates")
+        return planned.provider.evaluate(planned.desired)
+    finally:
+        providers.close()

@@ -9,7 +9,7 @@ import click
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
-    from engine.commands import core, inspect, release, state
+    from engine.commands import core, evals, inspect, release, state
 
-    for module in (core, inspect, release, state):
+    for module in (core, evals, inspect, release, state):
         module.register(cli, common)
