@@ -618,7 +618,7 @@ class Planner:
         old = rec.outputs if rec else {}
         out = []
         for name in computed:
-            if name not in _SUMMARY_OUTPUTS and p.section != "evals":
+            if name not in (("passed",) if p.section == "evals" else _SUMMARY_OUTPUTS):
                 continue
             if p.changes_behaviour or rec is None:
                 new = known.get(name, {"$unknown": True})

@@ -14,7 +14,7 @@ from specs.evals import Eval
 from specs.models import Model
 from specs.monitors import Monitor
 from specs.prompts import Prompt
-from specs.providers import ProviderConfig
+from specs.providers import BUILTIN_PROVIDER_CONFIGS, ProviderConfig
 from specs.rollouts import Rollout
 from specs.settings import Environment, Settings, Variable
 
@@ -66,6 +66,10 @@ class SpecDocument(SpecModel):
 def json_schema() -> dict:
     """JSON Schema of one spec file, for editors' YAML language servers."""
     schema = SpecDocument.model_json_schema(by_alias=True)
+    # a plugin's `type` is any name but a built-in one, so that exactly one branch of the
+    # providers union matches (pydantic picks the branch in code; editors need the schema)
+    plugin = schema["$defs"]["PluginProviderConfig"]["properties"]["type"]
+    plugin["not"] = {"enum": sorted(BUILTIN_PROVIDER_CONFIGS)}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mlx spec file"
     return schema
