@@ -59,7 +59,8 @@ def test_ref_field_must_point_at_the_right_kind(tmp_path: Path) -> None:
         {
             **BASE,
             "e.yaml": (
-                "evals:\n  g:\n    subject: ${datasets.d}\n    dataset: ${datasets.d}\n    label: y\n"
+                "evals:\n  g:\n    subject: ${datasets.d}\n"
+                "    dataset: ${datasets.d}\n    label: y\n"
             ),
         },
     )
