@@ -84,7 +84,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             raise click.UsageError("choose one of --json and --markdown")
         g = globals_of(ctx)
         plain = not (targets or replace or out or as_json or markdown or run_evals or live_refresh)
-        if plain:
+        if plain and not os.environ.get("MLX_NO_PLAN_MEMO"):
             workspace = g.environment or os.environ.get("MLX_ENV") or "default"
             remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
             if remembered is not None:
