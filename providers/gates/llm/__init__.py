@@ -1,0 +1,1 @@
+"""LLM gates: cases → rendered prompt → answers (cached, retried) → assertions → pass rate."""

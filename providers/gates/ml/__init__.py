@@ -1,0 +1,1 @@
+"""ML gates: rows → predictions → metrics (overall, per slice, for a baseline) → verdict."""
