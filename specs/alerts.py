@@ -24,22 +24,35 @@ class FileAlert(AlertBase):
 
 
 class WebhookAlert(AlertBase):
+    """POSTs each alert as JSON. ``url``/``headers``/``timeout_s`` may come from the provider."""
+
     type: Literal["webhook"] = replace_field(...)
-    url: str = Field(..., min_length=1)
+    url: str | None = Field(
+        None, min_length=1, description="Endpoint; optional when the named provider holds it."
+    )
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(10, gt=0)
+    timeout_s: float | None = Field(None, gt=0, description="Default: the provider's (10 s).")
 
 
 class SlackAlert(AlertBase):
+    """POSTs Slack's incoming-webhook payload ``{"text": …}``."""
+
     type: Literal["slack"] = replace_field(...)
-    url: str = Field(..., min_length=1, description="Slack incoming-webhook URL.")
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="Slack incoming-webhook URL; optional when the named provider holds it.",
+    )
     channel: str | None = None
-    timeout_s: float = Field(10, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, description="Default: the provider's (10 s).")
 
 
 class SnsAlert(AlertBase):
+    """Publishes to an SNS topic: an existing one (``topic_arn``) or one mlx creates (``topic``)."""
+
     type: Literal["sns"] = replace_field(...)
-    topic_arn: str | None = None
+    topic_arn: str | None = Field(None, description="An existing topic (never changed by mlx).")
     topic: str | None = Field(None, description="Topic name to create when no ARN is given.")
     region: str | None = None
     endpoint_url: str | None = None

@@ -26,19 +26,29 @@ class FileProviderConfig(SpecModel):
 
 
 class MlflowProviderConfig(SpecModel):
+    """An MLflow tracking server (``http://…``) or a serverless store (``sqlite:///…``).
+
+    A relative ``sqlite:///path`` is relative to the spec directory. Artifacts are
+    logged into runs of ``experiment``; where a run's files go is the server's
+    business (its ``--artifacts-destination``), or ``artifact_location`` for a new
+    experiment (serverless default: ``mlartifacts/`` next to the database).
+    """
+
     type: Literal["mlflow"]
-    tracking_uri: str
-    registry_uri: str | None = None
-    experiment: str = "mlx"
-    artifact_store: str | None = Field(
-        None, description="Name of an `s3` provider to upload artifacts through (optional)."
+    tracking_uri: str = Field(..., min_length=1)
+    registry_uri: str | None = Field(None, description="Default: the tracking URI.")
+    experiment: str = Field("mlx", min_length=1, description="Experiment artifacts are logged to.")
+    artifact_location: str | None = Field(
+        None, description="Artifact root of the experiment when mlx creates it."
     )
 
 
 class S3ProviderConfig(SpecModel):
+    """S3 objects: credentials and region from boto3's chain unless set here."""
+
     type: Literal["s3"]
     bucket: str | None = Field(None, description="Bucket for uploads of local artifacts.")
-    prefix: str = "mlx/"
+    prefix: str = Field("mlx/", description="Key prefix of uploads (keep the trailing slash).")
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
@@ -52,6 +62,8 @@ class SnsProviderConfig(SpecModel):
 
 
 class WebhookProviderConfig(SpecModel):
+    """Defaults for the webhook/slack alerts that name this provider (theirs win)."""
+
     type: Literal["webhook", "slack"]
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)

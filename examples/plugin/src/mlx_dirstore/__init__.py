@@ -1,0 +1,5 @@
+"""mlx-dirstore: an example third-party mlx provider (see docs/providers.md)."""
+
+from mlx_dirstore.provider import DirStoreConfig, DirStoreProvider
+
+__all__ = ["DirStoreConfig", "DirStoreProvider"]

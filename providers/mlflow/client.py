@@ -1,0 +1,108 @@
+"""Connecting to MLflow, and the few facts about its API the registries rely on.
+
+* Versions come back as strings over REST and as ints serverless: ``as_int``.
+* "Not found" is ``RESOURCE_DOES_NOT_EXIST``, but a missing alias is
+  ``INVALID_PARAMETER_VALUE`` ("alias … not found"): ``is_not_found`` knows both.
+* The client prints run URLs to stdout when a run ends (that would corrupt
+  ``mlx plan --json``) and logs database migrations at INFO: both are silenced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from providers.contract import MissingExtra, ProviderError
+
+#: Overridable by setting the variables; MLflow's own defaults are 7 retries, factor 2, 120 s.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def import_mlflow() -> Any:
+    """The ``mlflow`` module, or ``MissingExtra`` naming the extra to install."""
+    try:
+        import mlflow
+    except ImportError as exc:
+        raise MissingExtra("mlflow", "mlflow") from exc
+    return mlflow
+
+
+def resolve_uri(uri: str, root: Path) -> str:
+    """``sqlite:///relative.db`` is relative to the spec dir, not to wherever mlx runs."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path = Path(uri.removeprefix(prefix))
+        if not path.is_absolute() and str(path) != ":memory:":
+            return prefix + str((root / path).resolve())
+    return uri
+
+
+def is_serverless(uri: str) -> bool:
+    """A database MLflow opens in this process (no server in between)."""
+    return uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def connect(tracking_uri: str, registry_uri: str | None) -> Any:
+    import_mlflow()
+    # no telemetry from mlx's use of mlflow, and no run URLs printed on our stdout
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow's defaults retry a dead server for ~4 minutes per call: fail within seconds
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+    except Exception as exc:
+        raise ProviderError(f"cannot open the MLflow registry at {tracking_uri}: {exc}") from exc
+
+
+def as_int(version: Any) -> int | None:
+    if version is None or version == "":
+        return None
+    return int(version)
+
+
+def error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "error_code", "") or "")
+
+
+def is_not_found(exc: BaseException) -> bool:
+    code = error_code(exc)
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc).lower()
+
+
+def is_mlflow_error(exc: BaseException) -> bool:
+    try:
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        return False
+    return isinstance(exc, MlflowException)
+
+
+def mlflow_error(exc: BaseException, what: str) -> ProviderError:
+    text = str(exc).strip()
+    if "Max retries exceeded" in text or "NewConnectionError" in text:
+        return ProviderError(f"{what}: cannot reach the server (is it running?)")
+    message = text.splitlines()[0] if text else type(exc).__name__
+    return ProviderError(f"{what}: {message}")
+
+
+def ignore_missing(call: Any, *args: Any) -> None:
+    """Run a delete-like call; a thing already gone is fine."""
+    try:
+        call(*args)
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
