@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MLX    := $(VENV)/bin/mlx
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev
+EXTRAS ?= dev,mlflow
 DEMO   := build/demo
 
 .PHONY: demo test test-fast lint bench clean
@@ -40,6 +40,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/plan_scale.py
+	$(PY) bench/eval_gate.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

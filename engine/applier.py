@@ -109,6 +109,10 @@ class Applier:
         self._records = self.writer.records(
             [a for a, c in self.changes.items() if c.action is not Action.CREATE]
         )
+        # "as recorded before this run" must not see what this run writes: read it now
+        self.start.remember(
+            set(self.changes) | {p for a in self.changes for p in self.graph.predecessors(a)}
+        )
         serial = self.writer.begin(
             self.operation,
             actor=self.session.actor,

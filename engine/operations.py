@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.plan import Plan, PlanOptions
-from engine.planner import Planner, resolve_provider_configs
+from engine.planner import Planner
 from engine.plugins import ProviderSet
 from engine.render_text import render_plan
+from engine.resolve import resolve_provider_configs
 from engine.session import Session
 
 if TYPE_CHECKING:
@@ -63,12 +64,8 @@ def plan(
 
     ``live_refresh`` first reads every recorded object (``mlx plan --refresh``).
     """
-    providers = ProviderSet(
-        session.spec,
-        resolve_provider_configs(session),
-        session.provider_context(),
-        session.reader().record,
-    )
+    session.graph  # noqa: B018 - a broken spec is reported before state is opened
+    providers = ProviderSet.for_session(session, session.reader().record)
     try:
         drift = None
         if live_refresh:
@@ -130,12 +127,7 @@ def refresh(session: Session, *, echo: Echo) -> list[Any]:
     from engine import refresh as drift
 
     with session.writer("refresh") as writer:
-        providers = ProviderSet(
-            session.spec,
-            resolve_provider_configs(session),
-            session.provider_context(),
-            writer.record,
-        )
+        providers = ProviderSet.for_session(session, writer.record)
         try:
             known = drift.recorded(writer, writer.index())
             found = drift.detect(writer.records(), providers)
@@ -161,6 +153,7 @@ def apply(
     from engine.release import plan_and_apply, refuse_if_protected
 
     refuse_if_protected(session, "mlx plan")
+    session.inputs  # noqa: B018 - a broken spec is reported before the lock is taken
     options = options or PlanOptions(environment=session.workspace)
     with session.writer(options.operation) as writer:
         for warning in writer.lock.warnings:
@@ -185,12 +178,7 @@ def evaluate(session: Session, name: str) -> Any:
     if address not in session.spec.decls:
         gates = [a for a in session.spec.decls if a.startswith("evals.")]
         raise MlxError(f"no gate {address}{did_you_mean(address, gates)}")
-    providers = ProviderSet(
-        session.spec,
-        resolve_provider_configs(session),
-        session.provider_context(),
-        session.reader().record,
-    )
+    providers = ProviderSet.for_session(session, session.reader().record)
     try:
         planner = Planner(session, PlanOptions(targets=[address], environment=session.workspace))
         planner.build(providers=providers)

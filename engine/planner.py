@@ -155,9 +155,7 @@ class Planner:
     # -- entry point ----------------------------------------------------------------
     def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
         own = providers is None
-        self.providers = providers or ProviderSet(
-            self.spec, self._provider_configs(), self.session.provider_context(), self._record
-        )
+        self.providers = providers or ProviderSet.for_session(self.session, self._record)
         try:
             return self._build(with_spec)
         finally:
@@ -318,8 +316,10 @@ class Planner:
             p.reasons = [Reason.DELETED_OUTSIDE]
             return
         if status == "drifted":
+            # restored to what was recorded: the provider repairs it (the applier says so),
+            # but its dependents see the same version as before and are not re-run
             p.action = Action.RUN if is_gate else Action.UPDATE
-            p.reasons, p.behaviour_changed = [Reason.DRIFTED], True
+            p.reasons = [Reason.DRIFTED]
             return
         if p.address in self.options.replace:
             p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.REQUESTED]
@@ -665,59 +665,3 @@ class Planner:
             "settings": self.spec.settings,
             "resources": resources,
         }
-
-    def _provider_configs(self) -> dict[str, dict[str, Any]]:
-        return resolve_provider_configs(self.session)
-
-
-def resolve_provider_configs(session: Session) -> dict[str, dict[str, Any]]:
-    """Provider configs with ``${var.*}``/``${env.*}`` substituted (secrets opened)."""
-    from engine.refs import Ref, RefSyntaxError, find_templates, parse_template
-    from engine.values import Secret
-
-    spec, inputs = session.spec, session.inputs
-    out: dict[str, dict[str, Any]] = {}
-    diags = []
-    for name, config in spec.providers.items():
-        resolved = dict(config)
-        for path, text in find_templates(config):
-            try:
-                parts = parse_template(text)
-            except RefSyntaxError as exc:
-                diags.append(Diagnostic(str(exc), spec.source(f"providers.{name}", *path)))
-                continue
-            pieces = []
-            for part in parts:
-                if not isinstance(part, Ref):
-                    pieces.append(part)
-                elif part.namespace == "env":
-                    if part.name not in inputs.environ:
-                        diags.append(
-                            Diagnostic(
-                                f"{part} is not set: export {part.name} before running mlx",
-                                spec.source(f"providers.{name}", *path, key=False),
-                            )
-                        )
-                        pieces.append("")
-                    else:
-                        pieces.append(inputs.environ[part.name])
-                elif part.namespace == "var":
-                    value = inputs.variables.get(part.name)
-                    pieces.append(value.value if isinstance(value, Secret) else str(value))
-                else:
-                    diags.append(
-                        Diagnostic(
-                            f"providers.{name}: provider settings may use ${{var.*}} and "
-                            f"${{env.*}}, not {part}",
-                            spec.source(f"providers.{name}", *path, key=False),
-                        )
-                    )
-            node: Any = resolved
-            for item in path[:-1]:
-                node[item] = dict(node[item]) if isinstance(node[item], dict) else list(node[item])
-                node = node[item]
-            node[path[-1]] = "".join(pieces)
-        out[name] = resolved
-    if diags:
-        raise MlxError(diags)
-    return out

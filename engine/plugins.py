@@ -119,6 +119,7 @@ class ProviderSet:
         configs: Mapping[str, Mapping[str, Any]],
         context: Context,
         record: Callable[[str], Any] | None = None,
+        declared: Callable[[str], Mapping[str, Any] | None] | None = None,
     ):
         from engine.peers import EnginePeers
 
@@ -127,10 +128,30 @@ class ProviderSet:
         self._record = record or (lambda _address: None)
         #: ``address -> resolved spec`` of this run; set by the planner and the applier.
         self.specs: dict[str, Mapping[str, Any]] = {}
-        peers = EnginePeers(self.provider_for, self._prior, self.specs.get)
+        self._declared = declared
+        peers = EnginePeers(self.provider_for, self._prior, self._spec_of)
         self.context = replace(context, peers=peers)
         self._instances: dict[str, Provider] = {}
         self._lock = threading.RLock()
+
+    @classmethod
+    def for_session(cls, session: Any, record: Callable[[str], Any] | None = None) -> ProviderSet:
+        """The providers of ``session``'s spec; ``record`` reads state as of the run's start."""
+        from engine.resolve import declared_specs, resolve_provider_configs
+
+        record = record or session.reader().record
+        return cls(
+            session.spec,
+            resolve_provider_configs(session),
+            session.provider_context(),
+            record,
+            declared_specs(session, record),
+        )
+
+    def _spec_of(self, address: str) -> Mapping[str, Any] | None:
+        if address in self.specs:
+            return self.specs[address]
+        return self._declared(address) if self._declared is not None else None
 
     def provider_for(self, address: str) -> tuple[str, Provider]:
         """The provider of a declared (or recorded) resource, by address."""

@@ -17,7 +17,7 @@ from typing import Any
 from engine.applier import Applier, ApplyReport
 from engine.diagnostics import Diagnostic, MlxError
 from engine.plan import Plan, PlanOptions
-from engine.planner import Planner, resolve_provider_configs
+from engine.planner import Planner
 from engine.plugins import ProviderSet
 from engine.render_text import render_plan
 from engine.session import Session
@@ -82,12 +82,7 @@ def plan_and_apply(
 
     With ``expected`` (a saved plan), the fresh plan must match it exactly.
     """
-    providers = ProviderSet(
-        plan_session.spec,
-        resolve_provider_configs(plan_session),
-        plan_session.provider_context(),
-        session.reader().record,
-    )
+    providers = ProviderSet.for_session(plan_session, session.reader().record)
     try:
         salt = expected.salt if expected is not None else None
         plan = Planner(plan_session, options, salt=salt).build(providers=providers, with_spec=True)

@@ -145,3 +145,79 @@ class _Unset(Exception):
     def __init__(self, ref: Ref):
         super().__init__(str(ref))
         self.ref = ref
+
+
+def resolve_provider_configs(session: Any) -> dict[str, dict[str, Any]]:
+    """Provider configs with ``${var.*}``/``${env.*}`` substituted (secrets opened)."""
+    from engine.refs import RefSyntaxError, find_templates, parse_template
+
+    spec, inputs = session.spec, session.inputs
+    out: dict[str, dict[str, Any]] = {}
+    diags = []
+    for name, config in spec.providers.items():
+        resolved = dict(config)
+        for path, text in find_templates(config):
+            try:
+                parts = parse_template(text)
+            except RefSyntaxError as exc:
+                diags.append(Diagnostic(str(exc), spec.source(f"providers.{name}", *path)))
+                continue
+            pieces = []
+            for part in parts:
+                if not isinstance(part, Ref):
+                    pieces.append(part)
+                elif part.namespace == "env":
+                    if part.name not in inputs.environ:
+                        diags.append(
+                            Diagnostic(
+                                f"{part} is not set: export {part.name} before running mlx",
+                                spec.source(f"providers.{name}", *path, key=False),
+                            )
+                        )
+                        pieces.append("")
+                    else:
+                        pieces.append(inputs.environ[part.name])
+                elif part.namespace == "var":
+                    value = inputs.variables.get(part.name)
+                    pieces.append(value.value if isinstance(value, Secret) else str(value))
+                else:
+                    diags.append(
+                        Diagnostic(
+                            f"providers.{name}: provider settings may use ${{var.*}} and "
+                            f"${{env.*}}, not {part}",
+                            spec.source(f"providers.{name}", *path, key=False),
+                        )
+                    )
+            node: Any = resolved
+            for item in path[:-1]:
+                node[item] = dict(node[item]) if isinstance(node[item], dict) else list(node[item])
+                node = node[item]
+            node[path[-1]] = "".join(pieces)
+        out[name] = resolved
+    if diags:
+        raise MlxError(diags)
+    return out
+
+
+def declared_specs(session: Any, record: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``address -> resolved spec`` (secrets opened) for any declared resource, on demand.
+
+    Attributes of other resources come from their records: this is for providers that
+    need another resource's settings outside a plan (an alert sent by ``mlx refresh``).
+    """
+    from engine.values import reveal
+
+    resolver = Resolver(session.spec, session.graph, session.inputs)
+
+    def lookup(address: str, attr: str) -> Any:
+        rec = record(address)
+        if rec is None:
+            return UNKNOWN
+        return rec.outputs.get(attr, rec.attributes.get(attr))
+
+    def spec(address: str) -> Any:
+        if address not in session.spec.decls:
+            return None
+        return reveal(resolver.resolve(address, lookup))
+
+    return spec

@@ -306,8 +306,16 @@ def render_show(data: dict[str, Any]) -> str:
             if data.get(key):
                 lines.append(f"  {key}: {data[key]}")
         lines.append("  outputs:")
-        for k, v in sorted((data.get("outputs") or {}).items()):
+        outputs = data.get("outputs") or {}
+        for k, v in sorted(outputs.items()):
+            if k in ("report", "evidence"):
+                continue  # a gate's report is printed as written, below
             lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        if isinstance(outputs.get("report"), str):
+            lines.append("  report:")
+            lines.extend(f"    {line}" for line in outputs["report"].splitlines())
+        if outputs.get("evidence") is not None:
+            lines.append("  evidence: (mlx show --json for the full record)")
         lines.append("  attributes:")
         for k, v in sorted((data.get("attributes") or {}).items()):
             lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")

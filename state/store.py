@@ -40,7 +40,8 @@ def normalize_url(url: str, base: Path) -> str:
         rel = url[len("sqlite:///") :]
         if rel and rel != ":memory:":
             path = (base / rel).resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if base.is_dir():  # never create a spec dir that is not there
+                path.parent.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{path}"
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -164,6 +165,13 @@ class StateReader:
         if address not in self._memo:
             self._memo[address] = self.records([address]).get(address)
         return self._memo[address]
+
+    def remember(self, addresses: Iterable[str]) -> None:
+        """Read these records now, in batches, so later ``record`` calls see this moment."""
+        wanted = [a for a in addresses if a not in self._memo]
+        found = self.records(wanted)
+        for address in wanted:
+            self._memo[address] = found.get(address)
 
     def _workspace(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
