@@ -362,18 +362,26 @@ def bench_size(n: int, base: Path) -> SizeResult:
         )
         return result
 
-    result.parse_floor_s = parse_floor(gen.files)
+    result.parse_floor_s = parse_floor(gen.files, repeat=5)
     print(f"[{n}] parse floor (CSafeLoader): {result.parse_floor_s:.3f} s", flush=True)
-    result.mlx_parse_s = mlx_parse(gen.files)
+    result.mlx_parse_s = mlx_parse(gen.files, repeat=5)
     print(f"[{n}] mlx's own YAML loading: {result.mlx_parse_s:.3f} s", flush=True)
 
     time.sleep(2.1)  # files written < 2 s before a plan are "racily clean" and always re-read
-    # cold: every cache mlx keeps is gone (parsed files, plan memo, file fingerprints)
-    shutil.rmtree(root / ".mlx" / "cache", ignore_errors=True)
-    cold = run_mlx(root, "plan", "--detailed-exitcode")
-    result.cold_s, result.cold_rss_mb = cold.seconds, cold.max_rss_mb
-    _noop_check(result, "cold plan after apply", cold)
-    print(f"[{n}] cold plan: {cold.seconds:.3f} s, {cold.max_rss_mb:.0f} MB", flush=True)
+    # cold: every cache mlx keeps is gone (parsed files, plan memo, file fingerprints);
+    # best of 3 like the others, because this machine's speed wanders by tens of percent
+    colds = []
+    for k in range(3):
+        shutil.rmtree(root / ".mlx" / "cache", ignore_errors=True)
+        run = run_mlx(root, "plan", "--detailed-exitcode")
+        _noop_check(result, f"cold plan #{k + 1} after apply", run)
+        colds.append(run)
+    cold = min(colds, key=lambda r: r.seconds)
+    result.cold_s, result.cold_rss_mb = cold.seconds, max(r.max_rss_mb for r in colds)
+    print(
+        f"[{n}] cold plan: {cold.seconds:.3f} s (best of 3), {cold.max_rss_mb:.0f} MB", flush=True
+    )
+    time.sleep(2.1)  # the cold runs rewrote the caches: let the memo's racy window pass
 
     warm = [run_mlx(root, "plan", "--detailed-exitcode") for _ in range(3)]
     for k, run in enumerate(warm, 1):
@@ -421,17 +429,22 @@ def bench_size(n: int, base: Path) -> SizeResult:
 class Ratio:
     name: str
     value: float
-    target: float
+    target: float | None  # None: reported for transparency, not a target
 
     @property
     def verdict(self) -> str:
+        if self.target is None:
+            return "(info)"
         return "PASS" if self.value <= self.target else "MISS"
 
 
 def ratios(results: list[SizeResult]) -> list[Ratio]:
+    """Ratios with their targets; the targets are set at 10,000 resources (issue 2)."""
     done = [r for r in results if r.cold_s > 0 and r.parse_floor_s > 0]
     out: list[Ratio] = []
     for r in done:
+        if r.resources < 10_000:
+            continue
         out.append(
             Ratio(f"cold / parse floor @ {r.resources}", r.cold_s / r.parse_floor_s, COLD_TARGET)
         )
@@ -442,7 +455,7 @@ def ratios(results: list[SizeResult]) -> list[Ratio]:
             Ratio(
                 f"warm, no memo / floor @ {r.resources}",
                 r.warm_nomemo_s / r.parse_floor_s,
-                WARM_TARGET,
+                None,
             )
         )
     if len(done) >= 2:
@@ -540,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     checks = ratios(results)
     for ratio in checks:
-        print(f"{ratio.name:<28} {ratio.value:7.2f}  (target <= {ratio.target:g})  {ratio.verdict}")
+        target = "no target" if ratio.target is None else f"target <= {ratio.target:g}"
+        print(f"{ratio.name:<30} {ratio.value:7.2f}  ({target})  {ratio.verdict}")
     for r in results:
         for a in r.anomalies:
             print(f"\nANOMALY [{r.resources}] {a}")

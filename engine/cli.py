@@ -110,7 +110,14 @@ register(cli, common)
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every error is one clear message on stderr and exit 1."""
+    import gc
+
     from engine.diagnostics import MlxError
+
+    # mlx builds large, long-lived object graphs (10k resources: millions of objects) and
+    # creates few reference cycles; CPython's default collector thresholds re-scan them so
+    # often that it costs half of a plan's time. Collect rarely instead.
+    gc.set_threshold(100_000, 50, 100)
 
     try:
         code = cli.main(args=argv, prog_name="mlx", standalone_mode=False)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from engine.diagnostics import Diagnostic, did_you_mean
 from engine.hashing import static_hashes
 from engine.positions import locate
-from engine.refs import find_templates
+from engine.refs import RefSyntaxError, encode, find_templates, parse_template
 from specs.base import NAME_PATTERN, NAME_RE
 from specs.document import RESOURCE_SECTIONS, RESOURCE_TYPES, SECTIONS
 from specs.introspect import kind_info
@@ -118,7 +118,7 @@ class FileCompiler:
             return None
         refs = list(find_templates(normalized))
         hashes = static_hashes(section, normalized, refs)
-        return [section, name, normalized, [[list(p), s] for p, s in refs], hashes]
+        return [section, name, normalized, [[list(p), s, _parsed(s)] for p, s in refs], hashes]
 
     def _validate(self, model: type[BaseModel], body: Any, path: list[Any], what: str) -> Any:
         return self._validate_adapter(TypeAdapter(model), body, path, what, model)
@@ -163,6 +163,14 @@ class FileCompiler:
                 f"{label}: {msg}{shown}",
                 [*base, *loc],
             )
+
+
+def _parsed(text: str) -> list[Any] | None:
+    """The template already parsed (the graph reuses it), or None to report it later."""
+    try:
+        return encode(parse_template(text))
+    except RefSyntaxError:
+        return None
 
 
 def _real_path(body: Any, loc: Sequence[Any]) -> list[Any]:

@@ -14,7 +14,7 @@ import networkx as nx
 
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.loader import SpecSet
-from engine.refs import Ref, RefSyntaxError, parse_template
+from engine.refs import Ref, RefSyntaxError, decode, parse_template
 from specs.introspect import kind_info
 
 Site = tuple[str, tuple[str | int, ...]]  # (address of the referrer, path in its body)
@@ -38,15 +38,18 @@ def build(spec: SpecSet) -> SpecGraph:
     """Check every reference and build the graph; raise with all problems found."""
     g = nx.DiGraph()
     g.add_nodes_from(spec.decls)
+    #: where each edge was written: (dependency, dependent) -> paths in the dependent's body
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]] = {}
     diags: list[Diagnostic] = []
     templates: dict[str, dict[tuple[str | int, ...], list[Any]]] = {}
 
     for address, decl in spec.decls.items():
         info = kind_info(decl.section)
         parsed: dict[tuple[str | int, ...], list[Any]] = {}
-        for path, text in decl.refs:
+        for index, (path, text) in enumerate(decl.refs):
+            cached = decl.parsed[index] if decl.parsed else None
             try:
-                parts = parse_template(text)
+                parts = decode(cached) if cached is not None else parse_template(text)
             except RefSyntaxError as exc:
                 diags.append(Diagnostic(str(exc), spec.source(address, *path, key=False)))
                 continue
@@ -57,7 +60,7 @@ def build(spec: SpecSet) -> SpecGraph:
                     if problem:
                         diags.append(Diagnostic(problem, spec.source(address, *path, key=False)))
                     elif part.is_resource:
-                        _add_edge(g, part.address, address, path)
+                        sites.setdefault((part.address, address), []).append(path)
             field = path[0] if path else None
             if isinstance(field, str) and field in info.ref_fields and len(path) == 1:
                 problem = _check_ref_field(field, info.ref_fields[field], parts)
@@ -84,21 +87,15 @@ def build(spec: SpecSet) -> SpecGraph:
                     )
                 )
             else:
-                _add_edge(g, dep, address, ("depends_on", i))
+                sites.setdefault((dep, address), []).append(("depends_on", i))
     if diags:
         raise MlxError(diags)
+    g.add_edges_from(sites)
     try:
         order = list(nx.topological_sort(g))
     except nx.NetworkXUnfeasible:
-        raise MlxError(_cycles(spec, g)) from None
+        raise MlxError(_cycles(spec, g, sites)) from None
     return SpecGraph(g, order, templates)
-
-
-def _add_edge(g: nx.DiGraph, src: str, dst: str, path: tuple[str | int, ...]) -> None:
-    if g.has_edge(src, dst):
-        g.edges[src, dst]["sites"].append(path)
-    else:
-        g.add_edge(src, dst, sites=[path])
 
 
 def _check_ref(spec: SpecSet, ref: Ref) -> str | None:
@@ -131,7 +128,9 @@ def _check_ref_field(field: str, kinds: tuple[str, ...], parts: list[Any]) -> st
     return f'`{field}` must be exactly one reference like "${{{kinds[0]}.NAME}}"'
 
 
-def _cycles(spec: SpecSet, g: nx.DiGraph) -> list[Diagnostic]:
+def _cycles(
+    spec: SpecSet, g: nx.DiGraph, sites: dict[tuple[str, str], list[tuple[str | int, ...]]]
+) -> list[Diagnostic]:
     diags = []
     for component in nx.strongly_connected_components(g):
         sub = g.subgraph(component)
@@ -141,7 +140,7 @@ def _cycles(spec: SpecSet, g: nx.DiGraph) -> list[Diagnostic]:
         names = [u for u, _ in edges] + [edges[0][0]]
         related = []
         for u, v in edges:
-            path = g.edges[u, v]["sites"][0]
+            path = sites[u, v][0]
             related.append((f"{v} → {u} written", spec.source(v, *path, key=False)))
         diags.append(
             Diagnostic(

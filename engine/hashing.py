@@ -15,12 +15,17 @@ from engine.values import digest
 from specs.introspect import kind_info
 
 
-def split_hashes(section: str, redacted: dict[str, Any]) -> tuple[str | None, str]:
-    """(behaviour hash, metadata hash); behaviour is ``None`` while values are unknown."""
+def split_hashes(
+    section: str, redacted: dict[str, Any], maybe_unknown: bool = True
+) -> tuple[str | None, str]:
+    """(behaviour hash, metadata hash); behaviour is ``None`` while values are unknown.
+
+    ``maybe_unknown=False`` skips looking for unknown values (the resolver knows).
+    """
     info = kind_info(section)
     behaviour = {k: v for k, v in redacted.items() if k not in info.metadata_fields}
     meta = {k: v for k, v in redacted.items() if k in info.metadata_fields}
-    spec_hash = None if has_unknown(behaviour) else digest(behaviour)
+    spec_hash = None if maybe_unknown and has_unknown(behaviour) else digest(behaviour)
     return spec_hash, digest(meta)
 
 

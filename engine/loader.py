@@ -8,6 +8,7 @@ processes when there is a lot to parse) and compiled, then cached.
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ class Decl:
     refs: list[tuple[tuple[str | int, ...], str]]
     #: (behaviour, metadata) hashes when they do not depend on the run (see engine.hashing).
     hashes: tuple[str, str] | None = None
+    #: Each of ``refs`` already parsed (``engine.refs.encode``), when the loader did it.
+    parsed: list[Any] | None = None
 
 
 @dataclass
@@ -98,55 +101,90 @@ def _compile_job(args: tuple[Path, str, str]) -> tuple[dict[str, Any] | None, li
 
 def load(root: Path, cache_dir: Path | None = None) -> SpecSet:
     """Load every spec file of ``root``; raise ``MlxError`` with all problems found."""
-    root = root.resolve()
-    paths = discover(root)
-    cache = ParseCache(cache_dir)
-    compiled: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[Path, str, str]] = []
-    files: list[tuple[str, str]] = []
-    for path in paths:
+    return begin(root, cache_dir).result()
+
+
+class PendingLoad:
+    """A load under way: uncached files are being parsed by worker processes.
+
+    ``begin`` returns at once, so the caller can import the planner and open the
+    state meanwhile (on a cold start that overlaps ~0.8 s of imports with parsing).
+    """
+
+    def __init__(self, root: Path, cache_dir: Path | None):
+        self.root = root.resolve()
+        self.cache = ParseCache(cache_dir)
+        self.files: list[tuple[str, str]] = []
+        self.compiled: dict[str, dict[str, Any]] = {}
+        self.jobs: list[tuple[Path, str, str]] = []
+        self._pool: Any = None
+        self._futures: list[Any] = []
+        self._done: SpecSet | None = None
+        for path in discover(self.root):
+            self._read(path)
+        if self._parallel():
+            self._start_pool()
+
+    def _read(self, path: Path) -> None:
         rel = path.name
         try:
             raw = path.read_bytes()
         except OSError as exc:
             raise MlxError(f"cannot read {path}: {exc.strerror}") from exc
         sha = hashlib.sha256(raw).hexdigest()
-        files.append((rel, sha))
-        hit = cache.get(sha)
+        self.files.append((rel, sha))
+        hit = self.cache.get(sha)
         if hit is not None:
-            compiled[rel] = hit
-            continue
+            self.compiled[rel] = hit
+            return
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MlxError(Diagnostic(f"{rel} is not UTF-8 text", Source(rel))) from exc
-        pending.append((root, rel, text))
+        self.jobs.append((self.root, rel, text))
 
-    diags: list[Diagnostic] = []
-    shas = dict(files)
-    for (_, rel, _), (result, found) in zip(pending, _run(pending), strict=True):
-        diags.extend(found)
-        if result is not None:
-            compiled[rel] = result
-            cache.put(shas[rel], result)
-    if diags:
-        raise MlxError(diags)
-    return _merge(root, files, compiled)
+    def _parallel(self) -> bool:
+        size = sum(len(text) for _, _, text in self.jobs)
+        return len(self.jobs) >= 4 and size >= PARALLEL_PARSE_BYTES and (os.cpu_count() or 1) > 1
+
+    def _start_pool(self) -> None:
+        import multiprocessing
+
+        workers = min(len(self.jobs), os.cpu_count() or 1)
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork")
+        )
+        # biggest files first, so the last worker does not start a big one alone
+        order = sorted(range(len(self.jobs)), key=lambda i: -len(self.jobs[i][2]))
+        futures: dict[int, Any] = {i: self._pool.submit(_compile_job, self.jobs[i]) for i in order}
+        self._futures = [futures[i] for i in range(len(self.jobs))]
+
+    def result(self) -> SpecSet:
+        if self._done is not None:
+            return self._done
+        if self._pool is not None:
+            try:
+                results = [f.result() for f in self._futures]
+            finally:
+                self._pool.shutdown()
+                self._pool = None
+        else:
+            results = [_compile_one(*job) for job in self.jobs]
+        diags: list[Diagnostic] = []
+        shas = dict(self.files)
+        for (_, rel, _), (compiled, found) in zip(self.jobs, results, strict=True):
+            diags.extend(found)
+            if compiled is not None:
+                self.compiled[rel] = compiled
+                self.cache.put(shas[rel], compiled)
+        if diags:
+            raise MlxError(diags)
+        self._done = _merge(self.root, self.files, self.compiled)
+        return self._done
 
 
-def _run(jobs: list[tuple[Path, str, str]]) -> list[tuple[dict[str, Any] | None, list[Diagnostic]]]:
-    size = sum(len(text) for _, _, text in jobs)
-    if len(jobs) < 4 or size < PARALLEL_PARSE_BYTES:
-        return [_compile_one(*job) for job in jobs]
-    import multiprocessing
-    import os
-
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2:
-        return [_compile_one(*job) for job in jobs]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_compile_job, jobs, chunksize=max(1, len(jobs) // (workers * 2))))
+def begin(root: Path, cache_dir: Path | None = None) -> PendingLoad:
+    return PendingLoad(root, cache_dir)
 
 
 def _merge(
@@ -189,8 +227,9 @@ def _merge(
                 name,
                 rel,
                 body,
-                [(tuple(p), s) for p, s in refs],
+                [(tuple(r[0]), r[1]) for r in refs],
                 tuple(hashes) if hashes else None,  # type: ignore[arg-type]
+                [r[2] for r in refs],
             )
     if diags:
         raise MlxError(diags)

@@ -9,7 +9,7 @@ resources whose hashes differ are deep-diffed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -249,7 +249,16 @@ class Planner:
             if problems:
                 return
             fingerprint = provider.fingerprint(desired)
-        desired = replace(desired, fingerprint=fingerprint)
+        desired = Desired(
+            address,
+            decl.section,
+            decl.name,
+            desired.spec,
+            fingerprint,
+            inputs,
+            prior_inputs,
+            desired.restore,
+        )
         self.providers.specs[address] = desired.spec
         redacted = redact(body, self.salt) if marked else body
         prior = self.index.get(address)
@@ -260,7 +269,7 @@ class Planner:
         if static:
             spec_hash, meta_hash = decl.hashes  # type: ignore[misc]
         else:
-            spec_hash, meta_hash = split_hashes(decl.section, redacted)
+            spec_hash, meta_hash = split_hashes(decl.section, redacted, maybe_unknown=marked)
         planned = Planned(
             address,
             decl.section,

@@ -80,6 +80,15 @@ def parse_template(text: str) -> list[Part]:
     return merged
 
 
+def encode(parts: list[Part]) -> list[Any]:
+    """Parts as JSON (for the parse cache): literals stay strings, refs become lists."""
+    return [p if isinstance(p, str) else [p.namespace, p.name, p.attr] for p in parts]
+
+
+def decode(parts: list[Any]) -> list[Part]:
+    return [p if isinstance(p, str) else Ref(p[0], p[1], p[2]) for p in parts]
+
+
 PathT = tuple[str | int, ...]
 
 

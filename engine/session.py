@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.diagnostics import MlxError
-from engine.graph import SpecGraph
-from engine.loader import SpecSet
-from engine.resolve import Inputs
+
+if TYPE_CHECKING:  # kept out of the import path: `mlx plan` starts parsing before these load
+    from engine.graph import SpecGraph
+    from engine.loader import PendingLoad, SpecSet
+    from engine.resolve import Inputs
 
 DEFAULT_STATE = "sqlite:///.mlx/state.db"
 DATA_DIR = ".mlx"
@@ -47,8 +49,20 @@ class Session:
         env = options.environment or options.environ.get("MLX_ENV") or None
         self.environment: str | None = env
         self.workspace = env or "default"
+        self._pending: PendingLoad | None = None
         if spec is not None:  # a spec from state (rollback, promotion), not from the files
             self.__dict__["spec"] = spec
+
+    def start_loading(self) -> None:
+        """Start parsing the spec files in the background (see ``engine.loader.PendingLoad``)."""
+        if "spec" in self.__dict__ or self._pending is not None:
+            return
+        from engine import loader
+
+        self._pending = loader.begin(self.root, self._cache_dir())
+
+    def _cache_dir(self) -> Path | None:
+        return self.data_dir / "cache" / "parse" if self.options.use_cache else None
 
     def with_spec(self, spec: SpecSet, environment: str | None = None) -> Session:
         """The same run against another spec (and maybe another environment)."""
@@ -65,10 +79,9 @@ class Session:
     # -- spec ---------------------------------------------------------------------
     @cached_property
     def spec(self) -> SpecSet:
-        from engine import loader
-
-        cache_dir = self.data_dir / "cache" / "parse" if self.options.use_cache else None
-        return loader.load(self.root, cache_dir)
+        self.start_loading()
+        assert self._pending is not None
+        return self._pending.result()
 
     @cached_property
     def graph(self) -> SpecGraph:

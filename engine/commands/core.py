@@ -93,11 +93,14 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
                 click.echo(remembered, nl=False)
                 return EXIT_OK
 
-        from engine import operations
         from engine.cli import session_for
-        from engine.plan import PlanOptions
 
         session = session_for(ctx)
+        session.start_loading()  # parse in worker processes while the planner imports
+
+        from engine import operations
+        from engine.plan import PlanOptions
+
         the_plan = operations.plan(
             session,
             PlanOptions(
@@ -167,11 +170,14 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         replace: tuple[str, ...],
     ) -> int:
         """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
-        from engine import operations
         from engine.cli import session_for
-        from engine.plan import PlanOptions
 
         session = session_for(ctx, lock_timeout=lock_timeout, parallelism=parallelism)
+        session.start_loading()  # parse in worker processes while the rest imports
+
+        from engine import operations
+        from engine.plan import PlanOptions
+
         if plan_file is not None:
             if targets or replace:
                 raise click.UsageError("--target/--replace belong to the plan, not to apply FILE")

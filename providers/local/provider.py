@@ -69,7 +69,8 @@ class LocalRegistryProvider(Provider):
             value = desired.spec.get(_PATH_FIELD[desired.section])
         if not isinstance(value, str) or _is_uri(value):
             return None
-        return os.path.join(self._root_str, value)
+        # plain concatenation: os.path.join costs more than the rest of a no-op plan here
+        return value if value.startswith("/") else f"{self._root_str}/{value}"
 
     def check(self, desired: Desired) -> list[Problem]:
         if desired.section == "prompts":
@@ -89,7 +90,7 @@ class LocalRegistryProvider(Provider):
                     "name a provider that can read it (e.g. `provider: <an s3 provider>`)",
                 )
             ]
-        source = os.path.join(self._root_str, value)
+        source = value if value.startswith("/") else f"{self._root_str}/{value}"
         self._checked.add(source)
         if not os.path.exists(source):
             what = "artifact" if desired.section == "models" else "dataset file"
