@@ -62,7 +62,7 @@ class ApplyReport:
     def ok(self) -> bool:
         return not any(o.status in ("failed", "error") for o in self.outcomes)
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict[str, Any]:
         return {
             "added": self.count("ok", Action.CREATE, Action.REPLACE),
             "changed": self.count("ok", Action.UPDATE),
@@ -71,6 +71,12 @@ class ApplyReport:
             "gates_failed": self.count("failed"),
             "errors": self.count("error"),
             "skipped": self.count("skipped"),
+            # which evaluation justified (or stopped) this version: shown by `mlx history`
+            "gates": {
+                o.address: "passed" if o.status == "ok" else o.status
+                for o in self.outcomes
+                if o.action is Action.RUN and o.status in ("ok", "failed", "error")
+            },
         }
 
 

@@ -150,7 +150,7 @@ def _flag_notes(flagged: list[Change]) -> list[str]:
     return lines
 
 
-def render_apply_summary(summary: dict[str, int], ok: bool) -> str:
+def render_apply_summary(summary: dict[str, Any], ok: bool) -> str:
     head = "Apply complete!" if ok else "Apply failed."
     line = (
         f"{head} Resources: {summary['added']} added, {summary['changed']} changed, "

@@ -29,8 +29,14 @@ def _changes(summary: dict[str, Any]) -> str:
         ("forgotten", "forgotten"),
         ("drifted", "drifted"),
     ):
-        if summary.get(key):
+        if summary.get(key) and key not in ("gates_passed", "gates_failed"):
             parts.append(f"{summary[key]} {label}")
+    gates = summary.get("gates") or {}
+    parts += [f"{address} {verdict}" for address, verdict in sorted(gates.items())]
+    if not gates:  # older versions recorded only counts
+        for key, label in (("gates_passed", "gates passed"), ("gates_failed", "gates failed")):
+            if summary.get(key):
+                parts.append(f"{summary[key]} {label}")
     return " ".join(parts) or "no changes"
 
 
