@@ -15,9 +15,9 @@ from engine.session import Session
 
 if TYPE_CHECKING:
     from engine.applier import ApplyReport
+    from engine.release import Delivery
 
 Echo = Callable[[str], None]
-Confirm = Callable[[Plan], bool]
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,7 @@ def refresh(session: Session, *, echo: Echo) -> list[Any]:
 
 
 def apply(
-    session: Session,
-    *,
-    options: PlanOptions | None = None,
-    echo: Echo,
-    confirm: Confirm,
-    parallelism: int = 10,
+    session: Session, delivery: Delivery, options: PlanOptions | None = None
 ) -> ApplyReport | None:
     """Lock, plan against the locked state, show it, ask, apply. ``None`` if nothing to do."""
     from engine.release import plan_and_apply, refuse_if_protected
@@ -157,16 +152,8 @@ def apply(
     options = options or PlanOptions(environment=session.workspace)
     with session.writer(options.operation) as writer:
         for warning in writer.lock.warnings:
-            echo(f"Warning: {warning}")
-        return plan_and_apply(
-            session,
-            writer,
-            session,
-            options,
-            echo=echo,
-            confirm=confirm,
-            parallelism=parallelism,
-        )
+            delivery.echo(f"Warning: {warning}")
+        return plan_and_apply(session, writer, session, options, delivery)
 
 
 def evaluate(session: Session, name: str) -> Any:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.applier import Applier, ApplyReport
 from engine.diagnostics import Diagnostic, MlxError
+from engine.loader import SpecSet
 from engine.plan import Plan, PlanOptions
 from engine.planner import Planner
 from engine.plugins import ProviderSet
@@ -27,6 +29,17 @@ from state.store import StateWriter
 Echo = Callable[[str], None]
 Confirm = Callable[[Plan], bool]
 SAVED_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a plan reaches the world: shown through ``echo``, then saved to ``out_file``, or
+    applied with ``parallelism`` workers once ``confirm`` says yes (``None``: no question)."""
+
+    echo: Echo
+    confirm: Confirm | None = None
+    parallelism: int = 10
+    out_file: Path | None = None
 
 
 # -- saved plans ---------------------------------------------------------------------------
@@ -71,11 +84,7 @@ def plan_and_apply(
     writer: StateWriter,
     plan_session: Session,
     options: PlanOptions,
-    *,
-    echo: Echo,
-    confirm: Confirm | None,
-    parallelism: int,
-    out_file: Path | None = None,
+    delivery: Delivery,
     expected: Plan | None = None,
 ) -> ApplyReport | None:
     """Plan ``plan_session``'s spec against ``writer``'s state; save it, or ask and apply it.
@@ -89,6 +98,7 @@ def plan_and_apply(
         if expected is not None:
             _same_plan(expected, plan)
             plan = expected.model_copy(update={"resolved_spec": plan.resolved_spec})
+        echo, out_file = delivery.echo, delivery.out_file
         echo(render_plan(plan))
         if out_file is not None:
             save_plan(plan, out_file)
@@ -100,7 +110,7 @@ def plan_and_apply(
             return None
         if not plan.has_changes:
             return None
-        if confirm is not None and not confirm(plan):
+        if delivery.confirm is not None and not delivery.confirm(plan):
             raise MlxError("Apply cancelled.")
         return Applier(
             plan_session,
@@ -109,7 +119,7 @@ def plan_and_apply(
             writer,
             echo,
             operation=options.operation,
-            parallelism=parallelism,
+            parallelism=delivery.parallelism,
         ).run()
     finally:
         providers.close()
@@ -138,9 +148,7 @@ def _same_plan(saved: Plan, fresh: Plan) -> None:
 
 
 # -- apply FILE -------------------------------------------------------------------------------
-def apply_saved(
-    session: Session, path: Path, *, echo: Echo, parallelism: int
-) -> ApplyReport | None:
+def apply_saved(session: Session, path: Path, delivery: Delivery) -> ApplyReport | None:
     """Apply exactly a saved plan, without asking; refuse it if anything moved since."""
     saved = load_plan(path)
     if saved.workspace != session.workspace:
@@ -161,16 +169,8 @@ def apply_saved(
             plan_session = session.with_spec(
                 spec_from_state(session.root, saved.resolved_spec, label)
             )
-        return plan_and_apply(
-            session,
-            writer,
-            plan_session,
-            saved.options,
-            echo=echo,
-            confirm=None,
-            parallelism=parallelism,
-            expected=saved,
-        )
+        delivery = replace(delivery, confirm=None, out_file=None)  # reviewed already
+        return plan_and_apply(session, writer, plan_session, saved.options, delivery, saved)
 
 
 def _check_position(saved: Plan, writer: StateWriter) -> None:
@@ -218,16 +218,21 @@ def rollback_target(writer: StateWriter, to: int | None) -> dict[str, Any]:
     return target
 
 
-def rollback(
+def _replay(
     session: Session,
-    *,
-    to: int | None,
-    echo: Echo,
-    confirm: Confirm | None,
-    parallelism: int,
-    out_file: Path | None = None,
+    writer: StateWriter,
+    spec: SpecSet,
+    options: PlanOptions,
+    delivery: Delivery,
+    banner: str,
 ) -> ApplyReport | None:
-    if out_file is None:
+    """Plan a spec recorded in state (pinned to recorded versions) against ``writer``'s state."""
+    delivery.echo(banner + "\n")
+    return plan_and_apply(session, writer, session.with_spec(spec), options, delivery)
+
+
+def rollback(session: Session, to: int | None, delivery: Delivery) -> ApplyReport | None:
+    if delivery.out_file is None:
         refuse_if_protected(session, "mlx rollback")
     with session.writer("rollback") as writer:
         target = rollback_target(writer, to)
@@ -241,36 +246,19 @@ def rollback(
             source={"serial": serial},
             pins=pins_from(records),
         )
-        echo(
+        banner = (
             f"Rolling back to state version {serial} ({target['operation']} by "
-            f"{target['actor']} at {target['created_at']}).\n"
+            f"{target['actor']} at {target['created_at']})."
         )
-        return plan_and_apply(
-            session,
-            writer,
-            session.with_spec(spec),
-            options,
-            echo=echo,
-            confirm=confirm,
-            parallelism=parallelism,
-            out_file=out_file,
-        )
+        return _replay(session, writer, spec, options, delivery, banner)
 
 
 # -- promotion ---------------------------------------------------------------------------------
-def promote(
-    session: Session,
-    *,
-    source: str,
-    echo: Echo,
-    confirm: Confirm | None,
-    parallelism: int,
-    out_file: Path | None = None,
-) -> ApplyReport | None:
+def promote(session: Session, source: str, delivery: Delivery) -> ApplyReport | None:
     """Plan ``session``'s environment with exactly what ``source`` has applied."""
     if source == session.workspace:
         raise MlxError("--from and --to name the same environment")
-    if out_file is None:
+    if delivery.out_file is None:
         refuse_if_protected(session, f"mlx promote --from {source} --to {session.workspace}")
     src_reader = session.store.reader(source)
     versions = src_reader.versions()
@@ -299,17 +287,8 @@ def promote(
         pins=pins_from(records),
     )
     with session.writer("promote") as writer:
-        echo(
+        banner = (
             f'Promoting what "{source}" applied at serial {stored["serial"]} to '
-            f'"{session.workspace}".\n'
+            f'"{session.workspace}".'
         )
-        return plan_and_apply(
-            session,
-            writer,
-            session.with_spec(spec),
-            options,
-            echo=echo,
-            confirm=confirm,
-            parallelism=parallelism,
-            out_file=out_file,
-        )
+        return _replay(session, writer, spec, options, delivery, banner)

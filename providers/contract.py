@@ -274,6 +274,21 @@ class AlertMessage:
     owner: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def record(self, channel: str) -> dict[str, Any]:
+        """The message as the JSON every channel sends (a file line, a webhook body, SNS)."""
+        from datetime import UTC, datetime
+
+        return {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "channel": channel,
+            "title": self.title,
+            "text": self.text,
+            "severity": self.severity,
+            "source": self.source,
+            "owner": self.owner,
+            "details": dict(self.details),
+        }
+
 
 class Gate(ABC):
     """Mixin for gate providers (``evals``): judge a candidate without changing anything.

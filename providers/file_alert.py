@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +69,6 @@ class FileAlertProvider(Provider, Notifier):
 
     def send(self, channel: Prior, message: AlertMessage) -> None:
         target = Path(str(channel.outputs["path"]))
-        record = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "channel": channel.address,
-            "title": message.title,
-            "text": message.text,
-            "severity": message.severity,
-            "source": message.source,
-            "owner": message.owner,
-            "details": dict(message.details),
-        }
+        record = message.record(channel.address)
         with _lock, target.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")

@@ -22,7 +22,6 @@ import json
 import os
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -165,16 +164,7 @@ class WebhookProvider(Provider, Notifier):
             if spec.get("channel"):
                 body["channel"] = spec["channel"]
             return body
-        return {
-            "channel": channel.address,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "title": message.title,
-            "text": message.text,
-            "severity": message.severity,
-            "source": message.source,
-            "owner": message.owner,
-            "details": dict(message.details),
-        }
+        return message.record(channel.address)
 
 
 class SlackProvider(WebhookProvider):

@@ -442,28 +442,13 @@ class StateWriter(StateReader):
 
     def taint(self, address: str, error: str, action: str) -> None:
         """Mark an existing resource as tainted after a failed update (keeps its last value)."""
-        serial = self._serial_or_fail()
-        ws_id = self._ws_id()
-        with self._mutex, self.engine.begin() as conn:
-            conn.execute(
-                update(_R)
-                .where(_R.c.workspace_id == ws_id, _R.c.address == address)
-                .values(status="tainted", serial=serial, updated_at=now())
-            )
-            conn.execute(
-                insert(_E).values(
-                    workspace_id=ws_id,
-                    serial=serial,
-                    address=address,
-                    action=action,
-                    status="tainted",
-                    error=error,
-                    created_at=now(),
-                )
-            )
+        self._set_status(address, "tainted", action, error)
 
     def mark(self, address: str, status: str, note: str) -> None:
         """Record that ``address`` drifted (``drifted``/``missing``), keeping its value."""
+        self._set_status(address, status, "refresh", note)
+
+    def _set_status(self, address: str, status: str, action: str, note: str) -> None:
         serial = self._serial_or_fail()
         ws_id = self._ws_id()
         with self._mutex, self.engine.begin() as conn:
@@ -477,7 +462,7 @@ class StateWriter(StateReader):
                     workspace_id=ws_id,
                     serial=serial,
                     address=address,
-                    action="refresh",
+                    action=action,
                     status=status,
                     error=note,
                     created_at=now(),

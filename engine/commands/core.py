@@ -177,23 +177,18 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
 
         from engine import operations
         from engine.plan import PlanOptions
+        from engine.release import apply_saved
 
+        delivery = delivery_for(auto_approve, parallelism)
         if plan_file is not None:
             if targets or replace:
                 raise click.UsageError("--target/--replace belong to the plan, not to apply FILE")
-            from engine.release import apply_saved
-
-            report = apply_saved(session, plan_file, echo=echo, parallelism=parallelism)
+            report = apply_saved(session, plan_file, delivery)
         else:
-            report = operations.apply(
-                session,
-                options=PlanOptions(
-                    targets=list(targets), replace=list(replace), environment=session.workspace
-                ),
-                echo=echo,
-                confirm=lambda _plan: auto_approve or ask(),
-                parallelism=parallelism,
+            options = PlanOptions(
+                targets=list(targets), replace=list(replace), environment=session.workspace
             )
+            report = operations.apply(session, delivery, options)
         return finish(report)
 
     @cli.command()
@@ -228,6 +223,13 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             click.echo("No drift: every managed object matches what mlx recorded.")
         drifted = any(d.status != "unreadable" for d in found)
         return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
+
+
+def delivery_for(auto_approve: bool, parallelism: int, out: Path | None = None) -> Any:
+    """What the apply-like commands share: print, ask unless --yes, maybe save (-o)."""
+    from engine.release import Delivery
+
+    return Delivery(echo, lambda _plan: auto_approve or ask(), parallelism, out)
 
 
 def echo(line: str) -> None:

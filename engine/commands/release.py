@@ -8,7 +8,34 @@ from typing import Any
 
 import click
 
-from engine.commands.core import ask, echo, finish
+from engine.commands.core import delivery_for, finish
+
+
+def delivery_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--yes, -o FILE, --parallelism, --lock-timeout: shared by rollback and promote."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(
+            [
+                click.option(
+                    "--yes", "-y", "auto_approve", is_flag=True, help="Do not ask for confirmation."
+                ),
+                click.option(
+                    "-o",
+                    "--out",
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    help=f"Save the {what} plan instead of applying it.",
+                ),
+                click.option(
+                    "--parallelism", type=click.IntRange(1, 256), default=10, show_default=True
+                ),
+                click.option("--lock-timeout", type=float, default=0.0, show_default=True),
+            ]
+        ):
+            f = opt(f)
+        return f
+
+    return decorate
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
@@ -21,15 +48,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         metavar="SERIAL",
         help="State version to return to (default: the one before the current).",
     )
-    @click.option("--yes", "-y", "auto_approve", is_flag=True, help="Do not ask for confirmation.")
-    @click.option(
-        "-o",
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Save the rollback plan instead of applying it.",
-    )
-    @click.option("--parallelism", type=click.IntRange(1, 256), default=10, show_default=True)
-    @click.option("--lock-timeout", type=float, default=0.0, show_default=True)
+    @delivery_options("rollback")
     @click.pass_context
     def rollback(
         ctx: click.Context,
@@ -44,15 +63,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from engine.release import rollback as run
 
         session = session_for(ctx, lock_timeout=lock_timeout)
-        report = run(
-            session,
-            to=to,
-            echo=echo,
-            parallelism=parallelism,
-            out_file=out,
-            confirm=lambda _plan: auto_approve or ask(),
-        )
-        return finish(report)
+        return finish(run(session, to, delivery_for(auto_approve, parallelism, out)))
 
     @cli.command()
     @common
@@ -64,15 +75,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         help="Environment whose applied versions to promote.",
     )
     @click.option("--to", "target", required=True, metavar="ENV", help="Environment to update.")
-    @click.option("--yes", "-y", "auto_approve", is_flag=True, help="Do not ask for confirmation.")
-    @click.option(
-        "-o",
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Save the plan instead of applying it (protected environments).",
-    )
-    @click.option("--parallelism", type=click.IntRange(1, 256), default=10, show_default=True)
-    @click.option("--lock-timeout", type=float, default=0.0, show_default=True)
+    @delivery_options("promotion")
     @click.pass_context
     def promote(
         ctx: click.Context,
@@ -93,12 +96,4 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         root.obj = replace(globals_of(ctx), environment=target)
         session = session_for(ctx, lock_timeout=lock_timeout)
         session.inputs  # noqa: B018 - fail early on an unknown environment name
-        report = run(
-            session,
-            source=source,
-            echo=echo,
-            parallelism=parallelism,
-            out_file=out,
-            confirm=lambda _plan: auto_approve or ask(),
-        )
-        return finish(report)
+        return finish(run(session, source, delivery_for(auto_approve, parallelism, out)))

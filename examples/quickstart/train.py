@@ -1,12 +1,15 @@
 """Train the quickstart model on scikit-learn's bundled breast-cancer data.
 
-Writes data/train.csv, data/eval.csv and artifacts/model.joblib. Deterministic:
-the same code and data give the same bytes, so a re-run does not change the
-plan — while editing a hyper-parameter below does (a new model version).
+Writes data/train.csv, data/eval.csv and artifacts/model.joblib next to this
+file, or under ``--out DIR`` (examples/mlflow trains with this same script).
+Deterministic: the same code and data give the same bytes, so a re-run does not
+change the plan — while editing a hyper-parameter below (or ``--C``) does: a
+new model version.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -33,7 +36,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
         writer.writerows(rows)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="spec directory to write into")
+    parser.add_argument("--C", type=float, default=C, help="inverse regularisation strength")
+    args = parser.parse_args(argv)
+    out: Path = args.out.resolve()
     data = load_breast_cancer()
     features = [name.replace(" ", "_") for name in data.feature_names]
     x_train, x_eval, y_train, y_eval = train_test_split(
@@ -50,17 +58,17 @@ def main() -> int:
             for i, (xs, t) in enumerate(zip(x, y, strict=True))
         ]
 
-    write_csv(HERE / "data" / "train.csv", header, rows(x_train, y_train, 0))
-    write_csv(HERE / "data" / "eval.csv", header, rows(x_eval, y_eval, 1))
+    write_csv(out / "data" / "train.csv", header, rows(x_train, y_train, 0))
+    write_csv(out / "data" / "eval.csv", header, rows(x_eval, y_eval, 1))
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=MAX_ITER))
     model.fit(x_train, 1 - y_train)
     model.feature_names = features  # type: ignore[attr-defined]
-    (HERE / "artifacts").mkdir(exist_ok=True)
-    joblib.dump(model, HERE / "artifacts" / "model.joblib")
+    (out / "artifacts").mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out / "artifacts" / "model.joblib")
     acc = model.score(x_eval, 1 - y_eval)
     print(f"trained: {len(x_train)} train rows, {len(x_eval)} eval rows, eval accuracy {acc:.3f}")
-    print(f"wrote {HERE / 'artifacts' / 'model.joblib'}")
+    print(f"wrote {out / 'artifacts' / 'model.joblib'}")
     return 0
 
 

@@ -148,15 +148,7 @@ class SnsProvider(Provider, Notifier):
         subject = f"[{message.severity}] {message.title}"
         # SNS subjects: ASCII printable, no newlines, at most 100 characters
         subject = "".join(c if 32 <= ord(c) < 127 else " " for c in subject)[:_SUBJECT_MAX]
-        body = {
-            "channel": channel.address,
-            "title": message.title,
-            "text": message.text,
-            "severity": message.severity,
-            "source": message.source,
-            "owner": message.owner,
-            "details": dict(message.details),
-        }
+        body = message.record(channel.address)
         try:
             client.publish(
                 TopicArn=arn,

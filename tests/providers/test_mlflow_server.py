@@ -138,7 +138,8 @@ def test_quickstart_against_the_server(tmp_path: Path, mlflow_server: str) -> No
     def production() -> int:
         return int(registry.get_model_version_by_alias("tumor_classifier", "production").version)
 
-    subprocess.run([sys.executable, "train.py"], cwd=spec, check=True, capture_output=True)
+    train = [sys.executable, str(REPO / "examples" / "quickstart" / "train.py"), "--out", "."]
+    subprocess.run(train, cwd=spec, check=True, capture_output=True)
     run = run_mlx(["apply", "--yes"], spec, env=env)
     assert run.code == 0, run
     assert "models.tumor_classifier: Creation complete" in run.out
@@ -146,9 +147,7 @@ def test_quickstart_against_the_server(tmp_path: Path, mlflow_server: str) -> No
     again = run_mlx(["plan", "--detailed-exitcode"], spec, env=env)
     assert again.code == 0, again
 
-    train = spec / "train.py"
-    train.write_text(train.read_text().replace("C = 1.0", "C = 0.5"))
-    subprocess.run([sys.executable, "train.py"], cwd=spec, check=True, capture_output=True)
+    subprocess.run([*train, "--C", "0.5"], cwd=spec, check=True, capture_output=True)
     changed = run_mlx(["apply", "--yes"], spec, env=env)
     assert changed.code == 0, changed
     assert "[version=2]" in changed.out

@@ -15,8 +15,10 @@ def _plan(spec: Path, **env: str):  # type: ignore[no-untyped-def]
 
 
 def _apply(spec: Path) -> None:
+    from engine.release import Delivery
+
     report = operations.apply(
-        Session(Options(chdir=spec, environ={})), echo=lambda _l: None, confirm=lambda _p: True
+        Session(Options(chdir=spec, environ={})), Delivery(echo=lambda _l: None)
     )
     assert report is not None and report.ok
 
