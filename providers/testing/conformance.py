@@ -61,14 +61,7 @@ class ProviderConformance:
         result = provider.create(desired)
         assert isinstance(result, Result)
         assert not result.failed
-        return Prior(
-            desired.address,
-            desired.section,
-            desired.name,
-            dict(desired.spec),
-            dict(result.outputs),
-            desired.fingerprint,
-        )
+        return _recorded(desired, result)
 
     # -- the suite -------------------------------------------------------------------------
     def test_create_then_read_matches(self, provider: Provider, tmp_path: Path) -> None:
@@ -96,14 +89,7 @@ class ProviderConformance:
         assert not result.failed
         if self.version_key:
             assert result.outputs.get(self.version_key) != prior.outputs.get(self.version_key)
-        after = Prior(
-            prior.address,
-            prior.section,
-            prior.name,
-            dict(desired.spec),
-            dict(result.outputs),
-            desired.fingerprint,
-        )
+        after = _recorded(desired, result)
         observed = provider.read(after)
         assert observed is not None
         assert observed.differences(after.outputs, after.fingerprint) == []
@@ -134,14 +120,19 @@ class ProviderConformance:
             result = provider.create(desired)
         else:
             result = provider.update(prior, desired, Change(behaviour=True, content=True))
-        repaired = Prior(
-            prior.address,
-            prior.section,
-            prior.name,
-            dict(desired.spec),
-            dict(result.outputs),
-            desired.fingerprint,
-        )
+        repaired = _recorded(desired, result)
         again = provider.read(repaired)
         assert again is not None
         assert again.differences(repaired.outputs, repaired.fingerprint) == []
+
+
+def _recorded(desired: Desired, result: Result) -> Prior:
+    """What the engine would record after applying ``desired`` with this ``result``."""
+    return Prior(
+        desired.address,
+        desired.section,
+        desired.name,
+        dict(desired.spec),
+        dict(result.outputs),
+        desired.fingerprint,
+    )
