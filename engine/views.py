@@ -238,8 +238,19 @@ def diff_data(reader: StateReader, a: int, b: int) -> dict[str, Any]:
 
 
 def _outputs(row: dict[str, Any]) -> dict[str, Any]:
-    """Recorded outputs, prefixed so they never collide with spec fields."""
-    return {f"outputs.{k}": v for k, v in (row.get("outputs") or {}).items()}
+    """Recorded outputs, prefixed so they never collide with spec fields.
+
+    A gate's evidence and report are long documents: a diff names them as changed
+    (with a short digest) rather than listing every number in them.
+    """
+    from engine.values import digest
+
+    out = {}
+    for k, v in (row.get("outputs") or {}).items():
+        if k in ("evidence", "report") and v is not None:
+            v = f"<{k} {digest(v)[:12]}>"
+        out[f"outputs.{k}"] = v
+    return out
 
 
 def render_diff(data: dict[str, Any]) -> str:
