@@ -184,12 +184,25 @@ class Provider(ABC):
 
     #: Sections this provider can manage (``{"models", "prompts"}``).
     sections: ClassVar[frozenset[str]] = frozenset()
-    #: Optional pydantic model validating the provider's config block.
+    #: Optional pydantic model validating the provider's config block into ``self.settings``.
     config_model: ClassVar[Any] = None
+    #: The ``type`` it is registered under: filled into a config that does not say it.
+    type_name: ClassVar[str | None] = None
 
     def __init__(self, config: Mapping[str, Any], context: Context):
         self.config = dict(config)
         self.context = context
+        self.settings: Any = self._validated_settings()
+
+    def _validated_settings(self) -> Any:
+        if self.config_model is None:
+            return None
+        data = {"type": self.type_name, **self.config} if self.type_name else self.config
+        try:
+            return self.config_model.model_validate(data)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            what = self.type_name or type(self).__name__
+            raise ProviderError(f"invalid {what} provider config: {exc}") from exc
 
     # -- planning -----------------------------------------------------------------
     def check(self, desired: Desired) -> list[Problem]:

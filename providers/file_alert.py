@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from providers.channels import ChannelRecords
 from providers.contract import (
     AlertMessage,
     Change,
@@ -26,8 +27,8 @@ _lock = threading.Lock()
 class FileAlertProvider(Provider, Notifier):
     sections = frozenset({"alerts"})
 
-    def _registry(self, name: str) -> Path:
-        return self.context.data_dir / "alerts" / f"{name}.json"
+    def _records(self) -> ChannelRecords:
+        return ChannelRecords(self.context.data_dir / "alerts")
 
     def _target(self, spec: Any) -> Path:
         path = Path(spec["path"])
@@ -52,20 +53,15 @@ class FileAlertProvider(Provider, Notifier):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.touch(exist_ok=True)
         config = {k: desired.spec.get(k) for k in _CONFIG_KEYS}
-        reg = self._registry(desired.name)
-        reg.parent.mkdir(parents=True, exist_ok=True)
-        reg.write_text(json.dumps(config, sort_keys=True, indent=2))
+        self._records().write(desired.name, config)
         return Result({"channel_id": f"file:{desired.name}", "path": str(target), "config": config})
 
     def delete(self, prior: Prior) -> None:
-        self._registry(prior.name).unlink(missing_ok=True)
+        self._records().delete(prior.name)
 
     def read(self, prior: Prior) -> Observed | None:
-        try:
-            config = json.loads(self._registry(prior.name).read_text())
-        except (OSError, ValueError):
-            return None
-        return Observed({**prior.outputs, "config": config})
+        config = self._records().read(prior.name)
+        return None if config is None else Observed({**prior.outputs, "config": config})
 
     def send(self, channel: Prior, message: AlertMessage) -> None:
         target = Path(str(channel.outputs["path"]))

@@ -19,17 +19,15 @@ is reported as drift and rewritten by the next apply (as the ``file`` channel do
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
+from providers.channels import ChannelRecords
 from providers.contract import (
     AlertMessage,
     Change,
-    Context,
     Desired,
     Notifier,
     Observed,
@@ -47,16 +45,7 @@ _FORMATS = ("webhook", "slack")
 class WebhookProvider(Provider, Notifier):
     sections = frozenset({"alerts"})
     config_model = WebhookProviderConfig
-    type_name: ClassVar[str] = "webhook"
-
-    def __init__(self, config: dict[str, Any], context: Context):
-        super().__init__(config, context)
-        try:
-            self.settings = WebhookProviderConfig.model_validate(
-                {"type": self.type_name, **self.config}
-            )
-        except ValueError as exc:
-            raise ProviderError(f"invalid {self.type_name} provider config: {exc}") from exc
+    type_name = "webhook"
 
     # -- settings: the alert's own values over the provider's -----------------------------
     def _url(self, spec: Any) -> str | None:
@@ -116,25 +105,18 @@ class WebhookProvider(Provider, Notifier):
         return self._register(desired)
 
     def delete(self, prior: Prior) -> None:
-        self._registration(prior.name).unlink(missing_ok=True)
+        self._records().delete(prior.name)
 
     def read(self, prior: Prior) -> Observed | None:
-        try:
-            config = json.loads(self._registration(prior.name).read_text())
-        except (OSError, ValueError):
-            return None
-        return Observed({**prior.outputs, "config": config})
+        config = self._records().read(prior.name)
+        return None if config is None else Observed({**prior.outputs, "config": config})
 
-    def _registration(self, name: str) -> Path:
-        return self.context.data_dir / "channels" / f"{name}.json"
+    def _records(self) -> ChannelRecords:
+        return ChannelRecords(self.context.data_dir / "channels")
 
     def _register(self, desired: Desired) -> Result:
         config = self._config(desired)
-        path = self._registration(desired.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(config, sort_keys=True, indent=2))
-        os.replace(tmp, path)
+        self._records().write(desired.name, config)
         return Result({"channel_id": f"{config['format']}:{desired.name}", "config": config})
 
     # -- alerts -------------------------------------------------------------------------

@@ -54,13 +54,10 @@ class _Source:
 class S3Provider(Provider):
     sections = frozenset({"datasets", "models"})
     config_model = S3ProviderConfig
+    type_name = "s3"
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__(config, context)
-        try:
-            self.settings = S3ProviderConfig.model_validate({"type": "s3", **self.config})
-        except ValueError as exc:
-            raise ProviderError(f"invalid s3 provider config: {exc}") from exc
         self.hasher = hasher_for(context.data_dir)
         self._client: Any = None
         self._lock = threading.Lock()

@@ -38,13 +38,10 @@ _GONE = {"NotFound", "NotFoundException", "ResourceNotFoundException"}
 class SnsProvider(Provider, Notifier):
     sections = frozenset({"alerts"})
     config_model = SnsProviderConfig
+    type_name = "sns"
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__(config, context)
-        try:
-            self.settings = SnsProviderConfig.model_validate({"type": "sns", **self.config})
-        except ValueError as exc:
-            raise ProviderError(f"invalid sns provider config: {exc}") from exc
         self._clients: dict[tuple[str | None, ...], Any] = {}
         self._lock = threading.Lock()
 

@@ -54,15 +54,12 @@ def _remote(value: str) -> bool:
 class MlflowProvider(Provider):
     sections = frozenset({"models", "prompts"})
     config_model = MlflowProviderConfig
+    type_name = "mlflow"
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__(config, context)
         if importlib.util.find_spec("mlflow") is None:  # finds without importing it
             raise MissingExtra("mlflow", "mlflow")
-        try:
-            self.settings = MlflowProviderConfig.model_validate({"type": "mlflow", **self.config})
-        except ValueError as exc:
-            raise ProviderError(f"invalid mlflow provider config: {exc}") from exc
         self.tracking_uri = resolve_uri(self.settings.tracking_uri, context.root)
         registry = self.settings.registry_uri
         self.registry_uri = resolve_uri(registry, context.root) if registry else None

@@ -41,5 +41,5 @@ def tmp_root(provider: Provider) -> Path:
 
 def test_config_is_validated(tmp_path: Path) -> None:
     context = Context(root=tmp_path, data_dir=tmp_path / ".mlx")
-    with pytest.raises(ProviderError, match="invalid dirstore config"):
+    with pytest.raises(ProviderError, match="invalid dirstore provider config"):
         DirStoreProvider({"type": "dirstore", "rot": "typo"}, context)

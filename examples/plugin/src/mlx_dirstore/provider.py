@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from providers.contract import (
     Change,
@@ -47,14 +47,11 @@ class DirStoreConfig(BaseModel):
 class DirStoreProvider(Provider):
     sections = frozenset({"models", "datasets"})
     config_model = DirStoreConfig
+    type_name = "dirstore"
 
     def __init__(self, config: Mapping[str, Any], context: Context):
         super().__init__(config, context)
-        try:
-            settings = DirStoreConfig.model_validate(self.config)
-        except ValidationError as exc:
-            raise ProviderError(f"invalid dirstore config: {exc}") from exc
-        root = Path(settings.root)
+        root = Path(self.settings.root)  # validated by the base class (config_model)
         self.root = root if root.is_absolute() else context.root / root
 
     # -- planning: pure, no side effects ----------------------------------------------------
