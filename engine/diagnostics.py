@@ -71,8 +71,6 @@ def _snippet(src: Source, root: Path | None) -> list[str]:
 class MlxError(Exception):
     """Anything the user can fix. Carries every diagnostic found, not only the first."""
 
-    exit_code = 1
-
     def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic] | str):
         if isinstance(diagnostics, str):
             diagnostics = [Diagnostic(diagnostics)]
@@ -83,23 +81,6 @@ class MlxError(Exception):
 
     def render(self, root: Path | None = None) -> str:
         return "\n\n".join(d.render(root) for d in self.diagnostics)
-
-
-@dataclass
-class Collector:
-    """Gathers diagnostics across a run; ``raise_if_any`` reports them together."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, summary: str, source: Source | None = None, **kw: object) -> None:
-        self.items.append(Diagnostic(summary, source, **kw))  # type: ignore[arg-type]
-
-    def extend(self, diags: Iterable[Diagnostic]) -> None:
-        self.items.extend(diags)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise MlxError(self.items)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

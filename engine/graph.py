@@ -17,8 +17,6 @@ from engine.loader import SpecSet
 from engine.refs import Ref, RefSyntaxError, decode, parse_template
 from specs.introspect import kind_info
 
-Site = tuple[str, tuple[str | int, ...]]  # (address of the referrer, path in its body)
-
 
 @dataclass
 class SpecGraph:
@@ -26,12 +24,6 @@ class SpecGraph:
     order: list[str]
     #: Parsed templates per address: path → parts.
     templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
-
-    def dependencies(self, address: str) -> set[str]:
-        return set(nx.ancestors(self.graph, address))
-
-    def dependents(self, address: str) -> set[str]:
-        return set(nx.descendants(self.graph, address))
 
 
 def build(spec: SpecSet) -> SpecGraph:

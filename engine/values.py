@@ -54,17 +54,6 @@ def contains(value: Any, marker: type) -> bool:
     return False
 
 
-def paths_of(value: Any, marker: type, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Paths of every ``marker`` instance inside ``value``."""
-    if isinstance(value, marker):
-        return [path]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in paths_of(v, marker, (*path, k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in paths_of(v, marker, (*path, i))]
-    return []
-
-
 def redact(value: Any, salt: str | None = None) -> Any:
     """JSON-safe copy: secrets become their digest (or a placeholder), unknowns a marker."""
     if isinstance(value, Secret):

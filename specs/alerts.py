@@ -59,4 +59,3 @@ class SnsAlert(AlertBase):
 
 
 Alert = Annotated[FileAlert | WebhookAlert | SlackAlert | SnsAlert, Field(discriminator="type")]
-ALERT_TYPES = {"file": FileAlert, "webhook": WebhookAlert, "slack": SlackAlert, "sns": SnsAlert}

@@ -33,10 +33,6 @@ class KindInfo:
     def validate(self, raw: Any) -> BaseModel:
         return self.adapter.validate_python(raw)
 
-    def normalize(self, model: BaseModel) -> dict[str, Any]:
-        """Canonical JSON-able body: aliases, and no field equal to its default."""
-        return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-
 
 def _variants(tp: Any) -> tuple[type[BaseModel], ...]:
     if isinstance(tp, type) and issubclass(tp, BaseModel):

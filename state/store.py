@@ -140,15 +140,8 @@ class StateStore:
         lock = locks.Lock(self.engine, workspace, who, operation).acquire(lock_timeout)
         return StateWriter(self.engine, workspace, lock)
 
-    def lock_info(self, workspace: str) -> locks.LockInfo | None:
-        return locks.read_info(self.engine, workspace)
-
     def force_unlock(self, workspace: str, lock_id: str) -> locks.LockInfo:
         return locks.force_unlock(self.engine, workspace, lock_id)
-
-    def workspaces(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(select(_W.c.name).order_by(_W.c.name)).scalars())
 
     def close(self) -> None:
         self.engine.dispose()

@@ -65,12 +65,6 @@ def status_code(exc: BaseException) -> int | None:
     return None
 
 
-def is_aws_error(exc: BaseException) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(exc, BotoCoreError | ClientError)
-
-
 def aws_error(exc: BaseException, what: str) -> ProviderError:
     """A ``ProviderError`` a user can act on, from any botocore failure."""
     from botocore.exceptions import (

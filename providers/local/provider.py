@@ -51,17 +51,11 @@ class LocalRegistryProvider(Provider):
         self.registry = LocalRegistry(self.root, self.hasher, context.environment)
 
     # -- planning -----------------------------------------------------------------
-    def _source(self, desired: Desired) -> Path | None:
-        if desired.section == "prompts":
-            template = desired.spec.get("template")
-            if isinstance(template, dict):
-                return desired.path(self.context.root, template["file"])
-            return None
-        value = desired.spec.get(_PATH_FIELD[desired.section])
-        return None if value is None or _is_uri(value) else desired.path(self.context.root, value)
+    def _source(self, desired: Desired) -> str | None:
+        """The local file a spec points at (artifact, dataset, template), or None for a URI.
 
-    def _source_str(self, desired: Desired) -> str | None:
-        """Like ``_source`` without building Path objects (this runs once per resource per plan)."""
+        Plain strings, no Path objects: this runs once per resource on every plan.
+        """
         if desired.section == "prompts":
             template = desired.spec.get("template")
             value = template.get("file") if isinstance(template, dict) else None
@@ -74,7 +68,7 @@ class LocalRegistryProvider(Provider):
 
     def check(self, desired: Desired) -> list[Problem]:
         if desired.section == "prompts":
-            source = self._source_str(desired)
+            source = self._source(desired)
             if source is not None:
                 self._checked.add(source)
             if source is not None and not os.path.isfile(source):
@@ -98,7 +92,7 @@ class LocalRegistryProvider(Provider):
         return []
 
     def fingerprint(self, desired: Desired) -> str | None:
-        source = self._source_str(desired)
+        source = self._source(desired)
         if source is None:
             return None
         try:
@@ -240,16 +234,16 @@ class LocalRegistryProvider(Provider):
         elif section == "prompts":
             template = desired.spec["template"]
             source = self._source(desired)
-            text = source.read_text() if source is not None else str(template)
+            text = Path(source).read_text() if source is not None else str(template)
             doc = prompt_document(desired.spec, text)
             blob = json.dumps(doc, sort_keys=True, indent=2).encode()
             sha = self.registry.put_bytes(blob)
             content, fingerprint = {"blob": sha}, f"sha256:{sha}"
         else:
             source = self._source(desired)
-            if source is None or not source.exists():
+            if source is None or not os.path.exists(source):
                 raise ProviderError(f"{desired.address}: {source} does not exist")
-            content = self.registry.put(source)
+            content = self.registry.put(Path(source))
             fingerprint = desired.fingerprint or self.hasher.digest(source)
         version, _new = self.registry.register(
             section, name, fingerprint, content, self._tags(desired)

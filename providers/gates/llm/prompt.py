@@ -33,9 +33,6 @@ class PromptUnderTest:
         doc = json.dumps({"template": self.template, "system": self.system}, sort_keys=True)
         return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
 
-    def placeholders(self) -> set[str]:
-        return {m.group(1) for m in _PLACEHOLDER.finditer(self.template)}
-
     def messages(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         out = []
         if self.system:

@@ -14,8 +14,6 @@ from typing import Any
 from providers.contract import ProviderError
 from providers.gates.ml.metrics import REGRESSION
 
-TASKS = ("binary", "multiclass", "regression")
-
 
 def key(value: Any) -> str:
     """A canonical text for a class label."""
