@@ -19,6 +19,7 @@ from typing import Any
 
 from providers.contract import Desired, Observed, Prior, ProviderError
 from providers.mlflow import tags as T
+from providers.mlflow.aliases import AliasedRegistry
 from providers.mlflow.client import as_int, ignore_missing, is_not_found
 
 ARTIFACT_PATH = "model"
@@ -26,9 +27,11 @@ ARTIFACT_PATH = "model"
 FILE_TAG = "mlx.artifact_file"
 
 
-class ModelRegistry:
+class ModelRegistry(AliasedRegistry):
+    kind = "models"
+
     def __init__(self, client: Any, experiment_id: Callable[[], str]):
-        self.client = client
+        super().__init__(client)
         self.experiment_id = experiment_id
 
     # -- registering -------------------------------------------------------------------
@@ -155,36 +158,28 @@ class ModelRegistry:
         outputs["aliases"] = aliases
         return Observed(outputs, outputs.get("fingerprint"), tuple(notes + moved))
 
-    def alias_drift(self, name: str, tags: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-        def version_of(alias: str) -> int | None:
-            found = self.by_alias(name, alias)
-            return None if found is None else as_int(found.version)
+    # -- the client calls AliasedRegistry needs ----------------------------------------
+    def _get_version(self, name: str, version: int) -> Any:
+        return self.client.get_model_version(name, str(version))
 
-        return T.alias_drift(tags, version_of)
+    def _get_by_alias(self, name: str, alias: str) -> Any:
+        return self.client.get_model_version_by_alias(name, alias)
 
-    def restore_aliases(self, name: str) -> None:
-        """Point every alias mlx set back where mlx set it (repairs drift on apply)."""
-        model = self.client.get_registered_model(name)
-        for alias, want in T.read_alias_tags(dict(model.tags or {})).items():
-            mv = self.find(name, want)
-            current = self.by_alias(name, alias)
-            if mv is None:
-                continue  # its version is gone for good: refresh keeps reporting it
-            if current is None or as_int(current.version) != as_int(mv.version):
-                self.client.set_registered_model_alias(name, alias, str(mv.version))
-            if as_int(mv.version) != as_int(want.get("version")):
-                self.client.set_registered_model_tag(
-                    name,
-                    T.alias_tag(alias),
-                    T.alias_value(as_int(mv.version) or 0, want.get("fingerprint")),
-                )
+    def _point_alias(self, name: str, alias: str, version: int) -> None:
+        self.client.set_registered_model_alias(name, alias, str(version))
 
-    # -- versions and aliases ----------------------------------------------------------
-    def _version(self, name: str, version: int | None) -> Any:
-        if version is None:
-            return None
+    def _drop_alias(self, name: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(name, alias)
+
+    def _set_tag(self, name: str, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(name, key, value)
+
+    def _drop_tag(self, name: str, key: str) -> None:
+        self.client.delete_registered_model_tag(name, key)
+
+    def _object_tags(self, name: str) -> dict[str, str] | None:
         try:
-            return self.client.get_model_version(name, str(version))
+            return dict(self.client.get_registered_model(name).tags or {})
         except Exception as exc:
             if is_not_found(exc):
                 return None
@@ -198,41 +193,6 @@ class ModelRegistry:
         )
         ready = [mv for mv in found if str(mv.status) in ("READY", "ModelVersionStatus.READY")]
         return min(ready or list(found), key=lambda mv: as_int(mv.version) or 0, default=None)
-
-    def find(self, name: str, outputs: Mapping[str, Any]) -> Any:
-        """The version ``outputs`` describe: by number if its content still matches, else by
-        content (the version was deleted and registered again)."""
-        fingerprint = outputs.get("fingerprint")
-        mv = self._version(name, as_int(outputs.get("version")))
-        if mv is not None and (not fingerprint or mv.tags.get(T.FINGERPRINT) == fingerprint):
-            return mv
-        return self._by_fingerprint(name, fingerprint)
-
-    def by_alias(self, name: str, alias: str) -> Any:
-        # read the alias itself: search results do not carry aliases on every store
-        try:
-            return self.client.get_model_version_by_alias(name, alias)
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
-
-    def set_alias(self, name: str, alias: str, outputs: Mapping[str, Any]) -> None:
-        if outputs.get("version") is None:
-            ignore_missing(self.client.delete_registered_model_alias, name, alias)
-            ignore_missing(self.client.delete_registered_model_tag, name, T.alias_tag(alias))
-            return
-        mv = self.find(name, outputs)
-        if mv is None:
-            raise ProviderError(
-                f"models.{name}: version {outputs.get('version')} "
-                f"({outputs.get('fingerprint')}) is not in MLflow any more"
-            )
-        self.client.set_registered_model_alias(name, alias, str(mv.version))
-        fingerprint = mv.tags.get(T.FINGERPRINT)
-        self.client.set_registered_model_tag(
-            name, T.alias_tag(alias), T.alias_value(as_int(mv.version) or 0, fingerprint)
-        )
 
     def has_version(self, address: str, name: str, outputs: Mapping[str, Any]) -> bool:
         if self.find(name, outputs) is not None:

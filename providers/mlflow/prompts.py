@@ -17,7 +17,8 @@ from typing import Any
 
 from providers.contract import Desired, Observed, Prior, ProviderError
 from providers.mlflow import tags as T
-from providers.mlflow.client import as_int, ignore_missing, is_not_found
+from providers.mlflow.aliases import AliasedRegistry
+from providers.mlflow.client import as_int, is_not_found
 
 #: Version tag holding the document without its template (the template is the version's).
 DOCUMENT_TAG = "mlx.prompt"
@@ -37,9 +38,8 @@ def document_fingerprint(doc: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
-class PromptRegistry:
-    def __init__(self, client: Any):
-        self.client = client
+class PromptRegistry(AliasedRegistry):
+    kind = "prompts"
 
     # -- registering -------------------------------------------------------------------
     def register(self, desired: Desired, doc: dict[str, Any]) -> dict[str, Any]:
@@ -99,38 +99,28 @@ class PromptRegistry:
         # the plan fingerprints: compared through the outputs, not as content
         return Observed(outputs, None, tuple(notes + moved))
 
-    def alias_drift(self, name: str, tags: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-        def version_of(alias: str) -> int | None:
-            found = self.by_alias(name, alias)
-            return None if found is None else as_int(found.version)
+    # -- the client calls AliasedRegistry needs ----------------------------------------
+    def _get_version(self, name: str, version: int) -> Any:
+        return self.client.get_prompt_version(name, version)
 
-        return T.alias_drift(tags, version_of)
+    def _get_by_alias(self, name: str, alias: str) -> Any:
+        return self.client.get_prompt_version_by_alias(name, alias)
 
-    def restore_aliases(self, name: str) -> None:
+    def _point_alias(self, name: str, alias: str, version: int) -> None:
+        self.client.set_prompt_alias(name, alias, version)
+
+    def _drop_alias(self, name: str, alias: str) -> None:
+        self.client.delete_prompt_alias(name, alias)
+
+    def _set_tag(self, name: str, key: str, value: str) -> None:
+        self.client.set_prompt_tag(name, key, value)
+
+    def _drop_tag(self, name: str, key: str) -> None:
+        self.client.delete_prompt_tag(name, key)
+
+    def _object_tags(self, name: str) -> dict[str, str] | None:
         prompt = self.client.get_prompt(name)
-        if prompt is None:
-            return
-        for alias, want in T.read_alias_tags(dict(prompt.tags or {})).items():
-            pv = self.find(name, want)
-            if pv is None:
-                continue
-            current = self.by_alias(name, alias)
-            if current is None or as_int(current.version) != as_int(pv.version):
-                self.client.set_prompt_alias(name, alias, as_int(pv.version))
-            if as_int(pv.version) != as_int(want.get("version")):
-                value = T.alias_value(as_int(pv.version) or 0, want.get("fingerprint"))
-                self.client.set_prompt_tag(name, T.alias_tag(alias), value)
-
-    # -- versions and aliases ----------------------------------------------------------
-    def _version(self, name: str, version: int | None) -> Any:
-        if version is None:
-            return None
-        try:
-            return self.client.get_prompt_version(name, version)
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
+        return None if prompt is None else dict(prompt.tags or {})
 
     def _versions(self, name: str) -> list[Any]:
         out: list[Any] = []
@@ -152,35 +142,6 @@ class PromptRegistry:
             return None
         found = [pv for pv in self._versions(name) if pv.tags.get(T.FINGERPRINT) == fingerprint]
         return min(found, key=lambda pv: as_int(pv.version) or 0, default=None)
-
-    def find(self, name: str, outputs: Mapping[str, Any]) -> Any:
-        fingerprint = outputs.get("fingerprint")
-        pv = self._version(name, as_int(outputs.get("version")))
-        if pv is not None and (not fingerprint or pv.tags.get(T.FINGERPRINT) == fingerprint):
-            return pv
-        return self._by_fingerprint(name, fingerprint)
-
-    def by_alias(self, name: str, alias: str) -> Any:
-        try:
-            return self.client.get_prompt_version_by_alias(name, alias)
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
-
-    def set_alias(self, name: str, alias: str, outputs: Mapping[str, Any]) -> None:
-        if outputs.get("version") is None:
-            ignore_missing(self.client.delete_prompt_alias, name, alias)
-            ignore_missing(self.client.delete_prompt_tag, name, T.alias_tag(alias))
-            return
-        pv = self.find(name, outputs)
-        if pv is None:
-            raise ProviderError(
-                f"prompts.{name}: version {outputs.get('version')} is not in MLflow any more"
-            )
-        self.client.set_prompt_alias(name, alias, as_int(pv.version))
-        value = T.alias_value(as_int(pv.version) or 0, pv.tags.get(T.FINGERPRINT))
-        self.client.set_prompt_tag(name, T.alias_tag(alias), value)
 
     def document(self, name: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The document of a registered version (what ``materialize`` hands to gates)."""
