@@ -112,13 +112,16 @@ class Applier:
         salt = self.writer.salt
         assert salt is not None
         self.salt = salt
-        self._records = self.writer.records(
-            [a for a, c in self.changes.items() if c.action is not Action.CREATE]
-        )
-        # "as recorded before this run" must not see what this run writes: read it now
+        # "as recorded before this run" must not see what this run writes: read it now,
+        # in one batch, for every change and everything the changes depend on
         self.start.remember(
             set(self.changes) | {p for a in self.changes for p in self.graph.predecessors(a)}
         )
+        self._records = {
+            a: rec
+            for a, c in self.changes.items()
+            if c.action is not Action.CREATE and (rec := self.start.record(a)) is not None
+        }
         serial = self.writer.begin(
             self.operation,
             actor=self.session.actor,

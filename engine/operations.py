@@ -65,19 +65,20 @@ def plan(
     ``live_refresh`` first reads every recorded object (``mlx plan --refresh``).
     """
     session.graph  # noqa: B018 - a broken spec is reported before state is opened
-    providers = ProviderSet.for_session(session, session.reader().record)
+    reader = session.reader()
+    providers = ProviderSet.for_session(session, reader.record)
     try:
         drift = None
         if live_refresh:
             from engine.refresh import detect
 
-            found = detect(session.reader().records(), providers)
+            found = detect(reader.records(), providers)
             drift = [d.as_dict() for d in found]
             statuses = {d.address: d.status for d in found if d.status != "unreadable"}
             options = (options or PlanOptions(environment=session.workspace)).model_copy(
                 update={"drift": statuses}
             )
-        the_plan = Planner(session, options, drift=drift).build(
+        the_plan = Planner(session, options, drift=drift, reader=reader).build(
             providers=providers, with_spec=with_spec
         )
         if memo and _memoizable(the_plan):
@@ -165,9 +166,11 @@ def evaluate(session: Session, name: str) -> Any:
     if address not in session.spec.decls:
         gates = [a for a in session.spec.decls if a.startswith("evals.")]
         raise MlxError(f"no gate {address}{did_you_mean(address, gates)}")
-    providers = ProviderSet.for_session(session, session.reader().record)
+    reader = session.reader()
+    providers = ProviderSet.for_session(session, reader.record)
     try:
-        planner = Planner(session, PlanOptions(targets=[address], environment=session.workspace))
+        options = PlanOptions(targets=[address], environment=session.workspace)
+        planner = Planner(session, options, reader=reader)
         planner.build(providers=providers)
         planned = planner.planned[address]
         if not isinstance(planned.provider, Gate):

@@ -24,7 +24,7 @@ from engine.session import Session
 from engine.values import UNKNOWN, redact, reveal
 from providers.contract import Desired, Prior, Provider
 from specs.introspect import kind_info
-from state.store import IndexRow, Record
+from state.store import IndexRow, Record, StateReader
 
 _SUMMARY_OUTPUTS = ("version", "revision", "fingerprint", "uri")
 
@@ -136,17 +136,18 @@ class Planner:
         *,
         salt: str | None = None,
         drift: list[dict[str, Any]] | None = None,
+        reader: StateReader | None = None,
     ):
         self.session = session
         self.options = options or PlanOptions(environment=session.workspace)
         self.spec = session.spec
         self.graph = session.graph
-        self.reader = session.reader()
+        #: shared with the run's providers, so each record is read once
+        self.reader = reader or session.reader()
         #: key of secret digests: the state's; a saved plan's own when re-checking it
         self.salt = salt or self.reader.salt or session.plan_salt
         self.index: dict[str, IndexRow] = {}
         self.planned: dict[str, Planned] = {}
-        self._records: dict[str, Record] = {}
         self.diags: list[Diagnostic] = []
         self.plan_warnings: list[str] = []
         #: live drift (``--refresh``); otherwise what the last ``mlx refresh`` recorded
@@ -451,11 +452,7 @@ class Planner:
         return _LazyOutputs(unchanged, self._record), _LazyOutputs(deps, self._record)
 
     def _record(self, address: str) -> Record | None:
-        if address not in self._records and address in self.index:
-            rec = self.reader.record(address)
-            if rec is not None:
-                self._records[address] = rec
-        return self._records.get(address)
+        return self.reader.record(address) if address in self.index else None
 
     def _attribute_targets(self) -> set[str]:
         """Resources whose attributes other resources reference (``${x.y.version}``)."""
@@ -470,9 +467,7 @@ class Planner:
         return out
 
     def _prefetch(self, addresses: Iterable[str]) -> None:
-        wanted = [a for a in addresses if a not in self._records and a in self.index]
-        if wanted:
-            self._records.update(self.reader.records(wanted))
+        self.reader.remember(a for a in addresses if a in self.index)
 
     @staticmethod
     def _prior(rec: Record) -> Prior:
@@ -503,7 +498,7 @@ class Planner:
         self._prefetch(gone)
         out = []
         for address in gone:
-            rec = self._records.get(address)
+            rec = self._record(address)
             row = self.index[address]
             before = rec.attributes if rec else None
             out.append(

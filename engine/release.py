@@ -91,10 +91,12 @@ def plan_and_apply(
 
     With ``expected`` (a saved plan), the fresh plan must match it exactly.
     """
-    providers = ProviderSet.for_session(plan_session, session.reader().record)
+    reader = session.reader()
+    providers = ProviderSet.for_session(plan_session, reader.record)
     try:
         salt = expected.salt if expected is not None else None
-        plan = Planner(plan_session, options, salt=salt).build(providers=providers, with_spec=True)
+        planner = Planner(plan_session, options, salt=salt, reader=reader)
+        plan = planner.build(providers=providers, with_spec=True)
         if expected is not None:
             _same_plan(expected, plan)
             plan = expected.model_copy(update={"resolved_spec": plan.resolved_spec})
