@@ -31,8 +31,6 @@ _SETTING_SECTIONS: dict[str, Any] = {
 }
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 
-OWNER_REQUIRED = ("models", "prompts", "datasets", "rollouts", "monitors", "budgets")
-
 
 def _adapter(section: str) -> TypeAdapter[Any]:
     if section not in _ADAPTERS:
@@ -104,7 +102,7 @@ class FileCompiler:
         if not isinstance(body, dict):
             self.error(f"{address} must be a mapping of fields", [section, name])
             return None
-        if section in OWNER_REQUIRED and not body.get("owner"):
+        if info.owner_required and not body.get("owner"):
             self.error(
                 f"{address} has no owner: every {section[:-1]} needs `owner` "
                 "(the team or person who answers for it)",

@@ -26,8 +26,6 @@ from providers.contract import Desired, Prior, Provider
 from specs.introspect import kind_info
 from state.store import IndexRow, Record, StateReader
 
-_SUMMARY_OUTPUTS = ("version", "revision", "fingerprint", "uri")
-
 
 @dataclass
 class Planned:
@@ -308,7 +306,7 @@ class Planner:
         return out
 
     def _decide(self, p: Planned, prior: IndexRow | None) -> None:
-        is_gate = p.section == "evals"
+        is_gate = kind_info(p.section).is_gate
         upstream = [
             dep
             for dep in self.graph.graph.predecessors(p.address)
@@ -377,12 +375,9 @@ class Planner:
                 p.details.append("metadata only: updated in place, no new version, no gate re-run")
 
     def _content_detail(self, p: Planned, prior: IndexRow) -> str:
-        field_name = {"models": "artifact", "datasets": "uri"}.get(p.section)
-        where = ""
-        if field_name and isinstance(p.body.get(field_name), str):
-            where = f" {p.body[field_name]}:"
-        elif p.section == "prompts" and isinstance(p.body.get("template"), dict):
-            where = f" {p.body['template'].get('file')}:"
+        field_name = kind_info(p.section).content_field
+        found, value = _at(p.body, field_name) if field_name else (False, None)
+        where = f" {value}:" if found and isinstance(value, str) else ""
         old = (prior.content_hash or "none")[:19]
         new = (p.content_hash or "none")[:19]
         return f"bytes changed under an unchanged spec —{where} {old}… -> {new}…"
@@ -617,17 +612,13 @@ class Planner:
 
     def _output_changes(self, p: Planned, rec: Record | None) -> list[FieldChange]:
         """Computed attributes (version, uri, fingerprint) as the plan expects them to move."""
-        computed = kind_info(p.section).computed
+        if not (p.changes_behaviour or rec is None):
+            return []
         known = p.provider.planned_outputs(p.desired)
         old = rec.outputs if rec else {}
         out = []
-        for name in computed:
-            if name not in (("passed",) if p.section == "evals" else _SUMMARY_OUTPUTS):
-                continue
-            if p.changes_behaviour or rec is None:
-                new = known.get(name, {"$unknown": True})
-            else:
-                continue
+        for name in kind_info(p.section).plan_outputs:
+            new = known.get(name, {"$unknown": True})
             if rec is not None and old.get(name) == new:
                 continue
             out.append(

@@ -82,6 +82,12 @@ class Resource(SpecModel):
     #: Re-applied whenever a resource it references changes behaviour (a rollout moves
     #: its alias to the subject's new version); other kinds are only flagged.
     follows_upstream: ClassVar[bool] = False
+    #: A gate: it "runs" (and blocks its dependents) instead of being created or updated.
+    is_gate: ClassVar[bool] = False
+    #: The computed outputs a plan shows moving (``version = 3 -> (known after apply)``).
+    plan_outputs: ClassVar[tuple[str, ...]] = ()
+    #: Dotted path of the field naming the content its provider fingerprints.
+    content_field: ClassVar[str | None] = None
 
     owner: str | None = metadata_field(None, description="Team or person who answers for it.")
     description: str | None = metadata_field(None)

@@ -27,6 +27,8 @@ class Dataset(OwnedResource):
 
     section: ClassVar[str] = "datasets"
     computed: ClassVar[tuple[str, ...]] = ("fingerprint", "revision", "snapshot", "uri_resolved")
+    plan_outputs: ClassVar[tuple[str, ...]] = ("fingerprint", "revision")
+    content_field: ClassVar[str | None] = "uri"
 
     uri: str = replace_field(
         ..., min_length=1, description="Path (relative to the spec dir) or URI."

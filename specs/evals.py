@@ -192,6 +192,8 @@ class Eval(Resource):
     section: ClassVar[str] = "evals"
     #: ``result``: the one-line verdict; ``report``: the human text ``mlx show`` prints.
     computed: ClassVar[tuple[str, ...]] = ("passed", "result", "evidence", "report")
+    is_gate: ClassVar[bool] = True
+    plan_outputs: ClassVar[tuple[str, ...]] = ("passed",)
 
     subject: str = ref_field(..., kinds=("models", "prompts"))
     dataset: str | None = ref_field(None, kinds=("datasets",))

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from specs.base import META_KEY, REF_KEY, REPLACE_KEY
+from specs.base import META_KEY, REF_KEY, REPLACE_KEY, OwnedResource
 from specs.document import RESOURCE_TYPES
 
 
@@ -29,6 +29,11 @@ class KindInfo:
     computed: tuple[str, ...]
     field_names: frozenset[str]
     follows_upstream: bool = False
+    is_gate: bool = False
+    plan_outputs: tuple[str, ...] = ()
+    content_field: str | None = None
+    #: ``owner`` is required (SPEC.md: models, prompts, datasets, rollouts, monitors, budgets)
+    owner_required: bool = False
 
     def validate(self, raw: Any) -> BaseModel:
         return self.adapter.validate_python(raw)
@@ -53,6 +58,7 @@ def kind_info(section: str) -> KindInfo:
     names: set[str] = set()
     computed: tuple[str, ...] = ()
     follows = False
+    first = variants[0]
     for variant in variants:
         computed = variant.computed
         follows = follows or variant.follows_upstream
@@ -77,4 +83,8 @@ def kind_info(section: str) -> KindInfo:
         computed=computed,
         field_names=frozenset(names),
         follows_upstream=follows,
+        is_gate=first.is_gate,
+        plan_outputs=first.plan_outputs,
+        content_field=first.content_field,
+        owner_required=all(issubclass(v, OwnedResource) for v in variants),
     )

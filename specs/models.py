@@ -53,6 +53,8 @@ class Model(OwnedResource):
 
     section: ClassVar[str] = "models"
     computed: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
+    plan_outputs: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
+    content_field: ClassVar[str | None] = "artifact"
 
     artifact: str = Field(..., min_length=1, description="Path (relative to the spec dir) or URI.")
     flavor: str = Field("sklearn", description="sklearn, pyfunc, onnx, …")

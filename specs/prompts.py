@@ -40,6 +40,8 @@ class Routing(SpecModel):
 class Prompt(OwnedResource):
     section: ClassVar[str] = "prompts"
     computed: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
+    plan_outputs: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
+    content_field: ClassVar[str | None] = "template.file"
 
     template: str | TemplateFile
     system: str | None = None
