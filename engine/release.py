@@ -38,7 +38,8 @@ class Delivery:
 
     echo: Echo
     confirm: Confirm | None = None
-    parallelism: int = 10
+    #: ``None``: the spec's ``mlx.parallelism``, or 10
+    parallelism: int | None = None
     out_file: Path | None = None
 
 
@@ -121,7 +122,7 @@ def plan_and_apply(
             writer,
             echo,
             operation=options.operation,
-            parallelism=delivery.parallelism,
+            parallelism=delivery.parallelism or plan_session.parallelism,
         ).run()
     finally:
         providers.close()

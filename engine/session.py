@@ -35,7 +35,6 @@ class Options:
     state_url: str | None = None
     environment: str | None = None
     lock_timeout: float = 0.0
-    parallelism: int = 10
     actor: str | None = None
     use_cache: bool = True
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
@@ -94,6 +93,11 @@ class Session:
         from engine.resolve import variable_values
 
         return variable_values(self.spec, self.environment, self.options.environ)
+
+    @property
+    def parallelism(self) -> int:
+        """``mlx.parallelism`` from the spec, else 10 (``--parallelism`` overrides it)."""
+        return int(self.spec.settings.get("parallelism") or 10)
 
     @property
     def protected(self) -> bool:

@@ -146,9 +146,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.option(
         "--parallelism",
         type=click.IntRange(1, 256),
-        default=10,
-        show_default=True,
-        help="How many independent resources to apply at once.",
+        default=None,
+        help="How many independent resources to apply at once (default: mlx.parallelism, or 10).",
     )
     @click.option(
         "--lock-timeout",
@@ -164,7 +163,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         ctx: click.Context,
         plan_file: Path | None,
         auto_approve: bool,
-        parallelism: int,
+        parallelism: int | None,
         lock_timeout: float,
         targets: tuple[str, ...],
         replace: tuple[str, ...],
@@ -172,7 +171,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
         from engine.cli import session_for
 
-        session = session_for(ctx, lock_timeout=lock_timeout, parallelism=parallelism)
+        session = session_for(ctx, lock_timeout=lock_timeout)
         session.start_loading()  # parse in worker processes while the rest imports
 
         from engine import operations
@@ -225,7 +224,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
 
 
-def delivery_for(auto_approve: bool, parallelism: int, out: Path | None = None) -> Any:
+def delivery_for(auto_approve: bool, parallelism: int | None, out: Path | None = None) -> Any:
     """What the apply-like commands share: print, ask unless --yes, maybe save (-o)."""
     from engine.release import Delivery
 

@@ -27,7 +27,10 @@ def delivery_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., 
                     help=f"Save the {what} plan instead of applying it.",
                 ),
                 click.option(
-                    "--parallelism", type=click.IntRange(1, 256), default=10, show_default=True
+                    "--parallelism",
+                    type=click.IntRange(1, 256),
+                    default=None,
+                    help="Default: mlx.parallelism, or 10.",
                 ),
                 click.option("--lock-timeout", type=float, default=0.0, show_default=True),
             ]
@@ -55,7 +58,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         to: int | None,
         auto_approve: bool,
         out: Path | None,
-        parallelism: int,
+        parallelism: int | None,
         lock_timeout: float,
     ) -> int:
         """Return to the spec and the exact versions of an earlier state version."""
@@ -83,7 +86,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         target: str,
         auto_approve: bool,
         out: Path | None,
-        parallelism: int,
+        parallelism: int | None,
         lock_timeout: float,
     ) -> int:
         """Plan ENV --to with exactly the versions and fingerprints ENV --from has applied."""

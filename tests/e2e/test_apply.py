@@ -113,6 +113,10 @@ def test_parallelism_runs_independent_resources_together(tmp_path: Path) -> None
     narrow = spec_with(4, "narrow")
     assert run_mlx(["apply", "--yes", "--parallelism", "1"], narrow).code == 0
     assert max_overlap(narrow) == 1
+    from_spec = spec_with(4, "from_spec")  # mlx.parallelism is the default for --parallelism
+    (from_spec / "settings.yaml").write_text("mlx:\n  parallelism: 1\n")
+    assert run_mlx(["apply", "--yes"], from_spec).code == 0
+    assert max_overlap(from_spec) == 1
 
 
 def test_sensitive_values_never_written(tmp_path: Path) -> None:
