@@ -91,6 +91,18 @@ BASIC = {
 }
 
 
+def secret_spec(directory: Path, variable: str) -> Path:
+    """BASIC, with the alert channel's description read from ``${env.<variable>}``."""
+    alerts = f"""
+        alerts:
+          oncall:
+            type: file
+            path: alerts.jsonl
+            description: "token ${{env.{variable}}}"
+    """
+    return write_spec(directory, {**BASIC, "alerts.yaml": alerts})
+
+
 @pytest.fixture
 def basic_spec(tmp_path: Path) -> Path:
     return write_spec(tmp_path / "spec", BASIC)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import BASIC, run_mlx, write_spec
+from tests.conftest import BASIC, run_mlx, secret_spec, write_spec
 
 FLAKY = """
 providers:
@@ -121,15 +121,7 @@ def test_parallelism_runs_independent_resources_together(tmp_path: Path) -> None
 
 def test_sensitive_values_never_written(tmp_path: Path) -> None:
     secret = "tok-9f8e7d6c5b4a"
-    files = dict(BASIC)
-    files["alerts.yaml"] = """
-        alerts:
-          oncall:
-            type: file
-            path: alerts.jsonl
-            description: "token ${env.MLX_TEST_TOKEN}"
-    """
-    spec = write_spec(tmp_path / "spec", files)
+    spec = secret_spec(tmp_path / "spec", "MLX_TEST_TOKEN")
     env = {"MLX_TEST_TOKEN": secret}
     plan = run_mlx(["plan"], spec, env=env)
     applied = run_mlx(["apply", "--yes"], spec, env=env)

@@ -9,22 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC, run_mlx, write_spec
+from tests.conftest import run_mlx, secret_spec
 
 HIT = "nothing the plan depends on changed (plan memo)"
 
 
 @pytest.fixture
 def converged(tmp_path: Path) -> Path:
-    files = dict(BASIC)
-    files["alerts.yaml"] = """
-        alerts:
-          oncall:
-            type: file
-            path: alerts.jsonl
-            description: "token ${env.MLX_TEST_TOKEN}"
-    """
-    spec = write_spec(tmp_path / "spec", files)
+    spec = secret_spec(tmp_path / "spec", "MLX_TEST_TOKEN")
     env = {"MLX_TEST_TOKEN": "a"}
     assert run_mlx(["apply", "--yes"], spec, env=env).code == 0
     time.sleep(2.1)  # let the files age past the racy-stat window

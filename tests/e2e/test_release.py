@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC, REPO, run_mlx, write_spec
+from tests.conftest import BASIC, REPO, run_mlx, secret_spec, write_spec
 
 ROLLOUT = """
 rollouts:
@@ -75,15 +75,7 @@ def test_saved_plan_refused_when_spec_files_or_content_changed(spec: Path) -> No
 
 def test_plan_file_holds_no_secret(tmp_path: Path) -> None:
     secret = "xoxb-very-secret-token"
-    files = {**BASIC}
-    files["alerts.yaml"] = """
-        alerts:
-          oncall:
-            type: file
-            path: alerts.jsonl
-            description: "${env.MLX_TEST_SECRET}"
-    """
-    spec = write_spec(tmp_path / "spec", files)
+    spec = secret_spec(tmp_path / "spec", "MLX_TEST_SECRET")
     env = {"MLX_TEST_SECRET": secret}
     assert run_mlx(["plan", "-o", "plan.json"], spec, env=env).code == 0
     assert secret not in (spec / "plan.json").read_text()
@@ -171,15 +163,7 @@ def test_json_plan_validates_and_a_policy_over_actions_works(spec: Path) -> None
 def test_json_plan_never_shows_a_secret(tmp_path: Path) -> None:
     import jsonschema
 
-    files = {**BASIC}
-    files["alerts.yaml"] = """
-        alerts:
-          oncall:
-            type: file
-            path: alerts.jsonl
-            description: "${env.MLX_TEST_SECRET}"
-    """
-    spec = write_spec(tmp_path / "spec", files)
+    spec = secret_spec(tmp_path / "spec", "MLX_TEST_SECRET")
     result = run_mlx(["plan", "--json"], spec, env={"MLX_TEST_SECRET": "s3cr3t-v4lue"})
     assert "s3cr3t-v4lue" not in result.out
     doc = json.loads(result.out)

@@ -7,7 +7,7 @@ from pathlib import Path
 from engine import operations
 from engine.plan import Action, Reason
 from engine.session import Options, Session
-from tests.conftest import BASIC, write_spec
+from tests.conftest import BASIC, secret_spec, write_spec
 
 
 def _plan(spec: Path, **env: str):  # type: ignore[no-untyped-def]
@@ -66,15 +66,7 @@ def test_dataset_bytes_flag_dependents_and_attributes_become_unknown(tmp_path: P
 
 
 def test_secret_is_a_digest_everywhere_in_the_plan(tmp_path: Path) -> None:
-    files = dict(BASIC)
-    files["alerts.yaml"] = """
-        alerts:
-          oncall:
-            type: file
-            path: alerts.jsonl
-            description: "${env.MLX_SECRET}"
-    """
-    spec = write_spec(tmp_path, files)
+    spec = secret_spec(tmp_path, "MLX_SECRET")
     plan = _plan(spec, MLX_SECRET="hunter2")
     dumped = plan.model_dump_json()
     assert "hunter2" not in dumped
