@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.diagnostics import Diagnostic, MlxError, Source
+from engine.limits import Limits, too_big
 from engine.parsecache import ParseCache
 from engine.positions import locate
 
@@ -70,9 +72,40 @@ class SpecSet:
 
 
 def discover(root: Path) -> list[Path]:
+    """The spec files of ``root``: regular files, symlinks only to files inside ``root``.
+
+    A spec file symlinked to /etc/shadow would otherwise be read, and its lines quoted
+    in the "invalid YAML" diagnostic; a FIFO named x.yaml would hang the read.
+    """
     if not root.is_dir():
         raise MlxError(f"spec directory {root} does not exist")
-    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    files: list[Path] = []
+    diags: list[Diagnostic] = []
+    real_root = os.path.realpath(root)
+    for p in sorted(root.iterdir()):
+        if p.suffix not in (".yaml", ".yml"):
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            continue  # a dangling symlink: not a spec file
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        real = os.path.realpath(p)
+        if not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            diags.append(
+                Diagnostic(
+                    f"{p.name} is a symlink to {real}, outside the spec directory: "
+                    "mlx reads spec files only from inside it",
+                    Source(p.name),
+                )
+            )
+        elif not stat.S_ISREG(st.st_mode):
+            diags.append(Diagnostic(f"{p.name} is not a regular file", Source(p.name)))
+        else:
+            files.append(p)
+    if diags:
+        raise MlxError(diags)
     if not files:
         raise MlxError(
             Diagnostic(
@@ -113,7 +146,8 @@ class PendingLoad:
 
     def __init__(self, root: Path, cache_dir: Path | None):
         self.root = root.resolve()
-        self.cache = ParseCache(cache_dir)
+        self.limits = Limits.from_environ()
+        self.cache = ParseCache(cache_dir, self.limits.key)
         self.files: list[tuple[str, str]] = []
         self.compiled: dict[str, dict[str, Any]] = {}
         self.jobs: list[tuple[Path, str, str]] = []
@@ -127,10 +161,17 @@ class PendingLoad:
 
     def _read(self, path: Path) -> None:
         rel = path.name
+        limit = self.limits.file_bytes
         try:
-            raw = path.read_bytes()
+            size = path.stat().st_size
+            if size <= limit:
+                with path.open("rb") as fh:
+                    raw = fh.read(limit + 1)  # it may have grown since
+                size = len(raw)
         except OSError as exc:
             raise MlxError(f"cannot read {path}: {exc.strerror}") from exc
+        if size > limit:
+            raise MlxError(too_big(rel, size, self.limits, str(self.root)))
         sha = hashlib.sha256(raw).hexdigest()
         self.files.append((rel, sha))
         hit = self.cache.get(sha)

@@ -21,6 +21,7 @@ _CODE_FILES = (
     "specs",
     "engine/compile.py",
     "engine/yamlio.py",
+    "engine/limits.py",
     "engine/refs.py",
     "engine/hashing.py",
     "engine/values.py",
@@ -42,13 +43,19 @@ def code_fingerprint() -> str:
 
 
 class ParseCache:
-    def __init__(self, directory: Path | None):
+    """``variant`` joins the key: what else decides an entry (the spec limits in force)."""
+
+    def __init__(self, directory: Path | None, variant: str = ""):
         self.directory = directory
+        self.variant = variant
 
     def _path(self, key: str) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / f"{key}-{code_fingerprint()}.json"
+        code = code_fingerprint()
+        if self.variant:
+            code = hashlib.sha256(f"{code}:{self.variant}".encode()).hexdigest()[:16]
+        return self.directory / f"{key}-{code}.json"
 
     def get(self, key: str) -> Any | None:
         path = self._path(key)

@@ -19,14 +19,21 @@ from engine.diagnostics import Source
 PathItem = str | int
 
 
+#: Files above this size get libyaml's marks instead: ruamel's pure-Python loader needs
+#: ~6 s per MB, and a spec file may be 64 MiB (``engine.limits``).
+ROUND_TRIP_BYTES = 2_000_000
+
+
 @lru_cache(maxsize=64)
 def _round_trip(path: str, mtime_ns: int) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     try:
+        if Path(path).stat().st_size > ROUND_TRIP_BYTES:
+            return None
         return YAML(typ="rt", pure=True).load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, YAMLError, ValueError):
+    except (OSError, YAMLError, ValueError, RecursionError):  # deep nesting: use libyaml's
         return None
 
 

@@ -17,8 +17,10 @@ from providers.contract import (
     Prior,
     Problem,
     Provider,
+    ProviderError,
     Result,
 )
+from providers.files import PathGuard, PathRefused
 
 _CONFIG_KEYS = ("path", "severity", "owner")
 _lock = threading.Lock()
@@ -31,8 +33,13 @@ class FileAlertProvider(Provider, Notifier):
         return ChannelRecords(self.context.data_dir / "alerts")
 
     def _target(self, spec: Any) -> Path:
-        path = Path(spec["path"])
-        return path if path.is_absolute() else self.context.root / path
+        """Where alerts go: inside the spec dir, `.mlx/` or `mlx.paths` (this file is written)."""
+        ctx = self.context
+        guard = PathGuard(ctx.root, ctx.allowed_paths, data_dir=ctx.data_dir)
+        target = guard.confine(str(spec["path"]), "alert file", contents=False)
+        if target.is_dir():
+            raise PathRefused(f"alert file {spec['path']} is a directory")
+        return target
 
     def plan_inputs(self) -> list[str] | None:
         return []  # planning a file channel looks at nothing but its spec
@@ -40,6 +47,11 @@ class FileAlertProvider(Provider, Notifier):
     def check(self, desired: Desired) -> list[Problem]:
         if desired.spec.get("type") != "file":
             return [Problem(("type",), "the file provider only serves `type: file` channels")]
+        if isinstance(desired.spec.get("path"), str):
+            try:
+                self._target(desired.spec)
+            except PathRefused as exc:
+                return [Problem(("path",), str(exc))]
         return []
 
     def create(self, desired: Desired) -> Result:
@@ -66,5 +78,9 @@ class FileAlertProvider(Provider, Notifier):
     def send(self, channel: Prior, message: AlertMessage) -> None:
         target = Path(str(channel.outputs["path"]))
         record = message.record(channel.address)
-        with _lock, target.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        try:
+            with _lock, target.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ProviderError(f"{channel.address}: cannot append to {target}: {reason}") from exc

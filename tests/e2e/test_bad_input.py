@@ -110,6 +110,45 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
 }
 
 
+def _alias_bomb(levels: int = 10) -> str:
+    """The "billion laughs" in a free-form map: 1 KB of YAML, 9**10 nodes expanded."""
+    lines = ["      params:", "        a0: &a0 [" + ",".join(["lol"] * 9) + "]"]
+    for i in range(1, levels):
+        lines.append(f"        a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    return MODELS + "\n".join(lines) + "\n"
+
+
+CASES.update(
+    {
+        "alias_bomb_in_free_form_params": (
+            {"models.yaml": _alias_bomb()},
+            r"models\.yaml:15:18",  # a6: the first alias past 1,000,000 expanded nodes
+            "YAML aliases expand to more than 1,000,000 nodes",
+        ),
+        "flow_nesting_500_deep": (
+            {"models.yaml": MODELS + "      params: {x: " + "[" * 500 + "]" * 500 + "}\n"},
+            r"models\.yaml:8:",
+            "nested deeper than 64 levels",
+        ),
+        "artifact_outside_the_spec_dir": (
+            {"models.yaml": MODELS.replace("model.bin", "/etc/passwd")},
+            r"models\.yaml:3:",
+            "artifact /etc/passwd is outside the spec directory",
+        ),
+        "variable_default_with_a_reference": (
+            {
+                "vars.yaml": (
+                    "variables:\n  region: {default: eu}\n"
+                    '  bucket:\n    default: "data-${var.region}"\n'
+                )
+            },
+            r"vars\.yaml:4:",
+            "variables.bucket: a default cannot reference other values",
+        ),
+    }
+)
+
+
 def _state_snapshot(db: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         rows: list[tuple[object, ...]] = []
