@@ -19,8 +19,8 @@ is reported as drift and rewritten by the next apply (as the ``file`` channel do
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +46,8 @@ class WebhookProvider(Provider, Notifier):
     sections = frozenset({"alerts"})
     config_model = WebhookProviderConfig
     type_name = "webhook"
+    #: a webhook URL usually carries its token; headers carry API keys
+    secret_fields = {"alerts": ("url", "headers.*")}
 
     # -- settings: the alert's own values over the provider's -----------------------------
     def _url(self, spec: Any) -> str | None:
@@ -155,32 +157,95 @@ class SlackProvider(WebhookProvider):
     type_name = "slack"
 
 
+#: Attempts per alert, the first included. Between them: 0 s, then 0.5 s, 1 s, … — or what a
+#: 429/503's ``Retry-After`` asks, up to ``RETRY_AFTER_MAX_S``. Only refused, dropped and
+#: timed-out connections and these statuses are retried; any other 4xx fails at once.
+ATTEMPTS = 4
+BACKOFF_S = 0.5
+RETRY_AFTER_MAX_S = 10.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 def post_json(
     url: str, payload: dict[str, Any], headers: dict[str, str], timeout: float, who: str
 ) -> None:
-    """POST ``payload``; any failure is a ``ProviderError`` that names the host, not the URL."""
+    """POST ``payload``, retrying transient failures; a failure is a ``ProviderError`` that
+    names the host, never the URL (which usually holds the token)."""
+    import urllib3
+
     parts = urlsplit(url)
     host = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     data = json.dumps(payload, sort_keys=True, default=str).encode()
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    pool = urllib3.PoolManager(
+        retries=_retry(), timeout=urllib3.Timeout(connect=timeout, read=timeout)
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode("utf-8", "replace").strip()
+        response = pool.request("POST", url, body=data, headers=headers, redirect=False)
+    except urllib3.exceptions.MaxRetryError as exc:
+        raise ProviderError(f"{who}: {_unreachable(host, exc.reason, timeout)}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise ProviderError(f"{who}: {_unreachable(host, exc, timeout)}") from exc
+    finally:
+        pool.clear()
+    if response.status >= 300:
+        detail = response.data[:300].decode("utf-8", "replace").strip().splitlines()
+        tries = len(response.retries.history) + 1 if response.retries else 1
+        after = f" ({tries} attempts)" if tries > 1 else ""
         raise ProviderError(
-            f"{who}: the webhook at {host} answered HTTP {exc.code}"
-            + (f": {detail}" if detail else "")
-        ) from exc
-    except TimeoutError as exc:
-        raise ProviderError(f"{who}: {_too_slow(host, timeout)}") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise ProviderError(f"{who}: {_too_slow(host, timeout)}") from exc
-        raise ProviderError(f"{who}: cannot reach the webhook at {host}: {exc.reason}") from exc
-    except OSError as exc:
-        raise ProviderError(f"{who}: cannot reach the webhook at {host}: {exc}") from exc
+            f"{who}: the webhook at {host} answered HTTP {response.status}{after}"
+            + (f": {detail[0]}" if detail else "")
+        )
 
 
-def _too_slow(host: str, timeout: float) -> str:
-    return f"the webhook at {host} did not answer within {timeout:g}s (timeout_s)"
+class _HidePaths(logging.Filter):
+    """urllib3 logs requests and retries with their path, which holds a webhook's token."""
+
+    _PATH = re.compile(r"(?<![\w:/])/[^\s'\")]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._PATH.sub("/…", record.getMessage())
+        record.args = ()
+        return True
+
+
+_hide_paths = _HidePaths()
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+
+
+def _retry() -> Any:
+    from urllib3.util import Retry
+
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if _hide_paths not in logger.filters:
+            logger.addFilter(_hide_paths)
+
+    class CappedRetry(Retry):
+        """urllib3's Retry, with Retry-After capped (urllib3 < 2.7 has no retry_after_max)."""
+
+        def parse_retry_after(self, retry_after: str) -> float:
+            return min(super().parse_retry_after(retry_after), RETRY_AFTER_MAX_S)
+
+    return CappedRetry(
+        total=ATTEMPTS - 1,
+        redirect=0,
+        allowed_methods=None,  # POST too: a duplicate alert beats a lost one
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=BACKOFF_S,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def _unreachable(host: str, reason: BaseException | None, timeout: float) -> str:
+    from urllib3.exceptions import NewConnectionError, ProtocolError, TimeoutError
+
+    attempts = f"{ATTEMPTS} attempts" if ATTEMPTS > 1 else "1 attempt"
+    if isinstance(reason, NewConnectionError):  # before TimeoutError: it subclasses it
+        why = str(reason).rsplit(": ", 1)[-1]
+        return f"cannot reach the webhook at {host}: {why} ({attempts})"
+    if isinstance(reason, TimeoutError):
+        return f"the webhook at {host} did not answer within {timeout:g}s (timeout_s; {attempts})"
+    if isinstance(reason, ProtocolError):
+        return f"cannot reach the webhook at {host}: the connection was dropped ({attempts})"
+    return f"cannot reach the webhook at {host}: {type(reason).__name__} ({attempts})"

@@ -8,7 +8,9 @@ Two ways to use it:
   the snapshot, and never writes or deletes it. A dataset's ``version:`` pins an
   S3 version id: the plan then reads that version, whatever the key holds now.
 * a local path *uploads* the file to ``s3://<bucket>/<prefix><section>/<name>/<sha256>``
-  (content-addressed: the same bytes are uploaded once). mlx owns these objects.
+  (content-addressed: the same bytes are uploaded once). mlx owns these objects
+  and never deletes one: ``delete`` forgets the resource (and its aliases), every
+  uploaded version stays restorable, and a later create finds it again by content.
 
 ``read()`` re-reads the object (the pinned version, or the key's current one)
 and reports a different ETag, version id or fingerprint as drift.
@@ -34,9 +36,10 @@ from providers.contract import (
     Problem,
     Provider,
     ProviderError,
+    Registry,
     Result,
 )
-from providers.files import hasher_for
+from providers.files import PathRefused, confined, hasher_for
 from specs.providers import S3ProviderConfig
 
 _FIELD = {"models": "artifact", "datasets": "uri"}
@@ -51,7 +54,7 @@ class _Source:
     pinned: str | None = None
 
 
-class S3Provider(Provider):
+class S3Provider(Provider, Registry):
     sections = frozenset({"datasets", "models"})
     config_model = S3ProviderConfig
     type_name = "s3"
@@ -114,6 +117,10 @@ class S3Provider(Provider):
                     "to upload it, or name an s3:// object",
                 )
             ]
+        try:  # an upload publishes the bytes: the file must be the spec's to name
+            confined(self.context.root, str(source.local), self.context.allowed_paths, what="file")
+        except PathRefused as exc:
+            return [Problem((field,), str(exc))]
         if not source.local.exists():
             return [Problem((field,), f"file not found: {source.local}")]
         if source.local.is_dir():
@@ -166,6 +173,16 @@ class S3Provider(Provider):
             source = self._source(desired)
         except ValueError as exc:
             raise ProviderError(f"{desired.address}: {exc}") from exc
+        if desired.restore is not None:
+            # a rollback: the recorded version, whatever the spec's file or key holds now
+            restored = self._version_info(desired.restore)
+            if restored is None:
+                raise ProviderError(
+                    f"{desired.address}: cannot restore "
+                    f"{desired.restore.get('uri') or desired.restore.get('uri_resolved')}: "
+                    "it is no longer in S3"
+                )
+            return restored
         if source.remote is not None:
             info = objects.head(self.client, source.remote, source.pinned)
             if info is None:
@@ -183,10 +200,11 @@ class S3Provider(Provider):
         return objects.upload(self.client, source.local, S3Location(self.settings.bucket, key), sha)
 
     def delete(self, prior: Prior) -> None:
-        """Delete what mlx uploaded; an object the spec only referred to is the user's data."""
-        location = self._recorded_location(prior.outputs)
-        if location is not None and self._uploaded(prior):
-            objects.delete(self.client, location)
+        """Forget the object, never delete it: an upload is a version mlx registered (a rollback
+        across the delete may need it), a referenced object is the user's data. Only the
+        aliases mlx keeps for it go."""
+        if self.settings.bucket:
+            objects.delete(self.client, self._alias_location(prior.section, prior.name))
 
     def read(self, prior: Prior) -> Observed | None:
         location = self._recorded_location(prior.outputs)
@@ -239,8 +257,8 @@ class S3Provider(Provider):
         if outputs.get("version", outputs.get("revision")) is None:
             aliases.pop(alias, None)
         else:
-            keep = ("version", "revision", "snapshot", "uri", "uri_resolved", "fingerprint")
-            keep += ("etag", "version_id")
+            keep: tuple[str, ...] = ("version", "revision", "snapshot", "uri", "uri_resolved")
+            keep += ("fingerprint", "etag", "version_id")
             aliases[alias] = {k: outputs[k] for k in keep if k in outputs}
         location = self._alias_location(section, name)
         try:

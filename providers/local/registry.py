@@ -12,7 +12,8 @@ Blobs are shared by all environments (promoting staging's model to prod copies
 nothing); objects and their version numbers belong to one environment, as
 separate registries would. Versions are content-addressed: registering bytes
 that an earlier version already holds returns that version instead of minting
-a new one. Deleting an object keeps its blobs, so a rollback can bring it back.
+a new one. Deleting an object retires it: its versions and blobs stay, so a
+rollback can bring one back and registering the name again adopts it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,26 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """Take away any permission bit ``mode`` lacks: a copy is never more readable than its
+    source (``/etc/shadow``, 0640, must not become a 0644 blob). Never widens."""
+    try:
+        current = stat.S_IMODE(os.stat(path).st_mode)
+        if current & ~mode:
+            os.chmod(path, current & mode)
+    except OSError:
+        pass  # not ours to change (another user's blob): leave it
+
+
+def _copy(source: Path, target: Path, mode: int) -> None:
+    """Copy ``source`` into ``target``, created with ``mode`` (less the umask) from the
+    start: a copy of a private file is never readable by others, not even while copying."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o666)
+    with open(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+    _narrow(target, mode)  # a file that was there already kept its own bits
 
 
 def _read_json(path: Path) -> Any | None:
@@ -51,13 +73,17 @@ class LocalRegistry:
         return self.root / "blobs" / sha[:2] / sha
 
     def put_file(self, source: Path) -> str:
+        """Store one file's bytes; the blob keeps the source's permission bits or fewer."""
         sha = self.hasher.digest(source).removeprefix("sha256:")
+        mode = stat.S_IMODE(os.stat(source).st_mode)
         target = self.blob_path(sha)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
-            shutil.copyfile(source, tmp)
+            _copy(source, tmp, mode)
             os.replace(tmp, target)
+        else:  # the same bytes from a narrower source narrow the shared blob
+            _narrow(target, mode)
         return sha
 
     def put_bytes(self, data: bytes) -> str:
@@ -94,20 +120,28 @@ class LocalRegistry:
         """Copy stored content back out (used to load a version's artifact)."""
         if "blob" in content:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.blob_path(content["blob"]), target)
+            self._copy_out(content["blob"], target)
             return target
         manifest = _read_json(self.root / "trees" / f"{content['tree']}.json") or {}
         for rel, sha in manifest.items():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.blob_path(sha), target / rel)
+            self._copy_out(sha, target / rel)
         return target
+
+    def _copy_out(self, sha: str, target: Path) -> None:
+        blob = self.blob_path(sha)
+        _copy(blob, target, stat.S_IMODE(os.stat(blob).st_mode))
 
     # -- objects and versions -------------------------------------------------------
     def object_dir(self, section: str, name: str) -> Path:
         return self.root / self.namespace / section / name
 
     def get_object(self, section: str, name: str) -> dict[str, Any] | None:
-        return _read_json(self.object_dir(section, name) / "object.json")
+        """The live object; ``None`` when there is none or mlx retired it (``delete_object``)."""
+        data = _read_json(self.object_dir(section, name) / "object.json")
+        if data is None or data.get("retired"):
+            return None
+        return data
 
     def put_object(self, section: str, name: str, data: dict[str, Any]) -> None:
         _write_json(self.object_dir(section, name) / "object.json", data)
@@ -161,5 +195,19 @@ class LocalRegistry:
             _write_json(path, data)
 
     def delete_object(self, section: str, name: str) -> None:
-        """Remove the object and its version records; blobs stay for rollbacks."""
-        shutil.rmtree(self.object_dir(section, name), ignore_errors=True)
+        """Retire the object: its aliases go, every version record and blob stays.
+
+        A rollback across the delete can restore any version, and registering the same
+        name again adopts the object: ``put_object`` writes a live one (numbering goes
+        on from the kept versions, and known content lands on its old version).
+        """
+        path = self.object_dir(section, name) / "object.json"
+        data = _read_json(path)
+        if data is None or data.get("retired"):
+            return
+        data.update(
+            retired=True,
+            retired_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            aliases={},
+        )
+        _write_json(path, data)

@@ -101,6 +101,35 @@ class AliasedRegistry(ABC):
 
         return T.alias_drift(tags, version_of)
 
+    # -- retiring: a registry object is never deleted ---------------------------------------
+    def retire(self, name: str) -> None:
+        """What ``delete`` does: drop the aliases mlx set and tag the object retired.
+
+        Every version, its run and its tags stay (a rollback across the delete can still
+        restore one); ``read()`` reports a retired object as gone, and a later create of
+        the same name adopts it (``unretire``).
+        """
+        tags = self._object_tags(name)
+        if tags is None or tags.get(T.RETIRED) == "true":
+            return  # gone, or retired already
+        for key in sorted(tags):
+            if key.startswith(T.ALIAS):
+                ignore_missing(self._drop_alias, name, key.removeprefix(T.ALIAS))
+                ignore_missing(self._drop_tag, name, key)
+        from datetime import UTC, datetime
+
+        self._set_tag(name, T.RETIRED_AT, datetime.now(UTC).isoformat(timespec="seconds"))
+        self._set_tag(name, T.RETIRED, "true")
+
+    def unretire(self, name: str, tags: Mapping[str, str]) -> None:
+        for key in (T.RETIRED, T.RETIRED_AT):
+            if key in tags:
+                ignore_missing(self._drop_tag, name, key)
+
+    @staticmethod
+    def retired(tags: Mapping[str, str]) -> bool:
+        return tags.get(T.RETIRED) == "true"
+
     def restore_aliases(self, name: str) -> None:
         """Point every alias mlx set back where mlx set it (repairs drift on apply)."""
         tags = self._object_tags(name)

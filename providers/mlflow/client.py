@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from providers.contract import MissingExtra, ProviderError
 
-#: Overridable by setting the variables; MLflow's own defaults are 7 retries, factor 2, 120 s.
-_HTTP_DEFAULTS = {
+#: How mlx calls a tracking server, unless these variables are set already. MLflow retries
+#: (urllib3, every method) refused and dropped connections, read timeouts and HTTP 408, 429,
+#: 500, 502, 503 and 504; its own defaults (7 retries, factor 2, Retry-After honoured without
+#: a cap) keep a dead server busy for minutes. Here: 3 attempts, waits of 0 s then 2 s (+ up
+#: to 0.5 s jitter), Retry-After not honoured, so a call fails within a few seconds.
+HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+
+
+def http_setting(name: str) -> str:
+    """A retry setting as MLflow will read it (the environment, else mlx's default)."""
+    return os.environ.get(name) or HTTP_DEFAULTS[name]
 
 
 def import_mlflow() -> Any:
@@ -53,8 +65,8 @@ def connect(tracking_uri: str, registry_uri: str | None) -> Any:
     # no telemetry from mlx's use of mlflow, and no run URLs printed on our stdout
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    # MLflow's defaults retry a dead server for ~4 minutes per call: fail within seconds
-    for key, value in _HTTP_DEFAULTS.items():
+    # MLflow's defaults retry a dead server for minutes per call: fail within seconds
+    for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -92,11 +104,43 @@ def is_mlflow_error(exc: BaseException) -> bool:
 
 
 def mlflow_error(exc: BaseException, what: str) -> ProviderError:
+    """One line a user can act on; transport failures (after MLflow's retries) say so."""
     text = str(exc).strip()
-    if "Max retries exceeded" in text or "NewConnectionError" in text:
-        return ProviderError(f"{what}: cannot reach the server (is it running?)")
+    reason = unreachable(text)
+    if reason is not None:
+        return ProviderError(f"{what}: {reason}")
     message = text.splitlines()[0] if text else type(exc).__name__
     return ProviderError(f"{what}: {message}")
+
+
+_STATUS = re.compile(r"too many (\d{3}) error responses")
+
+
+def unreachable(text: str) -> str | None:
+    """Why a request got no usable answer, from MLflow's error text; ``None``: it did."""
+    attempts = _attempts()
+    if "NewConnectionError" in text or "Connection refused" in text:
+        return "cannot reach the server (is it running?)"
+    status = _STATUS.search(text)
+    if status:
+        return f"cannot reach the server: it answered HTTP {status.group(1)} {attempts}"
+    if "timeout exception" in text or "Read timed out" in text:
+        limit = http_setting("MLFLOW_HTTP_REQUEST_TIMEOUT")
+        return (
+            f"cannot reach the server: no answer within {limit}s {attempts} "
+            "(MLFLOW_HTTP_REQUEST_TIMEOUT)"
+        )
+    if "Max retries exceeded" in text or "Connection aborted" in text:
+        return f"cannot reach the server: the connection was dropped {attempts}"
+    return None
+
+
+def _attempts() -> str:
+    try:
+        n = int(http_setting("MLFLOW_HTTP_REQUEST_MAX_RETRIES")) + 1
+    except ValueError:
+        return ""
+    return "(1 attempt)" if n == 1 else f"({n} attempts)"
 
 
 def ignore_missing(call: Any, *args: Any) -> None:

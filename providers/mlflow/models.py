@@ -20,7 +20,7 @@ from typing import Any
 from providers.contract import Desired, Observed, Prior, ProviderError
 from providers.mlflow import tags as T
 from providers.mlflow.aliases import AliasedRegistry
-from providers.mlflow.client import as_int, ignore_missing, is_not_found
+from providers.mlflow.client import as_int, is_not_found
 
 ARTIFACT_PATH = "model"
 #: Run tag naming the file of a single-file artifact (under ``model/``).
@@ -47,21 +47,47 @@ class ModelRegistry(AliasedRegistry):
         self.sync_metadata(desired, as_int(mv.version))
         return self.outputs(name, mv, fingerprint)
 
+    def restore(self, desired: Desired, restore: Mapping[str, Any]) -> dict[str, Any]:
+        """A rollback to the version ``restore`` describes — by number or content, else
+        registered again from the run that logged it. Its lineage tags are its own."""
+        name, fingerprint = desired.name, str(restore.get("fingerprint") or "")
+        self._ensure_model(desired)
+        mv = self.find(name, restore)
+        if mv is None:
+            run_id = self._run_with(desired.address, fingerprint) if fingerprint else None
+            if run_id is None:
+                raise ProviderError(
+                    f"{desired.address}: cannot restore version {restore.get('version')} "
+                    f"({fingerprint}): it is no longer in MLflow"
+                )
+            mv = self.client.create_model_version(
+                name,
+                f"runs:/{run_id}/{ARTIFACT_PATH}",
+                run_id=run_id,
+                tags=T.lineage_tags(desired, fingerprint),
+            )
+        self.sync_metadata(desired, None)
+        return self.outputs(name, mv, fingerprint)
+
     def _ensure_model(self, desired: Desired) -> None:
+        """The registered model, created — or adopted, when it exists (retired or not)."""
         try:
-            self.client.get_registered_model(desired.name)
+            model = self.client.get_registered_model(desired.name)
         except Exception as exc:
             if not is_not_found(exc):
                 raise
-            try:
-                self.client.create_registered_model(
-                    desired.name,
-                    tags=T.object_tags(desired),
-                    description=desired.spec.get("description") or "",
-                )
-            except Exception as again:  # created meanwhile by a parallel apply
-                if "ALREADY_EXISTS" not in str(getattr(again, "error_code", "")):
-                    raise
+        else:
+            self.unretire(desired.name, dict(model.tags or {}))
+            return
+        try:
+            self.client.create_registered_model(
+                desired.name,
+                tags=T.object_tags(desired),
+                description=desired.spec.get("description") or "",
+            )
+        except Exception as again:  # created meanwhile by a parallel apply
+            if "ALREADY_EXISTS" not in str(getattr(again, "error_code", "")):
+                raise
 
     def _source(self, desired: Desired, source: Path | str, fp: str) -> tuple[str, str | None]:
         """The version's source URI and run: an uploaded local artifact, or a remote URI."""
@@ -140,6 +166,8 @@ class ModelRegistry(AliasedRegistry):
             if is_not_found(exc):
                 return None
             raise
+        if self.retired(dict(model.tags or {})):
+            return None  # deleted by mlx: kept, with every version, for a later create
         notes: list[str] = []
         version = as_int(prior.outputs.get("version"))
         mv = self._version(name, version)
@@ -231,7 +259,8 @@ class ModelRegistry(AliasedRegistry):
         return target
 
     def delete(self, name: str) -> None:
-        ignore_missing(self.client.delete_registered_model, name)
+        """Never ``delete_registered_model``: that would take every version with it."""
+        self.retire(name)
 
     @staticmethod
     def outputs(name: str, mv: Any, fingerprint: str | None) -> dict[str, Any]:

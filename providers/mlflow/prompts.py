@@ -44,12 +44,7 @@ class PromptRegistry(AliasedRegistry):
     # -- registering -------------------------------------------------------------------
     def register(self, desired: Desired, doc: dict[str, Any]) -> dict[str, Any]:
         name, fingerprint = desired.name, document_fingerprint(doc)
-        if self.client.get_prompt(name) is None:
-            self.client.create_prompt(
-                name,
-                description=desired.spec.get("description") or None,
-                tags=T.object_tags(desired),
-            )
+        self._ensure_prompt(desired)
         pv = self._by_fingerprint(name, fingerprint)
         if pv is None:
             rest = {k: v for k, v in doc.items() if k != "template"}
@@ -67,6 +62,30 @@ class PromptRegistry(AliasedRegistry):
         self.sync_metadata(desired)
         return self.outputs(name, pv.version, fingerprint)
 
+    def restore(self, desired: Desired, restore: Mapping[str, Any]) -> dict[str, Any]:
+        """A rollback to the version ``restore`` describes (by number or by document)."""
+        self._ensure_prompt(desired)
+        pv = self.find(desired.name, restore)
+        if pv is None:
+            raise ProviderError(
+                f"{desired.address}: cannot restore version {restore.get('version')} "
+                f"({restore.get('fingerprint')}): it is no longer in MLflow"
+            )
+        self.sync_metadata(desired)
+        return self.outputs(desired.name, pv.version, (pv.tags or {}).get(T.FINGERPRINT))
+
+    def _ensure_prompt(self, desired: Desired) -> None:
+        """The prompt, created — or adopted, when it exists (retired or not)."""
+        prompt = self.client.get_prompt(desired.name)
+        if prompt is not None:
+            self.unretire(desired.name, dict(prompt.tags or {}))
+            return
+        self.client.create_prompt(
+            desired.name,
+            description=desired.spec.get("description") or None,
+            tags=T.object_tags(desired),
+        )
+
     def sync_metadata(self, desired: Desired) -> None:
         name = desired.name
         prompt = self.client.get_prompt(name)
@@ -83,8 +102,8 @@ class PromptRegistry(AliasedRegistry):
     def read(self, prior: Prior) -> Observed | None:
         name = prior.name
         prompt = self.client.get_prompt(name)
-        if prompt is None:
-            return None
+        if prompt is None or self.retired(dict(prompt.tags or {})):
+            return None  # gone, or deleted by mlx (kept, with every version)
         version = as_int(prior.outputs.get("version"))
         pv = self._version(name, version)
         notes = []
@@ -163,12 +182,8 @@ class PromptRegistry(AliasedRegistry):
         return target
 
     def delete(self, name: str) -> None:
-        try:
-            if self.client.get_prompt(name) is not None:
-                self.client.delete_prompt(name)
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        """Never ``delete_prompt`` (nor a version): retire it, every version kept."""
+        self.retire(name)
 
     @staticmethod
     def outputs(name: str, version: Any, fingerprint: str | None) -> dict[str, Any]:

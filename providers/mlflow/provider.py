@@ -30,9 +30,10 @@ from providers.contract import (
     Problem,
     Provider,
     ProviderError,
+    Registry,
     Result,
 )
-from providers.files import hasher_for
+from providers.files import PathRefused, confined, hasher_for
 from providers.local.provider import prompt_document
 from providers.mlflow.client import (
     as_int,
@@ -51,7 +52,7 @@ def _remote(value: str) -> bool:
     return "://" in value or value.startswith("runs:/")
 
 
-class MlflowProvider(Provider):
+class MlflowProvider(Provider, Registry):
     sections = frozenset({"models", "prompts"})
     config_model = MlflowProviderConfig
     type_name = "mlflow"
@@ -158,15 +159,29 @@ class MlflowProvider(Provider):
         return None if looked is None else sorted(looked | self.hasher.touched)
 
     def check(self, desired: Desired) -> list[Problem]:
+        ctx = self.context
         if desired.section == "prompts":
             path = self._template_file(desired)
             self._saw(path)
+            if path is not None:
+                template = desired.spec["template"]
+                try:  # inside the spec dir or mlx.paths, and a regular file
+                    confined(
+                        ctx.root, str(template["file"]), ctx.allowed_paths, what="template file"
+                    )
+                except PathRefused as exc:
+                    return [Problem(("template", "file"), str(exc))]
             if path is not None and not path.is_file():
                 return [Problem(("template", "file"), f"template file not found: {path}")]
             return []
         source = self._artifact(desired)
         self._saw(source)
         if isinstance(source, Path):
+            value = str(desired.spec.get("artifact", ""))
+            try:  # a file or a directory of them, inside the spec dir or mlx.paths
+                confined(ctx.root, value, ctx.allowed_paths, what="artifact")
+            except PathRefused as exc:
+                return [Problem(("artifact",), str(exc))]
             if not source.exists():
                 return [Problem(("artifact",), f"artifact not found: {source}")]
             return []
@@ -209,7 +224,7 @@ class MlflowProvider(Provider):
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
         with self._calling(f"{desired.address}: cannot update"):
-            if change.behaviour or change.content:
+            if change.behaviour or change.content or desired.restore is not None:
                 return Result(self._register(desired))
             # metadata only (or nothing): the same version, its tags and the model's updated
             registry = self.models if desired.section == "models" else self.prompts
@@ -223,6 +238,9 @@ class MlflowProvider(Provider):
             return Result(dict(prior.outputs))
 
     def _register(self, desired: Desired) -> dict[str, Any]:
+        if desired.restore is not None:
+            registry = self.models if desired.section == "models" else self.prompts
+            return registry.restore(desired, desired.restore)
         if desired.section == "prompts":
             path = self._template_file(desired)
             text = path.read_text() if path is not None else str(desired.spec["template"])

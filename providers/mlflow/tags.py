@@ -17,6 +17,9 @@ FINGERPRINT = "mlx.fingerprint"
 ADDRESS = "mlx.address"
 LABELS = "mlx.labels"
 ALIAS = "mlx.alias."
+#: On a registered model / prompt mlx deleted: it keeps every version, and a create adopts it.
+RETIRED = "mlx.retired"
+RETIRED_AT = "mlx.retired_at"
 #: Tag values MLflow accepts on every store (the smallest limit of its stores).
 _MAX_VALUE = 5000
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from providers.gates.ml.predict import load_model
+from tests.conftest import require_extra
 
-mlflow_sklearn = pytest.importorskip(
-    "mlflow.sklearn", reason="MLflow model directories need the [mlflow] extra"
-)
+mlflow_sklearn = require_extra("mlflow.sklearn", "mlflow")
 
 
 def test_an_mlflow_model_directory_loads_and_predicts_like_the_model(tmp_path: Path) -> None:

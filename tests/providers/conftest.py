@@ -2,7 +2,10 @@
 
 Each is a real process (or a real HTTP server in a thread) on 127.0.0.1 and a
 free port, started once per session and killed at teardown. Tests that use
-the processes are marked ``slow``; they still run in ``make test`` and CI.
+the processes are marked ``slow``; they still run in ``make test`` and CI. A
+``FlakyProxy`` in front of one is the network failing on purpose. A missing
+extra (mlflow, moto) skips its tests — and fails them under
+``MLX_TEST_REQUIRE_EXTRAS=1``, as CI runs them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from providers.testing.flaky import FlakyProxy
+from tests.conftest import missing_extra, require_extra
 
 BIN = Path(sys.executable).parent
 
@@ -80,6 +86,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moto_server`` on a free port; the URL to pass as ``endpoint_url``."""
+    if not (BIN / "moto_server").exists():
+        missing_extra("moto's server is not installed: pip install 'moto[server]' (the dev extra)")
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     proc = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
@@ -112,7 +120,7 @@ MLFLOW_ENV = {
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, migrated MLflow database: copying it is instant, migrating one takes seconds."""
-    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    require_extra("mlflow", "mlflow")
     from mlflow import MlflowClient
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
@@ -136,7 +144,7 @@ def mlflow_db(mlflow_template_db: Path, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` (one worker, no job runner); its tracking URI."""
-    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    require_extra("mlflow", "mlflow")
     home = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     args = [
@@ -158,6 +166,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _wait_until_up(f"{url}/health", proc, home / "server.log", limit=120)
     yield url
     _stop(proc)
+
+
+@pytest.fixture
+def mlflow_proxy(mlflow_server: str) -> Iterator[FlakyProxy]:
+    """A ``FlakyProxy`` in front of the MLflow server: the network between mlx and MLflow."""
+    with FlakyProxy(mlflow_server) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def moto_proxy(moto_endpoint: str) -> Iterator[FlakyProxy]:
+    """A ``FlakyProxy`` in front of moto's server."""
+    with FlakyProxy(moto_endpoint) as proxy:
+        yield proxy
 
 
 # -- a webhook receiver -------------------------------------------------------------------
@@ -184,9 +206,12 @@ def webhook_receiver() -> Iterator[Receiver]:
             )
             if receiver.delay:
                 receiver.release.wait(receiver.delay)
-            self.send_response(receiver.status)
-            self.end_headers()
-            self.wfile.write(b"ok" if receiver.status < 400 else b"no_service")
+            try:
+                self.send_response(receiver.status)
+                self.end_headers()
+                self.wfile.write(b"ok" if receiver.status < 400 else b"no_service")
+            except ConnectionError:
+                pass  # the client timed out and left (what the timeout tests do)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -194,7 +219,9 @@ def webhook_receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/secret"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield receiver
     receiver.release.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,23 +12,28 @@ import pytest
 
 from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider
 from providers.mlflow.provider import MlflowProvider  # imports mlflow only when used
-from providers.testing import ProviderConformance
+from providers.testing import RegistryConformance
+from providers.testing.faults import inject
+from tests.conftest import require_extra
 
-pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+require_extra("mlflow", "mlflow")
 # mlflow's SQLAlchemy store uses a loader strategy SQLAlchemy deprecates: not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+WEIGHTS = {"v2": b"weights-v2", "v3": b"weights-v3"}
+TEMPLATES = {"v2": "Explain {{x}}", "v3": "Translate {{x}}"}
 
-def make(tmp_path: Path, tracking_uri: str, **config: Any) -> MlflowProvider:
-    ctx = Context(root=tmp_path, data_dir=tmp_path / ".mlx")
+
+def make(tmp_path: Path, tracking_uri: str, peers: Any = None, **config: Any) -> MlflowProvider:
+    ctx = Context(root=tmp_path, data_dir=tmp_path / ".mlx", peers=peers)
     return MlflowProvider({"type": "mlflow", "tracking_uri": tracking_uri, **config}, ctx)
 
 
 def model_spec(tmp_path: Path, variant: str = "v1", name: str = "fraud") -> Desired:
-    artifact = tmp_path / f"{name}-{variant}.bin"
-    artifact.write_bytes(b"weights-v2" if variant == "v2" else b"weights-v1")
+    artifact = tmp_path / f"{name}.bin"
+    artifact.write_bytes(WEIGHTS.get(variant, b"weights-v1"))
     spec = {
-        "artifact": artifact.name,
+        "artifact": "ftp://elsewhere/m.bin" if variant == "bad" else artifact.name,
         "flavor": "sklearn",
         "owner": "team-ml",
         "description": "changed" if variant == "meta" else "fraud model",
@@ -43,9 +49,9 @@ def model_spec(tmp_path: Path, variant: str = "v1", name: str = "fraud") -> Desi
 
 
 def prompt_spec(tmp_path: Path, variant: str = "v1", name: str = "summary") -> Desired:
-    (tmp_path / f"{name}.txt").write_text("Explain {{x}}" if variant == "v2" else "Summarise {{x}}")
+    (tmp_path / f"{name}.txt").write_text(TEMPLATES.get(variant, "Summarise {{x}}"))
     spec: dict[str, Any] = {
-        "template": {"file": f"{name}.txt"},
+        "template": {"file": "missing.txt" if variant == "bad" else f"{name}.txt"},
         "owner": "team-llm",
         "system": "Be brief.",
         "model": "gpt-4o-mini",
@@ -78,15 +84,36 @@ def client(provider: MlflowProvider) -> Any:
 
 
 # -- the conformance kit ------------------------------------------------------------------
-class TestMlflowModels(ProviderConformance):
-    section = "models"
+def stored(provider: Provider, desired: Desired) -> list[str]:
+    """Every version's fingerprint tag, read by 'somebody else' (a separate client)."""
+    assert isinstance(provider, MlflowProvider)
+    mlflow = client(provider)
+    if desired.section == "models":
+        found = mlflow.search_model_versions(f"name = '{desired.name}'")
+    else:
+        found = mlflow.search_prompt_versions(desired.name)
+    return [str((v.tags or {}).get("mlx.fingerprint")) for v in found]
 
+
+class MlflowServerlessSuite(RegistryConformance):
     @pytest.fixture(autouse=True)
     def _store(self, mlflow_db: str) -> None:
         self.uri = mlflow_db
 
     def make_provider(self, tmp_path: Path) -> Provider:
-        return make(tmp_path, self.uri)
+        return make(tmp_path, self.uri, peers=self.peers)
+
+    def stored_fingerprints(self, provider: Provider, desired: Desired) -> list[str]:
+        return stored(provider, desired)
+
+    def broken(self, provider: Provider, after: int) -> contextlib.AbstractContextManager[Any]:
+        assert isinstance(provider, MlflowProvider)
+        provider.client  # noqa: B018 - connect first: the fault is in the calls, not the connect
+        return inject(provider, "_client", after)
+
+
+class TestMlflowModels(MlflowServerlessSuite):
+    section = "models"
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
         return model_spec(tmp_path, variant)
@@ -96,15 +123,8 @@ class TestMlflowModels(ProviderConformance):
         client(provider).delete_model_version("fraud", str(prior.outputs["version"]))
 
 
-class TestMlflowPrompts(ProviderConformance):
+class TestMlflowPrompts(MlflowServerlessSuite):
     section = "prompts"
-
-    @pytest.fixture(autouse=True)
-    def _store(self, mlflow_db: str) -> None:
-        self.uri = mlflow_db
-
-    def make_provider(self, tmp_path: Path) -> Provider:
-        return make(tmp_path, self.uri)
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
         return prompt_spec(tmp_path, variant)
@@ -346,9 +366,93 @@ def test_prompt_alias_and_deleted_prompt(tmp_path: Path, mlflow_db: str) -> None
     provider.set_alias("prompts", "summary", "production", prior.outputs)
     got = provider.get_alias("prompts", "summary", "production")
     assert got == {**prior.outputs}
-    client(provider).delete_prompt("summary")
+    client(provider).delete_prompt("summary")  # by hand, versions and all
     assert provider.read(prior) is None
     assert not provider.has_version("prompts", "summary", prior.outputs)
+
+
+# -- delete retires: a registry never loses a version ----------------------------------------
+def test_delete_retires_the_model_and_keeps_versions_runs_and_tags(
+    tmp_path: Path, mlflow_db: str
+) -> None:
+    """Issue 8: deleting (or replacing) a model must not take its versions with it."""
+    provider = make(tmp_path, mlflow_db)
+    v1 = applied(provider, model_spec(tmp_path, "v1"))
+    d2 = model_spec(tmp_path, "v2")
+    v2 = provider.update(v1, replace(d2, fingerprint=provider.fingerprint(d2)), Change(True))
+    provider.set_alias("models", "fraud", "production", v2.outputs)
+    mlflow = client(provider)
+    mlflow.set_registered_model_alias("fraud", "by-hand", "1")  # not mlx's: left alone
+    provider.delete(v1)
+
+    model = mlflow.get_registered_model("fraud")
+    assert model.tags["mlx.retired"] == "true" and model.tags["mlx.retired_at"]
+    assert "mlx.alias.production" not in model.tags
+    versions = {int(mv.version): mv for mv in mlflow.search_model_versions("name = 'fraud'")}
+    assert sorted(versions) == [1, 2]
+    assert versions[1].tags["mlx.code.commit"] == "3f2a9c1"
+    assert mlflow.get_run(v1.outputs["run_id"]).info.lifecycle_stage == "active"
+    assert provider.get_alias("models", "fraud", "production") is None
+    assert int(mlflow.get_model_version_by_alias("fraud", "by-hand").version) == 1
+    assert provider.read(v1) is None  # gone, as far as mlx is concerned
+    assert provider.has_version("models", "fraud", v1.outputs)
+
+    again = applied(provider, model_spec(tmp_path, "v2"))  # created again: adopted
+    assert again.outputs["version"] == 2
+    assert "mlx.retired" not in mlflow.get_registered_model("fraud").tags
+    assert len(mlflow.search_model_versions("name = 'fraud'")) == 2
+
+
+def test_delete_retires_the_prompt_and_keeps_its_versions(tmp_path: Path, mlflow_db: str) -> None:
+    provider = make(tmp_path, mlflow_db)
+    p1 = applied(provider, prompt_spec(tmp_path, "v1"))
+    provider.update(p1, prompt_spec(tmp_path, "v2"), Change(behaviour=True))
+    provider.set_alias("prompts", "summary", "production", p1.outputs)
+    provider.delete(p1)
+    provider.delete(p1)  # idempotent: retired already
+    mlflow = client(provider)
+    assert mlflow.get_prompt("summary").tags["mlx.retired"] == "true"
+    assert sorted(int(v.version) for v in mlflow.search_prompt_versions("summary")) == [1, 2]
+    assert provider.get_alias("prompts", "summary", "production") is None
+    assert provider.read(p1) is None
+    back = applied(provider, prompt_spec(tmp_path, "v1"))
+    assert back.outputs["version"] == 1
+    assert "mlx.retired" not in mlflow.get_prompt("summary").tags
+
+
+def test_restore_registers_a_deleted_version_again_from_its_run(
+    tmp_path: Path, mlflow_db: str
+) -> None:
+    """A rollback to a version deleted by hand: its run still holds the bytes."""
+    provider = make(tmp_path, mlflow_db)
+    v1 = applied(provider, model_spec(tmp_path, "v1"))
+    d2 = model_spec(tmp_path, "v2")
+    d2 = replace(d2, fingerprint=provider.fingerprint(d2))
+    v2 = Prior(
+        v1.address, "models", "fraud", d2.spec, provider.update(v1, d2, Change(True)).outputs
+    )
+    client(provider).delete_model_version("fraud", "1")
+    back = replace(d2, restore=dict(v1.outputs), fingerprint=v1.outputs["fingerprint"])
+    out = provider.update(v2, back, Change(behaviour=True)).outputs
+    assert out["version"] == 3 and out["fingerprint"] == v1.outputs["fingerprint"]
+    assert out["run_id"] == v1.outputs["run_id"]
+    got = provider.materialize("models", "fraud", out, tmp_path / "restored.bin")
+    assert got.read_bytes() == b"weights-v1"
+    tags = client(provider).get_model_version("fraud", "3").tags
+    assert tags["mlx.fingerprint"] == v1.outputs["fingerprint"]
+
+
+def test_restore_of_a_version_gone_for_good_is_a_clear_error(
+    tmp_path: Path, mlflow_db: str
+) -> None:
+    from providers.contract import ProviderError
+
+    provider = make(tmp_path, mlflow_db)
+    v1 = applied(provider, prompt_spec(tmp_path, "v1"))
+    client(provider).delete_prompt_version("summary", "1")
+    back = replace(prompt_spec(tmp_path, "v2"), restore=dict(v1.outputs))
+    with pytest.raises(ProviderError, match=r"cannot restore version 1 .*no longer in MLflow"):
+        provider.update(v1, back, Change(behaviour=True))
 
 
 @pytest.mark.slow

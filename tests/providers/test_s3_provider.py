@@ -7,9 +7,11 @@ and unversioned buckets, pinned versions, and objects changed behind mlx's back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,10 @@ import pytest
 from providers.aws.s3 import S3Provider
 from providers.aws.session import make_client
 from providers.contract import Change, Context, Desired, Prior, Provider, ProviderError
-from providers.testing import ProviderConformance
+from providers.testing import FlakyProxy, RegistryConformance
+
+BODIES = {"v1": b"weights-v1", "v2": b"weights-v2", "v3": b"weights-v3"}
+CSV = {"v1": b"a,b\n1,2\n", "v2": b"a,b\n1,3\n", "v3": b"a,b\n1,4\n"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 
@@ -51,8 +56,8 @@ def put(endpoint: str, bucket: str, key: str, body: bytes) -> str | None:
     return client.put_object(Bucket=bucket, Key=key, Body=body).get("VersionId")
 
 
-def make(tmp_path: Path, endpoint: str, **config: Any) -> S3Provider:
-    ctx = Context(root=tmp_path, data_dir=tmp_path / ".mlx")
+def make(tmp_path: Path, endpoint: str, peers: Any = None, **config: Any) -> S3Provider:
+    ctx = Context(root=tmp_path, data_dir=tmp_path / ".mlx", peers=peers)
     return S3Provider(
         {"type": "s3", "endpoint_url": endpoint, "region": "us-east-1", **config}, ctx
     )
@@ -67,21 +72,47 @@ def prior_of(provider: Provider, desired: Desired) -> Prior:
     )
 
 
-# -- conformance: uploads (mlx owns the objects) ----------------------------------------------
-class TestS3UploadedModels(ProviderConformance):
-    section = "models"
+def versions_under(endpoint: str, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    listed = s3(endpoint).list_object_versions(Bucket=bucket, Prefix=prefix)
+    return sorted(listed.get("Versions", []), key=lambda v: v["LastModified"])
+
+
+# -- conformance ----------------------------------------------------------------------------
+class S3Suite(RegistryConformance):
+    """Through a ``FlakyProxy`` in front of moto: ``broken`` is the endpoint going away."""
+
+    #: delete forgets: uploads are versions mlx keeps, referenced objects the user's data
+    delete_keeps_object = True
+    versioned = True
 
     @pytest.fixture(autouse=True)
-    def _bucket(self, aws_env: None, moto_endpoint: str) -> None:
-        self.endpoint = moto_endpoint
-        self.bucket = new_bucket(moto_endpoint, versioned=True)
+    def _bucket(
+        self, aws_env: None, moto_proxy: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.proxy = moto_proxy
+        self.endpoint = moto_proxy.url
+        self.bucket = new_bucket(moto_proxy.url, versioned=self.versioned)
+        # one attempt per request: every cut point of the sweep is one request
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    @contextlib.contextmanager
+    def broken(self, provider: Provider, after: int) -> Iterator[None]:
+        self.proxy.go_down(after)
+        try:
+            yield
+        finally:
+            self.proxy.come_up()
+
+
+class TestS3UploadedModels(S3Suite):
+    section = "models"
 
     def make_provider(self, tmp_path: Path) -> Provider:
-        return make(tmp_path, self.endpoint, bucket=self.bucket, prefix="models-store/")
+        return make(tmp_path, self.endpoint, self.peers, bucket=self.bucket, prefix="models-store/")
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
-        (tmp_path / "model.bin").write_bytes(b"weights-v2" if variant == "v2" else b"weights-v1")
-        spec = {"artifact": "model.bin", "owner": "team-ml"}
+        (tmp_path / "model.bin").write_bytes(BODIES.get(variant, BODIES["v1"]))
+        spec = {"artifact": "missing.bin" if variant == "bad" else "model.bin", "owner": "team-ml"}
         if variant == "meta":
             spec["description"] = "now described"
         return Desired("models.fraud", "models", "fraud", spec)
@@ -90,19 +121,22 @@ class TestS3UploadedModels(ProviderConformance):
         key = prior.outputs["uri"].split("/", 3)[3].split("?")[0]
         s3(self.endpoint).put_object(Bucket=self.bucket, Key=key, Body=b"replaced by hand")
 
+    def stored_fingerprints(self, provider: Provider, desired: Desired) -> list[str]:
+        """One entry per object version mlx uploaded (a second upload would show twice)."""
+        prefix = f"{provider.settings.prefix}{desired.section}/{desired.name}/"  # type: ignore[attr-defined]
+        found = versions_under(self.endpoint, self.bucket, prefix)
+        return ["sha256:" + Path(v["Key"]).stem for v in found]
+
 
 class TestS3UploadedDatasetsUnversioned(TestS3UploadedModels):
     section = "datasets"
     version_key = "revision"
-
-    @pytest.fixture(autouse=True)
-    def _bucket(self, aws_env: None, moto_endpoint: str) -> None:
-        self.endpoint = moto_endpoint
-        self.bucket = new_bucket(moto_endpoint, versioned=False)
+    versioned = False
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
-        (tmp_path / "train.csv").write_text("a,b\n1,3\n" if variant == "v2" else "a,b\n1,2\n")
-        spec = {"uri": "train.csv", "owner": "team-data", "format": "csv"}
+        (tmp_path / "train.csv").write_bytes(CSV.get(variant, CSV["v1"]))
+        spec = {"uri": "missing.csv" if variant == "bad" else "train.csv", "owner": "team-data"}
+        spec["format"] = "csv"
         if variant == "meta":
             spec["description"] = "now described"
         return Desired("datasets.train", "datasets", "train", spec)
@@ -112,40 +146,43 @@ class TestS3UploadedDatasetsUnversioned(TestS3UploadedModels):
         s3(self.endpoint).delete_object(Bucket=self.bucket, Key=key)
 
 
-# -- conformance: referenced objects (the user's data) --------------------------------------
-class TestS3ReferencedDatasets(ProviderConformance):
+class TestS3ReferencedDatasets(S3Suite):
+    """``s3://`` objects somebody else writes; mlx only reads them.
+
+    Each variant's bytes are written once, by 'somebody else'. Every write of a
+    versioned key is a new S3 version, so asking for a variant again pins the version
+    it was written as (``version:``): that is how a spec goes back to old data.
+    """
+
     section = "datasets"
     version_key = "snapshot"
 
     @pytest.fixture(autouse=True)
-    def _bucket(self, aws_env: None, moto_endpoint: str) -> None:
-        self.endpoint = moto_endpoint
-        self.bucket = new_bucket(moto_endpoint, versioned=True)
+    def _written(self) -> None:
+        self.written: dict[bytes, str | None] = {}
 
     def make_provider(self, tmp_path: Path) -> Provider:
-        return make(tmp_path, self.endpoint)
+        return make(tmp_path, self.endpoint, self.peers, bucket=self.bucket)  # for aliases
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
-        body = b"a,b\n1,3\n" if variant == "v2" else b"a,b\n1,2\n"
-        put(self.endpoint, self.bucket, "raw/train.csv", body)
-        spec = {"uri": f"s3://{self.bucket}/raw/train.csv", "owner": "team-data"}
+        body = CSV.get(variant, CSV["v1"])
+        spec: dict[str, Any] = {"uri": f"s3://{self.bucket}/raw/train.csv", "owner": "team-data"}
+        if body in self.written:
+            spec["version"] = self.written[body]
+        else:
+            self.written[body] = put(self.endpoint, self.bucket, "raw/train.csv", body)
         if variant == "meta":
             spec["labels"] = {"pii": "false"}
+        if variant == "bad":
+            spec = {"uri": f"s3://{self.bucket}/raw/missing.csv", "owner": "team-data"}
         return Desired("datasets.train", "datasets", "train", spec)
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         s3(self.endpoint).put_object(Bucket=self.bucket, Key="raw/train.csv", Body=b"a,b\n9,9\n")
 
-    def test_delete_then_read_is_none(self, provider: Provider, tmp_path: Path) -> None:
-        """Overrides the kit: a referenced object is the user's data, so delete leaves it.
-
-        mlx only forgets it (the engine drops the record); the object must survive.
-        """
-        prior = self._create(provider, tmp_path)
-        provider.delete(prior)
-        observed = provider.read(prior)
-        assert observed is not None
-        assert observed.differences(prior.outputs, prior.fingerprint) == []
+    def stored_fingerprints(self, provider: Provider, desired: Desired) -> list[str]:
+        found = versions_under(self.endpoint, self.bucket, "raw/train.csv")
+        return ["etag:" + v["ETag"].strip('"') for v in found]
 
 
 # -- fingerprints without downloading -------------------------------------------------------
@@ -267,3 +304,110 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot read s3://b/k.csv" in problem.message
     with pytest.raises(ProviderError, match=r"cannot read s3://b/k\.csv"):
         provider.create(desired)
+    assert "cannot reach the endpoint" in problem.message and "\n" not in problem.message
+
+
+# -- delete never loses a version ------------------------------------------------------------
+def test_delete_keeps_every_uploaded_version(tmp_path: Path, moto_endpoint: str) -> None:
+    bucket = new_bucket(moto_endpoint, versioned=True)
+    provider = make(tmp_path, moto_endpoint, bucket=bucket)
+    (tmp_path / "m.bin").write_bytes(b"w1")
+    desired = Desired("models.m", "models", "m", {"artifact": "m.bin", "owner": "o"})
+    v1 = prior_of(provider, desired)
+    (tmp_path / "m.bin").write_bytes(b"w2")
+    v2 = prior_of(provider, desired)
+    provider.set_alias("models", "m", "production", v2.outputs)
+    provider.delete(v2)
+    keys = [v["Key"] for v in versions_under(moto_endpoint, bucket, "mlx/models/m/")]
+    assert len(keys) == 2  # both uploads, no delete marker
+    listed = s3(moto_endpoint).list_object_versions(Bucket=bucket, Prefix="mlx/models/m/")
+    assert not listed.get("DeleteMarkers")
+    assert provider.has_version("models", "m", v1.outputs)
+    assert provider.materialize("models", "m", v1.outputs, tmp_path / "v1").read_bytes() == b"w1"
+    assert provider.get_alias("models", "m", "production") is None
+
+
+# -- transient errors are retried (botocore's standard mode), a dead endpoint fails clearly ----
+def _referenced(proxy: FlakyProxy, tmp_path: Path) -> tuple[S3Provider, Prior, int]:
+    bucket = new_bucket(proxy.url, versioned=True)
+    put(proxy.url, bucket, "d.csv", b"x\n1\n")
+    provider = make(tmp_path, proxy.url)
+    desired = Desired("datasets.d", "datasets", "d", {"uri": f"s3://{bucket}/d.csv", "owner": "o"})
+    prior = prior_of(provider, desired)
+    before = proxy.received
+    assert provider.read(prior) is not None
+    return provider, prior, proxy.received - before
+
+
+@pytest.mark.parametrize("fault", ["503", "500", "429", "drop"])
+def test_transient_errors_are_retried(tmp_path: Path, moto_proxy: FlakyProxy, fault: str) -> None:
+    provider, prior, requests = _referenced(moto_proxy, tmp_path)
+    if fault == "drop":
+        moto_proxy.drop(2)
+    else:
+        moto_proxy.fail(2, status=int(fault))
+    before = moto_proxy.received
+    assert provider.read(prior) is not None
+    assert moto_proxy.received - before == requests + 2
+
+
+def test_other_client_errors_are_not_retried(tmp_path: Path, moto_proxy: FlakyProxy) -> None:
+    bucket = new_bucket(moto_proxy.url, versioned=True)
+    provider = make(tmp_path, moto_proxy.url, bucket=bucket)
+    moto_proxy.fail(1, status=403)
+    before = moto_proxy.received
+    with pytest.raises(ProviderError) as err:
+        provider.get_alias("models", "m", "production")
+    assert moto_proxy.received - before == 1
+    assert "\n" not in str(err.value) and "403" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("down", "reason"),
+    [
+        ("drop", "cannot reach the endpoint {url}: the connection was dropped"),
+        ("503", "cannot reach the endpoint: it answered HTTP 503 (3 attempts)"),
+    ],
+)
+def test_a_dead_endpoint_fails_within_bounded_attempts(
+    tmp_path: Path, moto_proxy: FlakyProxy, down: str, reason: str
+) -> None:
+    provider, prior, _requests = _referenced(moto_proxy, tmp_path)
+    if down == "drop":
+        moto_proxy.go_down()
+    else:
+        moto_proxy.fail(1000, status=503)
+    before = moto_proxy.received
+    with pytest.raises(ProviderError) as err:
+        provider.read(prior)
+    assert moto_proxy.received - before == 3  # one request, retried twice; no more
+    where = prior.outputs["uri_resolved"].split("?")[0]
+    assert str(err.value) == f"cannot read {where}: {reason.format(url=moto_proxy.url)}"
+
+
+def test_retries_are_overridable(
+    tmp_path: Path, moto_proxy: FlakyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    provider, prior, _requests = _referenced(moto_proxy, tmp_path)
+    moto_proxy.fail(1, status=503)
+    before = moto_proxy.received
+    with pytest.raises(ProviderError, match=r"HTTP 503 \(1 attempts\)"):
+        provider.read(prior)
+    assert moto_proxy.received - before == 1
+
+
+def test_a_local_file_outside_the_spec_dir_is_never_uploaded(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    bucket = new_bucket(moto_endpoint, versioned=True)
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private\n")
+    provider = make(spec, moto_endpoint, bucket=bucket)
+    desired = Desired("models.m", "models", "m", {"owner": "o", "artifact": str(secret)})
+    [problem] = provider.check(desired)
+    assert problem.path == ("artifact",) and "outside" in problem.message
+    escaping = Desired("models.m", "models", "m", {"owner": "o", "artifact": "../secret.txt"})
+    assert "outside" in provider.check(escaping)[0].message

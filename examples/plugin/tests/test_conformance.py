@@ -1,27 +1,37 @@
-"""mlx-dirstore passes mlx's provider conformance kit (run: pytest examples/plugin/tests)."""
+"""mlx-dirstore passes mlx's provider conformance kit (run: pytest examples/plugin/tests).
+
+A registry subclasses ``RegistryConformance``: the CRUD cases and the registry ones (versions
+kept through deletes, re-creates and failures half-way). Its hooks say how to read the store
+behind the provider's back, and how to make it fail.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
+import mlx_dirstore.provider as dirstore
 import pytest
 from mlx_dirstore import DirStoreProvider
 
 from providers.contract import Context, Desired, Prior, Provider, ProviderError
-from providers.testing import ProviderConformance
+from providers.testing import RegistryConformance
+from providers.testing.faults import inject
+
+WEIGHTS = {"v1": b"weights-v1", "v2": b"weights-v2", "v3": b"weights-v3"}
 
 
-class TestDirStoreModels(ProviderConformance):
+class TestDirStoreModels(RegistryConformance):
     section = "models"
 
     def make_provider(self, tmp_path: Path) -> Provider:
-        context = Context(root=tmp_path, data_dir=tmp_path / ".mlx")
-        return DirStoreProvider({"type": "dirstore", "root": "store"}, context)
+        return DirStoreProvider({"type": "dirstore", "root": "store"}, self.context(tmp_path))
 
     def desired(self, tmp_path: Path, variant: str) -> Desired:
-        (tmp_path / "model.bin").write_bytes(b"weights-v2" if variant == "v2" else b"weights-v1")
-        spec = {"artifact": "model.bin", "owner": "team-ml"}
+        (tmp_path / "model.bin").write_bytes(WEIGHTS.get(variant, WEIGHTS["v1"]))
+        spec = {"artifact": "missing.bin" if variant == "bad" else "model.bin", "owner": "team-ml"}
         if variant == "meta":
             spec["description"] = "now described"
         return Desired("models.fraud", "models", "fraud", spec)
@@ -32,6 +42,15 @@ class TestDirStoreModels(ProviderConformance):
         obj = json.loads(path.read_text())
         obj["current"] = 42
         path.write_text(json.dumps(obj))
+
+    def stored_fingerprints(self, provider: Provider, desired: Desired) -> list[str]:
+        base = tmp_root(provider) / desired.section / desired.name
+        found = sorted(base.glob("*/version.json"), key=lambda p: int(p.parent.name))
+        return [json.loads(p.read_text())["fingerprint"] for p in found]
+
+    def broken(self, provider: Provider, after: int) -> contextlib.AbstractContextManager[Any]:
+        # the store's writes fail from the `after`-th on (a full disk, a lost mount)
+        return inject(dirstore, "_save", after, lambda: OSError(28, "No space left on device"))
 
 
 def tmp_root(provider: Provider) -> Path:

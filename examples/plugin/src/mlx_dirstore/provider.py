@@ -12,10 +12,11 @@ in its tests), which is all a third-party provider should need.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from providers.contract import (
     Problem,
     Provider,
     ProviderError,
+    Registry,
     Result,
 )
 
@@ -44,7 +46,7 @@ class DirStoreConfig(BaseModel):
     root: str
 
 
-class DirStoreProvider(Provider):
+class DirStoreProvider(Provider, Registry):
     sections = frozenset({"models", "datasets"})
     config_model = DirStoreConfig
     type_name = "dirstore"
@@ -75,20 +77,27 @@ class DirStoreProvider(Provider):
 
     # -- applying -----------------------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
-        return Result(self._register(desired))
+        with _store_errors(desired.address):
+            return Result(self._register(desired))
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
-        if change.behaviour or change.content or prior.outputs.get("version") is None:
-            return Result(self._register(desired))
-        self._write_object(desired, int(prior.outputs["version"]))  # metadata only
+        rerun = change.behaviour or change.content or desired.restore is not None
+        with _store_errors(desired.address):
+            if rerun or prior.outputs.get("version") is None:
+                return Result(self._register(desired))
+            self._write_object(desired, int(prior.outputs["version"]))  # metadata only
         return Result(dict(prior.outputs))
 
     def delete(self, prior: Prior) -> None:
-        shutil.rmtree(self._dir(prior.section, prior.name), ignore_errors=True)
+        """Retire, never remove: versions stay restorable, and a later create adopts them."""
+        path = self._dir(prior.section, prior.name) / "object.json"
+        obj = _load(path)
+        if obj is not None:
+            _save(path, {**obj, "retired": True, "aliases": {}})
 
     def read(self, prior: Prior) -> Observed | None:
         obj = _load(self._dir(prior.section, prior.name) / "object.json")
-        if obj is None:
+        if obj is None or obj.get("retired"):
             return None
         version = obj["current"]
         meta = _load(self._dir(prior.section, prior.name) / str(version) / "version.json")
@@ -141,6 +150,12 @@ class DirStoreProvider(Provider):
 
     def _register(self, desired: Desired) -> dict[str, Any]:
         """A new version only for new content: the same bytes give the same version."""
+        if desired.restore is not None:  # a rollback: that version, whatever the file holds
+            found = self._find(desired.section, desired.name, desired.restore)
+            if found is None:
+                raise ProviderError(f"{desired.address}: that version is no longer stored")
+            self._write_object(desired, int(found.name))
+            return {"version": int(found.name), "fingerprint": desired.restore["fingerprint"]}
         fingerprint = desired.fingerprint or self.fingerprint(desired)
         if fingerprint is None:
             raise ProviderError(f"{desired.address}: {self._source(desired)} does not exist")
@@ -163,7 +178,17 @@ class DirStoreProvider(Provider):
         obj = _load(path) or {"aliases": {}}
         obj.update({k: desired.spec.get(k) for k in ("description", "labels", "owner")})
         obj["current"] = version
+        obj.pop("retired", None)  # created again: adopted
         _save(path, obj)
+
+
+@contextlib.contextmanager
+def _store_errors(address: str) -> Iterator[None]:
+    """A disk error is something the user can act on: a ProviderError, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise ProviderError(f"{address}: cannot write the store: {exc}") from exc
 
 
 def _load(path: Path) -> Any:
