@@ -1,9 +1,17 @@
 """Plan → provider calls in graph order, each result committed as it completes.
 
-Independent resources run in parallel (``--parallelism``). A failure marks
-its resource tainted, skips everything downstream of it, and lets unrelated
-branches finish; a gate that does not pass is recorded with its evidence and
-blocks its dependents the same way.
+Independent resources run in parallel (``--parallelism``). A failure skips
+everything downstream of it and lets unrelated branches finish; a gate that
+does not pass is recorded with its evidence and blocks its dependents the same
+way. What a failure leaves behind depends on what failed: a failed *create*
+leaves a tainted record (the next apply creates again; a registry adopts what
+it finds), a failed *update* leaves the record as it was (the next apply tries
+the update again) — so one network error never turns into a replacement.
+
+Before anything is released to users (an alias moved, endpoint traffic given)
+the applier checks the evidence itself: every gate the release requires must
+have a passed verdict for exactly the subject's, the dataset's and the gate
+definition's fingerprints (``engine.evidence``), whatever the plan said.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import networkx as nx
 
+from engine import evidence
 from engine.diagnostics import MlxError
 from engine.hashing import split_hashes
 from engine.plan import Action, Change, Plan, Reason
@@ -25,7 +35,10 @@ from engine.resolve import Resolver
 from engine.session import Session
 from engine.values import Unknown, contains, redact, reveal
 from providers.contract import Change as ProviderChange
-from providers.contract import Desired, Prior, ProviderError, Result
+from providers.contract import Completion, Desired, Prior, Provider, ProviderError, Result
+from specs.introspect import kind_info
+from state.evidence import Verdict, now
+from state.status import Status, VersionStatus
 from state.store import Record, StateWriter
 
 Echo = Callable[[str], None]
@@ -39,11 +52,20 @@ _ING = {
 }
 
 
+class OutcomeStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"  # a gate that ran and did not pass
+    ERROR = "error"
+    SKIPPED = "skipped"
+    UNCHANGED = "unchanged"
+    IN_PROGRESS = "in_progress"  # an operation that finishes later (a rollout step)
+
+
 @dataclass
 class Outcome:
     address: str
     action: Action
-    status: str  # ok | failed | error | skipped | unchanged
+    status: OutcomeStatus
     message: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -53,29 +75,41 @@ class ApplyReport:
     serial: int | None
     outcomes: list[Outcome]
 
-    def count(self, status: str, *actions: Action) -> int:
+    def count(self, status: OutcomeStatus, *actions: Action) -> int:
         return sum(
             1 for o in self.outcomes if o.status == status and (not actions or o.action in actions)
         )
 
     @property
     def ok(self) -> bool:
-        return not any(o.status in ("failed", "error") for o in self.outcomes)
+        return not any(
+            o.status in (OutcomeStatus.FAILED, OutcomeStatus.ERROR) for o in self.outcomes
+        )
 
     def summary(self) -> dict[str, Any]:
+        ok = OutcomeStatus.OK
         return {
-            "added": self.count("ok", Action.CREATE, Action.REPLACE),
-            "changed": self.count("ok", Action.UPDATE),
-            "destroyed": self.count("ok", Action.DELETE, Action.REPLACE),
-            "gates_passed": self.count("ok", Action.RUN),
-            "gates_failed": self.count("failed"),
-            "errors": self.count("error"),
-            "skipped": self.count("skipped"),
+            "added": self.count(ok, Action.CREATE, Action.REPLACE),
+            "changed": self.count(ok, Action.UPDATE),
+            "destroyed": self.count(ok, Action.DELETE)
+            + sum(
+                1
+                for o in self.outcomes
+                if o.status == ok
+                and o.action is Action.REPLACE
+                and not kind_info(o.address.split(".", 1)[0]).keeps_history
+            ),
+            "gates_passed": self.count(ok, Action.RUN),
+            "gates_failed": self.count(OutcomeStatus.FAILED),
+            "errors": self.count(OutcomeStatus.ERROR),
+            "skipped": self.count(OutcomeStatus.SKIPPED),
+            "in_progress": self.count(OutcomeStatus.IN_PROGRESS),
             # which evaluation justified (or stopped) this version: shown by `mlx history`
             "gates": {
-                o.address: "passed" if o.status == "ok" else o.status
+                o.address: "passed" if o.status == ok else str(o.status)
                 for o in self.outcomes
-                if o.action is Action.RUN and o.status in ("ok", "failed", "error")
+                if o.action is Action.RUN
+                and o.status in (ok, OutcomeStatus.FAILED, OutcomeStatus.ERROR)
             },
         }
 
@@ -100,6 +134,8 @@ class Applier:
         self.changes = {c.address: c for c in plan.changes}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
+        #: hashes applied in this run, by address (a gate's definition for the release check)
+        self.hashes: dict[str, tuple[str | None, str | None]] = {}
         self.blocked: set[str] = set()
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
@@ -114,14 +150,12 @@ class Applier:
         self.salt = salt
         # "as recorded before this run" must not see what this run writes: read it now,
         # in one batch, for every change and everything the changes depend on
-        self.start.remember(
-            set(self.changes) | {p for a in self.changes for p in self.graph.predecessors(a)}
-        )
-        self._records = {
-            a: rec
-            for a, c in self.changes.items()
-            if c.action is not Action.CREATE and (rec := self.start.record(a)) is not None
-        }
+        wanted = set(self.changes)
+        for address in self.changes:
+            if address in self.graph:
+                wanted |= set(nx.ancestors(self.graph, address))
+        self.start.remember(wanted)
+        self._records = {a: rec for a in self.changes if (rec := self.start.record(a)) is not None}
         serial = self.writer.begin(
             self.operation,
             actor=self.session.actor,
@@ -130,35 +164,36 @@ class Applier:
             spec_digest=self.plan.spec_digest,
             git_sha=self.session.git_sha,
         )
-        status, message = "complete", None
+        self.serial = serial
+        status, message = VersionStatus.COMPLETE, None
         try:
             self._deletes()
             self._forward()
         except KeyboardInterrupt:
-            status, message = "interrupted", "interrupted by the user"
+            status, message = VersionStatus.INTERRUPTED, "interrupted by the user"
             raise
         finally:
             report = ApplyReport(serial, self.outcomes)
-            if status == "complete" and not report.ok:
-                status = "failed"
+            if status is VersionStatus.COMPLETE and not report.ok:
+                status = VersionStatus.FAILED
                 message = "; ".join(
-                    o.message or "" for o in self.outcomes if o.status in ("failed", "error")
+                    o.message or ""
+                    for o in self.outcomes
+                    if o.status in (OutcomeStatus.FAILED, OutcomeStatus.ERROR)
                 )
             self.writer.finish(status, report.summary(), message)
         return report
 
     # -- deletes: dependents first -------------------------------------------------------
     def _deletes(self) -> None:
-        deletes = [c for c in self.changes.values() if c.action is Action.DELETE]
-        pending = {c.address: c for c in deletes}
+        pending = {c.address: c for c in self.changes.values() if c.action is Action.DELETE}
         while pending:
             # a resource is deleted once nothing still pending depends on it
             ready = [
                 a for a in pending if not any(a in pending[o].depends_on for o in pending if o != a)
             ] or list(pending)
             for address in sorted(ready):
-                change = pending.pop(address)
-                self._run_one(change)
+                self._run_one(pending.pop(address))
 
     # -- creates, updates, replaces, gates: in graph order ---------------------------------
     def _waits_for(self, address: str) -> list[str]:
@@ -209,9 +244,18 @@ class Applier:
         with self._lock:
             self.blocked.add(change.address)
         if change.action is not Action.NOOP:
-            msg = f"skipped: depends on {', '.join(sorted(because))}, which did not apply"
-            self._outcome(Outcome(change.address, change.action, "skipped", msg))
+            waiting = [a for a in because if self._in_progress(a)]
+            if waiting and len(waiting) == len(because):
+                msg = f"waits for {', '.join(sorted(waiting))} to finish"
+            else:
+                msg = f"skipped: depends on {', '.join(sorted(because))}, which did not apply"
+            self._outcome(Outcome(change.address, change.action, OutcomeStatus.SKIPPED, msg))
             self.echo(f"{change.address}: {msg}")
+
+    def _in_progress(self, address: str) -> bool:
+        return any(
+            o.address == address and o.status is OutcomeStatus.IN_PROGRESS for o in self.outcomes
+        )
 
     # -- one resource ------------------------------------------------------------------------
     def _run_one(self, change: Change) -> None:
@@ -233,18 +277,23 @@ class Applier:
         except Exception as exc:
             outcome = self._failed(change, exc, unexpected=True)
         self._outcome(outcome)
-        elapsed = time.monotonic() - started
-        if outcome.status == "ok":
+        self.echo(self._line(change, outcome, time.monotonic() - started))
+
+    @staticmethod
+    def _line(change: Change, outcome: Outcome, elapsed: float) -> str:
+        at = f"{change.address}:"
+        if outcome.status is OutcomeStatus.OK:
             done = _ING[change.action][1]
-            self.echo(f"{change.address}: {done} after {elapsed:.1f}s{_brief(outcome.outputs)}")
-        elif outcome.status == "unchanged":
-            self.echo(
-                f"{change.address}: no changes after all (its inputs resolved to the same values)"
-            )
-        elif outcome.status == "failed":
-            self.echo(f"{change.address}: Gate FAILED after {elapsed:.1f}s: {outcome.message}")
-        else:
-            self.echo(f"{change.address}: Error after {elapsed:.1f}s: {outcome.message}")
+            if Reason.EVIDENCE_REUSED in change.reasons:
+                done = "Verdict reused"
+            return f"{at} {done} after {elapsed:.1f}s{_brief(outcome.outputs)}"
+        if outcome.status is OutcomeStatus.UNCHANGED:
+            return f"{at} no changes after all (its inputs resolved to the same values)"
+        if outcome.status is OutcomeStatus.IN_PROGRESS:
+            return f"{at} In progress after {elapsed:.1f}s: {outcome.message}"
+        if outcome.status is OutcomeStatus.FAILED:
+            return f"{at} Gate FAILED after {elapsed:.1f}s: {outcome.message}"
+        return f"{at} Error after {elapsed:.1f}s: {outcome.message}"
 
     def _apply(self, change: Change) -> Outcome:
         key = change.provider
@@ -252,10 +301,7 @@ class Applier:
         prior_rec = self._records.get(change.address)
         prior = _prior(prior_rec) if prior_rec else None
         if change.action is Action.DELETE:
-            assert prior is not None
-            provider.delete(prior)
-            self.writer.remove(change.address)
-            return Outcome(change.address, change.action, "ok")
+            return self._delete(change, provider, prior)
 
         body = self.resolver.resolve(change.address, self._lookup)
         if contains(body, Unknown):
@@ -279,6 +325,8 @@ class Applier:
         self.providers.specs[change.address] = desired.spec
         redacted = redact(body, self.salt)
         spec_hash, meta_hash = split_hashes(change.section, redacted)
+        with self._lock:
+            self.hashes[change.address] = (spec_hash, fingerprint)
         if (
             change.action is Action.UPDATE
             and change.reasons == [Reason.UNKNOWN_INPUTS]
@@ -289,30 +337,24 @@ class Applier:
         ):
             self._remember(change.address, body, dict(prior_rec.outputs))
             return Outcome(
-                change.address, change.action, "unchanged", outputs=dict(prior_rec.outputs)
+                change.address,
+                change.action,
+                OutcomeStatus.UNCHANGED,
+                outputs=dict(prior_rec.outputs),
             )
 
-        result: Result
-        if change.action is Action.CREATE or (change.action is Action.RUN and prior is None):
-            result = provider.create(desired)
-        elif change.action is Action.REPLACE:
-            if prior is not None:
-                provider.delete(prior)
-            result = provider.create(desired)
+        info = kind_info(change.section)
+        if info.release_field and self._releases_new(change.section, body, prior):
+            self._check_release(change.address, change.section, body)
+        if info.is_gate:
+            result = self._judge(change, provider, prior, desired, spec_hash)
         else:
-            assert prior is not None
-            pc = ProviderChange(
-                behaviour=prior_rec is not None and prior_rec.spec_hash != spec_hash,
-                metadata=prior_rec is not None and prior_rec.meta_hash != meta_hash,
-                content=prior_rec is not None and prior_rec.content_hash != desired.fingerprint,
-                fields=tuple(f.path for f in change.fields),
-            )
-            if change.action is Action.RUN or Reason.DRIFTED in change.reasons:
-                # a gate always runs; a drifted object is restored whatever its hashes say
-                pc = ProviderChange(True, pc.metadata, True, pc.fields)
-            result = provider.update(prior, desired, pc)
+            result = self._call(change, provider, prior, prior_rec, desired, spec_hash, meta_hash)
 
-        status = "failed" if result.failed else "ok"
+        if result.completion is Completion.IN_PROGRESS:
+            status = Status.IN_PROGRESS
+        else:
+            status = Status.FAILED if result.failed else Status.OK
         self.writer.put(
             address=change.address,
             section=change.section,
@@ -331,10 +373,188 @@ class Applier:
         if result.failed:
             with self._lock:
                 self.blocked.add(change.address)
-            return Outcome(change.address, change.action, "failed", result.message, result.outputs)
+            return Outcome(
+                change.address, change.action, OutcomeStatus.FAILED, result.message, result.outputs
+            )
         self._remember(change.address, body, result.outputs)
-        return Outcome(change.address, change.action, "ok", None, result.outputs)
+        if result.completion is Completion.IN_PROGRESS:
+            with self._lock:
+                self.blocked.add(change.address)  # dependents wait until it finishes
+            return Outcome(
+                change.address,
+                change.action,
+                OutcomeStatus.IN_PROGRESS,
+                result.next_step or "continues later",
+                result.outputs,
+            )
+        return Outcome(change.address, change.action, OutcomeStatus.OK, None, result.outputs)
 
+    def _delete(self, change: Change, provider: Provider, prior: Prior | None) -> Outcome:
+        if prior is not None:  # a record someone removed meanwhile: nothing left to delete
+            provider.delete(prior)
+        self.writer.remove(change.address)
+        return Outcome(change.address, change.action, OutcomeStatus.OK)
+
+    def _call(
+        self,
+        change: Change,
+        provider: Provider,
+        prior: Prior | None,
+        prior_rec: Record | None,
+        desired: Desired,
+        spec_hash: str | None,
+        meta_hash: str,
+    ) -> Result:
+        """Create, update or replace one (non-gate) resource through its provider."""
+        if change.action is Action.CREATE or prior is None:
+            return provider.create(desired)
+        if change.action is Action.REPLACE:
+            return self._replace(change, provider, prior, desired)
+        pc = ProviderChange(
+            behaviour=prior_rec is not None and prior_rec.spec_hash != spec_hash,
+            metadata=prior_rec is not None and prior_rec.meta_hash != meta_hash,
+            content=prior_rec is not None and prior_rec.content_hash != desired.fingerprint,
+            fields=tuple(f.path for f in change.fields),
+            resume=prior.status == Status.IN_PROGRESS,
+        )
+        if Reason.DRIFTED in change.reasons or Reason.RELEASE_PENDING in change.reasons:
+            # a drifted object is restored, a pending release made, whatever the hashes say
+            pc = replace(pc, behaviour=True, content=True)
+        return provider.update(prior, desired, pc)
+
+    def _replace(
+        self, change: Change, provider: Provider, prior: Prior, desired: Desired
+    ) -> Result:
+        info = kind_info(change.section)
+        old = self.providers.get(prior_provider(self._records, change), change.address)
+        if info.keeps_history:
+            # a registry adopts its object and registers the version: nothing is deleted
+            return provider.create(desired)
+        if info.create_before_destroy:
+            result = provider.create(desired)
+            if result.failed or result.completion is not Completion.DONE:
+                return result
+            try:
+                old.delete(prior)
+            except ProviderError as exc:  # the new object serves; the old one is left over
+                self.echo(f"Warning: {change.address}: the replaced object was kept: {exc}")
+            return result
+        old.delete(prior)
+        return provider.create(desired)
+
+    # -- gates: verdicts bound to fingerprints ------------------------------------------------
+    def _judge(
+        self,
+        change: Change,
+        provider: Provider,
+        prior: Prior | None,
+        desired: Desired,
+        spec_hash: str | None,
+    ) -> Result:
+        body = desired.spec
+        judged = evidence.judged(
+            change.address, dict(body), spec_hash, desired.fingerprint, self._fingerprint
+        )
+        log = self.writer.evidence()
+        if Reason.EVIDENCE_REUSED in change.reasons and judged is not None:
+            verdict = log.passed(judged.key)
+            if verdict is not None:  # still true at apply time: record it, run nothing
+                return Result({**verdict.outputs, "judged": judged.as_dict(), "reused": True})
+        if Reason.METADATA_CHANGED in change.reasons and change.action is Action.UPDATE:
+            assert prior is not None
+            return Result(dict(prior.outputs), failed=not prior.outputs.get("passed", False))
+        if prior is None:
+            result = provider.create(desired)
+        else:
+            result = provider.update(prior, desired, ProviderChange(True, True, True))
+        outputs = dict(result.outputs)
+        if judged is not None:
+            outputs["judged"] = judged.as_dict()
+            subject_outputs = self._outputs_of(judged.subject)
+            log.add(
+                Verdict(
+                    key=judged.key,
+                    gate=change.address,
+                    subject=judged.subject,
+                    subject_fingerprint=judged.subject_fingerprint,
+                    subject_version=_text(evidence.version_of(subject_outputs)),
+                    dataset=judged.dataset,
+                    dataset_fingerprint=judged.dataset_fingerprint,
+                    definition=judged.definition,
+                    passed=not result.failed,
+                    serial=self.serial,
+                    created_at=now(),
+                    message=result.message,
+                    subject_outputs={
+                        k: subject_outputs[k]
+                        for k in ("version", "revision", "fingerprint", "uri")
+                        if k in subject_outputs
+                    },
+                    outputs={k: v for k, v in outputs.items() if k != "judged"},
+                )
+            )
+        return replace(result, outputs=outputs)
+
+    def _releases_new(self, section: str, body: dict[str, Any], prior: Prior | None) -> bool:
+        """Whether applying this would give users another version than they get now."""
+        subject = evidence.released_subject(section, body)
+        if subject is None:
+            return False
+        return prior is None or prior.outputs.get("fingerprint") != self._fingerprint(subject)
+
+    def _check_release(self, address: str, section: str, body: dict[str, Any]) -> None:
+        """Refuse to release a version that any required gate has not passed for exactly."""
+        subject = evidence.released_subject(section, body)
+        if subject is None:
+            return
+        fingerprint = self._fingerprint(subject)
+        version = evidence.version_of(self._outputs_of(subject))
+        label = f"{subject} v{version}" if version is not None else subject
+        if fingerprint is None:
+            raise evidence.ReleaseRefused(
+                f"refusing to release {label}: it has no registered version yet"
+            )
+        log = self.writer.evidence()
+        for gate in evidence.required_gates(self.session.spec.decls, address, body):
+            gate_body = self._body_of(gate)
+            spec_hash, content_hash = self._gate_identity(gate)
+            judged = (
+                evidence.judged(gate, gate_body, spec_hash, content_hash, self._fingerprint)
+                if gate_body is not None
+                else None
+            )
+            if judged is None or log.passed(judged.key) is None:
+                what = judged.describe(version) if judged else label
+                raise evidence.ReleaseRefused(
+                    f"refusing to release {label}: {gate} has not passed for exactly {what}; "
+                    f"run `mlx apply` (the gate is due) or `mlx eval {gate.split('.', 1)[1]}`"
+                )
+
+    def _gate_identity(self, gate: str) -> tuple[str | None, str | None]:
+        if gate in self.hashes:
+            return self.hashes[gate]
+        rec = self._records.get(gate) or self.start.record(gate)
+        return (rec.spec_hash, rec.content_hash) if rec else (None, None)
+
+    def _body_of(self, address: str) -> dict[str, Any] | None:
+        if address in self.bodies:
+            return self.bodies[address]
+        if address in self.session.spec.decls:
+            return self.resolver.resolve(address, self._lookup)
+        return None
+
+    def _fingerprint(self, address: str) -> str | None:
+        outputs = self._outputs_of(address)
+        value = outputs.get("fingerprint")
+        if value is None and address not in self.outputs:
+            rec = self._records.get(address) or self.start.record(address)
+            value = rec.content_hash if rec else None
+        return value if isinstance(value, str) else None
+
+    def _outputs_of(self, address: str) -> dict[str, Any]:
+        return self.outputs.get(address) or self._recorded_outputs(address)
+
+    # -- failures ------------------------------------------------------------------------------
     def _failed(self, change: Change, exc: BaseException, unexpected: bool = False) -> Outcome:
         with self._lock:
             self.blocked.add(change.address)
@@ -342,29 +562,39 @@ class Applier:
         if isinstance(exc, MlxError):
             message = "; ".join(d.summary for d in exc.diagnostics)
         try:
-            if change.action in (Action.CREATE, Action.REPLACE) or (
-                change.action is Action.RUN and change.address not in self._records
-            ):
-                self.writer.put(
-                    address=change.address,
-                    section=change.section,
-                    name=change.name,
-                    provider=change.provider,
-                    action=change.action.value,
-                    status="tainted",
-                    spec_hash=None,
-                    meta_hash=None,
-                    content_hash=None,
-                    attributes=change.after or {},
-                    outputs={},
-                    dependencies=change.depends_on,
-                    error=message,
-                )
-            elif change.action is not Action.DELETE:
-                self.writer.taint(change.address, message, change.action.value)
+            self._record_failure(change, message)
         except Exception as state_exc:
             message += f" (and recording the failure failed: {state_exc})"
-        return Outcome(change.address, change.action, "error", message)
+        return Outcome(change.address, change.action, OutcomeStatus.ERROR, message)
+
+    def _record_failure(self, change: Change, message: str) -> None:
+        """What a failure leaves in state: a tainted record only where a create failed."""
+        recorded = change.address in self._records
+        if not recorded and change.action in (Action.CREATE, Action.REPLACE, Action.RUN):
+            self.writer.put(
+                address=change.address,
+                section=change.section,
+                name=change.name,
+                provider=change.provider,
+                action=change.action.value,
+                status=Status.TAINTED,
+                spec_hash=None,
+                meta_hash=None,
+                content_hash=None,
+                attributes=change.after or {},
+                outputs={},
+                dependencies=change.depends_on,
+                error=message,
+            )
+        elif change.action is Action.REPLACE and not (
+            kind_info(change.section).keeps_history
+            or kind_info(change.section).create_before_destroy
+        ):
+            # the old object was deleted before the create failed
+            self.writer.taint(change.address, message, change.action.value)
+        else:
+            # a failed update, delete or re-create keeps the record: the next apply retries
+            self.writer.note(change.address, change.action.value, message)
 
     # -- lookups ---------------------------------------------------------------------------
     def _remember(self, address: str, body: dict[str, Any], outputs: dict[str, Any]) -> None:
@@ -378,8 +608,6 @@ class Applier:
         return dict(rec.outputs) if rec else {}
 
     def _lookup(self, address: str, attr: str) -> Any:
-        from specs.introspect import kind_info
-
         section = address.split(".", 1)[0]
         if attr in kind_info(section).field_names:
             body = self.bodies.get(address)
@@ -395,8 +623,26 @@ class Applier:
             self.outcomes.append(outcome)
 
 
+def prior_provider(records: dict[str, Record], change: Change) -> str:
+    """The provider that holds the old object of a replacement (it may have changed)."""
+    rec = records.get(change.address)
+    return rec.provider if rec else change.provider
+
+
 def _prior(rec: Record) -> Prior:
-    return Prior(rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash)
+    return Prior(
+        rec.address,
+        rec.section,
+        rec.name,
+        rec.attributes,
+        rec.outputs,
+        rec.content_hash,
+        rec.status,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _brief(outputs: dict[str, Any]) -> str:

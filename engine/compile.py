@@ -19,7 +19,7 @@ from engine.hashing import static_hashes
 from engine.positions import locate
 from engine.refs import RefSyntaxError, encode, find_templates, parse_template
 from specs.base import NAME_PATTERN, NAME_RE
-from specs.document import RESOURCE_SECTIONS, RESOURCE_TYPES, SECTIONS
+from specs.document import resource_sections, resource_types, sections
 from specs.introspect import kind_info
 from specs.providers import ProviderConfig
 from specs.settings import Environment, Settings, Variable
@@ -58,11 +58,12 @@ class FileCompiler:
             self.error("a spec file must be a mapping of sections (datasets:, models:, …)", [])
             return out
         for section, entries in data.items():
-            if section not in SECTIONS:
+            if section not in sections():
+                known = sections()
                 self.error(
-                    f'unknown top-level key "{section}"{did_you_mean(str(section), SECTIONS)}',
+                    f'unknown top-level key "{section}"{did_you_mean(str(section), known)}',
                     [section],
-                    detail="Top-level keys are: " + ", ".join(SECTIONS),
+                    detail="Top-level keys are: " + ", ".join(known),
                 )
                 continue
             if entries is None:
@@ -80,7 +81,7 @@ class FileCompiler:
                         [section, name],
                     )
                     continue
-                if section in RESOURCE_SECTIONS:
+                if section in resource_sections():
                     entry = self._resource(section, name, body)
                     if entry is not None:
                         out["resources"].append(entry)
@@ -110,7 +111,7 @@ class FileCompiler:
             )
             return None
         normalized = self._validate_adapter(
-            info.adapter, body, [section, name], address, RESOURCE_TYPES[section]
+            info.adapter, body, [section, name], address, resource_types()[section]
         )
         if normalized is None:
             return None

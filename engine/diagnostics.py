@@ -76,7 +76,11 @@ class MlxError(Exception):
             diagnostics = [Diagnostic(diagnostics)]
         elif isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
-        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        unique: list[Diagnostic] = []
+        for d in diagnostics:  # one cause reached twice (a damaged row two resources read)
+            if d not in unique:
+                unique.append(d)
+        self.diagnostics: list[Diagnostic] = unique
         super().__init__("\n".join(d.summary for d in self.diagnostics))
 
     def render(self, root: Path | None = None) -> str:

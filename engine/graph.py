@@ -82,12 +82,41 @@ def build(spec: SpecSet) -> SpecGraph:
                 sites.setdefault((dep, address), []).append(("depends_on", i))
     if diags:
         raise MlxError(diags)
+    _implicit_gate_edges(spec, templates, sites)
     g.add_edges_from(sites)
     try:
         order = list(nx.topological_sort(g))
     except nx.NetworkXUnfeasible:
         raise MlxError(_cycles(spec, g, sites)) from None
     return SpecGraph(g, order, templates)
+
+
+def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> str | None:
+    parts = templates.get((field,))
+    if parts and len(parts) == 1 and isinstance(parts[0], Ref) and parts[0].is_resource:
+        return parts[0].address
+    return None
+
+
+def _implicit_gate_edges(
+    spec: SpecSet,
+    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
+) -> None:
+    """A release without ``requires`` waits for every gate on its subject (engine.evidence)."""
+    gates_of: dict[str, list[str]] = {}
+    for address, decl in spec.decls.items():
+        if kind_info(decl.section).is_gate:
+            subject = _subject(templates.get(address, {}), "subject")
+            if subject:
+                gates_of.setdefault(subject, []).append(address)
+    for address, decl in spec.decls.items():
+        field = kind_info(decl.section).release_field
+        if field is None or "requires" in decl.body:
+            continue
+        subject = _subject(templates.get(address, {}), field)
+        for gate in gates_of.get(subject or "", []):
+            sites.setdefault((gate, address), []).append((field,))
 
 
 def _check_ref(spec: SpecSet, ref: Ref) -> str | None:

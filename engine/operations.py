@@ -123,8 +123,18 @@ def _remember(session: Session, the_plan: Plan, files: list[str]) -> None:
     )
 
 
-def refresh(session: Session, *, echo: Echo) -> list[Any]:
-    """Read every recorded object; record and alert what drifted. Returns all drift."""
+@dataclass(frozen=True)
+class RefreshResult:
+    drift: list[Any]
+    #: alert deliveries that failed (each was warned about)
+    undelivered: int = 0
+
+
+def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> RefreshResult:
+    """Read every recorded object; record and alert what drifted.
+
+    ``warn`` (stderr in the CLI) hears about alerts that could not be delivered.
+    """
     from engine import refresh as drift
 
     with session.writer("refresh") as writer:
@@ -136,10 +146,11 @@ def refresh(session: Session, *, echo: Echo) -> list[Any]:
                 serial = drift.record(writer, found, session.actor, session.git_sha)
                 echo(f"Recorded the drift in state version {serial}.")
             channels = list(session.spec.settings.get("drift_alerts") or [])
-            drift.alert([d for d in found if d.status != "unreadable"], channels, providers, echo)
+            drifted = [d for d in found if d.status != "unreadable"]
+            failed = drift.alert(drifted, channels, providers, warn or echo)
         finally:
             providers.close()
-    return known + found
+    return RefreshResult(known + found, failed)
 
 
 def apply(

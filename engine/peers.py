@@ -1,8 +1,9 @@
 """The engine's side of ``providers.contract.Peers``: cross-resource access for providers.
 
 A gate needs its subject's previous artifact, a rollout moves its subject's
-alias, a monitor alerts a channel: each goes through the provider that owns
-the other resource, found here — so no provider imports another.
+alias or an endpoint's traffic, a monitor alerts a channel: each goes through
+the provider that owns the other resource, asked for the capability it needs
+(``Registry``, ``Notifier``, ``Serving``) — so no provider imports another.
 """
 
 from __future__ import annotations
@@ -11,7 +12,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import AlertMessage, Desired, Notifier, Prior, Provider, ProviderError
+from providers.contract import (
+    AlertMessage,
+    Desired,
+    Notifier,
+    Prior,
+    Provider,
+    ProviderError,
+    Registry,
+    Released,
+    Serving,
+    capability,
+)
 
 
 class EnginePeers:
@@ -20,10 +32,12 @@ class EnginePeers:
         provider_for: Callable[[str], tuple[str, Provider]],
         recorded: Callable[[str], Prior | None],
         specs: Callable[[str], Mapping[str, Any] | None],
+        released: Callable[[str, str | None], Released | None] | None = None,
     ):
         self._provider_for = provider_for
         self._recorded = recorded
         self._specs = specs
+        self._released = released or (lambda _subject, _gate: None)
 
     def recorded(self, address: str) -> Prior | None:
         return self._recorded(address)
@@ -31,37 +45,45 @@ class EnginePeers:
     def spec(self, address: str) -> Mapping[str, Any] | None:
         return self._specs(address)
 
-    def _split(self, address: str) -> tuple[str, str, Provider]:
+    def released(self, subject: str, gate: str | None = None) -> Released | None:
+        return self._released(subject, gate)
+
+    def _registry(self, address: str, what: str) -> tuple[str, str, Registry]:
         section, name = address.split(".", 1)
         _key, provider = self._provider_for(address)
-        return section, name, provider
+        return section, name, capability(provider, Registry, f"{what} of {address}")
 
     def has_version(self, address: str, outputs: Mapping[str, Any]) -> bool:
-        section, name, provider = self._split(address)
-        return provider.has_version(section, name, outputs)
+        section, name, registry = self._registry(address, "look up a version")
+        return registry.has_version(section, name, outputs)
 
     def materialize(self, address: str, outputs: Mapping[str, Any] | None, target: Path) -> Path:
-        section, name, provider = self._split(address)
+        section, name, registry = self._registry(address, "fetch the content")
         if outputs is not None:
-            return provider.materialize(section, name, outputs, target)
+            return registry.materialize(section, name, outputs, target)
         spec = self._specs(address)
         if spec is None:
             raise ProviderError(f"{address} is not declared in the spec")
-        return provider.materialize_declared(Desired(address, section, name, spec), target)
+        return registry.materialize_declared(Desired(address, section, name, spec), target)
 
     def get_alias(self, address: str, alias: str) -> dict[str, Any] | None:
-        section, name, provider = self._split(address)
-        return provider.get_alias(section, name, alias)
+        section, name, registry = self._registry(address, f"read alias {alias!r}")
+        return registry.get_alias(section, name, alias)
 
     def set_alias(self, address: str, alias: str, outputs: Mapping[str, Any]) -> None:
-        section, name, provider = self._split(address)
-        provider.set_alias(section, name, alias, outputs)
+        section, name, registry = self._registry(address, f"move alias {alias!r}")
+        registry.set_alias(section, name, alias, outputs)
 
     def notify(self, channel: str, message: AlertMessage) -> None:
-        _section, _name, provider = self._split(channel)
+        _key, provider = self._provider_for(channel)
         prior = self._recorded(channel)
         if prior is None:
             raise ProviderError(f"alert channel {channel} has not been applied yet")
-        if not isinstance(provider, Notifier):
-            raise ProviderError(f"the provider of {channel} cannot send alerts")
-        provider.send(prior, message)
+        capability(provider, Notifier, f"send alerts to {channel}").send(prior, message)
+
+    def serving(self, endpoint: str) -> tuple[Prior, Serving]:
+        _key, provider = self._provider_for(endpoint)
+        prior = self._recorded(endpoint)
+        if prior is None:
+            raise ProviderError(f"endpoint {endpoint} has not been applied yet")
+        return prior, capability(provider, Serving, f"serve {endpoint}")

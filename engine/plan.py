@@ -59,7 +59,12 @@ class Reason(StrEnum):
     UPSTREAM_CHANGED = "a dependency changed"
     GATE_INPUTS_CHANGED = "gate re-runs because its inputs changed"
     GATE_NOT_PASSED = "gate has not passed yet"
+    NOT_JUDGED = "gate has not judged the version it guards"
+    EVIDENCE_REUSED = "passed before for exactly these fingerprints: the verdict is reused"
+    RELEASE_PENDING = "users do not get the version the spec and the evidence say they should"
+    IN_PROGRESS = "continues an operation in progress"
     REQUESTED = "replacement requested with --replace"
+    RERUN_REQUESTED = "re-run requested with --rerun-gates"
     UNKNOWN_INPUTS = "depends on values known only after apply"
     RESTORED = "restores a recorded version"
     DRIFTED = "changed outside mlx: restoring it"
@@ -105,6 +110,34 @@ class Change(BaseModel):
     gate: dict[str, Any] | None = None
     #: Rollback/promotion: outputs of the recorded version the provider must bring back.
     restore: dict[str, Any] | None = None
+    #: Gates: what the gate judges (``judged``: subject, dataset and definition
+    #: fingerprints) and the passed verdict reused for exactly them (``reused``), if any.
+    evidence: dict[str, Any] | None = None
+
+    @property
+    def symbol(self) -> str:
+        """Terraform's symbol; a replacement says which half comes first, if any is deleted."""
+        if self.action is Action.REPLACE:
+            from specs.introspect import kind_info
+
+            info = kind_info(self.section)
+            if info.keeps_history:
+                return "+"
+            if info.create_before_destroy:
+                return "+/-"
+        return self.action.symbol
+
+    @property
+    def verb(self) -> str:
+        if self.action is Action.REPLACE:
+            from specs.introspect import kind_info
+
+            info = kind_info(self.section)
+            if info.keeps_history:
+                return "will be registered again"
+            if info.create_before_destroy:
+                return "must be replaced (the new one first, then the old one is destroyed)"
+        return self.action.verb
 
     @property
     def changes_behaviour(self) -> bool:
@@ -113,6 +146,12 @@ class Change(BaseModel):
             self.action is Action.UPDATE
             and any(r not in (Reason.METADATA_CHANGED,) for r in self.reasons)
         )
+
+
+def _keeps_history(section: str) -> bool:
+    from specs.introspect import kind_info
+
+    return kind_info(section).keeps_history
 
 
 class Pin(BaseModel):
@@ -139,6 +178,8 @@ class PlanOptions(BaseModel):
     run_evals: bool = False
     #: ``--refresh``: drift found by live reads, by address ("drifted" | "missing").
     drift: dict[str, str] = Field(default_factory=dict)
+    #: ``--rerun-gates``: run every gate in scope even where a passed verdict would be reused.
+    rerun_gates: bool = False
 
 
 class Plan(BaseModel):
@@ -181,7 +222,8 @@ class Plan(BaseModel):
                 out["destroy"] += 1
             elif c.action is Action.REPLACE:
                 out["add"] += 1
-                out["destroy"] += 1
+                if not _keeps_history(c.section):  # a registry re-registers, deletes nothing
+                    out["destroy"] += 1
             elif c.action is Action.RUN:
                 out["run"] += 1
         return out

@@ -14,6 +14,8 @@ from typing import Any
 
 import networkx as nx
 
+from engine import evidence
+from engine.decide import Facts, decide
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.fielddiff import field_changes, flatten, paths_differ
 from engine.hashing import split_hashes
@@ -21,10 +23,13 @@ from engine.plan import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from engine.plugins import ProviderSet, Unsupported
 from engine.resolve import Resolver
 from engine.session import Session
-from engine.values import UNKNOWN, redact, reveal
-from providers.contract import Desired, Prior, Provider
+from engine.values import UNKNOWN, path_allowed, redact, reveal, secret_paths
+from providers.contract import Desired, Prior, Provider, Registry
 from specs.introspect import kind_info
+from state.status import Status
 from state.store import IndexRow, Record, StateReader
+
+KEEPS_HISTORY = "a registry keeps its history: the version is registered again, nothing is deleted"
 
 
 @dataclass
@@ -49,6 +54,9 @@ class Planned:
     behaviour_changed: bool = False
     warnings: list[str] = field(default_factory=list)
     gate: dict[str, Any] | None = None
+    #: Gates: what the gate would judge now; the passed verdict reused, if any.
+    judged: evidence.Judged | None = None
+    reused: dict[str, Any] | None = None
 
     @property
     def changes_behaviour(self) -> bool:
@@ -58,19 +66,23 @@ class Planned:
 
 
 class _LazyOutputs(Mapping[str, Any]):
-    """``{address: recorded outputs}``, read from state only when a key is looked up."""
+    """``{address: outputs}``, computed only when a key is looked up.
 
-    def __init__(self, addresses: list[str], record: Callable[[str], Record | None]):
+    ``outputs`` answers for one address: as recorded, or (for a dependency that
+    changes in this plan) the outputs known at plan time.
+    """
+
+    def __init__(self, addresses: list[str], outputs: Callable[[str], Mapping[str, Any] | None]):
         self._addresses = addresses
-        self._record = record
+        self._outputs = outputs
 
     def __getitem__(self, address: str) -> Any:
         if address not in self._addresses:
             raise KeyError(address)
-        rec = self._record(address)
-        if rec is None:
+        found = self._outputs(address)
+        if found is None:
             raise KeyError(address)
-        return rec.outputs
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._addresses)
@@ -86,9 +98,10 @@ def _review_warnings(p: Planned) -> list[str]:
         out.append("has lifecycle.prevent_destroy: it changes here, but is never destroyed")
     card = p.body.get("card") or {}
     review = card.get("review") or {}
-    if p.section == "models" and card.get("risk") == "high" and not review.get("approved_by"):
+    info = kind_info(p.section)
+    if info.reviewed and card.get("risk") == "high" and not review.get("approved_by"):
         out.append("card.risk is high and card.review names no approver")
-    if p.section == "datasets" and Reason.CONTENT_CHANGED in p.reasons:
+    if info.data and Reason.CONTENT_CHANGED in p.reasons:
         out.append("its bytes changed while its spec did not: everything built on it is flagged")
     return out
 
@@ -211,6 +224,8 @@ class Planner:
         key = self.providers.key_for(decl.section, body)
         provider = self.providers.get(key, address)
         self.providers.check_section(key, provider, decl.section, address)
+        if marked and not self._secrets_allowed(address, body, key, provider):
+            return
         inputs, prior_inputs = self._inputs(address)
         static = decl.hashes is not None  # its hashes were computed when it was parsed
         pin = self.options.pins.get(address)
@@ -226,7 +241,10 @@ class Planner:
         )
         if pin is not None:
             # the spec's files may hold other bytes by now: the registry must still hold these
-            if not provider.has_version(decl.section, decl.name, pin.outputs):
+            if not (
+                isinstance(provider, Registry)
+                and provider.has_version(decl.section, decl.name, pin.outputs)
+            ):
                 self.diags.append(
                     Diagnostic(
                         f"{address}: version {_version_label(pin.outputs)} "
@@ -291,6 +309,33 @@ class Planner:
         if planned.action is not Action.NOOP:
             planned.warnings.extend(_review_warnings(planned))
 
+    def _secrets_allowed(
+        self, address: str, body: dict[str, Any], key: str, provider: Provider
+    ) -> bool:
+        """A secret may reach a provider only through a field it declares secret."""
+        section = address.split(".", 1)[0]
+        allowed = tuple(provider.secret_fields.get(section, ()))
+        bad = [p for p in secret_paths(body) if not path_allowed(p, allowed)]
+        for path in bad:
+            dotted = ".".join(str(x) for x in path)
+            kept = (
+                f"fields it keeps secret: {', '.join(allowed)}"
+                if allowed
+                else "it keeps no field secret"
+            )
+            self.diags.append(
+                Diagnostic(
+                    f"{address}.{dotted} holds a secret (${{env.…}} or a sensitive variable), "
+                    f"but provider {key.removeprefix('default:')!r} would not keep it secret "
+                    f"there ({kept}): it "
+                    "could be written in clear to state, files, registry tags or logs",
+                    self.spec.source(address, *path, key=False),
+                    detail="For a value that is not secret (a CI build number in a label), "
+                    "declare a variable and use ${var.NAME}, set with MLX_VAR_NAME=….",
+                )
+            )
+        return not bad
+
     def _apply_ignore(
         self, address: str, redacted: dict[str, Any], paths: list[str]
     ) -> dict[str, Any]:
@@ -306,73 +351,197 @@ class Planner:
         return out
 
     def _decide(self, p: Planned, prior: IndexRow | None) -> None:
-        is_gate = kind_info(p.section).is_gate
-        upstream = [
-            dep
-            for dep in self.graph.graph.predecessors(p.address)
-            if dep in self.planned and self.planned[dep].changes_behaviour
-        ]
-        if prior is None:
-            p.action, p.reasons = (Action.RUN if is_gate else Action.CREATE), [Reason.NEW]
-            return
-        status = self.options.drift.get(p.address, prior.status)
-        if status == "tainted":
-            p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.TAINTED]
-            return
-        if status == "missing":
-            p.action = Action.RUN if is_gate else Action.CREATE
-            p.reasons = [Reason.DELETED_OUTSIDE]
-            return
-        if status == "drifted":
-            # restored to what was recorded: the provider repairs it (the applier says so),
-            # but its dependents see the same version as before and are not re-run
-            p.action = Action.RUN if is_gate else Action.UPDATE
-            p.reasons = [Reason.DRIFTED]
-            return
-        if p.address in self.options.replace:
-            p.action, p.reasons = (Action.RUN if is_gate else Action.REPLACE), [Reason.REQUESTED]
-            return
-        if prior.provider != p.provider_key:
-            p.action, p.reasons = Action.REPLACE, [Reason.PROVIDER_CHANGED]
-            p.details.append(f"provider: {prior.provider} -> {p.provider_key}")
-            return
-        behaviour = p.spec_hash is None or p.spec_hash != prior.spec_hash
-        content = p.content_hash != prior.content_hash
-        meta = p.meta_hash != prior.meta_hash
-        if is_gate:
-            if behaviour or content:
-                p.action, p.reasons = Action.RUN, [Reason.SPEC_CHANGED]
-            elif upstream:
-                p.action, p.reasons = Action.RUN, [Reason.GATE_INPUTS_CHANGED]
-                p.details.append("changed inputs: " + ", ".join(sorted(upstream)))
-            elif prior.status == "failed":
-                p.action, p.reasons = Action.RUN, [Reason.GATE_NOT_PASSED]
-            elif meta:
-                p.action, p.reasons = Action.UPDATE, [Reason.METADATA_CHANGED]
-            return
-        p.flagged_by = sorted(upstream)
-        reasons: list[Reason] = []
-        if behaviour:
-            reasons.append(Reason.UNKNOWN_INPUTS if p.spec_hash is None else Reason.SPEC_CHANGED)
-        if content and p.desired.restore is not None:
-            reasons.append(Reason.RESTORED)
-            p.details.append(
-                f"back to version {_version_label(p.desired.restore)} ({p.content_hash})"
+        info = kind_info(p.section)
+        upstream = tuple(
+            sorted(
+                dep
+                for dep in self.graph.graph.predecessors(p.address)
+                if dep in self.planned and self.planned[dep].changes_behaviour
             )
-        elif content:
-            reasons.append(Reason.CONTENT_CHANGED)
-            p.details.append(self._content_detail(p, prior))
-        if meta:
-            reasons.append(Reason.METADATA_CHANGED)
-        if upstream and kind_info(p.section).follows_upstream:
-            reasons.append(Reason.UPSTREAM_CHANGED)
-            p.details.append("changed dependencies: " + ", ".join(sorted(upstream)))
-            behaviour = True
-        if reasons:
-            p.action, p.reasons = Action.UPDATE, reasons
-            p.behaviour_changed = behaviour or content
-            if reasons == [Reason.METADATA_CHANGED]:
-                p.details.append("metadata only: updated in place, no new version, no gate re-run")
+        )
+        status = None
+        if prior is not None:
+            status = Status(self.options.drift.get(p.address, prior.status))
+        behaviour = prior is not None and (p.spec_hash is None or p.spec_hash != prior.spec_hash)
+        content = prior is not None and p.content_hash != prior.content_hash
+        facts = Facts(
+            status=status,
+            is_gate=info.is_gate,
+            keeps_history=info.keeps_history,
+            created=self._created(p.address, status),
+            replace_requested=p.address in self.options.replace,
+            provider_changed=prior is not None and prior.provider != p.provider_key,
+            behaviour=behaviour,
+            unknown_inputs=p.spec_hash is None,
+            content=content,
+            meta=prior is not None and p.meta_hash != prior.meta_hash,
+            restoring=p.desired.restore is not None,
+            upstream=upstream,
+            follows_upstream=info.follows_upstream,
+            rerun_gates=self.options.rerun_gates,
+            **(self._gate_facts(p, status) if info.is_gate else {}),
+            release_pending=bool(info.release_field) and self._release_pending(p, prior),
+        )
+        decision = decide(facts)
+        p.action, p.reasons = decision.action, list(decision.reasons)
+        p.behaviour_changed = decision.behaviour_changed
+        p.flagged_by = list(decision.flagged_by)
+        p.details.extend(self._details(p, prior, upstream))
+
+    def _created(self, address: str, status: Status | None) -> bool:
+        """A tainted record with no outputs: its create never completed."""
+        if status is not Status.TAINTED:
+            return True
+        rec = self._record(address)
+        return bool(rec and rec.outputs)
+
+    # -- gates and releases ------------------------------------------------------------
+    def _fingerprint_now(self, address: str) -> str | None:
+        """The fingerprint ``address`` will have once this plan is applied (None: unknown)."""
+        p = self.planned.get(address)
+        if p is not None and p.changes_behaviour:
+            if p.desired.restore is not None:
+                value = p.desired.restore.get("fingerprint")
+            else:
+                value = p.provider.planned_outputs(p.desired).get("fingerprint")
+            return value if isinstance(value, str) else None
+        rec = self._record(address)
+        if rec is None:
+            return None
+        value = rec.outputs.get("fingerprint") or rec.content_hash
+        return value if isinstance(value, str) else None
+
+    def _version_now(self, address: str) -> Any:
+        p = self.planned.get(address)
+        if p is not None and p.changes_behaviour:
+            if p.desired.restore is not None:
+                return evidence.version_of(p.desired.restore)
+            return evidence.version_of(p.provider.planned_outputs(p.desired))
+        rec = self._record(address)
+        return evidence.version_of(rec.outputs) if rec else None
+
+    def _gate_facts(self, p: Planned, status: Status | None) -> dict[str, bool]:
+        p.judged = evidence.judged(
+            p.address, p.body, p.spec_hash, p.content_hash, self._fingerprint_now
+        )
+        if p.judged is None:
+            return {}
+        log = self.reader.evidence()
+        passed = log.passed(p.judged.key)
+        if passed is not None:
+            p.reused = {
+                "key": passed.key,
+                "serial": passed.serial,
+                "at": passed.created_at.isoformat(timespec="seconds")
+                if hasattr(passed.created_at, "isoformat")
+                else str(passed.created_at),
+                "version": passed.subject_version,
+            }
+            rec = self._record(p.address) if status is not None else None
+            recorded = ((rec.outputs.get("judged") or {}).get("key") if rec else None) == (
+                p.judged.key
+            )
+            return {"evidence_passed": True, "evidence_recorded": recorded}
+        latest = log.latest(p.judged.key)
+        return {"evidence_failed": latest is not None and not latest.passed}
+
+    def _release_pending(self, p: Planned, prior: IndexRow | None) -> bool:
+        """What users get (the record) differs from the subject's version now."""
+        if prior is None or prior.status == Status.IN_PROGRESS:
+            return False
+        subject = evidence.released_subject(p.section, p.body)
+        if subject is None or self._releases_through_rollout(p):
+            return False
+        rec = self._record(p.address)
+        recorded = rec.outputs.get("fingerprint") if rec else None
+        now = self._fingerprint_now(subject)
+        if now is None:
+            sub = self.planned.get(subject)
+            return bool(sub and sub.changes_behaviour)
+        return now != recorded
+
+    def _releases_through_rollout(self, p: Planned) -> bool:
+        """A release another release drives (an endpoint a rollout names) waits for it."""
+        for dependent in self.graph.graph.successors(p.address):
+            decl = self.spec.decls[dependent]
+            info = kind_info(decl.section)
+            if info.release_field and any(
+                evidence.address_in(decl.body.get(field)) == p.address for field in info.ref_fields
+            ):
+                return True
+        return False
+
+    # -- details: what a reviewer reads next to the reasons ------------------------------
+    def _details(self, p: Planned, prior: IndexRow | None, upstream: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for reason in p.reasons:
+            if reason is Reason.PROVIDER_CHANGED and prior is not None:
+                out.append(f"provider: {prior.provider} -> {p.provider_key}")
+                if kind_info(p.section).keeps_history:
+                    out.append(
+                        f"the object in {prior.provider} is kept with its versions "
+                        "(mlx never deletes a registry's history)"
+                    )
+            elif reason is Reason.RESTORED and p.desired.restore is not None:
+                out.append(
+                    f"back to version {_version_label(p.desired.restore)} ({p.content_hash})"
+                )
+            elif reason is Reason.CONTENT_CHANGED and prior is not None:
+                out.append(self._content_detail(p, prior))
+            elif reason in (Reason.UPSTREAM_CHANGED, Reason.GATE_INPUTS_CHANGED):
+                label = "changed inputs" if p.action is Action.RUN else "changed dependencies"
+                out.append(f"{label}: " + ", ".join(upstream))
+            elif reason is Reason.METADATA_CHANGED and p.reasons == [reason]:
+                if kind_info(p.section).is_gate:
+                    out.append("metadata only: the recorded verdict still holds")
+                else:
+                    out.append("metadata only: updated in place, no new version, no gate re-run")
+            elif reason is Reason.EVIDENCE_REUSED and p.reused and p.judged:
+                out.append(
+                    f"passed for exactly {p.judged.describe(p.reused.get('version'))} at state "
+                    f"version {p.reused['serial']} ({p.reused['at']}); --rerun-gates runs it again"
+                )
+            elif reason in (Reason.NOT_JUDGED, Reason.GATE_NOT_PASSED):
+                out.append(self._unjudged_detail(p, reason))
+            elif reason is Reason.RELEASE_PENDING:
+                out.append(self._release_detail(p))
+            elif reason is Reason.TAINTED and p.action is Action.CREATE and prior is not None:
+                out.append("a create that failed is retried; a registry adopts what it left")
+        if p.action is Action.REPLACE and kind_info(p.section).keeps_history:
+            out.append(
+                "a registry keeps its history: the version is registered again, nothing is deleted"
+            )
+        if kind_info(p.section).release_field and p.action is not Action.NOOP:
+            pending = self._gates_pending(p)
+            if pending:
+                verb = "passes" if len(pending) == 1 else "pass"
+                out.append(f"released only if {', '.join(pending)} {verb} first")
+        return out
+
+    def _unjudged_detail(self, p: Planned, reason: Reason) -> str:
+        subject = evidence.address_in(p.body.get("subject")) or "its subject"
+        if p.judged is None:
+            return f"{p.address} has not judged the version of {subject} this plan releases"
+        what = p.judged.describe(self._version_now(subject))
+        if reason is Reason.GATE_NOT_PASSED:
+            return f"{p.address} did not pass for exactly {what}: it runs again"
+        return f"{p.address} has not judged {what}"
+
+    def _release_detail(self, p: Planned) -> str:
+        subject = evidence.released_subject(p.section, p.body) or "its subject"
+        rec = self._record(p.address)
+        now = self._version_now(subject)
+        was = (
+            (rec.outputs.get("released_version", rec.outputs.get("stable_version")))
+            if rec
+            else None
+        )
+        shown = f"v{now}" if now is not None else "its new version"
+        return f"releases {subject} {shown} (users get v{was} now)"
+
+    def _gates_pending(self, p: Planned) -> list[str]:
+        gates = evidence.required_gates(self.spec.decls, p.address, p.body)
+        return [g for g in gates if g in self.planned and self.planned[g].action is Action.RUN]
 
     def _content_detail(self, p: Planned, prior: IndexRow) -> str:
         field_name = kind_info(p.section).content_field
@@ -398,6 +567,8 @@ class Planner:
                 p.action = Action.REPLACE
                 p.reasons = [Reason.REPLACE_FIELD]
                 p.details.append("cannot update in place: " + ", ".join(sorted(set(forced))))
+                if kind_info(p.section).keeps_history:
+                    p.details.append(KEEPS_HISTORY)
 
     def _run_gates(self) -> None:
         """``--run-evals``: judge each gate this plan would run, changing nothing."""
@@ -442,9 +613,25 @@ class Planner:
         Lazy: most providers never look at them while planning, and fetching them
         for every resource would cost a query each.
         """
-        deps = [d for d in self.graph.graph.predecessors(address) if d in self.index]
-        unchanged = [d for d in deps if d in self.planned and not self.planned[d].changes_behaviour]
-        return _LazyOutputs(unchanged, self._record), _LazyOutputs(deps, self._record)
+        deps = list(self.graph.graph.predecessors(address))
+        recorded = [d for d in deps if d in self.index]
+        return (
+            _LazyOutputs(deps, self._outputs_now),
+            _LazyOutputs(recorded, self._recorded_outputs),
+        )
+
+    def _recorded_outputs(self, address: str) -> Mapping[str, Any] | None:
+        rec = self._record(address)
+        return rec.outputs if rec else None
+
+    def _outputs_now(self, address: str) -> Mapping[str, Any] | None:
+        """A dependency's outputs as they will be: recorded, or known at plan time if it changes."""
+        p = self.planned.get(address)
+        if p is not None and p.changes_behaviour:
+            if p.desired.restore is not None:
+                return dict(p.desired.restore)
+            return p.provider.planned_outputs(p.desired)
+        return self._recorded_outputs(address)
 
     def _record(self, address: str) -> Record | None:
         return self.reader.record(address) if address in self.index else None
@@ -551,7 +738,7 @@ class Planner:
         """A protected environment takes no ``risk: high`` model without a recorded review."""
         diags = []
         for p in self.planned.values():
-            if p.section != "models" or p.action is Action.NOOP:
+            if not kind_info(p.section).reviewed or p.action is Action.NOOP:
                 continue
             card = p.body.get("card") or {}
             review = card.get("review") or {}
@@ -593,6 +780,9 @@ class Planner:
             warnings=p.warnings,
             restore=dict(p.desired.restore) if p.desired.restore is not None else None,
             gate=p.gate,
+            evidence=(
+                {"judged": p.judged.as_dict(), "reused": p.reused} if p.judged is not None else None
+            ),
         )
         if p.action is Action.NOOP:
             return Change.model_construct(**base, before=None, after=None, fields=[])
@@ -614,7 +804,7 @@ class Planner:
         """Computed attributes (version, uri, fingerprint) as the plan expects them to move."""
         if not (p.changes_behaviour or rec is None):
             return []
-        known = p.provider.planned_outputs(p.desired)
+        known = {"passed": True} if p.reused else p.provider.planned_outputs(p.desired)
         old = rec.outputs if rec else {}
         out = []
         for name in kind_info(p.section).plan_outputs:

@@ -18,21 +18,19 @@ from typing import Any
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.loader import SpecSet
 from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
+from specs.introspect import kind_info
 
 GROUP = "mlx.providers"
 
-#: The embedded default for each section, when a resource names no provider.
-DEFAULT_TYPES = {
-    "datasets": "local",
-    "models": "local",
-    "prompts": "local",
-    "evals": "gate",
-    "rollouts": "rollout",
-    "monitors": "monitor",
-    "budgets": "budget",
-}
 #: Extras that provide a type, for a helpful message when it is missing.
-EXTRAS = {"mlflow": "mlflow", "s3": "aws", "sns": "aws"}
+EXTRAS = {"mlflow": "mlflow", "s3": "aws", "sns": "aws", "sagemaker": "aws", "gateway": "serve"}
+
+
+def _default_types() -> set[str]:
+    """Provider types some kind uses when a resource names none."""
+    from specs.kinds import kinds
+
+    return {k.default_provider for k in kinds().values() if k.default_provider}
 
 
 @cache
@@ -120,6 +118,8 @@ class ProviderSet:
         context: Context,
         record: Callable[[str], Any] | None = None,
         declared: Callable[[str], Mapping[str, Any] | None] | None = None,
+        released: Callable[[str, str | None], Any] | None = None,
+        recorded_configs: Callable[[str], Mapping[str, Any] | None] | None = None,
     ):
         from engine.peers import EnginePeers
 
@@ -129,7 +129,9 @@ class ProviderSet:
         #: ``address -> resolved spec`` of this run; set by the planner and the applier.
         self.specs: dict[str, Mapping[str, Any]] = {}
         self._declared = declared
-        peers = EnginePeers(self.provider_for, self._prior, self._spec_of)
+        #: provider configs a state version recorded, for deleting what lost its provider
+        self._recorded_configs = recorded_configs or (lambda _name: None)
+        peers = EnginePeers(self.provider_for, self._prior, self._spec_of, released)
         self.context = replace(context, peers=peers)
         self._instances: dict[str, Provider] = {}
         self._lock = threading.RLock()
@@ -137,15 +139,23 @@ class ProviderSet:
     @classmethod
     def for_session(cls, session: Any, record: Callable[[str], Any] | None = None) -> ProviderSet:
         """The providers of ``session``'s spec; ``record`` reads state as of the run's start."""
-        from engine.resolve import declared_specs, resolve_provider_configs
+        from engine.releases import released_finder
+        from engine.resolve import (
+            declared_specs,
+            recorded_provider_configs,
+            resolve_provider_configs,
+        )
 
-        record = record or session.reader().record
+        reader = session.reader()
+        record = record or reader.record
         return cls(
             session.spec,
             resolve_provider_configs(session),
             session.provider_context(),
             record,
             declared_specs(session, record),
+            released_finder(reader, record),
+            recorded_provider_configs(session),
         )
 
     def _spec_of(self, address: str) -> Mapping[str, Any] | None:
@@ -170,7 +180,13 @@ class ProviderSet:
         if rec is None:
             return None
         return Prior(
-            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
+            rec.address,
+            rec.section,
+            rec.name,
+            rec.attributes,
+            rec.outputs,
+            rec.content_hash,
+            rec.status,
         )
 
     def key_for(self, section: str, body: Mapping[str, Any]) -> str:
@@ -178,9 +194,8 @@ class ProviderSet:
         named = body.get("provider")
         if named:
             return str(named)
-        if section == "alerts":
-            return f"default:{body.get('type')}"
-        return f"default:{DEFAULT_TYPES[section]}"
+        default = kind_info(section).default_provider
+        return f"default:{default if default is not None else body.get('type')}"
 
     def get(self, key: str, address: str | None = None) -> Provider:
         with self._lock:
@@ -193,6 +208,10 @@ class ProviderSet:
             type_name = key.split(":", 1)[1]
             config: Mapping[str, Any] = {"type": type_name}
         else:
+            recorded = None if key in self.configs else self._recorded_configs(key)
+            if recorded is not None:
+                self._instances[key] = self._build(key, str(recorded["type"]), recorded)
+                return self._instances[key]
             if key not in self.configs:
                 src = self.spec.source(address, "provider", key=False) if address else None
                 raise MlxError(
@@ -215,7 +234,7 @@ class ProviderSet:
             cls = load_class(type_name)
             return cls(dict(config), self.context)
         except _UnknownType as exc:
-            if key.startswith("default:") and type_name in DEFAULT_TYPES.values():
+            if key.startswith("default:") and type_name in _default_types():
                 return Unsupported(type_name, self.context)
             src = (
                 None if key.startswith("default:") else self.spec.source(f"providers.{key}", "type")

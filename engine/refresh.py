@@ -98,11 +98,13 @@ def record(writer: StateWriter, drifts: list[Drift], actor: str, git_sha: str | 
 
 
 def alert(
-    drifts: list[Drift], channels: list[str], providers: ProviderSet, echo: Callable[[str], None]
-) -> None:
+    drifts: list[Drift], channels: list[str], providers: ProviderSet, warn: Callable[[str], None]
+) -> int:
+    """Tell ``channels`` about each drift; returns how many deliveries failed (each warned)."""
     peers = providers.context.peers
+    failed = 0
     if peers is None or not drifts:
-        return
+        return failed
     for channel in channels:
         for d in drifts:
             message = AlertMessage(
@@ -117,4 +119,6 @@ def alert(
             try:
                 peers.notify(channel, message)
             except (ProviderError, OSError) as exc:
-                echo(f"Warning: could not alert {channel}: {exc}")
+                failed += 1
+                warn(f"Warning: could not alert {channel}: {exc}")
+    return failed

@@ -234,7 +234,15 @@ def _replay(
     return plan_and_apply(session, writer, session.with_spec(spec), options, delivery)
 
 
-def rollback(session: Session, to: int | None, delivery: Delivery) -> ApplyReport | None:
+def rollback(
+    session: Session, to: int | None, delivery: Delivery, *, rerun_gates: bool = False
+) -> ApplyReport | None:
+    """Plan and apply the spec of an earlier state version, content pinned to its versions.
+
+    Gates are not re-run where a passed verdict covers exactly the restored
+    fingerprints (an emergency rollback must not wait on a flaky LLM endpoint);
+    ``rerun_gates`` runs them anyway.
+    """
     if delivery.out_file is None:
         refuse_if_protected(session, "mlx rollback")
     with session.writer("rollback") as writer:
@@ -248,6 +256,7 @@ def rollback(session: Session, to: int | None, delivery: Delivery) -> ApplyRepor
             operation="rollback",
             source={"serial": serial},
             pins=pins_from(records),
+            rerun_gates=rerun_gates,
         )
         banner = (
             f"Rolling back to state version {serial} ({target['operation']} by "
@@ -257,7 +266,9 @@ def rollback(session: Session, to: int | None, delivery: Delivery) -> ApplyRepor
 
 
 # -- promotion ---------------------------------------------------------------------------------
-def promote(session: Session, source: str, delivery: Delivery) -> ApplyReport | None:
+def promote(
+    session: Session, source: str, delivery: Delivery, *, rerun_gates: bool = False
+) -> ApplyReport | None:
     """Plan ``session``'s environment with exactly what ``source`` has applied."""
     if source == session.workspace:
         raise MlxError("--from and --to name the same environment")
@@ -288,6 +299,7 @@ def promote(session: Session, source: str, delivery: Delivery) -> ApplyReport | 
         operation="promote",
         source={"environment": source, "serial": stored["serial"]},
         pins=pins_from(records),
+        rerun_gates=rerun_gates,
     )
     with session.writer("promote") as writer:
         banner = (

@@ -46,7 +46,27 @@ REASONS = {
     Reason.GATE_NOT_PASSED: "gate_not_passed",
     Reason.UNKNOWN_INPUTS: "update_because_inputs_unknown",
     Reason.RESTORED: "update_because_restoring_recorded_version",
+    Reason.NOT_JUDGED: "gate_not_judged",
+    Reason.EVIDENCE_REUSED: "gate_verdict_reused",
+    Reason.RELEASE_PENDING: "release_pending",
+    Reason.IN_PROGRESS: "in_progress",
+    Reason.RERUN_REQUESTED: "gate_rerun_by_request",
+    Reason.DRIFTED: "update_because_drifted",
+    Reason.DELETED_OUTSIDE: "create_because_deleted_outside",
 }
+
+
+def _actions(change: Change) -> list[str]:
+    """Terraform's action list; a replacement's order and halves depend on the kind."""
+    if change.action is Action.REPLACE:
+        from specs.introspect import kind_info
+
+        info = kind_info(change.section)
+        if info.keeps_history:
+            return ["create"]  # a registry re-registers: nothing is deleted
+        if info.create_before_destroy:
+            return ["create", "delete"]
+    return ACTIONS[change.action]
 
 
 def _split(value: Any) -> tuple[Any, Any, Any]:
@@ -104,7 +124,7 @@ def resource_change(change: Change) -> dict[str, Any]:
         "name": change.name,
         "provider_name": change.provider,
         "change": {
-            "actions": ACTIONS[change.action],
+            "actions": _actions(change),
             "before": b_plain,
             "after": a_plain,
             "after_unknown": a_unknown or {},
@@ -116,6 +136,8 @@ def resource_change(change: Change) -> dict[str, Any]:
     }
     if change.reasons:
         entry["action_reason"] = REASONS.get(change.reasons[0], "other")
+    if change.evidence is not None:
+        entry["mlx_evidence"] = change.evidence
     return entry
 
 

@@ -8,7 +8,7 @@ from engine.render_text import summary_line, value
 
 def _row(c: Change) -> str:
     why = "; ".join(r.value for r in c.reasons) or "-"
-    return f"| `{c.action.symbol.strip() or '·'}` | `{c.address}` | {c.action.value} | {why} |"
+    return f"| `{c.symbol.strip() or '·'}` | `{c.address}` | {c.action.value} | {why} |"
 
 
 def _details(c: Change) -> list[str]:
@@ -18,7 +18,7 @@ def _details(c: Change) -> list[str]:
         lines = [f"- {k} = {value(v)}" for k, v in sorted((c.before or {}).items())]
     return [
         "<details>",
-        f"<summary><code>{c.action.symbol.strip()} {c.address}</code> {c.action.verb}"
+        f"<summary><code>{c.symbol.strip()} {c.address}</code> {c.verb}"
         + (f" ({why})" if why else "")
         + "</summary>",
         "",

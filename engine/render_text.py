@@ -59,7 +59,7 @@ def _field_line(f: FieldChange, width: int) -> str:
 
 def _header(c: Change) -> list[str]:
     why = ", ".join(r.value for r in c.reasons)
-    lines = [f"  # {c.address} {c.action.verb}" + (f" ({why})" if why else "")]
+    lines = [f"  # {c.address} {c.verb}" + (f" ({why})" if why else "")]
     lines.extend(f"  # {d}" for d in c.details)
     lines.extend(f"  # Warning: {w}" for w in c.warnings)
     return lines
@@ -67,7 +67,7 @@ def _header(c: Change) -> list[str]:
 
 def render_change(c: Change) -> list[str]:
     lines = _header(c)
-    lines.append(f"  {c.action.symbol} {c.address} {{")
+    lines.append(f"  {c.symbol} {c.address} {{")
     fields = c.fields
     if c.action is Action.DELETE:
         shown = sorted((c.before or {}).items())
@@ -144,7 +144,7 @@ def _flag_notes(flagged: list[Change]) -> list[str]:
     lines = ["Note: these resources depend on something that changes in this plan:"]
     for c in flagged:
         deps = ", ".join(c.flagged_by)
-        what = "unchanged itself" if c.action is Action.NOOP else c.action.verb
+        what = "unchanged itself" if c.action is Action.NOOP else c.verb
         lines.append(f"  ! {c.address} (depends on {deps}; {what})")
     lines.append("")
     return lines

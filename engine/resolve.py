@@ -32,7 +32,12 @@ class Inputs:
 
 
 def variable_values(spec: SpecSet, env_name: str | None, environ: Mapping[str, str]) -> Inputs:
-    """Defaults, then the environment's overrides, then ``MLX_VAR_<name>``."""
+    """Defaults, then the environment's overrides, then ``MLX_VAR_<name>``.
+
+    A default holding ``${…}`` is an error: variables cannot reference other values.
+    """
+    from engine.refs import find_templates
+
     diags: list[Diagnostic] = []
     values: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
@@ -49,6 +54,18 @@ def variable_values(spec: SpecSet, env_name: str | None, environ: Mapping[str, s
                         spec.source(f"environments.{env_name}", "variables", name),
                     )
                 )
+    for name, var in spec.variables.items():
+        # A default is a value, not a template: "${var.x}" in it used to stay literal text.
+        # Terraform says the same: "Variables may not be used here."
+        for path, _text in find_templates(var.get("default")):
+            diags.append(
+                Diagnostic(
+                    f"variables.{name}: a default cannot reference other values (${{…}}): "
+                    "variables are inputs; set the value per environment "
+                    f"(environments.<env>.variables.{name}) or with MLX_VAR_{name}",
+                    spec.source(f"variables.{name}", "default", *path, key=False),
+                )
+            )
     sensitive = set()
     for name, var in spec.variables.items():
         if f"MLX_VAR_{name}" in environ:
@@ -147,14 +164,19 @@ class _Unset(Exception):
         self.ref = ref
 
 
-def resolve_provider_configs(session: Any) -> dict[str, dict[str, Any]]:
-    """Provider configs with ``${var.*}``/``${env.*}`` substituted (secrets opened)."""
+def resolve_provider_configs(
+    session: Any, providers: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Provider configs with ``${var.*}``/``${env.*}`` substituted (secrets opened).
+
+    ``providers``: raw configs other than the spec's (those a state version recorded).
+    """
     from engine.refs import RefSyntaxError, find_templates, parse_template
 
     spec, inputs = session.spec, session.inputs
     out: dict[str, dict[str, Any]] = {}
     diags = []
-    for name, config in spec.providers.items():
+    for name, config in (spec.providers if providers is None else providers).items():
         resolved = dict(config)
         for path, text in find_templates(config):
             try:
@@ -197,6 +219,33 @@ def resolve_provider_configs(session: Any) -> dict[str, dict[str, Any]]:
     if diags:
         raise MlxError(diags)
     return out
+
+
+def recorded_provider_configs(session: Any) -> Callable[[str], dict[str, Any] | None]:
+    """``name -> config`` of providers the last applied state version had but the spec lost.
+
+    Deleting a resource whose provider block was removed in the same change (a model and
+    its ``providers:`` entry) still needs that provider: as recorded, secrets re-read
+    from the environment.
+    """
+    found: dict[str, dict[str, Any]] | None = None
+
+    def lookup(name: str) -> dict[str, Any] | None:
+        nonlocal found
+        if found is None:
+            found = {}
+            reader = session.reader()
+            applied = [v for v in reader.versions() if v.get("status") == "complete"]
+            for version in reversed(applied):
+                stored = reader.version(version["serial"]) or {}
+                raw = (stored.get("spec") or {}).get("providers") or {}
+                if raw:
+                    missing = {k: v for k, v in raw.items() if k not in session.spec.providers}
+                    found = resolve_provider_configs(session, missing)
+                    break
+        return found.get(name)
+
+    return lookup
 
 
 def declared_specs(session: Any, record: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -18,8 +18,7 @@ from typing import Any
 from engine.diagnostics import MlxError
 from engine.loader import Decl, SpecSet
 from engine.plan import Pin
-
-_CONTENT_SECTIONS = ("models", "prompts", "datasets")
+from specs.introspect import kind_info
 
 
 def spec_from_state(root: Path, stored: dict[str, Any], label: str) -> SpecSet:
@@ -60,13 +59,13 @@ def spec_from_state(root: Path, stored: dict[str, Any], label: str) -> SpecSet:
 
 
 def pins_from(records: dict[str, dict[str, Any]]) -> dict[str, Pin]:
-    """Pins for every resource whose content a registry holds (models, prompts, datasets).
+    """Pins for every resource whose content a registry holds (kinds that keep history).
 
     ``records`` maps address to a recorded row (``content_hash``, ``outputs``, ``status``).
     """
     pins = {}
     for address, row in records.items():
-        if address.split(".", 1)[0] not in _CONTENT_SECTIONS:
+        if not kind_info(address.split(".", 1)[0]).keeps_history:
             continue
         outputs = row.get("outputs") or {}
         if row.get("status", "ok") == "ok" and outputs.get("fingerprint"):

@@ -54,6 +54,28 @@ def contains(value: Any, marker: type) -> bool:
     return False
 
 
+def secret_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Where secrets sit in a resolved body (dict keys and list indexes)."""
+    if isinstance(value, Secret):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in secret_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in secret_paths(v, (*path, i))]
+    return []
+
+
+def path_allowed(path: tuple[str | int, ...], patterns: tuple[str, ...]) -> bool:
+    """Whether a dotted ``pattern`` (``*`` = any one key or index) covers ``path``."""
+    for pattern in patterns:
+        parts = pattern.split(".")
+        if len(parts) != len(path):
+            continue
+        if all(want == "*" or want == str(got) for want, got in zip(parts, path, strict=True)):
+            return True
+    return False
+
+
 def redact(value: Any, salt: str | None = None) -> Any:
     """JSON-safe copy: secrets become their digest (or a placeholder), unknowns a marker."""
     if isinstance(value, Secret):

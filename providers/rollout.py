@@ -1,26 +1,32 @@
 """Rollouts (``type: rollout``, the default for ``rollouts``).
 
 ``strategy: direct`` with an ``alias`` is a release through the registry:
-point the alias (``production``, ``champion``) at the subject's version, once
-every gate in ``requires`` has passed (the engine applies a rollout only after
-its gates). Rollbacks move the alias back the same way. Endpoint strategies
-(shadow, canary, A/B) need the serving gateway and are refused until it ships.
+point the alias (``production``, ``champion``) at the subject's version. The
+engine applies a rollout only once every gate it requires has passed for
+exactly that version (``engine.evidence``); rollbacks move the alias back the
+same way. Endpoint strategies (shadow, canary, A/B) need the serving gateway.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from providers.contract import (
     Change,
     Desired,
     Observed,
+    Peers,
     Prior,
     Problem,
     Provider,
     ProviderError,
     Result,
 )
+
+
+def _version(outputs: Mapping[str, Any]) -> Any:
+    return outputs.get("version", outputs.get("revision"))
 
 
 class RolloutProvider(Provider):
@@ -37,7 +43,18 @@ class RolloutProvider(Provider):
             return [Problem(("alias",), "a direct rollout needs an `alias` to move")]
         return []
 
-    def _peers(self) -> Any:
+    def planned_outputs(self, desired: Desired) -> dict[str, Any]:
+        """What this rollout will release: the subject's version, when it is known already."""
+        subject = str(desired.spec.get("subject"))
+        outputs = desired.inputs.get(subject) or {}
+        out: dict[str, Any] = {}
+        if _version(outputs) is not None:
+            out["released_version"] = _version(outputs)
+        if outputs.get("fingerprint"):
+            out["fingerprint"] = outputs["fingerprint"]
+        return out
+
+    def _peers(self) -> Peers:
         if self.context.peers is None:
             raise ProviderError("rollouts need the engine's peers (run them through mlx)")
         return self.context.peers
@@ -56,13 +73,17 @@ class RolloutProvider(Provider):
             raise ProviderError(f"{desired.address}: {subject} has no registered version yet")
         alias = str(spec["alias"])
         self._peers().set_alias(subject, alias, outputs)
-        version = outputs.get("version", outputs.get("revision"))
         return Result(
             {
                 "subject": subject,
                 "alias": alias,
-                "released_version": version,
+                "released_version": _version(outputs),
                 "fingerprint": outputs.get("fingerprint"),
+                "released": {
+                    k: outputs[k]
+                    for k in ("version", "revision", "fingerprint", "uri")
+                    if k in outputs
+                },
                 "phase": "released",
                 "weight": 100,
             }
@@ -89,5 +110,6 @@ class RolloutProvider(Provider):
         behind = self._peers().get_alias(str(subject), str(alias))
         if behind is None:
             return Observed({"released_version": None}, notes=(f"alias {alias!r} was removed",))
-        version = behind.get("version", behind.get("revision"))
-        return Observed({"released_version": version, "fingerprint": behind.get("fingerprint")})
+        return Observed(
+            {"released_version": _version(behind), "fingerprint": behind.get("fingerprint")}
+        )

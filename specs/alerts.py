@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from specs.base import Resource, replace_field
+from specs.kinds import Kind
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -59,3 +60,6 @@ class SnsAlert(AlertBase):
 
 
 Alert = Annotated[FileAlert | WebhookAlert | SlackAlert | SnsAlert, Field(discriminator="type")]
+
+
+KIND = Kind("alerts", Alert, order=90)

@@ -88,6 +88,16 @@ class Resource(SpecModel):
     plan_outputs: ClassVar[tuple[str, ...]] = ()
     #: Dotted path of the field naming the content its provider fingerprints.
     content_field: ClassVar[str | None] = None
+    #: The field naming what this kind releases to users (a rollout's ``subject``, an
+    #: endpoint's ``serves``): such a resource is applied only when every gate it requires
+    #: has passed for exactly that version's fingerprints (``engine.evidence``).
+    release_field: ClassVar[str | None] = None
+    #: Registries keep history: a forced replacement creates (adopting the existing
+    #: object and its versions) and never deletes first; nothing is ever lost.
+    keeps_history: ClassVar[bool] = False
+    #: Replace by creating the new object before deleting the old (an endpoint must
+    #: never be down between the two): Terraform's ``create_before_destroy``.
+    create_before_destroy: ClassVar[bool] = False
 
     owner: str | None = metadata_field(None, description="Team or person who answers for it.")
     description: str | None = metadata_field(None)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from specs.base import OwnedResource, SpecModel
+from specs.kinds import Kind
 
 
 class LabelSelector(SpecModel):
@@ -38,3 +39,6 @@ class Budget(OwnedResource):
     alert_at: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
     on_exceed: Literal["alert", "block"] | RouteAction = "alert"
     alert: str | None = None
+
+
+KIND = Kind("budgets", Budget, default_provider="budget", order=80)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from specs.base import OwnedResource, SpecModel, metadata_field, replace_field
+from specs.kinds import Kind
 
 ColumnType = Literal["int", "float", "bool", "string", "category", "datetime"]
 
@@ -29,6 +30,7 @@ class Dataset(OwnedResource):
     computed: ClassVar[tuple[str, ...]] = ("fingerprint", "revision", "snapshot", "uri_resolved")
     plan_outputs: ClassVar[tuple[str, ...]] = ("fingerprint", "revision")
     content_field: ClassVar[str | None] = "uri"
+    keeps_history: ClassVar[bool] = True
 
     uri: str = replace_field(
         ..., min_length=1, description="Path (relative to the spec dir) or URI."
@@ -41,3 +43,8 @@ class Dataset(OwnedResource):
     schema_: dict[str, ColumnType] | None = Field(None, alias="schema")
     provenance: Provenance | None = metadata_field(None)
     labeling: Labeling | None = metadata_field(None)
+
+
+KIND = Kind(
+    "datasets", Dataset, default_provider="local", order=10, version_output="revision", data=True
+)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from specs.base import Resource, SpecModel, ref_field
+from specs.kinds import Kind
 
 ML_METRICS = (
     "accuracy",
@@ -247,3 +248,6 @@ class Eval(Resource):
         elif self.metrics or self.slices is not None:
             raise ValueError("`metrics` and `slices` belong to ML gates; LLM gates use `assert`")
         return self
+
+
+KIND = Kind("evals", Eval, default_provider="gate", order=40)

@@ -14,7 +14,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter
 
 from specs.base import META_KEY, REF_KEY, REPLACE_KEY, OwnedResource
-from specs.document import RESOURCE_TYPES
+from specs.kinds import kind as registered_kind
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ class KindInfo:
     content_field: str | None = None
     #: ``owner`` is required (SPEC.md: models, prompts, datasets, rollouts, monitors, budgets)
     owner_required: bool = False
+    release_field: str | None = None
+    keeps_history: bool = False
+    create_before_destroy: bool = False
+    #: from the kind's registration (``specs.kinds.Kind``)
+    default_provider: str | None = None
+    version_output: str | None = None
+    reviewed: bool = False
+    data: bool = False
 
     def validate(self, raw: Any) -> BaseModel:
         return self.adapter.validate_python(raw)
@@ -50,7 +58,8 @@ def _variants(tp: Any) -> tuple[type[BaseModel], ...]:
 
 @cache
 def kind_info(section: str) -> KindInfo:
-    tp = RESOURCE_TYPES[section]
+    declared = registered_kind(section)
+    tp = declared.model
     variants = _variants(tp)
     meta: set[str] = set()
     replace: set[str] = set()
@@ -87,4 +96,11 @@ def kind_info(section: str) -> KindInfo:
         plan_outputs=first.plan_outputs,
         content_field=first.content_field,
         owner_required=all(issubclass(v, OwnedResource) for v in variants),
+        release_field=first.release_field,
+        keeps_history=first.keeps_history,
+        create_before_destroy=first.create_before_destroy,
+        default_provider=declared.default_provider,
+        version_output=declared.version_output,
+        reviewed=declared.reviewed,
+        data=declared.data,
     )

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from specs.base import OwnedResource, SpecModel, metadata_field
+from specs.kinds import Kind
 
 
 class CodeRef(SpecModel):
@@ -55,8 +56,14 @@ class Model(OwnedResource):
     computed: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
     plan_outputs: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
     content_field: ClassVar[str | None] = "artifact"
+    keeps_history: ClassVar[bool] = True
 
     artifact: str = Field(..., min_length=1, description="Path (relative to the spec dir) or URI.")
     flavor: str = Field("sklearn", description="sklearn, pyfunc, onnx, …")
     lineage: Lineage | None = metadata_field(None)
     card: Card | None = metadata_field(None)
+
+
+KIND = Kind(
+    "models", Model, default_provider="local", order=20, version_output="version", reviewed=True
+)

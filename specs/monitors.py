@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from specs.base import Duration, OwnedResource, ref_field
+from specs.kinds import Kind
 
 
 class Monitor(OwnedResource):
@@ -32,3 +33,6 @@ class Monitor(OwnedResource):
         if self.type in ("data_drift", "prediction_drift") and self.reference is None:
             raise ValueError(f"a {self.type} monitor needs a `reference` dataset")
         return self
+
+
+KIND = Kind("monitors", Monitor, default_provider="monitor", order=70)

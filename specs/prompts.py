@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from specs.base import OwnedResource, SpecModel
+from specs.kinds import Kind
 
 
 class TemplateFile(SpecModel):
@@ -42,6 +43,7 @@ class Prompt(OwnedResource):
     computed: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
     plan_outputs: ClassVar[tuple[str, ...]] = ("version", "uri", "fingerprint")
     content_field: ClassVar[str | None] = "template.file"
+    keeps_history: ClassVar[bool] = True
 
     template: str | TemplateFile
     system: str | None = None
@@ -50,3 +52,6 @@ class Prompt(OwnedResource):
     variables: list[str] | dict[str, str] = Field(default_factory=list)
     retrieval: Retrieval | None = None
     routing: Routing | None = None
+
+
+KIND = Kind("prompts", Prompt, default_provider="local", order=30, version_output="version")

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from specs.base import Duration, OwnedResource, SpecModel, ref_field
 from specs.evals import Threshold
+from specs.kinds import Kind
 
 
 class Step(SpecModel):
@@ -32,14 +33,20 @@ class Analysis(SpecModel):
 class Rollout(OwnedResource):
     section: ClassVar[str] = "rollouts"
     computed: ClassVar[tuple[str, ...]] = ("weight", "phase", "released_version")
+    plan_outputs: ClassVar[tuple[str, ...]] = ("released_version",)
     follows_upstream: ClassVar[bool] = True
+    release_field: ClassVar[str | None] = "subject"
 
     subject: str = ref_field(..., kinds=("models", "prompts"))
-    endpoint: str | None = None
+    endpoint: str | None = ref_field(None, kinds=("endpoints",))
     alias: str | None = Field(
         None, description="Registry alias moved to the subject's version when fully rolled out."
     )
-    requires: list[str] = Field(default_factory=list, description='Gates: ["${evals.x}"].')
+    requires: list[str] | None = Field(
+        None,
+        description='Gates the released version must have passed: ["${evals.x}"]. '
+        "Default: every gate whose subject is this rollout's subject; [] for none.",
+    )
     strategy: Literal["direct", "shadow", "canary", "ab"] = "direct"
     steps: list[Step] = Field(default_factory=list)
     analysis: Analysis | None = None
@@ -53,3 +60,6 @@ class Rollout(OwnedResource):
         if self.strategy in ("canary", "ab") and not self.steps:
             raise ValueError(f"strategy {self.strategy!r} needs `steps`")
         return self
+
+
+KIND = Kind("rollouts", Rollout, default_provider="rollout", order=60)

@@ -32,8 +32,18 @@ def _v1(conn: Connection) -> None:
     )
 
 
+def _v2(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=[tables.Evidence.__table__])  # type: ignore[list-item]
+
+
+def _v3(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=[tables.GatewayRoute.__table__])  # type: ignore[list-item]
+
+
 MIGRATIONS: list[Migration] = [
     (1, "workspaces, state versions, resources, resource events, locks", _v1),
+    (2, "release evidence bound to fingerprints", _v2),
+    (3, "embedded gateway routes", _v3),
 ]
 CURRENT = MIGRATIONS[-1][0]
 

@@ -16,12 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy import delete as sa_delete
 
+from engine.diagnostics import MlxError
 from state import locks, migrations
+
+if TYPE_CHECKING:
+    from state.evidence import EvidenceLog
 from state.tables import ResourceEvent, ResourceRecord, StateVersion, Workspace
 
 _W = Workspace.__table__  # type: ignore[attr-defined]
@@ -34,15 +38,64 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class StateError(MlxError):
+    """The state cannot be used as it is — a bad URL, a read-only or damaged database.
+
+    Its message says what is wrong and what to do, on one line; the CLI shows it as is
+    (an ``MlxError``), never as "a bug in mlx" with SQL in it.
+    """
+
+
+#: URL schemes the state accepts, and what they are.
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "postgresql+psycopg": "postgresql",
+}
+_USE = "use sqlite:///PATH or postgresql://…"
+
+
+def check_url(url: str) -> str:
+    """``sqlite`` or ``postgresql``, or ``StateError`` saying what is wrong with ``url``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise StateError(f"invalid state URL {redact_url(url)!r}: {_USE}")
+    kind = _SCHEMES.get(scheme.lower())
+    if kind is None:
+        raise StateError(f"unsupported state URL scheme '{scheme}': {_USE}")
+    if kind == "sqlite":
+        if rest and not rest.startswith("/"):
+            raise StateError(
+                f"invalid state URL {url}: write sqlite:///relative/path.db (three slashes) "
+                "or sqlite:////absolute/path.db (four)"
+            )
+        return kind
+    from urllib.parse import urlsplit
+
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise StateError(
+            f"invalid state URL {redact_url(url)}: the port must be a number from 1 to 65535"
+        ) from None
+    return kind
+
+
 def normalize_url(url: str, base: Path) -> str:
-    """Relative SQLite paths are relative to the spec dir; ``postgresql://`` uses psycopg 3."""
+    """Relative SQLite paths are relative to the spec dir; ``postgresql://`` uses psycopg 3.
+
+    Raises ``StateError`` for a URL mlx cannot use (``mysql://``, a bad port).
+    """
+    check_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel = url[len("sqlite:///") :]
+        rel, mark, query = url[len("sqlite:///") :].partition("?")
         if rel and rel != ":memory:":
             path = (base / rel).resolve()
             if base.is_dir():  # never create a spec dir that is not there
                 path.parent.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{path}"
+            return f"sqlite:///{path}{mark}{query}"
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -50,17 +103,65 @@ def normalize_url(url: str, base: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    """``url`` with its password (if any) shown as ``***``; works on URLs that do not parse."""
+    scheme, sep, rest = url.partition("://")
+    at = rest.partition("?")[0].rfind("@")
+    if not sep or at < 0:
         return url
+    user, colon, _password = rest[:at].partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
+
+
+def _where(engine: Engine) -> str:
+    """The state's place for messages: the SQLite file, or the server URL (no password)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
+
+
+def _state_errors(ctx: Any) -> None:
+    """``handle_error`` hook: database conditions the user must fix become a ``StateError``.
+
+    Without it a read-only state surfaced as SQLAlchemy's error with the SQL statement and
+    its parameters, under "this is a bug in mlx".
+    """
+    exc = ctx.original_exception
+    code = str(getattr(exc, "sqlite_errorname", "") or "")
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where = _where(ctx.engine) if ctx.engine is not None else "?"
+    if code.startswith("SQLITE_READONLY") or "readonly database" in text or sqlstate == "25006":
+        raise StateError(
+            f"state at {where} is read-only ({text}): make the database and its directory "
+            "writable by this user, or point --state (or MLX_STATE) at a writable one"
+        )
+    if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text:
+        raise StateError(
+            f"state at {where} is damaged or not a state database ({text}): restore it from "
+            "a backup, or point --state at the right file"
+        )
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    from sqlalchemy.exc import ArgumentError
+
+    kind = check_url(url)
+    if kind == "postgresql":
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None:
+            raise StateError("PostgreSQL state needs psycopg 3: pip install 'mlxctl[postgres]'")
+    try:
+        if kind == "sqlite":
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StateError(f"invalid state URL {redact_url(url)}: {reason}") from None
+    event.listen(engine, "handle_error", _state_errors)
+    if kind == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -70,8 +171,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    return engine
 
 
 @dataclass(frozen=True)
@@ -105,9 +205,32 @@ class Record:
     updated_at: datetime
 
 
+def _decode(text: Any, what: str, column: str, fix: str) -> Any:
+    """A JSON column's value, or ``StateError`` naming the row, the column and a way out."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not text"
+        raise StateError(
+            f"{what} is damaged: its `{column}` column is not valid JSON ({reason}); {fix}"
+        ) from None
+
+
+_VERSION_FIX = "restore the state database from a backup (history is append-only)"
+
+
+def _record_fix(address: str) -> str:
+    return (
+        f"run `mlx state rm {address}` to forget it (the next apply creates it again), "
+        "or restore the state database from a backup"
+    )
+
+
 def _record(row: Any) -> Record:
+    address = row["address"]
+    what, fix = f"the state record of {address}", _record_fix(address)
     return Record(
-        row["address"],
+        address,
         row["section"],
         row["name"],
         row["provider"],
@@ -115,9 +238,9 @@ def _record(row: Any) -> Record:
         row["spec_hash"],
         row["meta_hash"],
         row["content_hash"],
-        json.loads(row["attributes"]),
-        json.loads(row["outputs"]),
-        json.loads(row["dependencies"]),
+        _decode(row["attributes"], what, "attributes", fix),
+        _decode(row["outputs"], what, "outputs", fix),
+        _decode(row["dependencies"], what, "dependencies", fix),
         row["serial"],
         row["updated_at"],
     )
@@ -152,6 +275,7 @@ class StateReader:
         self.engine, self.workspace = engine, workspace
         self._ws: dict[str, Any] | None = None
         self._memo: dict[str, Record | None] = {}
+        self._evidence: EvidenceLog | None = None
 
     def record(self, address: str) -> Record | None:
         """One resource's record, remembered for this reader's lifetime (a run's snapshot)."""
@@ -190,6 +314,14 @@ class StateReader:
     def _ws_id(self) -> int | None:
         ws = self._ws if self._ws is not None else self._workspace()
         return ws["id"] if ws else None
+
+    def evidence(self) -> EvidenceLog:
+        """Gate verdicts of this workspace, bound to the fingerprints they judged."""
+        from state.evidence import EvidenceLog
+
+        if self._evidence is None:
+            self._evidence = EvidenceLog(self.engine, self._ws_id())
+        return self._evidence
 
     def index(self) -> dict[str, IndexRow]:
         """Hashes and status of every resource, without their JSON (fast)."""
@@ -257,7 +389,8 @@ class StateReader:
             return None
         out = _version(dict(row))
         if with_spec:
-            out["spec"] = json.loads(row["spec"])
+            what = f"state version {serial}"
+            out["spec"] = _decode(row["spec"], what, "spec", _VERSION_FIX)
         else:
             out.pop("spec", None)
         return out
@@ -280,8 +413,9 @@ class StateReader:
         out = []
         for r in rows:
             item = dict(r)
+            what = f"the state event of {item['address']} in version {item['serial']}"
             for key in ("attributes", "outputs"):
-                item[key] = json.loads(item[key]) if item[key] else None
+                item[key] = _decode(item[key], what, key, _VERSION_FIX) if item[key] else None
             out.append(item)
         return out
 
@@ -301,7 +435,10 @@ class StateReader:
 def _version(row: dict[str, Any]) -> dict[str, Any]:
     row.pop("id", None)
     row.pop("workspace_id", None)
-    row["summary"] = json.loads(row["summary"]) if row.get("summary") else {}
+    what = f"state version {row.get('serial')}"
+    row["summary"] = (
+        _decode(row["summary"], what, "summary", _VERSION_FIX) if row.get("summary") else {}
+    )
     return row
 
 
@@ -436,6 +573,22 @@ class StateWriter(StateReader):
     def taint(self, address: str, error: str, action: str) -> None:
         """Mark an existing resource as tainted after a failed update (keeps its last value)."""
         self._set_status(address, "tainted", action, error)
+
+    def note(self, address: str, action: str, error: str) -> None:
+        """Record that an operation on ``address`` failed, leaving its record as it was."""
+        serial = self._serial_or_fail()
+        with self._mutex, self.engine.begin() as conn:
+            conn.execute(
+                insert(_E).values(
+                    workspace_id=self._ws_id(),
+                    serial=serial,
+                    address=address,
+                    action=action,
+                    status="error",
+                    error=error,
+                    created_at=now(),
+                )
+            )
 
     def mark(self, address: str, status: str, note: str) -> None:
         """Record that ``address`` drifted (``drifted``/``missing``), keeping its value."""

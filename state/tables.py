@@ -97,6 +97,50 @@ class ResourceEvent(SQLModel, table=True):
     created_at: datetime
 
 
+class Evidence(SQLModel, table=True):
+    """Release evidence: one row per gate verdict, bound to the exact fingerprints it judged.
+
+    A version is released (an alias moved, endpoint traffic given) only if every gate it
+    requires has a *passed* row whose ``key`` covers exactly the gate's definition, the
+    subject's fingerprint and the dataset's fingerprint (``engine.evidence``).
+    """
+
+    __tablename__ = "mlx_evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(index=True)
+    key: str = Field(index=True)
+    gate: str
+    subject: str = Field(index=True)
+    subject_fingerprint: str | None = None
+    subject_version: str | None = None
+    dataset: str | None = None
+    dataset_fingerprint: str | None = None
+    definition: str
+    passed: bool
+    serial: int
+    created_at: datetime
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    #: The subject version's outputs (version, fingerprint, uri): a baseline can load it.
+    subject_outputs: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    #: The gate's outputs (verdict, evidence, report) as recorded.
+    outputs: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class GatewayRoute(SQLModel, table=True):
+    """The embedded gateway's live routing for one endpoint: written by the ``gateway``
+    provider, read by every ``mlx serve`` replica (``state.routes``)."""
+
+    __tablename__ = "mlx_gateway_routes"
+
+    workspace: str = Field(primary_key=True)
+    endpoint: str = Field(primary_key=True)
+    #: Rises with every write of this endpoint's route; replicas reload what moved.
+    generation: int
+    doc: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    updated_at: datetime
+
+
 class LockRecord(SQLModel, table=True):
     """Who holds a workspace's lock. On PostgreSQL the lock itself is an advisory lock."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,13 +94,13 @@ BASIC = {
 
 
 def secret_spec(directory: Path, variable: str) -> Path:
-    """BASIC, with the alert channel's description read from ``${env.<variable>}``."""
+    """BASIC, with a webhook alert channel whose URL holds ``${env.<variable>}`` (a secret)."""
     alerts = f"""
         alerts:
           oncall:
-            type: file
-            path: alerts.jsonl
-            description: "token ${{env.{variable}}}"
+            type: webhook
+            url: "https://hooks.example.com/services/${{env.{variable}}}"
+            owner: team-ml
     """
     return write_spec(directory, {**BASIC, "alerts.yaml": alerts})
 
@@ -114,6 +116,32 @@ def mlx() -> Callable[..., Run]:
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
+#: Set by CI (.ci/run): a test whose optional dependency is missing fails instead of skipping.
+REQUIRE_EXTRAS = "MLX_TEST_REQUIRE_EXTRAS"
+
+
+def require_extra(module: str, extra: str) -> Any:
+    """``pytest.importorskip(module)``, except that with ``MLX_TEST_REQUIRE_EXTRAS`` set a
+    missing extra is a failure: CI must not pass by skipping what it never ran."""
+    if not os.environ.get(REQUIRE_EXTRAS):
+        return pytest.importorskip(module, reason=f"the {extra} extra is not installed")
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(
+            f"{module} is required here ({REQUIRE_EXTRAS} is set): "
+            f"pip install 'mlxctl[{extra}]' ({exc})",
+            pytrace=False,
+        )
+
+
+def missing_extra(reason: str) -> None:
+    """Skip — or, with ``MLX_TEST_REQUIRE_EXTRAS`` set, fail — for a missing tool."""
+    if os.environ.get(REQUIRE_EXTRAS):
+        pytest.fail(f"{reason} ({REQUIRE_EXTRAS} is set)", pytrace=False)
+    pytest.skip(reason)
+
+
 PG_URL = os.environ.get("MLX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -4,7 +4,8 @@ A case holds ``spec/`` (the spec to plan), optionally ``before/`` (a spec
 applied first, so the plan runs against real state), ``args`` (extra plan
 flags, one per line), ``env`` (KEY=VALUE lines) and ``expected_plan.txt``.
 Run with ``UPDATE_GOLDEN=1`` to rewrite the expected files after a deliberate
-change — then read the diff.
+change — the rewritten cases still fail that run (a file is never compared with
+itself); read the diff, then run again.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def test_golden_plan(name: str, tmp_path: Path) -> None:
     result = run_mlx(["plan", *args], work, env=env)
     expected_file = case / "expected_plan.txt"
     actual = f"exit {result.code}\n{result.out}{result.err}".replace(str(work), "<spec>")
-    if os.environ.get("UPDATE_GOLDEN"):
+    expected = expected_file.read_text() if expected_file.exists() else None
+    if os.environ.get("UPDATE_GOLDEN") and actual != expected:
         expected_file.write_text(actual)
-    assert actual == expected_file.read_text()
+        pytest.fail(f"UPDATE_GOLDEN rewrote {expected_file}: review the diff, then run again")
+    assert actual == expected

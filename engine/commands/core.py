@@ -11,6 +11,7 @@ import click
 
 TARGET_HELP = "Only ADDR and what it depends on (repeatable)."
 REPLACE_HELP = "Replace ADDR even if it has not changed (repeatable)."
+RERUN_HELP = "Run gates even where a passed verdict covers exactly these fingerprints."
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
@@ -62,6 +63,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         is_flag=True,
         help="Read every managed object first and plan the repair of any drift.",
     )
+    @click.option("--rerun-gates", is_flag=True, help=RERUN_HELP)
     @click.pass_context
     def plan(
         ctx: click.Context,
@@ -73,6 +75,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         markdown: bool,
         run_evals: bool,
         live_refresh: bool,
+        rerun_gates: bool,
     ) -> int:
         """Show what apply would do."""
         import os
@@ -83,7 +86,10 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         if as_json and markdown:
             raise click.UsageError("choose one of --json and --markdown")
         g = globals_of(ctx)
-        plain = not (targets or replace or out or as_json or markdown or run_evals or live_refresh)
+        plain = (
+            not (targets or replace or out or as_json or markdown or run_evals or live_refresh)
+            and not rerun_gates
+        )
         if plain and not os.environ.get("MLX_NO_PLAN_MEMO"):
             workspace = g.environment or os.environ.get("MLX_ENV") or "default"
             remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
@@ -108,6 +114,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
                 replace=list(replace),
                 environment=session.workspace,
                 run_evals=run_evals,
+                rerun_gates=rerun_gates,
             ),
             memo=plain,
             with_spec=out is not None,
@@ -158,6 +165,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     )
     @click.option("--target", "targets", multiple=True, metavar="ADDR", help=TARGET_HELP)
     @click.option("--replace", "replace", multiple=True, metavar="ADDR", help=REPLACE_HELP)
+    @click.option("--rerun-gates", is_flag=True, help=RERUN_HELP)
     @click.pass_context
     def apply(
         ctx: click.Context,
@@ -167,6 +175,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         lock_timeout: float,
         targets: tuple[str, ...],
         replace: tuple[str, ...],
+        rerun_gates: bool,
     ) -> int:
         """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
         from engine.cli import session_for
@@ -180,12 +189,17 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
 
         delivery = delivery_for(auto_approve, parallelism)
         if plan_file is not None:
-            if targets or replace:
-                raise click.UsageError("--target/--replace belong to the plan, not to apply FILE")
+            if targets or replace or rerun_gates:
+                raise click.UsageError(
+                    "--target/--replace/--rerun-gates belong to the plan, not to apply FILE"
+                )
             report = apply_saved(session, plan_file, delivery)
         else:
             options = PlanOptions(
-                targets=list(targets), replace=list(replace), environment=session.workspace
+                targets=list(targets),
+                replace=list(replace),
+                environment=session.workspace,
+                rerun_gates=rerun_gates,
             )
             report = operations.apply(session, delivery, options)
         return finish(report)
@@ -211,7 +225,12 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from engine.render_text import render_drift
 
         session = session_for(ctx, lock_timeout=lock_timeout)
-        found = operations.refresh(session, echo=lambda line: click.echo(line, err=as_json))
+        result = operations.refresh(
+            session,
+            echo=lambda line: click.echo(line, err=as_json),
+            warn=lambda line: click.echo(line, err=True),
+        )
+        found = result.drift
         items = [d.as_dict() for d in found]
         if as_json:
             click.echo(json.dumps({"drift": items}, indent=2, sort_keys=True))
@@ -220,6 +239,12 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             click.echo("Run `mlx plan` to see the repair.")
         else:
             click.echo("No drift: every managed object matches what mlx recorded.")
+        if result.undelivered:
+            click.echo(
+                f"Warning: {result.undelivered} alert(s) could not be delivered (see above); "
+                "the drift is recorded in state.",
+                err=True,
+            )
         drifted = any(d.status != "unreadable" for d in found)
         return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
 

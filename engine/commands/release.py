@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.commands.core import delivery_for, finish
+from engine.commands.core import RERUN_HELP, delivery_for, finish
 
 
 def delivery_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -33,6 +33,7 @@ def delivery_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., 
                     help="Default: mlx.parallelism, or 10.",
                 ),
                 click.option("--lock-timeout", type=float, default=0.0, show_default=True),
+                click.option("--rerun-gates", is_flag=True, help=RERUN_HELP),
             ]
         ):
             f = opt(f)
@@ -60,13 +61,19 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         out: Path | None,
         parallelism: int | None,
         lock_timeout: float,
+        rerun_gates: bool,
     ) -> int:
-        """Return to the spec and the exact versions of an earlier state version."""
+        """Return to the spec and the exact versions of an earlier state version.
+
+        Gates whose passed verdict covers exactly the restored versions are not run
+        again (the plan shows the verdict it reuses); --rerun-gates runs them.
+        """
         from engine.cli import session_for
         from engine.release import rollback as run
 
         session = session_for(ctx, lock_timeout=lock_timeout)
-        return finish(run(session, to, delivery_for(auto_approve, parallelism, out)))
+        delivery = delivery_for(auto_approve, parallelism, out)
+        return finish(run(session, to, delivery, rerun_gates=rerun_gates))
 
     @cli.command()
     @common
@@ -88,6 +95,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         out: Path | None,
         parallelism: int | None,
         lock_timeout: float,
+        rerun_gates: bool,
     ) -> int:
         """Plan ENV --to with exactly the versions and fingerprints ENV --from has applied."""
         from dataclasses import replace
@@ -99,4 +107,5 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         root.obj = replace(globals_of(ctx), environment=target)
         session = session_for(ctx, lock_timeout=lock_timeout)
         session.inputs  # noqa: B018 - fail early on an unknown environment name
-        return finish(run(session, source, delivery_for(auto_approve, parallelism, out)))
+        delivery = delivery_for(auto_approve, parallelism, out)
+        return finish(run(session, source, delivery, rerun_gates=rerun_gates))

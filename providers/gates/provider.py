@@ -27,7 +27,7 @@ from providers.contract import (
     ProviderError,
     Result,
 )
-from providers.files import hasher_for
+from providers.files import PathRefused, confined, hasher_for
 from providers.gates.common import GateEnv, Verdict, now
 from specs.evals import Eval
 
@@ -37,6 +37,8 @@ _ML_PACKAGES = ("numpy", "sklearn", "joblib", "scipy")
 
 class GateProvider(Provider, Gate):
     sections = frozenset({"evals"})
+    #: the LLM client's key is sent to the endpoint as a bearer token, never stored
+    secret_fields = {"evals": ("client.api_key",)}
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__(config, context)
@@ -51,7 +53,14 @@ class GateProvider(Provider, Gate):
         problems = []
         for field in ("cases", "predictions"):
             value = getattr(spec, field)
-            if value is not None and not self._path(value).is_file():
+            if value is None:
+                continue
+            try:  # inside the spec dir or mlx.paths, and a regular file (never a FIFO)
+                confined(self.context.root, value, self.context.allowed_paths, what=field)
+            except PathRefused as exc:
+                problems.append(Problem((field,), str(exc)))
+                continue
+            if not self._path(value).is_file():
                 problems.append(Problem((field,), f"{field} file not found: {self._path(value)}"))
         kind = spec.subject.split(".", 1)[0]
         if not spec.is_llm and kind != "models":
@@ -72,6 +81,10 @@ class GateProvider(Provider, Gate):
         declared = (peers.spec(spec.dataset) if peers and spec.dataset else None) or {}
         sources = []
         if isinstance(declared.get("uri"), str) and "://" not in declared["uri"]:
+            try:  # a dataset path mlx may not read is the dataset's own error: not read here
+                confined(self.context.root, declared["uri"], self.context.allowed_paths)
+            except PathRefused:
+                return []
             sources.append(self._path(declared["uri"]))
         if spec.predictions is not None:
             sources.append(self._path(spec.predictions))

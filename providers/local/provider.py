@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -17,13 +18,24 @@ from providers.contract import (
     Problem,
     Provider,
     ProviderError,
+    Registry,
     Result,
 )
-from providers.files import hasher_for
+from providers.files import PathGuard, PathRefused, hasher_for
 from providers.local.registry import LocalRegistry
 
 _PATH_FIELD = {"models": "artifact", "datasets": "uri"}
+_WHAT = {"models": "artifact", "datasets": "dataset file", "prompts": "template file"}
 _META = ("description", "labels", "owner")
+
+
+def contains_unknown(value: Any) -> bool:
+    """A value still ``(known after apply)`` (the planner's marker) somewhere in ``value``."""
+    if isinstance(value, dict):
+        return value.get("$unknown") is True or any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return type(value).__name__ == "Unknown"
 
 
 def _is_uri(value: str) -> bool:
@@ -38,7 +50,7 @@ def prompt_document(spec: Any, template_text: str) -> dict[str, Any]:
     return doc
 
 
-class LocalRegistryProvider(Provider):
+class LocalRegistryProvider(Provider, Registry):
     sections = frozenset({"models", "prompts", "datasets"})
 
     def __init__(self, config: dict[str, Any], context: Context):
@@ -49,6 +61,10 @@ class LocalRegistryProvider(Provider):
         self._checked: set[str] = set()
         self.hasher = hasher_for(context.data_dir)
         self.registry = LocalRegistry(self.root, self.hasher, context.environment)
+        #: every local path a spec names resolves inside the spec dir or ``mlx.paths``
+        self._guard = PathGuard(context.root, context.allowed_paths)
+        self._real: dict[str, str] = {}  # spec value -> real path, as check() found it
+        self._root_refused: str | None = None
 
     # -- planning -----------------------------------------------------------------
     def _source(self, desired: Desired) -> str | None:
@@ -63,15 +79,43 @@ class LocalRegistryProvider(Provider):
             value = desired.spec.get(_PATH_FIELD[desired.section])
         if not isinstance(value, str) or _is_uri(value):
             return None
-        # plain concatenation: os.path.join costs more than the rest of a no-op plan here
-        return value if value.startswith("/") else f"{self._root_str}/{value}"
+        real = self._real.get(value)
+        if real is None:  # not checked in this run (a restore, an apply of a saved plan)
+            real = self._real[value] = self._guard.real(value, _WHAT[desired.section])
+        return real
+
+    def _root_problems(self) -> list[Problem]:
+        """The registry's own ``root`` is written to: inside the spec dir, `.mlx` or mlx.paths."""
+        if self._root_refused is None:
+            ctx = self.context
+            guard = PathGuard(ctx.root, ctx.allowed_paths, data_dir=ctx.data_dir)
+            value = str(self.config.get("root", ".mlx/registry"))
+            try:
+                guard.confine(value, "registry root", contents=False)
+                self._root_refused = ""
+            except PathRefused as exc:
+                self._root_refused = str(exc)
+        return [Problem(("provider",), self._root_refused)] if self._root_refused else []
+
+    def _confine(self, value: str, what: str) -> str:
+        real = self._real[value] = self._guard.real(value, what)
+        return real
 
     def check(self, desired: Desired) -> list[Problem]:
+        if problems := self._root_problems():
+            return problems
         if desired.section == "prompts":
-            source = self._source(desired)
-            if source is not None:
-                self._checked.add(source)
-            if source is not None and not os.path.isfile(source):
+            template = desired.spec.get("template")
+            value = template.get("file") if isinstance(template, dict) else None
+            if not isinstance(value, str) or _is_uri(value):
+                return []
+            source = value if value.startswith("/") else f"{self._root_str}/{value}"
+            self._checked.add(source)
+            try:
+                real = self._confine(value, "template file")
+            except PathRefused as exc:
+                return [Problem(("template", "file"), str(exc))]
+            if not os.path.isfile(real):
                 return [Problem(("template", "file"), f"template file not found: {source}")]
             return []
         field = _PATH_FIELD[desired.section]
@@ -84,10 +128,15 @@ class LocalRegistryProvider(Provider):
                     "name a provider that can read it (e.g. `provider: <an s3 provider>`)",
                 )
             ]
+        # plain concatenation: os.path.join costs more than the rest of a no-op plan here
         source = value if value.startswith("/") else f"{self._root_str}/{value}"
         self._checked.add(source)
-        if not os.path.exists(source):
-            what = "artifact" if desired.section == "models" else "dataset file"
+        what = _WHAT[desired.section]
+        try:
+            real = self._confine(value, what)
+        except PathRefused as exc:
+            return [Problem((field,), str(exc))]
+        if not os.path.exists(real):
             return [Problem((field,), f"{what} not found: {source}")]
         return []
 
@@ -102,6 +151,23 @@ class LocalRegistryProvider(Provider):
 
     def plan_inputs(self) -> list[str] | None:
         return sorted(self._checked | self.hasher.touched)
+
+    def planned_outputs(self, desired: Desired) -> dict[str, Any]:
+        """A prompt's fingerprint covers its whole document: computed now, as ``_register`` will."""
+        if desired.restore is not None or desired.section != "prompts":
+            return super().planned_outputs(desired)
+        blob = self._prompt_blob(desired)
+        return {} if blob is None else {"fingerprint": "sha256:" + hashlib.sha256(blob).hexdigest()}
+
+    def _prompt_blob(self, desired: Desired) -> bytes | None:
+        source = self._source(desired)
+        if source is not None and not os.path.isfile(source):
+            return None
+        text = Path(source).read_text() if source is not None else str(desired.spec["template"])
+        if contains_unknown(desired.spec):
+            return None
+        doc = prompt_document(desired.spec, text)
+        return json.dumps(doc, sort_keys=True, indent=2).encode()
 
     # -- applying -----------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
@@ -140,10 +206,28 @@ class LocalRegistryProvider(Provider):
             uri_key: self._uri(prior.section, prior.name, version),
             "aliases": obj.get("aliases", {}),
         }
+        notes.extend(self._local_bytes_moved(prior))
         # a prompt version's fingerprint covers its whole document, not just the template
         # file the plan fingerprints, so only models and datasets compare content here
         content = None if prior.section == "prompts" else outputs["fingerprint"]
         return Observed(outputs, content, tuple(notes))
+
+    def _local_bytes_moved(self, prior: Prior) -> list[str]:
+        """For local content the object *is* the bytes at the path: did they change?"""
+        desired = Desired(prior.address, prior.section, prior.name, prior.attributes)
+        source = self._source(desired)
+        if source is None or prior.fingerprint is None:
+            return []
+        shown = source.removeprefix(self._root_str + "/")
+        try:
+            now = self.hasher.digest(source)
+        except FileNotFoundError:
+            return [f"{shown} was deleted"]
+        except OSError as exc:
+            return [f"{shown} cannot be read: {exc.strerror or exc}"]
+        if now == prior.fingerprint:
+            return []
+        return [f"bytes at {shown} changed: {prior.fingerprint[:19]}… -> {now[:19]}…"]
 
     # -- registry capabilities ----------------------------------------------------------
     def _version_data(self, section: str, name: str, outputs: Mapping[str, Any]) -> Any:
@@ -232,11 +316,9 @@ class LocalRegistryProvider(Provider):
             fingerprint = str(desired.restore.get("fingerprint"))
             content = self._stored_content(section, name, desired.restore)
         elif section == "prompts":
-            template = desired.spec["template"]
-            source = self._source(desired)
-            text = Path(source).read_text() if source is not None else str(template)
-            doc = prompt_document(desired.spec, text)
-            blob = json.dumps(doc, sort_keys=True, indent=2).encode()
+            blob = self._prompt_blob(desired)
+            if blob is None:
+                raise ProviderError(f"{desired.address}: its template file does not exist")
             sha = self.registry.put_bytes(blob)
             content, fingerprint = {"blob": sha}, f"sha256:{sha}"
         else:

@@ -37,7 +37,7 @@ def test_apply_then_plan_converges(basic_spec: Path) -> None:
     assert _rows(basic_spec, "SELECT serial FROM mlx_state_versions") == [(1,)]
 
 
-def test_failure_taints_skips_dependents_and_applies_unrelated(tmp_path: Path) -> None:
+def test_failed_create_taints_skips_dependents_and_applies_unrelated(tmp_path: Path) -> None:
     files = dict(BASIC)
     files["providers.yaml"] = FLAKY % "fraud"
     files["models.yaml"] = files["models.yaml"].replace(
@@ -61,7 +61,10 @@ def test_failure_taints_skips_dependents_and_applies_unrelated(tmp_path: Path) -
     assert version[0][0] == "failed" and "HTTP 503" in str(version[0][1])
 
     replan = run_mlx(["plan"], spec)
-    assert "models.fraud must be replaced (tainted by a failed apply)" in replan.out, replan
+    # a registry is never replaced by deleting it: the create is retried and adopts
+    assert "models.fraud will be created (tainted by a failed apply)" in replan.out, replan
+    assert "a create that failed is retried" in replan.out
+    assert "destroy" not in replan.out.split("Plan:")[0]
     assert "prompts.explain will be created" in replan.out
     assert "datasets.train" not in replan.out
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -14,14 +14,28 @@ from tests.conftest import run_mlx, secret_spec
 HIT = "nothing the plan depends on changed (plan memo)"
 
 
+def _age_memo(spec: Path) -> None:
+    """Move the memo's "written at" past the racy-stat window instead of sleeping through it.
+
+    (A file changed within RACY_NS of the memo is not trusted: this says the memo was
+    written that much later than the files it checks, which is what waiting would do.)
+    """
+    from engine.plancache import RACY_NS, memo_file
+
+    path = memo_file(spec / ".mlx", "default")
+    memo = json.loads(path.read_text())
+    memo["written_ns"] += RACY_NS + 1_000_000_000
+    path.write_text(json.dumps(memo))
+
+
 @pytest.fixture
 def converged(tmp_path: Path) -> Path:
     spec = secret_spec(tmp_path / "spec", "MLX_TEST_TOKEN")
     env = {"MLX_TEST_TOKEN": "a"}
     assert run_mlx(["apply", "--yes"], spec, env=env).code == 0
-    time.sleep(2.1)  # let the files age past the racy-stat window
     first = run_mlx(["plan", "--debug"], spec, env=env)
     assert "No changes." in first.out and HIT not in first.err, first
+    _age_memo(spec)
     second = run_mlx(["plan", "--debug"], spec, env=env)
     assert "No changes." in second.out and HIT in second.err, second
     return spec

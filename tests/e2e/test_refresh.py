@@ -103,3 +103,26 @@ def test_plan_refresh_reads_live_without_recording(applied: Path) -> None:
     assert "datasets.train will be created (deleted outside mlx" in plan.out
     assert versions(applied) == [(1, "apply"), (2, "apply")]
     assert "Objects have changed" not in run_mlx(["plan"], applied).out  # nothing recorded
+
+
+def test_local_bytes_changed_behind_mlx_are_drift(applied: Path) -> None:
+    (applied / "data" / "train.csv").write_text("a,b\n1,2\n7,7\n")
+    result = run_mlx(["refresh", "--detailed-exitcode"], applied)
+    assert result.code == 2, result
+    assert "datasets.train" in result.out and "bytes at data/train.csv changed" in result.out
+    alerts = [json.loads(line) for line in (applied / "alerts.jsonl").read_text().splitlines()]
+    assert [a["source"] for a in alerts] == ["datasets.train"]
+
+
+def test_an_alert_that_cannot_be_delivered_is_a_warning_on_stderr(applied: Path) -> None:
+    (applied / "alerts.jsonl").unlink(missing_ok=True)
+    (applied / "alerts.jsonl").mkdir()  # the channel's file cannot be written
+    alias = registry(applied, "models", "fraud", "object.json")
+    obj = json.loads(alias.read_text())
+    obj["aliases"]["production"] = 1
+    alias.write_text(json.dumps(obj))
+    result = run_mlx(["refresh", "--detailed-exitcode"], applied)
+    assert result.code == 2, result
+    assert "Warning: could not alert alerts.oncall" in result.err
+    assert "1 alert(s) could not be delivered" in result.err
+    assert "could not alert" not in result.out

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import AlertMessage, Context, Desired, Prior, ProviderError
+from providers.contract import AlertMessage, Context, Desired, Prior, ProviderError, Released
 from providers.files import FileHasher
 from providers.gates.provider import GateProvider
 from providers.gates.testing_server import OpenAIStub
@@ -61,6 +61,13 @@ class FakePeers:
     def set_alias(self, address: str, alias: str, outputs: Mapping[str, Any]) -> None:
         self.aliases[(address, alias)] = dict(outputs)
 
+    #: what users get now, by subject (``baseline: previous``)
+    released_versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def released(self, subject: str, gate: str | None = None) -> Released | None:
+        outputs = self.released_versions.get(subject)
+        return Released(outputs, "released (test peers)") if outputs else None
+
     def notify(self, channel: str, message: AlertMessage) -> None:
         return None
 
@@ -93,6 +100,8 @@ class Bench:
         prior_inputs: dict[str, Any] | None = None,
         name: str = "release",
     ) -> Desired:
+        # in these tests "previous" is the version users get now: what peers say is released
+        self.peers.released_versions = dict(prior_inputs or {})
         d = Desired(f"evals.{name}", "evals", name, spec, None, inputs or {}, prior_inputs or {})
         return Desired(
             d.address, d.section, d.name, d.spec, self.provider.fingerprint(d),

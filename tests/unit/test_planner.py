@@ -71,4 +71,4 @@ def test_secret_is_a_digest_everywhere_in_the_plan(tmp_path: Path) -> None:
     dumped = plan.model_dump_json()
     assert "hunter2" not in dumped
     alert = next(c for c in plan.changes if c.address == "alerts.oncall")
-    assert set(alert.after["description"]) == {"$sensitive"}
+    assert set(alert.after["url"]) == {"$sensitive"}

@@ -21,7 +21,11 @@ def test_the_page_has_the_spec_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_example_validates(index: int, tmp_path: Path) -> None:
     (tmp_path / "example.yaml").write_text(BLOCKS[index])
-    result = run_mlx(["validate"], tmp_path, env={"SLACK_WEBHOOK_URL": "https://hooks.example/x"})
+    result = run_mlx(
+        ["validate"],
+        tmp_path,
+        env={"SLACK_WEBHOOK_URL": "https://hooks.example/x", "OPENAI_API_KEY": "sk-test"},
+    )
     assert result.code == 0, f"block {index}:\n{BLOCKS[index]}\n{result}"
 
 

@@ -1,9 +1,11 @@
 """Which model the candidate is compared with, and where its content comes from.
 
-* ``previous``: the subject's version recorded in state before this run (the
-  one this apply would replace). None recorded: a first release, judged on
-  absolute thresholds only. The same fingerprint as the candidate: the subject
-  did not change, so the previous version *is* the candidate.
+* ``previous``: the version users get now — behind the subject's release (a
+  rollout's alias or an endpoint) as recorded when this run started; with no
+  release yet, the last version this gate passed. Never a candidate a gate
+  rejected. Nothing released or passed: a first release, judged on absolute
+  thresholds only. The same fingerprint as the candidate: the previous version
+  *is* the candidate.
 * ``{alias: X}``: the version behind registry alias X (unset: no baseline).
 * ``{model: ${models.y}}``: another model's declared content.
 * ``{heuristic: …}``: a model-free baseline (``predict.heuristic``).
@@ -30,6 +32,8 @@ class BaselinePlan:
     declared: bool = False  # materialize the declared content of ``address``
     heuristic: str | None = None
     value: Any = None
+    #: Where the version came from ("released by rollouts.x (alias production)").
+    source: str = ""
 
     @property
     def short(self) -> str:
@@ -55,6 +59,8 @@ class BaselinePlan:
                 out[k] = self.outputs[k]
         if self.heuristic:
             out["heuristic"] = self.heuristic
+        if self.source:
+            out["source"] = self.source
         return out
 
 
@@ -98,12 +104,22 @@ def plan_baseline(
         name = f"alias {baseline.alias} ({_version_name(subject, outputs)})"
         plan = _registered("alias", name, subject, outputs, candidate_fingerprint)
         return replace(plan, value=baseline.alias)
-    previous = desired.prior_inputs.get(subject) or {}
+    if peers is None:  # outside mlx (a provider on its own): the version recorded before
+        previous = dict(desired.prior_inputs.get(subject) or {})
+        source = "recorded before this run"
+    else:
+        released = peers.released(subject, desired.address)
+        previous = dict(released.outputs) if released is not None else {}
+        source = released.source if released is not None else ""
     if not previous.get("fingerprint") and previous.get("version") is None:
-        note = f"first release of {subject}: no previous version; absolute thresholds only"
+        note = (
+            f"first release of {subject}: no version has been released or passed this gate; "
+            "absolute thresholds only"
+        )
         return BaselinePlan("previous", "absent", "previous", note)
     name = f"previous ({_version_name(subject, previous)})"
-    return _registered("previous", name, subject, previous, candidate_fingerprint)
+    plan = _registered("previous", name, subject, previous, candidate_fingerprint)
+    return replace(plan, source=f"the version users get now: {source}")
 
 
 def _registered(

@@ -51,6 +51,8 @@ def render(ev: dict[str, Any]) -> str:
     lines.append(task)
     base = ev["baseline"]
     lines.append(f"  baseline  {base['name']}" + (f": {base['note']}" if base.get("note") else ""))
+    if base.get("source"):
+        lines.append(f"            {base['source']}")
 
     checks = ev["checks"]
     overall = {c["metric"]: c for c in checks if c["scope"] == OVERALL}
