@@ -114,14 +114,31 @@ class Session:
         except MlxError:
             envs = {}
         env_cfg = envs.get(self.environment, {}) if self.environment else {}
-        url = (
-            self.options.state_url
-            or self.options.environ.get("MLX_STATE")
-            or env_cfg.get("state")
-            or self._settings_state()
-            or DEFAULT_STATE
-        )
-        return normalize_url(url, self.root)
+        trusted = self.options.state_url or self.options.environ.get("MLX_STATE")
+        from_spec = env_cfg.get("state") or self._settings_state()
+        if not trusted and from_spec:
+            self._confine_state(str(from_spec))  # before normalizing creates any directory
+        return normalize_url(trusted or from_spec or DEFAULT_STATE, self.root)
+
+    def _confine_state(self, url: str) -> None:
+        """A state file named *by the spec* (a pull request) stays inside the spec dir or
+        ``mlx.paths``; ``--state`` and ``MLX_STATE`` (the operator's) may point anywhere."""
+        if not url.startswith("sqlite:///"):
+            return
+        path = Path(os.path.realpath(self.root / url.removeprefix("sqlite:///")))
+        try:
+            allowed = [Path(os.path.realpath(self.root))] + [
+                Path(os.path.realpath(self.root / str(p)))
+                for p in (self.spec.settings.get("paths") or ())
+            ]
+        except MlxError:
+            allowed = [Path(os.path.realpath(self.root))]
+        if not any(path == a or a in path.parents for a in allowed):
+            raise MlxError(
+                f"mlx.state names {path}, outside the spec directory: a spec may keep its state "
+                "only inside it or a directory listed in mlx.paths (use --state or MLX_STATE "
+                "for anything else)"
+            )
 
     def _settings_state(self) -> str | None:
         try:
@@ -135,13 +152,14 @@ class Session:
 
         from state.store import StateStore, redact_url
 
-        url = self.state_url()
+        url = self.state_url()  # a URL mlx cannot use raises StateError (an MlxError) here
         try:
             return StateStore(url)
         except SQLAlchemyError as exc:
+            reason = str(exc.orig if hasattr(exc, "orig") else exc).strip()
+            reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
             raise MlxError(
-                f"cannot open state at {redact_url(url)}: {exc.__class__.__name__}: "
-                f"{str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
+                f"cannot open state at {redact_url(url)}: {exc.__class__.__name__}: {reason}"
             ) from exc
         except Exception as exc:
             if exc.__class__.__name__ == "SchemaTooNew":
@@ -166,9 +184,21 @@ class Session:
 
     # -- providers ------------------------------------------------------------------
     def provider_context(self) -> Any:
+        """Where providers run; ``allowed_paths``: the spec's ``mlx.paths``, made absolute."""
         from providers.contract import Context
 
-        return Context(root=self.root, data_dir=self.data_dir, environment=self.workspace)
+        paths = self.spec.settings.get("paths") or ()
+        allowed = tuple(Path(os.path.normpath(self.root / str(p))) for p in paths)
+        from inference.location import log_url
+
+        return Context(
+            root=self.root,
+            data_dir=self.data_dir,
+            environment=self.workspace,
+            allowed_paths=allowed,
+            state_url=self.state_url(),
+            log_url=log_url(self),
+        )
 
     # -- who and what -----------------------------------------------------------------
     @cached_property

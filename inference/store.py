@@ -1,0 +1,254 @@
+"""The log's database: SQLite (WAL) embedded, PostgreSQL (psycopg 3) for several replicas.
+
+One SQLAlchemy-core code path for both; only the JSON functions of ``inference.query`` are
+spelled per dialect. ``LogStore.write`` inserts a batch in one transaction. Reads are the
+functions of ``inference.query``, also reachable as methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from inference import schema
+from inference.buckets import bucket_of
+from inference.records import Feedback, InferenceRecord
+
+if TYPE_CHECKING:
+    from inference import query
+
+DEFAULT_URL = "sqlite:///.mlx/inference.db"
+
+
+class LogError(Exception):
+    """The log cannot be opened or read; the message is one line for the user."""
+
+
+def normalize_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL + synchronous=NORMAL: a committed batch survives the process being killed
+            # (only a power loss can take the last commits); readers never block the writer.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_log(url: str = DEFAULT_URL) -> LogStore:
+    """Open (creating or migrating its tables) the log at ``url``.
+
+    A relative SQLite path is relative to the current directory; ``inference.location.log_url``
+    resolves it against the spec dir.
+    """
+    url = normalize_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        from pathlib import Path
+
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return LogStore(url)
+    except schema.SchemaTooNew as exc:
+        raise LogError(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise LogError(
+            f"cannot open the inference log at {redact_url(url)}: {_reason(exc)}"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"
+
+
+class LogStore:
+    """One log database. Thread-safe: SQLAlchemy's pool hands each thread its own connection."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect: str = self.engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise LogError(f"the inference log supports SQLite and PostgreSQL, not {self.dialect}")
+        schema.migrate(self.engine)
+        self._writes = 0
+
+    def write(
+        self,
+        records: Sequence[InferenceRecord],
+        feedback: Sequence[Feedback] = (),
+        *,
+        batch_id: str | None = None,
+    ) -> bool:
+        """Insert a batch in one transaction; False if ``batch_id`` was already committed.
+
+        Writing the same ``batch_id`` twice inserts it once: the writer retries a batch whose
+        commit may or may not have happened (the connection dropped during COMMIT).
+        """
+        rows = [record_row(r) for r in records]
+        fb_rows = [feedback_row(f) for f in feedback]
+        batches = schema.batches
+        with self.engine.begin() as conn:
+            if batch_id is not None:
+                done = select(batches.c.batch_id).where(batches.c.batch_id == batch_id)
+                if conn.execute(done).first() is not None:
+                    return False
+                conn.execute(
+                    batches.insert().values(
+                        batch_id=batch_id, ts=time.time(), records=len(rows) + len(fb_rows)
+                    )
+                )
+            if rows:
+                conn.execute(schema.inference.insert(), rows)
+            if fb_rows:
+                conn.execute(schema.feedback.insert(), fb_rows)
+            self._writes += 1
+            if batch_id is not None and self._writes % _PRUNE_EVERY == 1:
+                conn.execute(batches.delete().where(batches.c.ts < time.time() - _BATCH_MEMORY_S))
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads (inference.query) -------------------------------------------------------
+    def tail(self, endpoint: str, **kw: Any) -> list[query.Logged]:
+        from inference import query
+
+        return query.tail(self, endpoint, **kw)
+
+    def variant_summary(self, endpoint: str, **kw: Any) -> dict[str, query.VariantSummary]:
+        from inference import query
+
+        return query.variant_summary(self, endpoint, **kw)
+
+    def spend(self, **kw: Any) -> query.Spend:
+        from inference import query
+
+        return query.spend(self, **kw)
+
+    def pairs(self, endpoint: str, **kw: Any) -> list[query.Pair]:
+        from inference import query
+
+        return query.pairs(self, endpoint, **kw)
+
+    def endpoints(self, **kw: Any) -> list[str]:
+        from inference import query
+
+        return query.endpoints(self, **kw)
+
+
+#: Batch ids are remembered for a day (a retry comes within seconds; a day is generous) and
+#: forgotten by every 1000th write.
+_BATCH_MEMORY_S = 86_400.0
+_PRUNE_EVERY = 1000
+
+
+# -- records → rows -------------------------------------------------------------------------
+def record_row(r: InferenceRecord) -> dict[str, Any]:
+    return {
+        "environment": _text(r.environment),
+        "endpoint": _text(r.endpoint),
+        "request_id": _text(r.request_id),
+        "variant": _text(r.variant),
+        "ts": float(r.ts),
+        "subject": _text(r.subject),
+        "version": None if r.version is None else _text(str(r.version)),
+        "fingerprint": _text(r.fingerprint),
+        "prompt_version": None if r.prompt_version is None else _text(str(r.prompt_version)),
+        "retrieval_version": (
+            None if r.retrieval_version is None else _text(str(r.retrieval_version))
+        ),
+        "status": int(r.status),
+        "latency_ms": float(r.latency_ms),
+        "latency_bucket": bucket_of(r.latency_ms),
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cost_usd": r.cost_usd,
+        "cache_hit": bool(r.cache_hit),
+        "key_hash": _text(r.key_hash),
+        "inputs": dump_json(r.inputs),
+        "outputs": dump_json(r.outputs),
+        "error": _text(r.error),
+    }
+
+
+def feedback_row(f: Feedback) -> dict[str, Any]:
+    return {
+        "environment": _text(f.environment),
+        "endpoint": _text(f.endpoint),
+        "request_id": _text(f.request_id),
+        "ts": float(f.ts),
+        "label": dump_json(f.label),
+        "outcome": dump_json(f.outcome),
+        "value": dump_json(f.value),
+        "score": f.score,
+    }
+
+
+def _text(value: str | None) -> str | None:
+    # PostgreSQL refuses NUL in text; a caller's request id or an upstream's error may hold one
+    if value is not None and "\x00" in value:
+        return value.replace("\x00", "")
+    return value
+
+
+def dump_json(value: Any) -> str | None:
+    """Compact JSON text, or None. Never fails: NaN/inf become null, unknown types their str,
+    and NUL characters are removed (PostgreSQL's jsonb refuses ``\\u0000``)."""
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(_clean(value), separators=(",", ":"), ensure_ascii=False)
+    if "\\u0000" in text:
+        text = json.dumps(_clean(value), separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return str(value).replace("\x00", "")
+
+
+def load_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,192 @@
+"""`mlx logs` end to end: the real command against a real log."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from inference.records import FIELDS, iso
+from inference.store import LogStore, open_log
+from tests.conftest import BASIC, MLX, REPO, run_mlx, write_spec
+from tests.inference.conftest import rec
+
+ENDPOINTS = """
+    endpoints:
+      fraud:
+        owner: team-ml
+        serves: ${models.fraud}
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    return write_spec(tmp_path / "spec", {"mlx.yaml": "mlx: {}\n"})
+
+
+def _log(spec: Path) -> LogStore:
+    return open_log(f"sqlite:///{spec / '.mlx' / 'inference.db'}")
+
+
+def _fill(store: LogStore, now: float) -> None:
+    store.write(
+        [
+            rec("old-1", ts=now - 3600, version="1"),
+            rec(
+                "new-1",
+                ts=now - 120,
+                variant="canary",
+                version="2",
+                status=503,
+                latency_ms=12.5,
+                input_tokens=10,
+                output_tokens=5,
+                cost_usd=0.001,
+                error="upstream\ntimed out",
+            ),
+            rec("new-2", ts=now - 60, version="1", cache_hit=True, outputs={"p": 0.9}),
+            rec("other", ts=now - 60, endpoint="support"),
+        ]
+    )
+
+
+def test_human_lines_oldest_first(spec: Path) -> None:
+    now = time.time()
+    _fill(_log(spec), now)
+    result = run_mlx(["logs", "fraud"], spec)
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    assert [line.split()[1] for line in lines] == ["old-1", "new-1", "new-2"]
+    fields = lines[1].split("  ")
+    assert fields[0] == iso(now - 120)[:23] + "Z"
+    assert fields[1:] == [
+        "new-1", "canary", "v2", "503", "12.5ms", "10+5tok", "$0.001000", "upstream timed out",
+    ]  # fmt: skip
+    assert lines[2].split("  ")[-1] == "cache-hit" and "  -  -" in lines[2]  # no tokens, no cost
+
+
+def test_json_lines_have_the_fixed_fields(spec: Path) -> None:
+    now = time.time()
+    _fill(_log(spec), now)
+    result = run_mlx(["logs", "fraud", "--json"], spec)
+    assert result.code == 0, result
+    rows = [json.loads(line) for line in result.out.splitlines()]
+    assert [list(r) for r in rows] == [[*FIELDS, "environment"]] * 3
+    assert rows[1]["ts"] == iso(now - 120) and rows[1]["status"] == 503
+    assert rows[2]["outputs"] == {"p": 0.9} and rows[2]["cache_hit"] is True
+
+
+def test_since_takes_durations_and_timestamps(spec: Path) -> None:
+    now = time.time()
+    _fill(_log(spec), now)
+    recent = run_mlx(["logs", "fraud", "--since", "10m"], spec)
+    assert [line.split()[1] for line in recent.out.splitlines()] == ["new-1", "new-2"]
+    iso_since = run_mlx(["logs", "fraud", "--since", iso(now - 90)], spec)
+    assert [line.split()[1] for line in iso_since.out.splitlines()] == ["new-2"]
+    assert run_mlx(["logs", "fraud", "--since", "1m"], spec).out == ""
+    limited = run_mlx(["logs", "fraud", "-n", "1"], spec)
+    assert [line.split()[1] for line in limited.out.splitlines()] == ["new-2"]
+    assert "the last 1 records" in limited.err
+    bad = run_mlx(["logs", "fraud", "--since", "yesterday"], spec)
+    assert bad.code == 1 and "--since 'yesterday' is neither a duration" in bad.err
+    assert "Traceback" not in bad.err
+
+
+def test_unknown_endpoint_names_the_ones_the_log_has(spec: Path) -> None:
+    _fill(_log(spec), time.time())
+    result = run_mlx(["logs", "frod"], spec)
+    assert result.code == 1 and result.out == ""
+    assert 'unknown endpoint "frod" (did you mean "fraud"?)' in result.err
+    assert "has records of fraud, support (environment default)" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_environments_are_separate(spec: Path) -> None:
+    _log(spec).write([rec("p-1", environment="prod")])
+    wrong = run_mlx(["logs", "fraud"], spec)
+    assert wrong.code == 1 and "has it in prod (use --env)" in wrong.err
+    right = run_mlx(["--env", "prod", "logs", "fraud"], spec)
+    assert right.code == 0 and right.out.split()[1] == "p-1"
+
+
+def test_no_log_yet(spec: Path) -> None:
+    result = run_mlx(["logs", "fraud"], spec)
+    assert result.code == 1 and "does not exist yet (nothing served)" in result.err
+    assert not (spec / ".mlx" / "inference.db").exists()  # reading never creates it
+
+
+def test_an_endpoint_the_spec_declares_is_known_before_it_served(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec", {**BASIC, "endpoints.yaml": ENDPOINTS})
+    result = run_mlx(["logs", "fraud"], spec)
+    assert (result.code, result.out) == (0, ""), result
+
+
+def test_where_the_log_is(spec: Path, tmp_path: Path) -> None:
+    elsewhere = open_log(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    elsewhere.write([rec("from-env")])
+    other = open_log(f"sqlite:///{tmp_path / 'other.db'}")
+    other.write([rec("from-flag")])
+    env = {"MLX_LOG": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
+    assert run_mlx(["logs", "fraud"], spec, env=env).out.split()[1] == "from-env"
+    flag = run_mlx(["logs", "fraud", "--log", f"sqlite:///{tmp_path / 'other.db'}"], spec, env=env)
+    assert flag.out.split()[1] == "from-flag"
+    # mlx.log in the spec, relative to the spec dir
+    (spec / "mlx.yaml").write_text("mlx:\n  log: sqlite:///logs/here.db\n")
+    open_log(f"sqlite:///{spec / 'logs' / 'here.db'}").write([rec("from-spec")])
+    assert run_mlx(["logs", "fraud"], spec).out.split()[1] == "from-spec"
+
+
+def test_with_postgresql_state_the_log_is_in_the_same_database(spec: Path, pg_url: str) -> None:
+    open_log(pg_url).write([rec("in-pg")])
+    result = run_mlx(["logs", "fraud", "--state", pg_url], spec)
+    assert result.code == 0, result
+    assert result.out.split()[1] == "in-pg"
+
+
+def test_follow_prints_new_records_until_ctrl_c(spec: Path) -> None:
+    store = _log(spec)
+    store.write([rec("before", ts=time.time() - 5)])
+    proc = subprocess.Popen(
+        [str(MLX), "logs", "fraud", "--follow", "--json", "--interval", "0.1"],
+        cwd=spec,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def next_id() -> str:
+        try:
+            return str(json.loads(lines.get(timeout=60))["request_id"])
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"no line from mlx logs --follow: {proc.communicate()[1]}")
+
+    try:
+        assert next_id() == "before"
+        store.write([rec("live-1"), rec("elsewhere", endpoint="support"), rec("live-2")])
+        assert [next_id(), next_id()] == ["live-1", "live-2"]
+        store.write([rec("live-3")])
+        assert next_id() == "live-3"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and lines.empty()

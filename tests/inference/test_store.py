@@ -1,0 +1,150 @@
+"""The log's tables on SQLite and PostgreSQL: round trips, idempotent batches, migrations."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from inference import query, schema
+from inference.records import Feedback
+from inference.store import LogError, LogStore, open_log
+from tests.inference.conftest import T0, rec
+
+
+def test_round_trip_keeps_every_field(store: LogStore) -> None:
+    full = rec(
+        "r-full",
+        ts=T0 + 0.125,
+        endpoint="support",
+        variant="canary",
+        subject="prompts.support_answer",
+        version="7",
+        fingerprint="sha256:abc",
+        prompt_version="3",
+        retrieval_version="idx-2",
+        status=502,
+        latency_ms=1234.5,
+        input_tokens=120,
+        output_tokens=40,
+        cost_usd=0.00123,
+        cache_hit=True,
+        key_hash="k1",
+        inputs={"messages": [{"role": "user", "content": "héllo"}], "n": 1.5},
+        outputs=[1, "two", None, True],
+        error="upstream timed out",
+        environment="prod",
+    )
+    bare = rec("r-bare", endpoint="support", environment="prod", ts=T0 + 1)
+    assert store.write([full, bare])
+    got = [x.record for x in query.tail(store, "support", environment="prod")]
+    assert got == [full, bare]
+    assert query.tail(store, "support") == []  # environment "default" has none
+
+
+def test_values_a_database_cannot_hold_are_cleaned_not_refused(store: LogStore) -> None:
+    odd = rec(
+        "r\x00nul",
+        inputs={"x": math.nan, "y": math.inf, "s": "a\x00b"},
+        outputs={"when": Path("/tmp")},
+        error="bad\x00byte",
+    )
+    store.write([odd])
+    (got,) = query.tail(store, "fraud")
+    assert got.record.request_id == "rnul" and got.record.error == "badbyte"
+    assert got.record.inputs == {"x": None, "y": None, "s": "ab"}
+    assert got.record.outputs == {"when": "/tmp"}
+
+
+def test_a_batch_written_twice_is_stored_once(store: LogStore) -> None:
+    batch = [rec(f"r{i}", ts=T0 + i) for i in range(5)]
+    fb = [Feedback(request_id="r1", endpoint="fraud", value=1, ts=T0 + 10)]
+    assert store.write(batch, fb, batch_id="b-1") is True
+    assert store.write(batch, fb, batch_id="b-1") is False  # the retry of a lost commit
+    assert store.write(batch[:1], batch_id="b-2") is True
+    with store.engine.connect() as conn:
+        n = conn.execute(text("SELECT COUNT(*) FROM mlx_inference")).scalar()
+        f = conn.execute(text("SELECT COUNT(*) FROM mlx_feedback")).scalar()
+    assert (n, f) == (6, 1)
+
+
+def test_feedback_is_stored_with_its_score(store: LogStore) -> None:
+    store.write(
+        [],
+        [
+            Feedback(request_id="a", endpoint="fraud", label="spam", ts=T0),
+            Feedback(request_id="b", endpoint="fraud", outcome=True, ts=T0),
+            Feedback(request_id="c", endpoint="fraud", value={"stars": 4}, ts=T0),
+        ],
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                schema.feedback.c.request_id,
+                schema.feedback.c.label,
+                schema.feedback.c.outcome,
+                schema.feedback.c.value,
+                schema.feedback.c.score,
+            ).order_by(schema.feedback.c.request_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", '"spam"', None, None, None),
+        ("b", None, "true", None, 1.0),
+        ("c", None, None, '{"stars":4}', None),
+    ]
+
+
+def test_sqlite_is_in_wal_mode(sqlite_url: str) -> None:
+    s = open_log(sqlite_url)
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert Path(sqlite_url[len("sqlite:///") :]).exists()
+
+
+def test_migrations_are_numbered_and_reopening_is_a_no_op(log_url: str) -> None:
+    open_log(log_url).close()
+    s = open_log(log_url)
+    with s.engine.connect() as conn:
+        rows = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+        names = set(inspect(conn).get_table_names())
+    assert rows == [schema.CURRENT]
+    assert {"mlx_inference", "mlx_feedback", "mlx_inference_schema"} <= names
+
+
+def test_a_log_from_a_newer_mlx_is_refused(sqlite_url: str) -> None:
+    s = open_log(sqlite_url)
+    with s.engine.begin() as conn:
+        conn.execute(
+            schema.schema_version.insert().values(
+                version=schema.CURRENT + 1, applied_at=datetime.now(UTC), description="x"
+            )
+        )
+    s.close()
+    with pytest.raises(LogError, match="newer than this mlx understands"):
+        open_log(sqlite_url)
+
+
+def test_shares_a_postgresql_database_with_the_state(pg_url: str) -> None:
+    from state.store import StateStore, normalize_url
+
+    state = StateStore(normalize_url(pg_url, Path(".")))
+    log = open_log(pg_url)
+    log.write([rec("r1")])
+    with log.engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+    assert {"mlx_schema_version", "mlx_inference_schema", "mlx_inference"} <= names
+    state.close()
+    state = StateStore(normalize_url(pg_url, Path(".")))  # the state still opens and migrates
+    assert state.reader("default").serial == 0
+    assert [x.record.request_id for x in query.tail(open_log(pg_url), "fraud")] == ["r1"]
+
+
+def test_an_unreachable_database_is_one_clear_error() -> None:
+    with pytest.raises(LogError) as err:
+        open_log("postgresql://nobody@127.0.0.1:1/none")
+    message = str(err.value)
+    assert message.startswith("cannot open the inference log at postgresql+psycopg://nobody@")
+    assert "\n" not in message
