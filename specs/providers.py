@@ -61,6 +61,68 @@ class SnsProviderConfig(SpecModel):
     profile: str | None = None
 
 
+class SageMakerProviderConfig(SpecModel):
+    """SageMaker real-time endpoints: one production variant per served model version.
+
+    Credentials and region come from boto3's chain unless set here. Artifacts are
+    uploaded as ``s3://<bucket>/<prefix><endpoint>/<fingerprint>/model.tar.gz``.
+    """
+
+    type: Literal["sagemaker"]
+    role_arn: str = Field(
+        ...,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
+        description="Execution role SageMaker runs the models as (arn:aws:iam::ACCOUNT:role/NAME).",
+    )
+    image: str = Field(..., min_length=1, description="Inference container image URI (ECR).")
+    instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+    initial_instance_count: int = Field(1, ge=1, description="Instances per variant.")
+    bucket: str = Field(..., min_length=3, description="Bucket model artifacts are uploaded to.")
+    prefix: str = Field(
+        "mlx/sagemaker/",
+        pattern=r"^(|.*/)$",
+        description="Key prefix of uploaded artifacts (empty, or ending with a slash).",
+    )
+    name_prefix: str = Field(
+        "mlx-",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,19}$",
+        description="Prefix of SageMaker endpoint and model names (letters, digits, hyphens).",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment of the inference container (not secret: SageMaker shows it).",
+    )
+    wait_timeout_s: float = Field(
+        1800, gt=0, description="How long one endpoint change may take to be InService."
+    )
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+
+class GatewayProviderConfig(SpecModel):
+    """The embedded gateway (``mlx serve``): route documents in the state database.
+
+    Served model versions are copied, content-addressed, under ``artifacts_dir``; every
+    ``mlx serve`` replica loads them from that path, so replicas on other hosts need it
+    on a shared volume.
+    """
+
+    type: Literal["gateway"]
+    artifacts_dir: str | None = Field(
+        None,
+        min_length=1,
+        description="Where served versions are materialized (default: <data dir>/gateway/"
+        "artifacts); a relative path is relative to the spec directory.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8080",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Where `mlx serve` is reached: endpoints' `url` output is "
+        "<base_url>/endpoints/<name> (default: mlx serve's default bind).",
+    )
+
+
 class WebhookProviderConfig(SpecModel):
     """Defaults for the webhook/slack alerts that name this provider (theirs win)."""
 
@@ -91,6 +153,8 @@ BUILTIN_PROVIDER_CONFIGS: dict[str, type[SpecModel]] = {
     "mlflow": MlflowProviderConfig,
     "s3": S3ProviderConfig,
     "sns": SnsProviderConfig,
+    "sagemaker": SageMakerProviderConfig,
+    "gateway": GatewayProviderConfig,
     "webhook": WebhookProviderConfig,
     "slack": WebhookProviderConfig,
     "python": PythonProviderConfig,
@@ -110,6 +174,8 @@ ProviderConfig = Annotated[
     | Annotated[MlflowProviderConfig, Tag("mlflow")]
     | Annotated[S3ProviderConfig, Tag("s3")]
     | Annotated[SnsProviderConfig, Tag("sns")]
+    | Annotated[SageMakerProviderConfig, Tag("sagemaker")]
+    | Annotated[GatewayProviderConfig, Tag("gateway")]
     | Annotated[WebhookProviderConfig, Tag("webhook")]
     | Annotated[PythonProviderConfig, Tag("python")]
     | Annotated[PluginProviderConfig, Tag("plugin")],
