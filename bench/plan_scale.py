@@ -54,6 +54,9 @@ EDITED_FILE = f"part_{N_FILES // 2:02d}.yaml"
 COLD_TARGET = 1.5  # cold no-op plan ÷ parse floor
 WARM_TARGET = 0.5  # warm no-op plan ÷ parse floor
 LINEAR_SLACK = 1.2  # 10k cold ÷ 1k cold ≤ 1.2 x 10 = 12
+APPLY_TARGET = 5.0  # apply of every resource ÷ parse floor (issue 9)
+SMALL_PLAN_TARGET = 5.0  # a converged 3-resource `mlx plan` ÷ `python -c 'import click'`
+SMALL_PLAN_SECONDS = 0.35
 
 
 # --------------------------------------------------------------------------- generation
@@ -458,6 +461,9 @@ def ratios(results: list[SizeResult]) -> list[Ratio]:
                 None,
             )
         )
+        out.append(
+            Ratio(f"apply / parse floor @ {r.resources}", r.apply_s / r.parse_floor_s, APPLY_TARGET)
+        )
     if len(done) >= 2:
         small, large = done[0], done[-1]
         scale = large.resources / small.resources
@@ -468,7 +474,54 @@ def ratios(results: list[SizeResult]) -> list[Ratio]:
                 LINEAR_SLACK * scale,
             )
         )
+        out.append(
+            Ratio(
+                f"apply {large.resources} / apply {small.resources}",
+                large.apply_s / small.apply_s,
+                LINEAR_SLACK * scale,
+            )
+        )
     return out
+
+
+SMALL_SPEC = {
+    "spec.yaml": (
+        "datasets:\n  train: {uri: train.csv, owner: team-data}\n"
+        "models:\n  fraud: {artifact: model.bin, owner: team-ml}\n"
+        "alerts:\n  oncall: {type: file, path: .mlx/alerts.jsonl}\n"
+    ),
+    "train.csv": "a,b\n1,2\n",
+    "model.bin": "weights",
+}
+
+
+def small_plan(base: Path) -> list[Ratio]:
+    """A converged three-resource spec: what a small team's `mlx plan` costs, start to end."""
+    root = base / "small"
+    root.mkdir(parents=True)
+    for name, text in SMALL_SPEC.items():
+        (root / name).write_text(text)
+    run_mlx(root, "apply", "--yes")
+    time.sleep(2.1)  # files written < 2 s before a plan are "racily clean": let them age
+    run_mlx(root, "plan")  # records the plan memo
+    plans = [run_mlx(root, "plan").seconds for _ in range(5)]
+    full = [run_mlx(root, "plan", memo=False).seconds for _ in range(3)]
+    clicks = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import click"], check=True)
+        clicks.append(time.perf_counter() - start)
+    best, floor = min(plans), min(clicks)
+    print(
+        f"[small] converged 3-resource plan: {best:.3f} s (best of 5); without the plan memo "
+        f"{min(full):.3f} s; python -c 'import click': {floor:.3f} s",
+        flush=True,
+    )
+    return [
+        Ratio("small plan / import click", best / floor, SMALL_PLAN_TARGET),
+        Ratio("small plan seconds", best, SMALL_PLAN_SECONDS),
+        Ratio("small plan, no memo / import click", min(full) / floor, None),
+    ]
 
 
 def table(results: list[SizeResult]) -> str:
@@ -532,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work dir: {base}")
     print(f"PyYAML {yaml.__version__}, libyaml: {yaml.__with_libyaml__}; cpus: {os.cpu_count()}")
     results: list[SizeResult] = []
+    small: list[Ratio] = []
     try:
+        small = small_plan(base)
         for n in sizes:
             results.append(bench_size(n, base))
     finally:
@@ -551,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     print("1-file = fresh `mlx plan` after editing every description in one file. RSS = max RSS")
     print("of the plan process (largest single process of its tree).")
     print()
-    checks = ratios(results)
+    checks = ratios(results) + small
     for ratio in checks:
         target = "no target" if ratio.target is None else f"target <= {ratio.target:g}"
         print(f"{ratio.name:<30} {ratio.value:7.2f}  ({target})  {ratio.verdict}")

@@ -16,6 +16,7 @@ definition's fingerprints (``engine.evidence``), whatever the plan said.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +30,10 @@ import networkx as nx
 from engine import evidence
 from engine.diagnostics import MlxError
 from engine.hashing import split_hashes
+from engine.heartbeat import Heartbeat
 from engine.plan import Action, Change, Plan, Reason
 from engine.plugins import ProviderSet
+from engine.recording import checkpoint, record_touched
 from engine.resolve import Resolver
 from engine.session import Session
 from engine.values import Unknown, contains, redact, reveal
@@ -42,6 +45,15 @@ from state.status import Status, VersionStatus
 from state.store import Record, StateWriter
 
 Echo = Callable[[str], None]
+
+#: What a heartbeat says while a resource's action runs long (Terraform's words).
+_STILL = {
+    Action.CREATE: "Still creating",
+    Action.UPDATE: "Still modifying",
+    Action.REPLACE: "Still replacing",
+    Action.DELETE: "Still destroying",
+    Action.RUN: "Still running",
+}
 
 _ING = {
     Action.CREATE: ("Creating...", "Creation complete"),
@@ -142,6 +154,11 @@ class Applier:
         self._records: dict[str, Record] = {}
         #: State as it was when the run started (for "previous version" lookups).
         self.start = session.reader()
+        self.beat = Heartbeat(echo)
+        self._bases: dict[str, dict[str, Any]] = {}
+        peers = providers.context.peers
+        if peers is not None and hasattr(peers, "on_checkpoint"):
+            peers.on_checkpoint = self._checkpoint
 
     # -- entry point ----------------------------------------------------------------
     def run(self) -> ApplyReport:
@@ -181,6 +198,7 @@ class Applier:
                     for o in self.outcomes
                     if o.status in (OutcomeStatus.FAILED, OutcomeStatus.ERROR)
                 )
+            self.beat.close()
             self.writer.finish(status, report.summary(), message)
         return report
 
@@ -196,49 +214,56 @@ class Applier:
                 self._run_one(pending.pop(address))
 
     # -- creates, updates, replaces, gates: in graph order ---------------------------------
-    def _waits_for(self, address: str) -> list[str]:
+    def _waits_for(self, address: str) -> set[str]:
         """Planned changes this one must wait for: its ancestors that change.
 
         Transitive, because a no-op in between (a model whose dataset failed to
         update) must not let a gate downstream run as if nothing happened.
         """
-        return [a for a in nx.ancestors(self.graph, address) if a in self.changes]
+        return {a for a in nx.ancestors(self.graph, address) if a in self.changes}
 
     def _forward(self) -> None:
+        """Run every change once all it waits for is done: a ready queue, not a rescan."""
         order = [a for a in self.session.graph.order if a in self.changes]
-        done: set[str] = set()
-        running: dict[Future[None], str] = {}
-        remaining = list(order)
+        position = {a: i for i, a in enumerate(order)}
         waits = {a: self._waits_for(a) for a in order}
+        pending = {a: len(w) for a, w in waits.items()}
+        dependents: dict[str, list[str]] = {a: [] for a in order}
+        for address, before in waits.items():
+            for b in before:
+                dependents[b].append(address)
+        ready = [(position[a], a) for a in order if not pending[a]]  # a heap, in plan order
+        heapq.heapify(ready)
+        running: dict[Future[None], str] = {}
+
+        def finished(address: str) -> None:
+            for d in dependents[address]:
+                pending[d] -= 1
+                if not pending[d]:
+                    heapq.heappush(ready, (position[d], d))
+
         with ThreadPoolExecutor(
             max_workers=self.parallelism, thread_name_prefix="mlx-apply"
         ) as pool:
-            while remaining or running:
-                progressed = False
-                for address in list(remaining):
-                    preds = waits[address]
-                    if any(p not in done for p in preds):
-                        continue
-                    remaining.remove(address)
-                    progressed = True
+            while ready or running:
+                while ready:
+                    _, address = heapq.heappop(ready)
                     change = self.changes[address]
-                    if any(p in self.blocked for p in preds):
-                        self._skip(change, [p for p in preds if p in self.blocked])
-                        done.add(address)
-                        continue
-                    if change.action is Action.NOOP:
-                        done.add(address)
-                        continue
-                    running[pool.submit(self._run_one, change)] = address
+                    blocked = [p for p in waits[address] if p in self.blocked]
+                    if blocked:
+                        self._skip(change, blocked)
+                        finished(address)
+                    elif change.action is Action.NOOP:
+                        finished(address)
+                    else:
+                        running[pool.submit(self._run_one, change)] = address
                 if not running:
-                    if not progressed and remaining:  # pragma: no cover - graph is a DAG
-                        raise RuntimeError(f"apply is stuck on {remaining}")
                     continue
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in finished:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
                     address = running.pop(fut)
                     fut.result()
-                    done.add(address)
+                    finished(address)
 
     def _skip(self, change: Change, because: list[str]) -> None:
         with self._lock:
@@ -263,7 +288,8 @@ class Applier:
         begin, _ = _ING.get(change.action, ("", ""))
         self.echo(f"{change.address}: {begin}")
         try:
-            outcome = self._apply(change)
+            with self.beat.watch(change.address, _STILL.get(change.action)):
+                outcome = self._apply(change)
         except (
             ProviderError,
             MlxError,
@@ -310,13 +336,17 @@ class Applier:
                 "after its dependencies applied"
             )
         deps = list(self.graph.predecessors(change.address))
+        inputs = {d: self.outputs.get(d) or self._recorded_outputs(d) for d in deps}
+        driven = self._driven_version(change.address, change.section, body)
+        if driven is not None:
+            inputs[driven[0]] = driven[1]
         desired = Desired(
             change.address,
             change.section,
             change.name,
             reveal(body),
             None,
-            {d: self.outputs.get(d) or self._recorded_outputs(d) for d in deps},
+            inputs,
             {d: self._recorded_outputs(d) for d in deps},
             restore=change.restore,
         )
@@ -344,8 +374,24 @@ class Applier:
             )
 
         info = kind_info(change.section)
-        if info.release_field and self._releases_new(change.section, body, prior):
+        if (
+            info.release_field
+            and driven is None  # what a rollout drives was checked when the rollout released it
+            and self._releases_new(change.section, body, prior)
+        ):
             self._check_release(change.address, change.section, body)
+        with self._lock:  # what a checkpoint of this resource records (Peers.checkpoint)
+            self._bases[change.address] = {
+                "address": change.address,
+                "section": change.section,
+                "name": change.name,
+                "provider": key,
+                "spec_hash": spec_hash,
+                "meta_hash": meta_hash,
+                "content_hash": desired.fingerprint,
+                "attributes": redacted,
+                "dependencies": sorted(self.graph.predecessors(change.address)),
+            }
         if info.is_gate:
             result = self._judge(change, provider, prior, desired, spec_hash)
         else:
@@ -370,6 +416,8 @@ class Applier:
             dependencies=sorted(self.graph.predecessors(change.address)),
             error=result.message if result.failed else None,
         )
+        if result.touched:
+            record_touched(self.writer, self.providers, result.touched)
         if result.failed:
             with self._lock:
                 self.blocked.add(change.address)
@@ -495,6 +543,21 @@ class Applier:
             )
         return replace(result, outputs=outputs)
 
+    def _driven_version(
+        self, address: str, section: str, body: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """An endpoint a rollout drives serves what that rollout released last (its subject's
+        newest version reaches it only through the rollout)."""
+        from engine.releases import driver_of, released_outputs
+
+        subject = evidence.released_subject(section, body)
+        driver = driver_of(self.session.spec.decls, self.graph, address) if subject else None
+        if driver is None or subject is None:
+            return None
+        rec = self.start.record(driver)
+        released = released_outputs(dict(rec.outputs)) if rec else None
+        return (subject, released) if released else None
+
     def _releases_new(self, section: str, body: dict[str, Any], prior: Prior | None) -> bool:
         """Whether applying this would give users another version than they get now."""
         subject = evidence.released_subject(section, body)
@@ -595,6 +658,11 @@ class Applier:
         else:
             # a failed update, delete or re-create keeps the record: the next apply retries
             self.writer.note(change.address, change.action.value, message)
+
+    def _checkpoint(self, address: str, outputs: Any, note: str) -> None:
+        base = self._bases.get(address)
+        if base is not None:
+            checkpoint(self.writer, base, outputs, note)
 
     # -- lookups ---------------------------------------------------------------------------
     def _remember(self, address: str, body: dict[str, Any], outputs: dict[str, Any]) -> None:

@@ -12,17 +12,19 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy import delete as sa_delete
 
 from engine.diagnostics import MlxError
 from state import locks, migrations
+from state.commits import GroupCommit
 
 if TYPE_CHECKING:
     from state.evidence import EvidenceLog
@@ -442,6 +444,55 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "provider": None,
+    "spec_hash": None,
+    "meta_hash": None,
+    "content_hash": None,
+    "attributes": None,
+    "outputs": None,
+    "error": None,
+}
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE of a resource row, built once per dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    stmt = upsert(_R)
+    keep = {c.name: stmt.excluded[c.name] for c in _R.c if not c.primary_key}
+    return stmt.on_conflict_do_update(index_elements=["workspace_id", "address"], set_=keep)
+
+
+def _statements(conn: Connection, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """The writer's statements, each run once for all ``rows`` (``executemany``)."""
+    if key == "event":
+        conn.execute(insert(_E), list(rows))
+    elif key == "resource":
+        conn.execute(_upsert(conn.dialect.name), list(rows))
+    elif key == "status":
+        conn.execute(
+            update(_R)
+            .where(_R.c.workspace_id == bindparam("ws"), _R.c.address == bindparam("addr"))
+            .values(
+                status=bindparam("status"), serial=bindparam("serial"), updated_at=bindparam("at")
+            ),
+            list(rows),
+        )
+    elif key == "remove":
+        conn.execute(
+            sa_delete(_R).where(
+                _R.c.workspace_id == bindparam("ws"), _R.c.address == bindparam("addr")
+            ),
+            list(rows),
+        )
+    else:  # pragma: no cover - a programming error
+        raise ValueError(f"unknown state write {key!r}")
+
+
 class StateWriter(StateReader):
     """Holds the workspace lock; commits each change as it happens."""
 
@@ -450,6 +501,8 @@ class StateWriter(StateReader):
         self.lock = lock
         self.current_serial: int | None = None
         self._mutex = threading.Lock()  # one SQLite writer at a time across apply threads
+        #: resource rows and events: durable on return, committed in groups across threads
+        self._commits = GroupCommit(engine, _statements)
         self._ensure_workspace()
         self._close_interrupted()
 
@@ -527,48 +580,44 @@ class StateWriter(StateReader):
         dependencies: list[str],
         error: str | None = None,
     ) -> None:
-        """Record one resource's new value (and the event) in one transaction."""
+        """Record one resource's new value and its event: durable when this returns."""
         serial = self._serial_or_fail()
         ws_id = self._ws_id()
-        values = {
+        at = now()
+        attrs, outs = json.dumps(attributes, sort_keys=True), json.dumps(outputs, sort_keys=True)
+        row = {
+            "workspace_id": ws_id,
+            "address": address,
             "section": section,
             "name": name,
             "provider": provider,
-            "status": status,
+            "status": str(status),
             "spec_hash": spec_hash,
             "meta_hash": meta_hash,
             "content_hash": content_hash,
-            "attributes": json.dumps(attributes, sort_keys=True),
-            "outputs": json.dumps(outputs, sort_keys=True),
+            "attributes": attrs,
+            "outputs": outs,
             "dependencies": json.dumps(sorted(dependencies)),
             "serial": serial,
-            "updated_at": now(),
+            "updated_at": at,
         }
-        with self._mutex, self.engine.begin() as conn:
-            done = conn.execute(
-                update(_R)
-                .where(_R.c.workspace_id == ws_id, _R.c.address == address)
-                .values(**values)
-            ).rowcount
-            if not done:
-                conn.execute(insert(_R).values(workspace_id=ws_id, address=address, **values))
-            conn.execute(
-                insert(_E).values(
-                    workspace_id=ws_id,
-                    serial=serial,
-                    address=address,
-                    action=action,
-                    status=status,
-                    provider=provider,
-                    spec_hash=spec_hash,
-                    meta_hash=meta_hash,
-                    content_hash=content_hash,
-                    attributes=values["attributes"],
-                    outputs=values["outputs"],
-                    error=error,
-                    created_at=now(),
-                )
-            )
+        event = {
+            **_EVENT_DEFAULTS,
+            "workspace_id": ws_id,
+            "serial": serial,
+            "address": address,
+            "action": action,
+            "status": str(status),
+            "provider": provider,
+            "spec_hash": spec_hash,
+            "meta_hash": meta_hash,
+            "content_hash": content_hash,
+            "attributes": attrs,
+            "outputs": outs,
+            "error": error,
+            "created_at": at,
+        }
+        self._commits.write([("resource", row), ("event", event)])
 
     def taint(self, address: str, error: str, action: str) -> None:
         """Mark an existing resource as tainted after a failed update (keeps its last value)."""
@@ -576,61 +625,40 @@ class StateWriter(StateReader):
 
     def note(self, address: str, action: str, error: str) -> None:
         """Record that an operation on ``address`` failed, leaving its record as it was."""
-        serial = self._serial_or_fail()
-        with self._mutex, self.engine.begin() as conn:
-            conn.execute(
-                insert(_E).values(
-                    workspace_id=self._ws_id(),
-                    serial=serial,
-                    address=address,
-                    action=action,
-                    status="error",
-                    error=error,
-                    created_at=now(),
-                )
-            )
+        self._commits.write([("event", self._event(address, action, "error", error))])
 
     def mark(self, address: str, status: str, note: str) -> None:
         """Record that ``address`` drifted (``drifted``/``missing``), keeping its value."""
         self._set_status(address, status, "refresh", note)
 
+    def _event(self, address: str, action: str, status: str, error: str | None) -> dict[str, Any]:
+        return {
+            **_EVENT_DEFAULTS,
+            "workspace_id": self._ws_id(),
+            "serial": self._serial_or_fail(),
+            "address": address,
+            "action": action,
+            "status": str(status),
+            "error": error,
+            "created_at": now(),
+        }
+
     def _set_status(self, address: str, status: str, action: str, note: str) -> None:
-        serial = self._serial_or_fail()
-        ws_id = self._ws_id()
-        with self._mutex, self.engine.begin() as conn:
-            conn.execute(
-                update(_R)
-                .where(_R.c.workspace_id == ws_id, _R.c.address == address)
-                .values(status=status, serial=serial, updated_at=now())
-            )
-            conn.execute(
-                insert(_E).values(
-                    workspace_id=ws_id,
-                    serial=serial,
-                    address=address,
-                    action=action,
-                    status=status,
-                    error=note,
-                    created_at=now(),
-                )
-            )
+        change = {
+            "ws": self._ws_id(),
+            "addr": address,
+            "status": str(status),
+            "serial": self._serial_or_fail(),
+            "at": now(),
+        }
+        event = self._event(address, action, status, note)
+        self._commits.write([("status", change), ("event", event)])
 
     def remove(self, address: str, *, action: str = "delete", error: str | None = None) -> None:
-        serial = self._serial_or_fail()
-        ws_id = self._ws_id()
-        with self._mutex, self.engine.begin() as conn:
-            conn.execute(sa_delete(_R).where(_R.c.workspace_id == ws_id, _R.c.address == address))
-            conn.execute(
-                insert(_E).values(
-                    workspace_id=ws_id,
-                    serial=serial,
-                    address=address,
-                    action=action,
-                    status="ok",
-                    error=error,
-                    created_at=now(),
-                )
-            )
+        gone = {"ws": self._ws_id(), "addr": address}
+        self._commits.write(
+            [("remove", gone), ("event", self._event(address, action, "ok", error))]
+        )
 
     def finish(self, status: str, summary: dict[str, Any], message: str | None = None) -> None:
         serial = self._serial_or_fail()

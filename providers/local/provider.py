@@ -327,10 +327,10 @@ class LocalRegistryProvider(Provider, Registry):
                 raise ProviderError(f"{desired.address}: {source} does not exist")
             content = self.registry.put(Path(source))
             fingerprint = desired.fingerprint or self.hasher.digest(source)
+        meta = {key: desired.spec.get(key) for key in _META}
         version, _new = self.registry.register(
-            section, name, fingerprint, content, self._tags(desired)
+            section, name, fingerprint, content, self._tags(desired), obj=meta
         )
-        self._write_object(desired, version)
         outputs: dict[str, Any] = {"fingerprint": fingerprint}
         if section == "datasets":
             # `version` is the dataset's own pinned version (a spec field): the registry's

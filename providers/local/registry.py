@@ -4,9 +4,14 @@ Layout under ``root``::
 
     blobs/ab/<sha256>                                 file contents, stored once
     trees/<sha256>.json                               a directory: {relpath: sha256}
-    <env>/<section>/<name>/object.json                description, labels, owner,
-                                                      aliases, current version
-    <env>/<section>/<name>/versions/<n>.json          fingerprint, content, tags
+    <env>/<section>/<name>.json                       {"object": description, labels,
+                                                      owner, aliases, current version;
+                                                      "versions": {n: fingerprint,
+                                                      content, tags}}
+
+(mlx 0.1 kept ``<name>/object.json`` and ``<name>/versions/<n>.json``: still read, and
+rewritten in the new layout on the next write. One file per object keeps an apply of
+10,000 resources at one file write each.)
 
 Blobs are shared by all environments (promoting staging's model to prod copies
 nothing); objects and their version numbers belong to one environment, as
@@ -31,9 +36,15 @@ from providers.files import FileHasher
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (a temporary file, then rename); the directory is made only when
+    missing: asking first costs a syscall per write, and an apply writes thousands."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    text = json.dumps(data, indent=2, sort_keys=True)
+    try:
+        tmp.write_text(text)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -67,6 +78,10 @@ def _read_json(path: Path) -> Any | None:
 class LocalRegistry:
     def __init__(self, root: Path, hasher: FileHasher, namespace: str = "default"):
         self.root, self.hasher, self.namespace = root, hasher, namespace
+        #: read-modify-write of one object file at a time (a rollout moving an alias
+        #: while another registers a version)
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     # -- blobs ----------------------------------------------------------------------
     def blob_path(self, sha: str) -> Path:
@@ -133,31 +148,60 @@ class LocalRegistry:
         _copy(blob, target, stat.S_IMODE(os.stat(blob).st_mode))
 
     # -- objects and versions -------------------------------------------------------
+    def object_file(self, section: str, name: str) -> Path:
+        """One file per object: its description, labels, aliases and every version."""
+        return self.root / self.namespace / section / f"{name}.json"
+
     def object_dir(self, section: str, name: str) -> Path:
+        """Where an object lived before mlx 0.2 (``object.json`` + ``versions/<n>.json``)."""
         return self.root / self.namespace / section / name
+
+    def _lock(self, section: str, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault((section, name), threading.Lock())
+
+    def _load(self, section: str, name: str) -> dict[str, Any] | None:
+        """The whole record ``{"object": …, "versions": {"1": …}}``, from either layout."""
+        data = _read_json(self.object_file(section, name))
+        if isinstance(data, dict) and "object" in data:
+            return data
+        old = self.object_dir(section, name)
+        obj = _read_json(old / "object.json")
+        if obj is None:
+            return None
+        versions = {}
+        if (old / "versions").is_dir():
+            for path in (old / "versions").glob("*.json"):
+                record = _read_json(path)
+                if record is not None:
+                    versions[path.stem] = record
+        return {"object": obj, "versions": versions}
+
+    def _save(self, section: str, name: str, data: dict[str, Any]) -> None:
+        _write_json(self.object_file(section, name), data)
 
     def get_object(self, section: str, name: str) -> dict[str, Any] | None:
         """The live object; ``None`` when there is none or mlx retired it (``delete_object``)."""
-        data = _read_json(self.object_dir(section, name) / "object.json")
-        if data is None or data.get("retired"):
+        data = self._load(section, name)
+        obj = data["object"] if data else None
+        if obj is None or obj.get("retired"):
             return None
-        return data
+        return dict(obj)
 
-    def put_object(self, section: str, name: str, data: dict[str, Any]) -> None:
-        _write_json(self.object_dir(section, name) / "object.json", data)
+    def put_object(self, section: str, name: str, obj: dict[str, Any]) -> None:
+        with self._lock(section, name):
+            data = self._load(section, name) or {"versions": {}}
+            data["object"] = obj
+            self._save(section, name, data)
 
     def versions(self, section: str, name: str) -> dict[int, dict[str, Any]]:
-        out = {}
-        vdir = self.object_dir(section, name) / "versions"
-        if vdir.is_dir():
-            for p in vdir.glob("*.json"):
-                data = _read_json(p)
-                if data is not None:
-                    out[int(p.stem)] = data
-        return out
+        data = self._load(section, name)
+        return {int(k): v for k, v in (data or {}).get("versions", {}).items()}
 
     def get_version(self, section: str, name: str, version: int) -> dict[str, Any] | None:
-        return _read_json(self.object_dir(section, name) / "versions" / f"{version}.json")
+        data = self._load(section, name)
+        found = (data or {}).get("versions", {}).get(str(version))
+        return dict(found) if found is not None else None
 
     def register(
         self,
@@ -166,33 +210,50 @@ class LocalRegistry:
         fingerprint: str,
         content: dict[str, str],
         tags: dict[str, Any],
+        obj: dict[str, Any] | None = None,
     ) -> tuple[int, bool]:
-        """The version holding ``fingerprint``: an existing one, or a new one. (version, new?)"""
-        existing = self.versions(section, name)
-        for number, data in sorted(existing.items()):
-            if data.get("fingerprint") == fingerprint and self.stored(data.get("content", {})):
-                data["tags"] = tags
-                _write_json(self.object_dir(section, name) / "versions" / f"{number}.json", data)
-                return number, False
-        number = max(existing, default=0) + 1
-        _write_json(
-            self.object_dir(section, name) / "versions" / f"{number}.json",
-            {
-                "version": number,
-                "fingerprint": fingerprint,
-                "content": content,
-                "tags": tags,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-        return number, True
+        """The version holding ``fingerprint``: an existing one, or a new one. (version, new?)
+
+        ``obj``: the object's new description/labels/aliases, written in the same write
+        (``current`` is set to the version), so a registration is one file write.
+        """
+        with self._lock(section, name):
+            data = self._load(section, name) or {"object": {"aliases": {}}, "versions": {}}
+            existing = {int(k): v for k, v in data["versions"].items()}
+            number, new = None, True
+            for n, record in sorted(existing.items()):
+                if record.get("fingerprint") == fingerprint and self.stored(
+                    record.get("content", {})
+                ):
+                    record["tags"] = tags
+                    number, new = n, False
+                    break
+            if number is None:
+                number = max(existing, default=0) + 1
+                data["versions"][str(number)] = {
+                    "version": number,
+                    "fingerprint": fingerprint,
+                    "content": content,
+                    "tags": tags,
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            if obj is not None:
+                current = dict(data.get("object") or {})
+                current.update(obj)
+                current.pop("retired", None)
+                current.pop("retired_at", None)
+                current["current"] = number
+                data["object"] = current
+            self._save(section, name, data)
+        return number, new
 
     def set_tags(self, section: str, name: str, version: int, tags: dict[str, Any]) -> None:
-        path = self.object_dir(section, name) / "versions" / f"{version}.json"
-        data = _read_json(path)
-        if data is not None:
-            data["tags"] = tags
-            _write_json(path, data)
+        with self._lock(section, name):
+            data = self._load(section, name)
+            record = (data or {}).get("versions", {}).get(str(version))
+            if data is not None and record is not None:
+                record["tags"] = tags
+                self._save(section, name, data)
 
     def delete_object(self, section: str, name: str) -> None:
         """Retire the object: its aliases go, every version record and blob stays.
@@ -201,13 +262,13 @@ class LocalRegistry:
         name again adopts the object: ``put_object`` writes a live one (numbering goes
         on from the kept versions, and known content lands on its old version).
         """
-        path = self.object_dir(section, name) / "object.json"
-        data = _read_json(path)
-        if data is None or data.get("retired"):
-            return
-        data.update(
-            retired=True,
-            retired_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            aliases={},
-        )
-        _write_json(path, data)
+        with self._lock(section, name):
+            data = self._load(section, name)
+            if data is None or data["object"].get("retired"):
+                return
+            data["object"].update(
+                retired=True,
+                retired_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                aliases={},
+            )
+            self._save(section, name, data)

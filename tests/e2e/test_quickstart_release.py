@@ -36,8 +36,8 @@ def _train(spec: Path, c: float | None = None) -> None:
 
 
 def _production(spec: Path) -> int | None:
-    path = spec / ".mlx" / "registry" / "default" / "models" / "tumor_classifier" / "object.json"
-    return json.loads(path.read_text())["aliases"].get("production")
+    path = spec / ".mlx" / "registry" / "default" / "models" / "tumor_classifier.json"
+    return json.loads(path.read_text())["object"]["aliases"].get("production")
 
 
 def test_a_failing_candidate_cannot_reach_production_through_target(quickstart: Path) -> None:

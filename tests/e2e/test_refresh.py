@@ -51,9 +51,9 @@ def test_no_drift_writes_nothing(applied: Path) -> None:
 
 
 def test_alias_moved_by_hand_is_found_alerted_and_repaired(applied: Path) -> None:
-    obj = registry(applied, "models", "fraud", "object.json")
+    obj = registry(applied, "models", "fraud.json")
     data = json.loads(obj.read_text())
-    data["aliases"]["production"] = 1  # somebody "rolled back" in the registry UI
+    data["object"]["aliases"]["production"] = 1  # somebody "rolled back" in the registry UI
     obj.write_text(json.dumps(data))
 
     found = run_mlx(["refresh", "--detailed-exitcode"], applied)
@@ -70,13 +70,16 @@ def test_alias_moved_by_hand_is_found_alerted_and_repaired(applied: Path) -> Non
     assert "Objects have changed outside of mlx (found by the last `mlx refresh`)" in plan.out
     assert "rollouts.fraud will be updated in place (changed outside mlx" in plan.out
     assert run_mlx(["apply", "--yes"], applied).code == 0
-    assert json.loads(obj.read_text())["aliases"]["production"] == 2
+    assert json.loads(obj.read_text())["object"]["aliases"]["production"] == 2
     assert run_mlx(["refresh", "--detailed-exitcode"], applied).code == 0
     assert run_mlx(["plan", "--detailed-exitcode"], applied).code == 0
 
 
 def test_deleted_version_and_edited_channel_are_found(applied: Path) -> None:
-    registry(applied, "models", "fraud", "versions", "2.json").unlink()
+    record = registry(applied, "models", "fraud.json")
+    data = json.loads(record.read_text())
+    del data["versions"]["2"]  # somebody deleted version 2 in the registry
+    record.write_text(json.dumps(data))
     channel = applied / ".mlx" / "alerts" / "oncall.json"
     config = json.loads(channel.read_text())
     config["severity"] = "info"
@@ -89,14 +92,12 @@ def test_deleted_version_and_edited_channel_are_found(applied: Path) -> None:
     assert any("version 2 was deleted" in line for line in drift["models.fraud"]["differences"])
     assert drift["alerts.oncall"]["status"] == "drifted"
     assert run_mlx(["apply", "--yes"], applied).code == 0
-    assert registry(applied, "models", "fraud", "versions", "2.json").exists()
+    assert "2" in json.loads(record.read_text())["versions"]
     assert run_mlx(["refresh", "--detailed-exitcode"], applied).code == 0
 
 
 def test_plan_refresh_reads_live_without_recording(applied: Path) -> None:
-    import shutil
-
-    shutil.rmtree(registry(applied, "datasets", "train"))
+    registry(applied, "datasets", "train.json").unlink()
     plan = run_mlx(["plan", "--refresh"], applied)
     assert plan.code == 0, plan
     assert "datasets.train has been deleted outside mlx" in plan.out
@@ -117,9 +118,9 @@ def test_local_bytes_changed_behind_mlx_are_drift(applied: Path) -> None:
 def test_an_alert_that_cannot_be_delivered_is_a_warning_on_stderr(applied: Path) -> None:
     (applied / "alerts.jsonl").unlink(missing_ok=True)
     (applied / "alerts.jsonl").mkdir()  # the channel's file cannot be written
-    alias = registry(applied, "models", "fraud", "object.json")
+    alias = registry(applied, "models", "fraud.json")
     obj = json.loads(alias.read_text())
-    obj["aliases"]["production"] = 1
+    obj["object"]["aliases"]["production"] = 1
     alias.write_text(json.dumps(obj))
     result = run_mlx(["refresh", "--detailed-exitcode"], applied)
     assert result.code == 2, result

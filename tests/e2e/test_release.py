@@ -20,8 +20,8 @@ rollouts:
 
 
 def registry_object(spec: Path, env: str = "default") -> dict:
-    path = spec / ".mlx" / "registry" / env / "models" / "fraud" / "object.json"
-    return json.loads(path.read_text())
+    path = spec / ".mlx" / "registry" / env / "models" / "fraud.json"
+    return dict(json.loads(path.read_text())["object"])
 
 
 def state_rows(spec: Path, sql: str) -> list[tuple[object, ...]]:

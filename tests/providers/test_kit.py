@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ class DeletesVersions(LocalRegistryProvider):
     """What the MLflow provider did before issue 8: delete took every version with it."""
 
     def delete(self, prior: Any) -> None:
-        shutil.rmtree(self.registry.object_dir(prior.section, prior.name), ignore_errors=True)
+        self.registry.object_file(prior.section, prior.name).unlink(missing_ok=True)
 
 
 class VersionsEveryWrite(LocalRegistryProvider):
@@ -52,8 +51,10 @@ class VersionsEveryWrite(LocalRegistryProvider):
         section, name = desired.section, desired.name
         versions = self.registry.versions(section, name)
         duplicate = {**versions[max(versions)], "version": max(versions) + 1}
-        path = self.registry.object_dir(section, name) / "versions" / f"{max(versions) + 1}.json"
-        path.write_text(json.dumps(duplicate))
+        path = self.registry.object_file(section, name)
+        data = json.loads(path.read_text())
+        data["versions"][str(max(versions) + 1)] = duplicate
+        path.write_text(json.dumps(data))
         return result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,10 @@ class TestLocalModels(LocalRegistrySuite):
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
         version = prior.outputs["version"]
-        path = provider.registry.object_dir("models", "fraud") / "versions" / f"{version}.json"
-        path.unlink()  # somebody deleted the version by hand
+        path = provider.registry.object_file("models", "fraud")
+        data = json.loads(path.read_text())
+        del data["versions"][str(version)]  # somebody deleted the version by hand
+        path.write_text(json.dumps(data))
 
 
 class TestLocalDatasets(LocalRegistrySuite):
@@ -71,9 +72,9 @@ class TestLocalDatasets(LocalRegistrySuite):
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
-        obj = provider.registry.object_dir("datasets", "train") / "object.json"
+        obj = provider.registry.object_file("datasets", "train")
         data = json.loads(obj.read_text())
-        data["current"] = 99  # moved to a version that does not exist
+        data["object"]["current"] = 99  # moved to a version that does not exist
         obj.write_text(json.dumps(data))
 
 
@@ -94,7 +95,7 @@ class TestLocalPrompts(LocalRegistrySuite):
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
-        shutil.rmtree(provider.registry.object_dir("prompts", "summary"))
+        provider.registry.object_file("prompts", "summary").unlink()
 
 
 class TestFileAlerts(NotifierConformance):

@@ -128,15 +128,20 @@ class Workspace:
         assert rows, f"{address} is not recorded"
         return dict(json.loads(rows[0][0]))
 
+    def registry_file(self, section: str, name: str, env: str = "default") -> dict[str, Any] | None:
+        """The local registry's record of one object: ``{"object": …, "versions": …}``."""
+        path = self.root / ".mlx" / "registry" / env / section / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def registry_object(
         self, section: str, name: str, env: str = "default"
     ) -> dict[str, Any] | None:
-        path = self.root / ".mlx" / "registry" / env / section / name / "object.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        data = self.registry_file(section, name, env)
+        return data["object"] if data else None
 
     def registry_versions(self, section: str, name: str, env: str = "default") -> list[int]:
-        base = self.root / ".mlx" / "registry" / env / section / name / "versions"
-        return sorted(int(p.stem) for p in base.glob("*.json")) if base.is_dir() else []
+        data = self.registry_file(section, name, env)
+        return sorted(int(k) for k in data["versions"]) if data else []
 
     def gate_calls(self, calls: str = "gate-calls.jsonl") -> list[dict[str, Any]]:
         path = self.root / calls
