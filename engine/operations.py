@@ -59,6 +59,7 @@ def plan(
     memo: bool = False,
     with_spec: bool = False,
     live_refresh: bool = False,
+    progress: Echo | None = None,
 ) -> Plan:
     """Plan; with ``memo``, record a converged result for ``engine.plancache``.
 
@@ -78,7 +79,7 @@ def plan(
             options = (options or PlanOptions(environment=session.workspace)).model_copy(
                 update={"drift": statuses}
             )
-        the_plan = Planner(session, options, drift=drift, reader=reader).build(
+        the_plan = Planner(session, options, drift=drift, reader=reader, progress=progress).build(
             providers=providers, with_spec=with_spec
         )
         if memo and _memoizable(the_plan):
@@ -168,7 +169,7 @@ def apply(
         return plan_and_apply(session, writer, session, options, delivery)
 
 
-def evaluate(session: Session, name: str) -> Any:
+def evaluate(session: Session, name: str, progress: Echo | None = None) -> Any:
     """Run one gate now, applying nothing (``mlx eval NAME``). Returns the gate's Result."""
     from engine.diagnostics import MlxError, did_you_mean
     from providers.contract import Gate
@@ -186,6 +187,9 @@ def evaluate(session: Session, name: str) -> Any:
         planned = planner.planned[address]
         if not isinstance(planned.provider, Gate):
             raise MlxError(f"{address}: its provider ({planned.provider_key}) cannot run gates")
-        return planned.provider.evaluate(planned.desired)
+        from engine.heartbeat import heartbeat
+
+        with heartbeat(progress or (lambda _line: None), address):
+            return planned.provider.evaluate(planned.desired)
     finally:
         providers.close()

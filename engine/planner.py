@@ -19,6 +19,7 @@ from engine.decide import Facts, decide
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.fielddiff import field_changes, flatten, paths_differ
 from engine.hashing import split_hashes
+from engine.heartbeat import Heartbeat
 from engine.plan import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from engine.plugins import ProviderSet, Unsupported
 from engine.resolve import Resolver
@@ -148,6 +149,7 @@ class Planner:
         salt: str | None = None,
         drift: list[dict[str, Any]] | None = None,
         reader: StateReader | None = None,
+        progress: Callable[[str], None] | None = None,
     ):
         self.session = session
         self.options = options or PlanOptions(environment=session.workspace)
@@ -163,6 +165,8 @@ class Planner:
         self.plan_warnings: list[str] = []
         #: live drift (``--refresh``); otherwise what the last ``mlx refresh`` recorded
         self._drift = drift
+        #: heartbeats for slow checks (hashing a large file, asking a registry), on stderr
+        self.beat = Heartbeat(progress) if progress is not None else None
 
     # -- entry point ----------------------------------------------------------------
     def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
@@ -171,6 +175,8 @@ class Planner:
         try:
             return self._build(with_spec)
         finally:
+            if self.beat is not None:
+                self.beat.close()
             if own:
                 self.providers.close()
 
@@ -184,7 +190,11 @@ class Planner:
             if scope is not None and address not in scope:
                 continue
             try:
-                self._plan_one(address, resolver)
+                if self.beat is None:
+                    self._plan_one(address, resolver)
+                else:
+                    with self.beat.watch(address, "Still reading"):
+                        self._plan_one(address, resolver)
             except MlxError as exc:
                 self.diags.extend(exc.diagnostics)
         if self.diags:
@@ -377,7 +387,8 @@ class Planner:
             meta=prior is not None and p.meta_hash != prior.meta_hash,
             restoring=p.desired.restore is not None,
             upstream=upstream,
-            follows_upstream=info.follows_upstream,
+            follows_upstream=info.follows_upstream
+            and not (info.release_field and self._releases_through_rollout(p)),
             rerun_gates=self.options.rerun_gates,
             **(self._gate_facts(p, status) if info.is_gate else {}),
             release_pending=bool(info.release_field) and self._release_pending(p, prior),
@@ -455,6 +466,13 @@ class Planner:
         rec = self._record(p.address)
         recorded = rec.outputs.get("fingerprint") if rec else None
         now = self._fingerprint_now(subject)
+        if rec is not None and now is not None and rec.outputs.get("aborted_fingerprint") == now:
+            self.plan_warnings.append(
+                f"{p.address} aborted the release of {subject} ({now[:19]}…): "
+                f"{rec.outputs.get('message') or 'see mlx rollout status'}; "
+                f"`mlx rollout retry {p.name}` starts it again"
+            )
+            return False
         if now is None:
             sub = self.planned.get(subject)
             return bool(sub and sub.changes_behaviour)
@@ -462,14 +480,9 @@ class Planner:
 
     def _releases_through_rollout(self, p: Planned) -> bool:
         """A release another release drives (an endpoint a rollout names) waits for it."""
-        for dependent in self.graph.graph.successors(p.address):
-            decl = self.spec.decls[dependent]
-            info = kind_info(decl.section)
-            if info.release_field and any(
-                evidence.address_in(decl.body.get(field)) == p.address for field in info.ref_fields
-            ):
-                return True
-        return False
+        from engine.releases import driver_of
+
+        return driver_of(self.spec.decls, self.graph.graph, p.address) is not None
 
     # -- details: what a reviewer reads next to the reasons ------------------------------
     def _details(self, p: Planned, prior: IndexRow | None, upstream: tuple[str, ...]) -> list[str]:
@@ -505,6 +518,10 @@ class Planner:
                 out.append(self._unjudged_detail(p, reason))
             elif reason is Reason.RELEASE_PENDING:
                 out.append(self._release_detail(p))
+            elif reason is Reason.IN_PROGRESS:
+                rec = self._record(p.address)
+                message = (rec.outputs.get("message") if rec else None) or "in progress"
+                out.append(f"{message}; the next apply or `mlx rollout run` continues it")
             elif reason is Reason.TAINTED and p.action is Action.CREATE and prior is not None:
                 out.append("a create that failed is retried; a registry adopts what it left")
         if p.action is Action.REPLACE and kind_info(p.section).keeps_history:
@@ -536,7 +553,8 @@ class Planner:
             if rec
             else None
         )
-        shown = f"v{now}" if now is not None else "its new version"
+        fp = self._fingerprint_now(subject)
+        shown = f"v{now}" if now is not None else "a new version" + (f" ({fp[:19]}…)" if fp else "")
         return f"releases {subject} {shown} (users get v{was} now)"
 
     def _gates_pending(self, p: Planned) -> list[str]:
@@ -578,7 +596,11 @@ class Planner:
             if p.action is not Action.RUN or not isinstance(p.provider, Gate):
                 continue
             try:
-                result = p.provider.evaluate(p.desired)
+                if self.beat is None:
+                    result = p.provider.evaluate(p.desired)
+                else:
+                    with self.beat.watch(p.address, "Still running"):
+                        result = p.provider.evaluate(p.desired)
             except ProviderError as exc:
                 p.gate = {"passed": False, "message": str(exc), "report": str(exc)}
                 continue

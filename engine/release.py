@@ -96,7 +96,7 @@ def plan_and_apply(
     providers = ProviderSet.for_session(plan_session, reader.record)
     try:
         salt = expected.salt if expected is not None else None
-        planner = Planner(plan_session, options, salt=salt, reader=reader)
+        planner = Planner(plan_session, options, salt=salt, reader=reader, progress=delivery.echo)
         plan = planner.build(providers=providers, with_spec=True)
         if expected is not None:
             _same_plan(expected, plan)

@@ -119,6 +119,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             memo=plain,
             with_spec=out is not None,
             live_refresh=live_refresh,
+            progress=lambda line: click.echo(line, err=True),
         )
         if as_json:
             import json
@@ -166,6 +167,11 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.option("--target", "targets", multiple=True, metavar="ADDR", help=TARGET_HELP)
     @click.option("--replace", "replace", multiple=True, metavar="ADDR", help=REPLACE_HELP)
     @click.option("--rerun-gates", is_flag=True, help=RERUN_HELP)
+    @click.option(
+        "--wait",
+        is_flag=True,
+        help="Drive the rollouts this apply started to completion or abort (exit 1 on abort).",
+    )
     @click.pass_context
     def apply(
         ctx: click.Context,
@@ -176,6 +182,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         targets: tuple[str, ...],
         replace: tuple[str, ...],
         rerun_gates: bool,
+        wait: bool,
     ) -> int:
         """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
         from engine.cli import session_for
@@ -202,7 +209,10 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
                 rerun_gates=rerun_gates,
             )
             report = operations.apply(session, delivery, options)
-        return finish(report)
+        code = finish(report)
+        if wait and code == 0:
+            code = wait_for_rollouts(session)
+        return code
 
     @cli.command()
     @common
@@ -247,6 +257,30 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             )
         drifted = any(d.status != "unreadable" for d in found)
         return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
+
+
+def wait_for_rollouts(session: Any) -> int:
+    """``apply --wait``: drive every rollout in progress until it completes or aborts."""
+    from engine.cli import EXIT_ERROR, EXIT_OK
+    from engine.rollouts import in_progress, run
+
+    if not in_progress(session):
+        return EXIT_OK
+    click.echo("\nWaiting for rollouts in progress (Ctrl-C stops waiting; they stay in progress).")
+    results = run(session, None, echo)
+    code = EXIT_OK
+    for r in results:
+        click.echo(f"{r.address}: {r.phase} — {r.message}")
+        if r.phase == "aborted":
+            code = EXIT_ERROR
+        elif not r.done:
+            click.echo(
+                f"{r.address} waits for a person ({r.waiting}): mlx rollout promote "
+                f"{r.address.split('.', 1)[1]} (or abort)",
+                err=True,
+            )
+            code = EXIT_ERROR
+    return code
 
 
 def delivery_for(auto_approve: bool, parallelism: int | None, out: Path | None = None) -> Any:

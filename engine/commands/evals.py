@@ -21,7 +21,9 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from engine import operations
         from engine.cli import EXIT_ERROR, EXIT_OK, session_for
 
-        result = operations.evaluate(session_for(ctx), name)
+        result = operations.evaluate(
+            session_for(ctx), name, progress=lambda line: click.echo(line, err=True)
+        )
         if as_json:
             click.echo(
                 json.dumps(
