@@ -58,3 +58,27 @@ def released_finder(
         return None
 
     return find
+
+
+def driver_of(decls: Any, graph: Any, address: str) -> str | None:
+    """The release that drives ``address`` (a rollout naming an endpoint), if any.
+
+    Such an endpoint serves what its rollout released last, not its subject's newest
+    version: the rollout takes over the transition.
+    """
+    for dependent in graph.successors(address) if address in graph else ():
+        decl = decls.get(dependent)
+        if decl is None:
+            continue
+        info = kind_info(decl.section)
+        if info.release_field and any(
+            _ref(decl.body.get(field)) == address for field in info.ref_fields
+        ):
+            return str(dependent)
+    return None
+
+
+def _ref(value: Any) -> str | None:
+    from engine.evidence import address_in
+
+    return address_in(value)

@@ -18,6 +18,9 @@ def _iso(value: Any) -> str | None:
 def _changes(summary: dict[str, Any]) -> str:
     if not summary:
         return ""
+    if summary.get("rollout"):  # one controller pass of a rollout
+        events = "; ".join(summary.get("events") or []) or str(summary.get("phase") or "")
+        return f"{summary['rollout']}: {events}"
     parts = []
     for key, sym in (("added", "+"), ("changed", "~"), ("destroyed", "-")):
         if summary.get(key):
@@ -163,6 +166,7 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
         }
     introduced = reader.version(current["serial"], with_spec=False) or {}
     events = reader.events(address=address)
+    actors = {v["serial"]: v["actor"] for v in reader.versions()}
     attributes = current.get("attributes") or {}
     lineage = attributes.get("lineage") or {}
     data = [d for d in lineage.get("data", []) if isinstance(d, str)]
@@ -197,14 +201,47 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
         "history": [
             {
                 "serial": e["serial"],
+                "at": _iso(e["created_at"]),
+                "actor": actors.get(e["serial"]),
                 "action": e["action"],
                 "status": e["status"],
                 "version": (e["outputs"] or {}).get("version"),
+                "weight": (e["outputs"] or {}).get("weight"),
                 "error": e["error"],
             }
             for e in events
         ],
+        "evidence": _evidence_for(reader, current.get("outputs") or {}),
     }
+
+
+def _evidence_for(reader: StateReader, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate verdicts that allowed a release: for the versions it released or is releasing."""
+    subject = outputs.get("subject")
+    if not subject:
+        return []
+    fingerprints = {
+        fp
+        for fp in (
+            outputs.get("fingerprint"),
+            (outputs.get("candidate") or {}).get("fingerprint"),
+        )
+        if fp
+    }
+    return [
+        {
+            "gate": v.gate,
+            "version": v.subject_version,
+            "fingerprint": v.subject_fingerprint,
+            "dataset": v.dataset,
+            "passed": v.passed,
+            "serial": v.serial,
+            "at": _iso(v.created_at),
+            "message": v.message,
+        }
+        for v in reader.evidence().history(subject=str(subject))
+        if v.subject_fingerprint in fingerprints
+    ]
 
 
 def diff_data(reader: StateReader, a: int, b: int) -> dict[str, Any]:
@@ -336,9 +373,21 @@ def render_show(data: dict[str, Any]) -> str:
         lines.append("  attributes:")
         for k, v in sorted((data.get("attributes") or {}).items()):
             lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        if data.get("evidence"):
+            lines.append("  evidence (the gate verdicts behind this release):")
+            for v in data["evidence"]:
+                verdict = "passed" if v["passed"] else "failed"
+                lines.append(
+                    f"    {v['gate']} {verdict} for v{v['version']} at serial {v['serial']} "
+                    f"({v['at']}): {v['message'] or ''}".rstrip(": ")
+                )
         lines.append("  history:")
         for h in data["history"]:
             ver = f" version {h['version']}" if h["version"] is not None else ""
             err = f" — {h['error']}" if h["error"] else ""
-            lines.append(f"    serial {h['serial']}: {h['action']} ({h['status']}){ver}{err}")
+            who = f" by {h['actor']}" if h.get("actor") else ""
+            when = f" at {h['at'][:19]}" if h.get("at") else ""
+            lines.append(
+                f"    serial {h['serial']}{when}{who}: {h['action']} ({h['status']}){ver}{err}"
+            )
     return "\n".join(lines) + "\n"

@@ -90,6 +90,12 @@ class Peers(Protocol):
         """The recorded endpoint at ``endpoint`` and its provider's ``Serving`` capability."""
         ...
 
+    def checkpoint(self, address: str, outputs: Mapping[str, Any], note: str) -> None:
+        """Record ``outputs`` for ``address`` now, before acting on them (an operation that
+        finishes later records each step before and after it is taken). Outside an apply:
+        nothing."""
+        ...
+
 
 @dataclass(frozen=True)
 class Context:
@@ -189,6 +195,9 @@ class Result:
     completion: Completion = Completion.DONE
     #: For an operation in progress: what happens next, shown by plans ("step 2/3 in 9m").
     next_step: str | None = None
+    #: Other resources whose objects this call changed (a rollout moving an endpoint's
+    #: traffic): the engine reads them again and records what it finds.
+    touched: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -500,6 +509,12 @@ class Serving(ABC):
 
     @abstractmethod
     def retire(self, endpoint: Prior, variant: str) -> None: ...
+
+    def shadow_pairs(self, endpoint: Prior, since: float, until: float) -> list[dict[str, Any]]:
+        """Requests the stable and the shadow both answered in the window: per pair,
+        ``primary_status``, ``shadow_status``, ``primary_latency_ms``, ``shadow_latency_ms``,
+        ``primary_label``, ``shadow_label``. Default: none (no shadow analysis)."""
+        return []
 
 
 C = TypeVar("C")

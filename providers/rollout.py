@@ -1,16 +1,21 @@
 """Rollouts (``type: rollout``, the default for ``rollouts``).
 
-``strategy: direct`` with an ``alias`` is a release through the registry:
-point the alias (``production``, ``champion``) at the subject's version. The
-engine applies a rollout only once every gate it requires has passed for
-exactly that version (``engine.evidence``); rollbacks move the alias back the
-same way. Endpoint strategies (shadow, canary, A/B) need the serving gateway.
+``strategy: direct`` with only an ``alias`` is a release through the registry: point
+the alias (``production``, ``champion``) at the subject's version. With an ``endpoint``
+a rollout drives the endpoint's traffic through its provider's ``Serving`` capability —
+direct (at once), canary, shadow or A/B — one controller pass per call
+(``controller.drive``): ``create``/``update`` start it, ``update`` with
+``Change.resume`` continues it, and the result says ``IN_PROGRESS`` until it completed
+or aborted. The engine applies a rollout only once every gate it requires has passed
+for exactly the released version (``engine.evidence``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from providers.contract import (
     Change,
@@ -37,9 +42,7 @@ class RolloutProvider(Provider):
 
     def check(self, desired: Desired) -> list[Problem]:
         spec = desired.spec
-        if spec.get("endpoint") and spec.get("strategy", "direct") != "direct":
-            return []  # reported at apply time: the serving gateway is not there yet
-        if not spec.get("alias"):
+        if not spec.get("endpoint") and not spec.get("alias"):
             return [Problem(("alias",), "a direct rollout needs an `alias` to move")]
         return []
 
@@ -59,24 +62,35 @@ class RolloutProvider(Provider):
             raise ProviderError("rollouts need the engine's peers (run them through mlx)")
         return self.context.peers
 
-    def _release(self, desired: Desired) -> Result:
-        spec = desired.spec
-        strategy = spec.get("strategy", "direct")
-        if strategy != "direct" or spec.get("endpoint"):
-            raise ProviderError(
-                f"{desired.address}: strategy {strategy!r} with an endpoint needs the serving "
-                "gateway, which is not yet supported by this provider"
-            )
-        subject = str(spec["subject"])
+    def _drive(self, desired: Desired) -> Any:
+        from controller.drive import Drive
+        from specs.rollouts import Rollout
+
+        try:
+            spec = Rollout.model_validate(desired.spec)
+        except ValidationError as exc:
+            raise ProviderError(f"{desired.address}: {exc.errors()[0]['msg']}") from None
+        return Drive(desired.address, spec, self._peers())
+
+    @staticmethod
+    def _candidate(desired: Desired) -> Mapping[str, Any]:
+        subject = str(desired.spec["subject"])
         outputs = desired.inputs.get(subject)
         if not outputs:
             raise ProviderError(f"{desired.address}: {subject} has no registered version yet")
-        alias = str(spec["alias"])
+        return outputs
+
+    # -- a registry alias only ----------------------------------------------------------
+    def _move_alias(self, desired: Desired) -> Result:
+        subject = str(desired.spec["subject"])
+        outputs = self._candidate(desired)
+        alias = str(desired.spec["alias"])
         self._peers().set_alias(subject, alias, outputs)
         return Result(
             {
                 "subject": subject,
                 "alias": alias,
+                "strategy": "direct",
                 "released_version": _version(outputs),
                 "fingerprint": outputs.get("fingerprint"),
                 "released": {
@@ -84,19 +98,41 @@ class RolloutProvider(Provider):
                     for k in ("version", "revision", "fingerprint", "uri")
                     if k in outputs
                 },
-                "phase": "released",
+                "phase": "completed",
                 "weight": 100,
             }
         )
 
+    # -- CRUD ---------------------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
-        return self._release(desired)
+        if not desired.spec.get("endpoint"):
+            return self._move_alias(desired)
+        return self._drive(desired).begin(self._candidate(desired), None)
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
         old_alias = prior.outputs.get("alias")
         if old_alias and old_alias != desired.spec.get("alias"):
             self._peers().set_alias(str(prior.outputs["subject"]), str(old_alias), {})
-        return self._release(desired)
+        if not desired.spec.get("endpoint"):
+            return self._move_alias(desired)
+        from controller.state import Phase, RolloutState
+
+        drive = self._drive(desired)
+        candidate = self._candidate(desired)
+        state = (
+            RolloutState.from_outputs(dict(prior.outputs)) if "address" in prior.outputs else None
+        )
+        if state is None:
+            return drive.begin(candidate, None)
+        fingerprint = candidate.get("fingerprint")
+        in_flight = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
+        if in_flight and (state.candidate or {}).get("fingerprint") == fingerprint:
+            return drive.resume(state)
+        if fingerprint == (state.stable or {}).get("fingerprint") and not in_flight:
+            return drive.resume(state)  # released already: nothing new (a metadata edit)
+        if fingerprint == state.aborted_fingerprint and not in_flight:
+            return drive.resume(state)  # aborted: stays out until `mlx rollout retry`
+        return drive.begin(candidate, state)
 
     def delete(self, prior: Prior) -> None:
         subject, alias = prior.outputs.get("subject"), prior.outputs.get("alias")
@@ -105,8 +141,8 @@ class RolloutProvider(Provider):
 
     def read(self, prior: Prior) -> Observed | None:
         subject, alias = prior.outputs.get("subject"), prior.outputs.get("alias")
-        if not subject or not alias:
-            return None
+        if prior.outputs.get("endpoint") or not alias:
+            return Observed(dict(prior.outputs))  # the endpoint's own read reports its traffic
         behind = self._peers().get_alias(str(subject), str(alias))
         if behind is None:
             return Observed({"released_version": None}, notes=(f"alias {alias!r} was removed",))

@@ -11,23 +11,66 @@ from specs.evals import Threshold
 from specs.kinds import Kind
 
 
-class Step(SpecModel):
-    """Argo Rollouts' ``setWeight`` + ``pause``."""
+class Pause(SpecModel):
+    """``pause: {duration: 10m}``; ``pause: {}`` waits for ``mlx rollout promote``."""
 
-    weight: int = Field(..., ge=0, le=100)
-    pause: Duration | None = None
+    duration: Duration | None = None
+
+
+class Step(SpecModel):
+    """Argo Rollouts' ``setWeight`` + ``pause``; a shadow step mirrors instead."""
+
+    weight: int | None = Field(None, ge=0, le=100, description="Candidate's share, percent.")
+    mirror: int | None = Field(
+        None, ge=0, le=100, description="Shadow: percent of requests copied to the candidate."
+    )
+    pause: Duration | Literal["manual"] | Pause | None = Field(
+        None, description="10m; `manual` or {} waits for `mlx rollout promote`."
+    )
+
+    @property
+    def manual(self) -> bool:
+        return self.pause == "manual" or (isinstance(self.pause, Pause) and not self.pause.duration)
+
+    @property
+    def duration(self) -> str | None:
+        if isinstance(self.pause, Pause):
+            return self.pause.duration
+        return None if self.pause in (None, "manual") else str(self.pause)
 
 
 class Analysis(SpecModel):
+    """Judged on the candidate against stable over the same window (docs/statistics.md)."""
+
     error_rate: Threshold | None = None
     latency_p50_ms: Threshold | None = None
     latency_p95_ms: Threshold | None = None
     latency_p99_ms: Threshold | None = None
     cost_per_request_usd: Threshold | None = None
-    metrics: dict[str, Threshold] = Field(default_factory=dict)
-    min_requests: int = Field(100, ge=0)
+    metrics: dict[str, Threshold] = Field(
+        default_factory=dict,
+        description="Custom metrics over feedback (outcome signals); shadow: `agreement`.",
+    )
+    min_requests: int = Field(100, ge=0, description="Per variant; fewer is inconclusive.")
     failure_limit: int = Field(0, ge=0)
-    interval: Duration | None = None
+    inconclusive_limit: int = Field(0, ge=0)
+    consecutive_error_limit: int = Field(4, ge=0)
+    interval: Duration | None = Field(
+        None, description="How often to look during a pause (default: once, at its end)."
+    )
+
+
+class Mirror(SpecModel):
+    percent: int = Field(..., ge=1, le=100)
+
+
+class Decision(SpecModel):
+    """A/B: the outcome metric (a feedback score: conversion 0/1) decides, sequentially."""
+
+    metric: str = Field(..., min_length=1)
+    min_samples: int = Field(1000, ge=1, description="Per arm, before any decision.")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    higher_is_better: bool = True
 
 
 class Rollout(OwnedResource):
@@ -50,15 +93,35 @@ class Rollout(OwnedResource):
     strategy: Literal["direct", "shadow", "canary", "ab"] = "direct"
     steps: list[Step] = Field(default_factory=list)
     analysis: Analysis | None = None
-    on_failure: Literal["rollback", "pause", "alert"] = "rollback"
+    mirror: Mirror | None = Field(None, description="Shadow: the share of traffic copied.")
+    decision: Decision | None = Field(None, description="A/B: what ends the test.")
+    timeout: Duration | None = Field(
+        None, description="Bounds the whole rollout: past it, it pauses and alerts the owner."
+    )
+    on_failure: Literal["rollback", "pause"] = "rollback"
     alert: str | None = ref_field(None, kinds=("alerts",))
 
     @model_validator(mode="after")
     def _needs_a_target(self) -> Rollout:
         if self.endpoint is None and self.alias is None:
             raise ValueError("a rollout needs an `endpoint` (serving) or an `alias` (registry)")
-        if self.strategy in ("canary", "ab") and not self.steps:
-            raise ValueError(f"strategy {self.strategy!r} needs `steps`")
+        if self.strategy != "direct" and self.endpoint is None:
+            raise ValueError(f"strategy {self.strategy!r} needs an `endpoint` to split traffic on")
+        if self.strategy == "canary" and not self.steps:
+            raise ValueError("strategy 'canary' needs `steps`")
+        if self.strategy == "shadow":
+            if self.mirror is None and not any(s.mirror for s in self.steps):
+                raise ValueError("strategy 'shadow' needs `mirror: {percent: N}`")
+            for i, step in enumerate(self.steps):
+                if step.weight not in (None, 0, 100):
+                    raise ValueError(
+                        f"steps[{i}]: a shadow never exposes the candidate's answers: weight "
+                        "must be 0 (or 100, the cut-over after it passed)"
+                    )
+        if self.strategy == "ab" and self.decision is None:
+            raise ValueError("strategy 'ab' needs `decision: {metric, min_samples}`")
+        if self.strategy == "canary" and any(s.mirror for s in self.steps):
+            raise ValueError("`mirror` belongs to shadow steps; a canary step sets `weight`")
         return self
 
 

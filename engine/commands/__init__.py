@@ -9,7 +9,7 @@ import click
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
-    from engine.commands import core, evals, inspect, release, state
+    from engine.commands import core, evals, inspect, release, rollout, state
 
-    for module in (core, evals, inspect, release, state):
+    for module in (core, evals, inspect, release, rollout, state):
         module.register(cli, common)

@@ -359,6 +359,31 @@ class GatewayProvider(Provider, Serving):
             lambda: role_metrics(store, endpoint.name, env, since, until),
         )
 
+    def shadow_pairs(self, endpoint: Prior, since: float, until: float) -> list[dict[str, Any]]:
+        """Each mirrored request with the caller's answer (the inference log's pairs)."""
+        from inference.query import pairs
+
+        store = self.stores.log(endpoint.address)
+        if store is None:
+            return []
+        env = self.context.environment
+        found = guarded(
+            endpoint.address,
+            "read the inference log",
+            lambda: pairs(store, endpoint.name, since=since, until=until, environment=env),
+        )
+        return [
+            {
+                "primary_status": p.primary.status,
+                "shadow_status": p.shadow.status,
+                "primary_latency_ms": p.primary.latency_ms,
+                "shadow_latency_ms": p.shadow.latency_ms,
+                "primary_label": _label(p.primary.outputs),
+                "shadow_label": _label(p.shadow.outputs),
+            }
+            for p in found
+        ]
+
     # -- helpers ----------------------------------------------------------------------
     def _url(self, name: str) -> str:
         return f"{self.settings.base_url.rstrip('/')}/endpoints/{name}"
@@ -400,3 +425,11 @@ class GatewayProvider(Provider, Serving):
 
 def _version(outputs: Mapping[str, Any]) -> Any:
     return outputs.get("version", outputs.get("revision"))
+
+
+def _label(outputs: Any) -> Any:
+    """A classifier's answer for agreement: the first prediction, if the payload was kept."""
+    if isinstance(outputs, dict) and isinstance(outputs.get("predictions"), list):
+        predictions = outputs["predictions"]
+        return predictions[0] if len(predictions) == 1 else tuple(map(str, predictions))
+    return None

@@ -1,0 +1,520 @@
+"""One controller pass over a rollout: pure — state, spec, clock and traffic in; the next
+state and what to do out. No I/O here (``controller.drive`` does it).
+
+Canary (Argo Rollouts' steps): each step sets the candidate's weight, then pauses; a
+pause with a duration ends with an analysis of the candidate against stable over the
+same window (and looks every ``analysis.interval`` meanwhile), a pause without one
+waits for ``mlx rollout promote``. A step without a pause moves on at once. The last
+step (or a weight of 100) completes: the candidate becomes stable, the old version is
+retired, the alias moves. Shadow mirrors instead of weighting and judges the shadow
+answers; A/B splits by sticky key and ends on a sequential decision (docs/statistics.md).
+
+"No data" is never "pass": an analysis below ``min_requests`` per variant is
+inconclusive, and inconclusive runs past ``inconclusive_limit`` pause the rollout for a
+person. Failed runs past ``failure_limit`` abort it (``on_failure: rollback``: the
+candidate's weight goes to 0 at once) or pause it (``on_failure: pause``). Past
+``timeout`` a rollout pauses and alerts — never left spinning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from analysis import Limits, Tally, Verdict, decide, judge_canary, run_verdict
+from analysis.base import AnalysisError, Measurement
+from analysis.canary import VariantStats
+from analysis.runs import Action
+from controller.state import Phase, RolloutState, Waiting, variant_name
+from specs.rollouts import Rollout, Step
+
+#: How many looks a state keeps for `mlx rollout status` (history keeps every one).
+KEEP_LOOKS = 20
+
+
+@dataclass(frozen=True)
+class Traffic:
+    stable: str
+    candidate: str | None = None
+    weight: int = 0
+    mirror: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the controller sees this pass."""
+
+    now: float
+    #: per role (stable/candidate/shadow) over ``state.window_from .. now``; ``None`` when
+    #: the metrics could not be read (``error`` says why)
+    metrics: Mapping[str, VariantStats] | None = None
+    error: str | None = None
+    #: shadow comparisons over the window: ``analysis.shadow.Pair``s
+    pairs: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    title: str
+    text: str
+    severity: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """The next state, and what to do to the world to reach it (in this order)."""
+
+    state: RolloutState
+    #: deploy the candidate (it takes no traffic yet)
+    deploy: bool = False
+    traffic: Traffic | None = None
+    retire: list[str] = field(default_factory=list)
+    #: move the registry alias to these outputs
+    alias: dict[str, Any] | None = None
+    alert: Alert | None = None
+    #: what happened in this pass, for history (empty: nothing changed)
+    events: list[str] = field(default_factory=list)
+    #: when the next pass has something to do (None: waiting for a person, or done)
+    due_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state.phase in (Phase.COMPLETED, Phase.ABORTED)
+
+
+def seconds(duration: str | None) -> float | None:
+    if duration is None:
+        return None
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    for suffix in ("ms", "s", "m", "h", "d"):
+        if duration.endswith(suffix):
+            return float(duration[: -len(suffix)]) * units[suffix]
+    raise ValueError(f"not a duration: {duration!r}")
+
+
+def steps_of(spec: Rollout) -> list[Step]:
+    """The steps a strategy walks (direct: one step to 100)."""
+    if spec.strategy == "direct":
+        return [Step(weight=100)]
+    if spec.strategy == "shadow":
+        mirror = spec.mirror.percent if spec.mirror else 0
+        window = (spec.analysis.interval if spec.analysis else None) or "10m"
+        out = []
+        for step in spec.steps or [Step(pause=window)]:
+            if step.weight == 100:
+                out.append(step)
+            elif step.mirror is None:
+                out.append(step.model_copy(update={"mirror": mirror, "weight": 0}))
+            else:
+                out.append(step.model_copy(update={"weight": 0}))
+        if out[-1].weight != 100:
+            out.append(Step(weight=100))  # a shadow that passed is cut over
+        return out
+    if spec.strategy == "ab":
+        weight = next((s.weight for s in spec.steps if s.weight is not None), 50)
+        return [Step(weight=weight)]
+    steps = list(spec.steps)
+    if not steps or steps[-1].weight != 100:
+        steps.append(Step(weight=100))
+    return steps
+
+
+# -- entry points ----------------------------------------------------------------------
+def start(
+    address: str,
+    spec: Rollout,
+    stable: dict[str, Any] | None,
+    candidate: dict[str, Any],
+    now: float,
+    previous: RolloutState | None = None,
+) -> Outcome:
+    """Begin releasing ``candidate`` (the gates passed: the engine checked them)."""
+    steps = steps_of(spec)
+    timeout = seconds(spec.timeout)
+    state = RolloutState(
+        address=address,
+        subject=spec.subject,
+        strategy=spec.strategy,
+        endpoint=spec.endpoint,
+        alias=spec.alias,
+        stable=stable,
+        candidate=candidate,
+        steps=len(steps),
+        started_at=now,
+        deadline=now + timeout if timeout else None,
+        tally=Tally().to_dict(),
+    )
+    events = []
+    retire: list[str] = []
+    if (
+        previous is not None
+        and previous.candidate
+        and previous.phase
+        in (
+            Phase.PROGRESSING,
+            Phase.PAUSED,
+        )
+    ):
+        old = previous.candidate_variant
+        if old and old != variant_name(candidate):
+            retire.append(old)
+            events.append(f"candidate {old} superseded by {variant_name(candidate)}: retired")
+    if stable is None or variant_name(stable) == variant_name(candidate):
+        # nothing to compare with (a first release) or already stable: straight to done
+        out = _complete(state, spec, now, "first release: nothing serves yet, no traffic to split")
+        out.retire = retire + out.retire
+        out.events = events + out.events
+        return out
+    out = _enter(state, spec, 0, now, events)
+    out.deploy = True
+    out.retire = retire
+    return out
+
+
+def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
+    """One pass: act on requests, the deadline, due analyses and ended pauses."""
+    if state.phase in (Phase.COMPLETED, Phase.ABORTED):
+        return Outcome(state)
+    state = replace(state, looks=list(state.looks), tally=dict(state.tally))
+    now = obs.now
+    if state.requested == "abort":
+        return _abort(replace(state, requested=None), spec, now, "aborted by request", "info")
+    if state.requested in ("promote", "promote-full"):
+        full = state.requested == "promote-full"
+        state = replace(state, requested=None, phase=Phase.PROGRESSING, waiting=None)
+        if full:
+            return _complete(state, spec, now, "promoted to 100% by request (--full)")
+        return _next_step(state, spec, now, "promoted by request")
+    if state.deadline is not None and now >= state.deadline and state.phase is not Phase.PAUSED:
+        return _pause(state, spec, now, Waiting.TIMEOUT, f"past its timeout ({spec.timeout})")
+    if state.phase is Phase.PAUSED:
+        return Outcome(state)
+    if state.next_look_at is not None and now >= state.next_look_at:
+        return _look(state, spec, obs)
+    if state.pause_until is not None and now >= state.pause_until:
+        if spec.analysis is not None or spec.strategy == "ab":
+            return _look(state, spec, obs, end_of_pause=True)
+        return _next_step(state, spec, now, "pause ended")
+    return Outcome(state, due_at=_due(state))
+
+
+def promote(state: RolloutState, full: bool) -> RolloutState:
+    return replace(state, requested="promote-full" if full else "promote")
+
+
+def abort(state: RolloutState) -> RolloutState:
+    return replace(state, requested="abort")
+
+
+def retry(spec: Rollout, state: RolloutState, now: float) -> Outcome:
+    """Start an aborted (or paused) rollout again from its first step."""
+    candidate = state.candidate
+    if candidate is None or state.phase is Phase.COMPLETED:
+        raise ValueError("nothing to retry: this rollout has no candidate in flight")
+    stable = state.stable if state.phase is not Phase.COMPLETED else None
+    out = start(state.address, spec, stable, candidate, now, previous=state)
+    out.events.insert(0, "retried")
+    return out
+
+
+# -- steps -----------------------------------------------------------------------------
+def _enter(
+    state: RolloutState, spec: Rollout, index: int, now: float, events: list[str]
+) -> Outcome:
+    steps = steps_of(spec)
+    step = steps[index]
+    if step.weight == 100:
+        return _complete(state, spec, now, f"step {index + 1}/{len(steps)}: weight 100", events)
+    weight, mirror = step.weight or 0, step.mirror or 0
+    duration = seconds(step.duration)
+    interval = seconds(spec.analysis.interval) if spec.analysis else None
+    state = replace(
+        state,
+        phase=Phase.PROGRESSING,
+        waiting=None,
+        step=index,
+        step_started_at=now,
+        window_from=now,
+        pause_until=now + duration if duration is not None else None,
+        next_look_at=now + interval if interval and duration and interval < duration else None,
+        weight=weight,
+        mirror=mirror,
+    )
+    what = f"mirror {mirror}%" if mirror else f"weight {weight}"
+    label = f"step {index + 1}/{len(steps)}: {what}"
+    if step.manual:
+        state = replace(state, phase=Phase.PAUSED, waiting=Waiting.PROMOTE)
+        label += ", paused until `mlx rollout promote`"
+    elif duration is not None:
+        label += f", pause {step.duration}"
+    if spec.strategy == "ab":  # the split holds until the sequential test decides
+        every = interval or 60.0
+        state = replace(state, pause_until=None, next_look_at=now + every)
+        label += f", deciding on {spec.decision.metric if spec.decision else 'the outcome'}"
+    state.message = label
+    out = Outcome(state, traffic=_traffic(state), events=[*events, label])
+    if not step.manual and duration is None and spec.strategy != "ab":
+        # no pause: straight on (this step's traffic is set first)
+        nxt = _next_step(state, spec, now, "no pause")
+        nxt.traffic = nxt.traffic or out.traffic
+        nxt.events = out.events + nxt.events
+        nxt.deploy = out.deploy or nxt.deploy
+        return nxt
+    out.due_at = _due(state)
+    return out
+
+
+def _next_step(state: RolloutState, spec: Rollout, now: float, why: str) -> Outcome:
+    index = state.step + 1
+    if index >= len(steps_of(spec)):
+        return _complete(state, spec, now, why)
+    return _enter(state, spec, index, now, [])
+
+
+def _complete(
+    state: RolloutState, spec: Rollout, now: float, why: str, events: list[str] | None = None
+) -> Outcome:
+    old = state.stable_variant
+    new = state.candidate_variant
+    assert new is not None
+    done = replace(
+        state,
+        phase=Phase.COMPLETED,
+        waiting=None,
+        stable=state.candidate,
+        weight=0,
+        mirror=0,
+        pause_until=None,
+        next_look_at=None,
+        message=f"completed: {new} serves everything ({why})",
+    )
+    return Outcome(
+        done,
+        traffic=Traffic(stable=new) if state.endpoint else None,
+        retire=[old] if state.endpoint and old and old != new else [],
+        alias=dict(state.candidate or {}) if spec.alias else None,
+        events=[*(events or []), done.message],
+    )
+
+
+def _abort(state: RolloutState, spec: Rollout, now: float, why: str, severity: str) -> Outcome:
+    stable = state.stable_variant
+    out = replace(
+        state,
+        phase=Phase.ABORTED,
+        waiting=None,
+        weight=0,
+        mirror=0,
+        pause_until=None,
+        next_look_at=None,
+        aborted_fingerprint=(state.candidate or {}).get("fingerprint"),
+        message=f"aborted: {why}",
+    )
+    candidate = state.candidate_variant
+    return Outcome(
+        out,
+        traffic=Traffic(stable=stable) if stable else None,
+        retire=[candidate] if candidate and candidate != stable else [],
+        alert=_alert(out, spec, "aborted", why, severity),
+        events=[out.message],
+    )
+
+
+def _pause(state: RolloutState, spec: Rollout, now: float, waiting: Waiting, why: str) -> Outcome:
+    out = replace(state, phase=Phase.PAUSED, waiting=waiting, message=f"paused: {why}")
+    return Outcome(
+        out,
+        alert=_alert(out, spec, "paused", why, "warning"),
+        events=[out.message],
+    )
+
+
+# -- analysis --------------------------------------------------------------------------
+def _look(
+    state: RolloutState, spec: Rollout, obs: Observation, end_of_pause: bool = False
+) -> Outcome:
+    now = obs.now
+    limits = Limits.of(spec.analysis) if spec.analysis else Limits()
+    tally = Tally.from_dict(state.tally) if state.tally else Tally()
+    look: dict[str, Any] = {"at": now, "from": state.window_from, "step": state.step + 1}
+    if obs.metrics is None:
+        tally = tally.record_error()
+        look.update(verdict="error", reason=obs.error or "metrics could not be read")
+        measurements: list[Measurement] = []
+    else:
+        try:
+            measurements = _measure(spec, state, obs)
+        except AnalysisError as exc:
+            measurements = []
+            tally = tally.record_error()
+            look.update(verdict="error", reason=str(exc))
+        else:
+            verdict = run_verdict(measurements) if measurements else Verdict.PASS
+            if spec.strategy == "ab" and verdict is not Verdict.FAIL:  # guardrails first
+                verdict, decided = _decide_ab(spec, state, obs, look)
+                if decided is not None:
+                    state = replace(state, ab=decided.state.to_dict())
+                    return _ab_ends(state, spec, now, decided, look)
+            tally = tally.record(verdict)
+            look.update(verdict=str(verdict), requests=_requests(obs))
+        look["measurements"] = [m.as_dict() for m in measurements]
+    looks = [*state.looks, look][-KEEP_LOOKS:]
+    state = replace(state, tally=tally.to_dict(), looks=looks, window_from=now)
+    decision = decide(tally, limits)
+    summary = _summary(look)
+    if decision.action is Action.ABORT:
+        if spec.on_failure == "pause":
+            return _pause(state, spec, now, Waiting.FAILURE, f"{summary} ({decision.reason})")
+        return _abort(state, spec, now, f"{summary} ({decision.reason})", "critical")
+    if decision.action is Action.PAUSE:
+        return _pause(state, spec, now, Waiting.INCONCLUSIVE, f"{summary} ({decision.reason})")
+    interval = seconds(spec.analysis.interval) if spec.analysis else None
+    if end_of_pause and look["verdict"] == str(Verdict.PASS) and spec.strategy != "ab":
+        out = _next_step(state, spec, now, f"analysis passed: {summary}")
+        out.events.insert(0, f"step {state.step + 1}: analysis passed: {summary}")
+        return out
+    if end_of_pause and spec.strategy != "ab":
+        # inconclusive within its limit, or an error: look again after the same pause
+        step = steps_of(spec)[state.step]
+        again = seconds(step.duration) or interval or 60.0
+        state = replace(state, pause_until=now + again)
+    nxt = now + interval if interval else None
+    if spec.strategy == "ab" and nxt is None:
+        nxt = now + (seconds(steps_of(spec)[0].duration) or 60.0)
+    state = replace(state, next_look_at=nxt)
+    return Outcome(state, events=[f"step {state.step + 1}: {summary}"], due_at=_due(state))
+
+
+def _measure(spec: Rollout, state: RolloutState, obs: Observation) -> list[Measurement]:
+    assert obs.metrics is not None
+    if spec.analysis is None:
+        return []
+    if spec.strategy == "shadow":
+        from analysis import judge_shadow, summarize
+
+        return judge_shadow(summarize(obs.pairs or []), spec.analysis)
+    stable = obs.metrics.get("stable") or VariantStats(0, 0)
+    candidate = obs.metrics.get("candidate") or VariantStats(0, 0)
+    return judge_canary(candidate, stable, spec.analysis)
+
+
+def _decide_ab(
+    spec: Rollout, state: RolloutState, obs: Observation, look: dict[str, Any]
+) -> tuple[Verdict, Any]:
+    """A/B: guardrails first (any analysis metric that fails), then the sequential test."""
+    from analysis import SequentialState, compare_proportions
+    from analysis.sequential import ABVerdict
+
+    assert obs.metrics is not None and spec.decision is not None
+    a = obs.metrics.get("stable") or VariantStats(0, 0)
+    b = obs.metrics.get("candidate") or VariantStats(0, 0)
+
+    def counts(v: VariantStats) -> tuple[int, int]:
+        trials = int(v.feedback_count or 0)
+        mean = v.feedback_mean if v.feedback_mean is not None else 0.0
+        return round(mean * trials), trials
+
+    a_s, a_n = counts(a)
+    b_s, b_n = counts(b)
+    prior = SequentialState.from_dict(state.ab) if state.ab else None
+    result = compare_proportions(
+        a_s,
+        a_n,
+        b_s,
+        b_n,
+        alpha=spec.decision.alpha,
+        min_samples=spec.decision.min_samples,
+        higher_is_better=spec.decision.higher_is_better,
+        state=prior,
+        split=[100 - state.weight, state.weight],
+    )
+    look["ab"] = {
+        "verdict": str(result.verdict),
+        "reason": result.reason,
+        "effect": result.effect,
+        "relative_effect": result.relative_effect,
+        "interval": [result.low, result.high],
+        "p_value": result.p_value,
+        "a": {"successes": a_s, "trials": a_n},
+        "b": {"successes": b_s, "trials": b_n},
+    }
+    if result.verdict in (ABVerdict.B_BETTER, ABVerdict.A_BETTER):
+        return Verdict.PASS, result
+    state.ab = result.state.to_dict()
+    if result.verdict is ABVerdict.INCONCLUSIVE and b_n >= spec.decision.min_samples:
+        return Verdict.INCONCLUSIVE, None  # a sample-ratio mismatch, not too little data
+    return Verdict.PASS, None  # keep collecting
+
+
+def _ab_ends(
+    state: RolloutState, spec: Rollout, now: float, result: Any, look: dict[str, Any]
+) -> Outcome:
+    from analysis.sequential import ABVerdict
+
+    ab = look["ab"]
+    effect = (
+        f"effect {ab['effect']:+.4f} (95% always-valid interval "
+        f"{ab['interval'][0]:+.4f} .. {ab['interval'][1]:+.4f}, p {ab['p_value']:.3g})"
+    )
+    looks = [*state.looks, {**look, "verdict": str(result.verdict)}][-KEEP_LOOKS:]
+    state = replace(state, looks=looks)
+    if result.verdict is ABVerdict.B_BETTER:
+        out = _complete(state, spec, now, f"A/B decided for the candidate: {effect}")
+        out.alert = _alert(out.state, spec, "decided", f"the candidate wins: {effect}", "info")
+        return out
+    return _abort(state, spec, now, f"A/B decided for stable: {effect}", "info")
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _traffic(state: RolloutState) -> Traffic | None:
+    stable = state.stable_variant
+    if stable is None or state.endpoint is None:
+        return None
+    return Traffic(stable, state.candidate_variant, state.weight, state.mirror)
+
+
+def _due(state: RolloutState) -> float | None:
+    times = [t for t in (state.pause_until, state.next_look_at, state.deadline) if t]
+    if state.phase is Phase.PAUSED:
+        return None
+    return min(times) if times else None
+
+
+def _requests(obs: Observation) -> dict[str, int]:
+    return {role: stats.requests for role, stats in (obs.metrics or {}).items()}
+
+
+def _summary(look: dict[str, Any]) -> str:
+    if look.get("verdict") == "error":
+        return f"analysis could not be taken: {look.get('reason')}"
+    parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
+    head = f"analysis {look['verdict']}"
+    return head + (": " + "; ".join(parts) if parts else "")
+
+
+def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> Alert:
+    subject = state.subject
+    version = (state.candidate or {}).get("version")
+    name = f"{subject} v{version}" if version is not None else subject
+    address = state.address
+    look = state.looks[-1] if state.looks else None
+    detail = ""
+    if look and look.get("measurements"):
+        failed = [m for m in look["measurements"] if m.get("verdict") != "pass"]
+        detail = " ".join(f"{m['metric']}: {m['reason']}." for m in failed)
+    endpoint = (state.endpoint or "").split(".", 1)[-1]
+    look_closer = f"`mlx rollout status {address.split('.', 1)[-1]}`" + (
+        f", `mlx logs {endpoint} --since 1h`" if endpoint else ""
+    )
+    text = (
+        f"The rollout of {name} was {what}: {why}. {detail} Owner: {spec.owner}. "
+        f"Look closer: {look_closer}."
+    ).replace("  ", " ")
+    return Alert(
+        title=f"{address} {what}: {name}",
+        text=text,
+        severity=severity,
+        details={"phase": str(state.phase), "look": look, "owner": spec.owner},
+    )

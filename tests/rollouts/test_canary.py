@@ -1,0 +1,139 @@
+"""Canary rollouts: walked step by step, judged against stable on the log, aborted on
+failure, paused on too little traffic, resumed after a kill."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from engine import rollouts
+from tests.rollouts.conftest import traffic
+from tests.support.harness import Workspace
+
+
+def _production(ws: Workspace) -> int | None:
+    obj = ws.registry_object("models", "m") or {}
+    return (obj.get("aliases") or {}).get("production")
+
+
+def _route(ws: Workspace) -> dict:
+    (doc,) = ws.sql("SELECT doc FROM mlx_gateway_routes WHERE endpoint = 'm'")[0]
+    return dict(json.loads(doc))
+
+
+def _drive_until(ws: Workspace, *, healthy: bool, errors: int = 0) -> list[rollouts.PassResult]:
+    """Drive the rollout, feeding the log as it goes (what real traffic would do)."""
+    session = ws.session()
+    results: list[rollouts.PassResult] = []
+    try:
+        for _ in range(200):
+            traffic(ws, "stable", 30)
+            traffic(ws, "candidate", 30, errors=errors if not healthy else 0)
+            result = rollouts.step(session, "m")
+            results.append(result)
+            if result.done or result.waiting:
+                return results
+            time.sleep(0.05)
+    finally:
+        session.close()
+    raise AssertionError(f"the rollout never finished: {results[-1]}")
+
+
+def test_the_first_release_completes_at_once(canary: Workspace) -> None:
+    out = canary.outputs("rollouts.m")
+    assert out["phase"] == "completed" and out["released_version"] == 1
+    assert _production(canary) == 1
+    assert canary.statuses()["rollouts.m"] == "ok"
+
+
+def test_a_healthy_canary_walks_every_step_and_moves_the_alias(canary: Workspace) -> None:
+    canary.write({"model.txt": "score=0.97"})
+    report = canary.apply()
+    assert report is not None and report.ok, canary.output
+    assert canary.statuses()["rollouts.m"] == "in_progress"
+    route = _route(canary)
+    assert route["traffic"] == {"stable": "v1", "candidate": "v2", "weight": 10, "mirror": 0}
+    assert _production(canary) == 1, "the alias moves only when the rollout completes"
+    # the plan says it is in progress, and what comes next
+    plan = canary.plan_text()
+    assert "rollouts.m will be updated in place (continues an operation in progress)" in plan
+    assert "step 1/3: weight 10" in plan
+    results = _drive_until(canary, healthy=True)
+    assert results[-1].phase == "completed", results[-1]
+    assert _route(canary)["traffic"] == {"stable": "v2", "candidate": None, "weight": 0, "mirror": 0}
+    assert set(_route(canary)["variants"]) == {"v2"}
+    assert _production(canary) == 2
+    events = [e for r in results for e in r.events]
+    assert any("step 2/3: weight 50" in e for e in events), events
+    assert any("analysis passed" in e for e in events), events
+    # the endpoint's record follows what the rollout did: nothing looks like drift
+    assert canary.outputs("endpoints.m")["stable_version"] == 2
+    assert canary.refresh() == []
+    assert not canary.plan().has_changes
+
+
+def test_a_failing_canary_aborts_at_the_first_analysis(canary: Workspace) -> None:
+    canary.write({"model.txt": "score=0.97"})
+    assert canary.apply() is not None
+    results = _drive_until(canary, healthy=False, errors=20)
+    last = results[-1]
+    assert last.phase == "aborted", last
+    assert "error_rate" in last.message
+    assert _route(canary)["traffic"] == {"stable": "v1", "candidate": None, "weight": 0, "mirror": 0}
+    assert _production(canary) == 1
+    alerts = [json.loads(x) for x in (canary.root / ".mlx/alerts.jsonl").read_text().splitlines()]
+    assert alerts[-1]["source"] == "rollouts.m" and alerts[-1]["owner"] == "team-ml"
+    assert "error_rate" in alerts[-1]["text"] and "mlx rollout status m" in alerts[-1]["text"]
+    # aborted stays aborted: the plan does not restart it, and says how to
+    plan = canary.plan()
+    assert not plan.has_changes
+    assert any("mlx rollout retry m" in w for w in plan.warnings), plan.warnings
+
+
+def test_too_little_traffic_is_inconclusive_and_pauses(canary: Workspace) -> None:
+    canary.write({"model.txt": "score=0.97"})
+    assert canary.apply() is not None
+    session = canary.session()
+    try:
+        for _ in range(100):
+            traffic(canary, "stable", 2)
+            traffic(canary, "candidate", 2)  # far below min_requests: 20
+            result = rollouts.step(session, "m")
+            if result.waiting or result.done:
+                break
+            time.sleep(0.05)
+    finally:
+        session.close()
+    assert result.phase == "paused" and result.waiting == "inconclusive", result
+    assert "inconclusive" in result.message
+    assert _route(canary)["traffic"]["weight"] == 10, "a pause holds the weights"
+    # a person decides: promote goes on to the next step
+    session = canary.session()
+    try:
+        promoted = rollouts.step(session, "m", operation="rollout-promote", request="promote")
+    finally:
+        session.close()
+    assert promoted.phase == "progressing" and _route(canary)["traffic"]["weight"] == 50
+
+
+def test_abort_and_promote_full_mid_analysis(canary: Workspace) -> None:
+    canary.write({"model.txt": "score=0.97"})
+    assert canary.apply() is not None
+    session = canary.session()
+    try:
+        full = rollouts.step(session, "m", operation="rollout-promote", request="promote-full")
+    finally:
+        session.close()
+    assert full.phase == "completed" and _production(canary) == 2
+    canary.write({"model.txt": "score=0.98"})
+    assert canary.apply() is not None
+    session = canary.session()
+    try:
+        aborted = rollouts.step(session, "m", operation="rollout-abort", request="abort")
+    finally:
+        session.close()
+    assert aborted.phase == "aborted" and _route(canary)["traffic"]["stable"] == "v2"
+    history = canary.sql(
+        "SELECT operation, actor FROM mlx_state_versions WHERE operation LIKE 'rollout%'"
+    )
+    assert ("rollout-promote", "tester") in history and ("rollout-abort", "tester") in history
