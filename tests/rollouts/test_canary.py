@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from engine import rollouts
 from tests.rollouts.conftest import traffic
 from tests.support.harness import Workspace
+
+
+def only(variant: str) -> dict[str, object]:
+    """The traffic of an endpoint whose stable variant serves everything."""
+    return {"stable": variant, "candidate": None, "weight": 0, "mirror": 0}
 
 
 def _production(ws: Workspace) -> int | None:
@@ -60,7 +66,7 @@ def test_a_healthy_canary_walks_every_step_and_moves_the_alias(canary: Workspace
     assert "step 1/3: weight 10" in plan
     results = _drive_until(canary, healthy=True)
     assert results[-1].phase == "completed", results[-1]
-    assert _route(canary)["traffic"] == {"stable": "v2", "candidate": None, "weight": 0, "mirror": 0}
+    assert _route(canary)["traffic"] == only("v2")
     assert set(_route(canary)["variants"]) == {"v2"}
     assert _production(canary) == 2
     events = [e for r in results for e in r.events]
@@ -79,7 +85,7 @@ def test_a_failing_canary_aborts_at_the_first_analysis(canary: Workspace) -> Non
     last = results[-1]
     assert last.phase == "aborted", last
     assert "error_rate" in last.message
-    assert _route(canary)["traffic"] == {"stable": "v1", "candidate": None, "weight": 0, "mirror": 0}
+    assert _route(canary)["traffic"] == only("v1")
     assert _production(canary) == 1
     alerts = [json.loads(x) for x in (canary.root / ".mlx/alerts.jsonl").read_text().splitlines()]
     assert alerts[-1]["source"] == "rollouts.m" and alerts[-1]["owner"] == "team-ml"
@@ -137,3 +143,27 @@ def test_abort_and_promote_full_mid_analysis(canary: Workspace) -> None:
         "SELECT operation, actor FROM mlx_state_versions WHERE operation LIKE 'rollout%'"
     )
     assert ("rollout-promote", "tester") in history and ("rollout-abort", "tester") in history
+
+
+def test_a_rollout_past_its_timeout_pauses_and_alerts(tmp_path: Path) -> None:
+    from tests.release.test_release_safety import SPEC
+    from tests.rollouts.conftest import ROLLOUT
+
+    slow = ROLLOUT.replace("pause: 0.2s}, {weight: 50", "pause: 1h}, {weight: 50").replace(
+        "alert: ${alerts.oncall}", "alert: ${alerts.oncall}\n        timeout: 0.2s"
+    )
+    files = {k: v for k, v in SPEC.items() if k != "rollouts.yaml"}
+    ws = Workspace(tmp_path / "spec").write({**files, "rollout.yaml": slow})
+    assert ws.apply() is not None
+    ws.write({"model.txt": "score=0.97"})
+    assert ws.apply() is not None
+    time.sleep(0.3)  # past the rollout's deadline (the controller reads the clock)
+    session = ws.session()
+    try:
+        result = rollouts.step(session, "m")
+    finally:
+        session.close()
+    assert result.phase == "paused" and result.waiting == "timeout", result
+    alerts = [json.loads(x) for x in (ws.root / ".mlx/alerts.jsonl").read_text().splitlines()]
+    assert "past its timeout" in alerts[-1]["text"] and alerts[-1]["owner"] == "team-ml"
+    assert _route(ws)["traffic"]["weight"] == 10, "a timed-out rollout holds, it does not spin"
