@@ -30,6 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

@@ -68,6 +68,12 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
             callback=_set("debug"),
             help="Show tracebacks.",
         ),
+        click.option(
+            "--no-color",
+            is_flag=True,
+            expose_value=False,
+            help="No colour, even on a terminal (NO_COLOR=1 does the same).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -104,8 +110,12 @@ def session_for(ctx: click.Context, **kw: Any) -> Any:
 
 
 from engine.commands import register  # noqa: E402  (commands attach themselves to `cli`)
+from engine.commands.logs import register as register_logs  # noqa: E402
+from engine.commands.serve import register as register_serve  # noqa: E402
 
 register(cli, common)
+register_logs(cli, common)
+register_serve(cli, common)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,6 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     # creates few reference cycles; CPython's default collector thresholds re-scan them so
     # often that it costs half of a plan's time. Collect rarely instead.
     gc.set_threshold(100_000, 50, 100)
+
+    import os
+
+    from engine import terminal
+
+    if terminal.wanted(sys.stdout, os.environ, argv if argv is not None else sys.argv[1:]):
+        sys.stdout = terminal.Painted(sys.stdout)
+        sys.stderr = terminal.Painted(sys.stderr)
 
     try:
         code = cli.main(args=argv, prog_name="mlx", standalone_mode=False)

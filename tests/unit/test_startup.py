@@ -18,6 +18,15 @@ HEAVY = (
     "sqlalchemy",
     "pydantic",
     "networkx",
+    # the gateway stack: only `mlx serve` imports it
+    "gateway",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "prometheus_client",
+    "genai_prices",
+    "orjson",
+    "uvloop",
 )
 
 

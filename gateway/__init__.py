@@ -1,0 +1,22 @@
+"""The embedded serving gateway (``mlx serve``): the data plane of the ``gateway`` provider.
+
+One ASGI process (Starlette on uvicorn) serving every endpoint whose route document the
+control plane wrote into the state database (``state.routes``, ``docs/gateway.md``).
+Modules, one job each:
+
+* ``config``: the route document, parsed and checked (``RouteError`` names what is wrong)
+* ``control``: the served snapshot and the poller that swaps it when a route moves
+* ``routing``: weights, sticky hashing, mirror and payload sampling (pure functions)
+* ``models`` / ``inputs``: loading a model by flavor; MLflow scoring-server input parsing
+* ``prompts`` / ``rules``: rendering a prompt version, its ``routing`` rules
+* ``llm``: the OpenAI-compatible upstream (httpx: timeouts, retries, ``Retry-After``)
+* ``cache``, ``pricing``, ``metrics``, ``auth``, ``records``, ``keys`` (upstream API keys)
+* ``pool`` (prediction threads), ``shadow`` + ``worker`` (shadow copies; the low-priority
+  process model copies run in)
+* ``http`` (answers, errors, request ids, dispatch), ``core`` (the shared steps, health,
+  metrics, feedback), ``invocations`` and ``chat`` (the endpoint routes), ``app`` (all of
+  them), ``server`` (uvicorn, graceful SIGTERM)
+
+Nothing here is imported by ``mlx --help``: ``engine/commands/serve.py`` imports it when the
+command runs.
+"""

@@ -1,0 +1,54 @@
+"""The gateway's routes (SPEC.md, "Gateway routes (fixed)") on Starlette.
+
+========================================  ================================================
+``POST /endpoints/{name}/invocations``    models: MLflow scoring JSON → ``{"predictions"}``
+``POST /endpoints/{name}/v1/chat/…``      prompts: OpenAI chat completions (``variables``)
+``POST /endpoints/{name}/feedback``       ``{"request_id", "label"|"outcome"|"value"}``
+``GET /healthz``, ``GET /metrics``        liveness + variant health; Prometheus text
+========================================  ================================================
+
+The request path: check the bearer token, read the served snapshot (one attribute), pick the
+variant (a hash), read the body within the endpoint's size limit, answer — predicting in a
+worker thread, or calling the LLM upstream — and only then, after the answer has been handed
+to the server, build the log record (``LogWriter.submit``: O(1)), count metrics and start the
+shadow copy. Every answer carries ``x-request-id`` (the caller's, if sent and sane), and
+every answer a variant gave (its errors included) ``x-mlx-variant`` (the role) and
+``x-mlx-version``. Errors are one line, never a traceback: invocations answer MLflow's shape
+``{"error_code", "message"}``, chat completions OpenAI's ``{"error": {"message", "type",
+"code"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from gateway.chat import ChatRoutes
+from gateway.http import FastPath
+from gateway.invocations import ModelRoutes
+
+
+class Gateway(ModelRoutes, ChatRoutes):
+    """The whole gateway: ``app()`` is the ASGI application ``gateway.server`` runs."""
+
+    def app(self, lifespan: Any = None) -> FastPath:
+        routes = [
+            Route("/endpoints/{name}/invocations", self.invocations, methods=["POST"]),
+            Route("/endpoints/{name}/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/endpoints/{name}/feedback", self.feedback, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_route, methods=["GET"]),
+        ]
+        app = Starlette(
+            routes=routes,
+            exception_handlers={404: self.no_route, 405: self.no_route},
+            lifespan=lifespan,
+        )
+        posts = {
+            "invocations": self.invocations,
+            "v1/chat/completions": self.chat,
+            "feedback": self.feedback,
+        }
+        return FastPath(app, posts, self.busy)

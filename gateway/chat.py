@@ -1,0 +1,208 @@
+"""``POST /endpoints/{name}/v1/chat/completions``: a prompt endpoint, OpenAI-compatible.
+
+Render the variant's prompt with the caller's ``variables`` (``gateway.prompts``), answer from
+the response cache when it can, else call the LLM upstream (``gateway.llm``); after the
+answer, price it (``gateway.pricing``), log it, and start the shadow copy as a detached task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import cache as cache_mod
+from gateway import llm, pricing
+from gateway.config import Kind
+from gateway.control import EndpointView, Loaded
+from gateway.core import GatewayCore
+from gateway.http import Answer, Call, Fail, new_call
+from gateway.inputs import InputError
+from gateway.models import decode, one_line
+from gateway.records import record
+from gateway.routing import Role, key_hash, mirrored
+
+
+class ChatRoutes(GatewayCore):
+    # -- prompts ---------------------------------------------------------------------------
+    async def chat(self, request: Request) -> Response:
+        call = new_call(request)
+        try:
+            self._authorize(request)
+            view = self._endpoint(call, request.path_params["name"], Kind.PROMPT)
+            header_key = request.headers.get("x-mlx-key")
+            self._route(call, view, header_key)
+            body = await self._body(request, view.route.max_body_bytes)
+            try:
+                doc = decode(body)
+            except InputError as exc:
+                raise Fail(400, str(exc)) from None
+            user = doc.get("user") if isinstance(doc, dict) else None
+            if header_key is None and isinstance(user, str):
+                self._route(call, view, user)
+            loaded = call.loaded
+            assert loaded is not None and loaded.prompt is not None
+            try:
+                prepared = loaded.prompt.prepare(doc)
+            except InputError as exc:
+                raise Fail(400, str(exc)) from None
+            cache_key = None
+            entry = None
+            ttl = view.route.cache.ttl_s if view.route.cache is not None else None
+            if ttl is not None:
+                cache_key = cache_mod.key(view.name, loaded.name, loaded.fingerprint, prepared.body)
+                entry = self.cache.get(cache_key)
+                self.metrics.cache(view.name, entry is not None)
+            tin: int | None
+            tout: int | None
+            if entry is not None:
+                content, model_used = entry.body, entry.model
+                tin, tout, outputs, hit = 0, 0, entry.outputs, True
+            else:
+                answer = await self._upstream(view, call, prepared.body, self.http)
+                content, model_used = answer.raw, answer.model or prepared.model
+                tin, tout = answer.usage
+                outputs, hit = _contents(answer.data), False
+                if cache_key is not None and ttl is not None:
+                    self.cache.put(cache_key, ttl, content, model_used, tin, tout, outputs)
+        except Fail as fail:
+            return self._failed(call, fail, "openai")
+        except Exception as exc:
+            return self._crashed(call, exc, "openai")
+        latency = call.elapsed_ms()
+        role = call.role.value
+        kh = key_hash(call.key)
+        inputs = _chat_inputs(doc)
+        shadow = (
+            view.candidate
+            if call.role is Role.STABLE
+            and view.candidate is not None
+            and mirrored(view.name, view.mirror, call.request_id)
+            else None
+        )
+        requested = prepared.model
+
+        def after() -> None:
+            cost = (
+                0.0
+                if hit
+                else pricing.cost_usd(view.route.pricing, requested, model_used, tin, tout, call.ts)
+            )
+            self.writer.submit(
+                record(
+                    view,
+                    self.workspace,
+                    call.request_id,
+                    call.ts,
+                    role,
+                    loaded,
+                    200,
+                    latency,
+                    key_hash=kh,
+                    inputs=inputs,
+                    outputs=outputs,
+                    input_tokens=tin,
+                    output_tokens=tout,
+                    cost_usd=cost,
+                    cache_hit=hit,
+                )
+            )
+            self.metrics.answered(view.name, role, 200, latency / 1000.0)
+            if shadow is not None:
+                self.shadows.spawn(
+                    view.name, lambda: self._shadow_prompt(view, shadow, doc, call, kh)
+                )
+
+        return Answer(content, 200, call.headers(), after)
+
+    async def _upstream(
+        self, view: EndpointView, call: Call, body: dict[str, Any], http: Any
+    ) -> llm.Answer:
+        client = view.route.client
+        if client is None:
+            raise Fail(502, f"endpoint {view.name!r} has no LLM upstream (client) in its route")
+        deadline = time.monotonic() + view.route.timeout_s
+        try:
+            answer = await llm.chat(
+                http,
+                client.base_url,
+                view.api_key,
+                body,
+                attempt_timeout=client.timeout_s,
+                deadline=deadline,
+                retries=client.retries,
+                backoff_s=client.backoff_s,
+            )
+        except llm.UpstreamError as exc:
+            self.metrics.upstream_failed(view.name, call.role.value, exc.status)
+            self.metrics.retried(view.name, exc.attempts - 1)
+            headers = []
+            if exc.status == 429 and exc.retry_after is not None:
+                headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
+            raise Fail(exc.status, str(exc), headers=headers) from None
+        self.metrics.retried(view.name, answer.attempts - 1)
+        return answer
+
+    async def _shadow_prompt(
+        self, view: EndpointView, loaded: Loaded, doc: Any, call: Call, kh: str | None
+    ) -> None:
+        assert loaded.prompt is not None
+        ts, t0 = time.time(), time.perf_counter()
+        shadow_call = Call(call.request_id, t0, ts, view, Role.SHADOW, loaded, call.key)
+        status, error, outputs = 200, None, None
+        tin = tout = None
+        cost = None
+        requested = None
+        try:
+            prepared = loaded.prompt.prepare(doc)
+            requested = prepared.model
+            answer = await asyncio.wait_for(
+                self._upstream(view, shadow_call, prepared.body, self.shadow_http),
+                view.route.timeout_s + 1.0,
+            )
+            tin, tout = answer.usage
+            outputs = _contents(answer.data)
+            cost = pricing.cost_usd(view.route.pricing, requested, answer.model, tin, tout, ts)
+        except InputError as exc:
+            status, error = 400, f"shadow: {exc}"
+        except Fail as fail:
+            status, error = fail.status, f"shadow: {fail.message}"
+        except TimeoutError:
+            status, error = 504, f"shadow: no answer within {view.route.timeout_s:g}s"
+        except asyncio.CancelledError:
+            status, error = 503, "shadow: cancelled (the gateway shut down)"
+        except Exception as exc:
+            status, error = 500, f"shadow: {one_line(exc)}"
+        latency = (time.perf_counter() - t0) * 1000.0
+        self._shadow_logged(
+            view,
+            loaded,
+            call,
+            ts,
+            status,
+            latency,
+            kh,
+            error,
+            _chat_inputs(doc),
+            outputs,
+            input_tokens=tin,
+            output_tokens=tout,
+            cost_usd=cost,
+        )
+
+
+def _contents(data: dict[str, Any]) -> list[Any]:
+    out = []
+    for choice in data.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        out.append(message.get("content") if isinstance(message, dict) else None)
+    return out
+
+
+def _chat_inputs(doc: Any) -> Any:
+    if not isinstance(doc, dict):
+        return doc
+    return {"variables": doc.get("variables"), "messages": doc.get("messages") or []}

@@ -1,0 +1,158 @@
+"""``/metrics``: Prometheus text, from a registry of the gateway's own (not the global one).
+
+Series (all prefixed ``mlx_gateway_``):
+
+* ``requests_total{endpoint, variant, status}`` and ``request_duration_seconds{endpoint,
+  variant}`` (histogram): every request an endpoint answered; shadow calls under ``shadow``
+* ``upstream_errors_total{endpoint, variant, status}``: LLM upstream calls that failed for good
+* ``upstream_retries_total{endpoint}``: attempts beyond the first
+* ``cache_hits_total{endpoint}`` / ``cache_misses_total{endpoint}``
+* ``shadow_total{endpoint, outcome}``: ``sent``, ``dropped`` (too many in flight), ``failed``
+* ``rejected_total{reason}``: ``unauthorized``, ``unknown_endpoint`` (no endpoint label: a
+  caller must not be able to create series)
+* ``log_records{state}``: the inference-log writer's counters (accepted, written, dropped,
+  rejected, lost, pending), read at scrape time
+* ``variant_healthy{endpoint, variant, version, role}``: 1 if it loaded, 0 if it failed
+* ``route_generation{endpoint}``: the generation served
+
+Children are cached per label tuple so the request path does one dict lookup per series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+class _State(Collector):
+    def __init__(self, writer_stats: Callable[[], Any], snapshot: Callable[[], Any]):
+        self.writer_stats, self.snapshot = writer_stats, snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.writer_stats()
+        records = GaugeMetricFamily(
+            "mlx_gateway_log_records", "Inference-log writer counters", labels=["state"]
+        )
+        for name in ("accepted", "written", "dropped", "rejected", "lost", "pending"):
+            records.add_metric([name], float(getattr(stats, name)))
+        yield records
+        snap = self.snapshot()
+        healthy = GaugeMetricFamily(
+            "mlx_gateway_variant_healthy",
+            "1 if the variant loaded and can serve, 0 if it failed",
+            labels=["endpoint", "variant", "version", "role"],
+        )
+        generation = GaugeMetricFamily(
+            "mlx_gateway_route_generation", "Route generation served", labels=["endpoint"]
+        )
+        for name, view in snap.endpoints.items():
+            generation.add_metric([name], float(view.generation))
+            for h in view.health:
+                healthy.add_metric(
+                    [name, h.name, h.version, h.role or ""], 1.0 if h.state == "ready" else 0.0
+                )
+        for name, broken in snap.broken.items():
+            generation.add_metric([name], float(broken.generation))
+        yield healthy
+        yield generation
+
+
+class Metrics:
+    def __init__(self, writer_stats: Callable[[], Any], snapshot: Callable[[], Any]):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mlx_gateway_requests",
+            "Requests answered",
+            ["endpoint", "variant", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "mlx_gateway_request_duration_seconds",
+            "Time to answer, from arrival to the answer being ready",
+            ["endpoint", "variant"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "mlx_gateway_upstream_errors",
+            "LLM upstream calls that failed for good",
+            ["endpoint", "variant", "status"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "mlx_gateway_upstream_retries",
+            "LLM upstream attempts beyond the first",
+            ["endpoint"],
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "mlx_gateway_cache_hits", "Response-cache hits", ["endpoint"], registry=r
+        )
+        self.cache_misses = Counter(
+            "mlx_gateway_cache_misses", "Response-cache misses", ["endpoint"], registry=r
+        )
+        self.shadow = Counter(
+            "mlx_gateway_shadow", "Shadow calls", ["endpoint", "outcome"], registry=r
+        )
+        self.rejected = Counter(
+            "mlx_gateway_rejected",
+            "Requests refused before any endpoint answered",
+            ["reason"],
+            registry=r,
+        )
+        r.register(_State(writer_stats, snapshot))
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def answered(self, endpoint: str, variant: str, status: int, seconds: float) -> None:
+        self._child(self.requests, endpoint, variant, str(status)).inc()
+        self._child(self.latency, endpoint, variant).observe(seconds)
+
+    def upstream_failed(self, endpoint: str, variant: str, status: int) -> None:
+        self._child(self.upstream_errors, endpoint, variant, str(status)).inc()
+
+    def retried(self, endpoint: str, n: int) -> None:
+        if n > 0:
+            self._child(self.upstream_retries, endpoint).inc(n)
+
+    def cache(self, endpoint: str, hit: bool) -> None:
+        self._child(self.cache_hits if hit else self.cache_misses, endpoint).inc()
+
+    def shadowed(self, endpoint: str, outcome: str) -> None:
+        self._child(self.shadow, endpoint, outcome).inc()
+
+    def refused(self, reason: str) -> None:
+        self._child(self.rejected, reason).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,121 @@
+"""A prompt variant: turning an OpenAI chat request into the upstream's request.
+
+The caller sends an OpenAI chat-completions body plus ``variables`` (an object). The upstream
+gets, in order: the prompt's ``system`` text (rendered), its ``template`` (rendered, as the
+user message), then the caller's own ``messages`` if any (a conversation continuing from the
+prompt). The model is the prompt version's, or the one its ``routing`` rules pick; the caller's
+``model`` field is ignored (the ``openai`` client insists on sending one), since the model is
+part of the released version. Parameters: the endpoint client's ``params``, under the
+prompt's ``params``, under what the caller sent (``temperature``, ``max_tokens``, ``user``, …).
+Streaming is not supported (a 400 says so).
+
+Rendering reuses the eval gates' ``render`` (``{{name}}``, ``{{a.b}}``), so a prompt renders the
+same in a gate and in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import ClientDoc, RouteError, VariantDoc
+from gateway.inputs import InputError
+from gateway.rules import Rule, RuleError, compile_rules, estimate_tokens, pick
+
+#: Body fields the gateway consumes instead of forwarding.
+_CONSUMED = frozenset({"model", "messages", "variables", "stream", "stream_options"})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    body: dict[str, Any]  # what is sent upstream
+    model: str
+    input_tokens_estimate: int
+    rule: int | None  # index of the routing rule that picked the model
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    name: str
+    template: str
+    system: str | None
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    retrieval_version: str | None = None
+
+    @classmethod
+    def build(cls, endpoint: str, variant: VariantDoc, client: ClientDoc | None) -> PromptVariant:
+        prompt = variant.prompt
+        if prompt is None:  # the route check refuses this already
+            raise RouteError(f"endpoint {endpoint!r} variant {variant.name!r} has no prompt")
+        routing = prompt.routing
+        model = (
+            (routing.default if routing else None)
+            or prompt.model
+            or (client.model if client else None)
+        )
+        if not model:
+            raise RouteError(
+                f"endpoint {endpoint!r} variant {variant.name!r} names no model "
+                "(prompt.model, routing.default or client.model)"
+            )
+        try:
+            rules = compile_rules(routing.rules) if routing else ()
+        except RuleError as exc:
+            raise RouteError(f"endpoint {endpoint!r} variant {variant.name!r}: {exc}") from None
+        params = {**(client.params if client else {}), **prompt.params}
+        rv = prompt.retrieval_version
+        return cls(
+            variant.name,
+            prompt.template,
+            prompt.system,
+            model,
+            params,
+            rules,
+            None if rv is None else str(rv),
+        )
+
+    def prepare(self, body: Any) -> Prepared:
+        """The upstream request for an OpenAI chat body; ``InputError`` says what is wrong."""
+        if not isinstance(body, dict):
+            raise InputError("the body must be a JSON object (an OpenAI chat-completions request)")
+        if body.get("stream"):
+            raise InputError("stream is not supported by the mlx gateway; send stream: false")
+        variables = body.get("variables")
+        if variables is None:
+            variables = {}
+        elif not isinstance(variables, dict):
+            raise InputError(f'"variables" must be an object, got {type(variables).__name__}')
+        extra = body.get("messages")
+        if extra is None:
+            extra = []
+        elif not isinstance(extra, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) for m in extra
+        ):
+            raise InputError('"messages" must be a list of objects with a "role"')
+        messages = self._render(variables)
+        messages.extend(extra)
+        estimate = estimate_tokens(messages)
+        picked, rule = pick(self.rules, estimate, variables) if self.rules else (None, None)
+        model = picked or self.model
+        out = {**self.params}
+        out.update((k, v) for k, v in body.items() if k not in _CONSUMED)
+        out["model"] = model
+        out["messages"] = messages
+        return Prepared(out, model, estimate, rule)
+
+    def _render(self, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+        from providers.contract import ProviderError
+        from providers.gates.llm.prompt import render
+
+        try:
+            out: list[dict[str, Any]] = []
+            if self.system:
+                out.append({"role": "system", "content": render(self.system, variables)})
+            out.append({"role": "user", "content": render(self.template, variables)})
+            return out
+        except ProviderError as exc:
+            text = str(exc).replace("the template needs var(s)", "the prompt needs variable(s)")
+            raise InputError(f'{text}: send them in "variables"') from None

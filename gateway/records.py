@@ -1,0 +1,64 @@
+"""Building the inference-log record of one request (or of one shadow call).
+
+The handler calls ``record`` once the caller's answer is sent and hands the result to
+``LogWriter.submit`` (O(1): it is queued; the writer's thread turns it into a row). Field
+names are the spec's (``inference.records.InferenceRecord``). ``variant`` is the role that
+answered (``stable``, ``candidate``; a shadow copy: ``shadow``, with the caller's
+``request_id``); ``version`` which version that was. ``inputs`` / ``outputs`` are kept only
+for the share of requests ``log.payloads`` samples — decided by the request id, so a shadow
+copy is sampled exactly when its caller's request is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.control import EndpointView, Loaded
+from gateway.routing import sampled
+from inference.records import InferenceRecord
+
+
+def record(
+    view: EndpointView,
+    workspace: str,
+    request_id: str,
+    ts: float,
+    role: str,
+    loaded: Loaded | None,
+    status: int,
+    latency_ms: float,
+    *,
+    key_hash: str | None = None,
+    error: str | None = None,
+    inputs: Any = None,
+    outputs: Any = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cost_usd: float | None = None,
+    cache_hit: bool = False,
+) -> InferenceRecord:
+    route = view.route
+    keep = sampled(route.log.payloads, request_id)
+    prompt = loaded.prompt if loaded is not None else None
+    return InferenceRecord(
+        request_id=request_id,
+        ts=ts,
+        endpoint=view.name,
+        variant=role,
+        subject=route.subject,
+        version=loaded.version if loaded is not None else None,
+        fingerprint=loaded.fingerprint if loaded is not None else None,
+        prompt_version=loaded.version if prompt is not None and loaded is not None else None,
+        retrieval_version=prompt.retrieval_version if prompt is not None else None,
+        status=status,
+        latency_ms=latency_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost_usd,
+        cache_hit=cache_hit,
+        key_hash=key_hash,
+        inputs=inputs if keep else None,
+        outputs=outputs if keep else None,
+        error=error,
+        environment=workspace,
+    )

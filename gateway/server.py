@@ -1,0 +1,198 @@
+"""Running the gateway: uvicorn (uvloop + httptools when installed), one process.
+
+Start-up: open the inference log and its writer, open the route table, load every endpoint's
+route (models included) *before* binding, bind the socket, then serve; a ready line on stdout
+says where (``--port 0`` binds a free port, and the line names it).
+
+Shutdown on SIGTERM or Ctrl-C (uvicorn's graceful shutdown): stop accepting connections,
+finish the requests in flight (up to ``GRACE_S``), let running shadow calls finish and log
+(up to ``SHADOW_DRAIN_S``), then ``LogWriter.close()`` writes every queued record. The exit
+status is 0 when nothing was lost, 1 otherwise (the count is printed). uvicorn's habit of
+re-raising the signal after its shutdown is turned off so that the exit status says that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GRACE_S = 30.0
+SHADOW_DRAIN_S = 10.0
+
+
+class ServeError(Exception):
+    """The gateway cannot start; one line for the user."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    root: Path
+    state_url: str
+    log_url: str
+    workspace: str
+    environment: str | None
+    token: str | None
+    poll_s: float = 1.0
+    predict_workers: int = 4
+    shadow_limit: int = 64
+
+
+def _logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("mlx.gateway", "mlx.inference"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def serve(opts: ServeOptions) -> int:
+    """Run until SIGTERM/SIGINT; 0 if every log record was written."""
+    import uvicorn
+
+    from gateway import pricing
+    from gateway.app import Gateway
+    from gateway.auth import Bearer
+    from gateway.control import Control, RouteSource
+    from gateway.keys import KeyResolver
+    from inference.store import LogError, open_log, redact_url
+    from inference.writer import LogWriter
+    from state.routes import RouteStore
+
+    _logging()
+    log = logging.getLogger("mlx.gateway")
+    try:
+        store = open_log(opts.log_url)
+    except LogError as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        routes = RouteStore.open(opts.state_url)
+    except Exception as exc:
+        raise ServeError(f"cannot open the state at {redact_url(opts.state_url)}: {exc}") from None
+    writer = LogWriter(store)
+    keys = KeyResolver(opts.root, opts.environment)
+    control = Control(
+        RouteSource(routes, opts.workspace),
+        opts.root,
+        keys=keys.resolve,
+        begin_round=keys.begin_round,
+        poll_s=opts.poll_s,
+    )
+    gateway = Gateway(
+        control,
+        writer,
+        opts.workspace,
+        Bearer(opts.token),
+        predict_workers=opts.predict_workers,
+        shadow_limit=opts.shadow_limit,
+    )
+    pricing.warm()
+    control.poll_once()  # every model loaded before the first request can arrive
+    sock = bind(opts.host, opts.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await gateway.startup()
+        control.start_polling()
+        names = control.snapshot.names()
+        listed = f"{len(names)} endpoint{'s' if len(names) != 1 else ''}" + (
+            f" ({', '.join(names)})" if names else ""
+        )
+        auth = "bearer token required" if opts.token else "no auth (loopback only)"
+        print(
+            f"mlx serve: listening on http://{shown}:{port} — {listed}; "
+            f"environment {opts.workspace}; log {redact_url(opts.log_url)}; {auth}",
+            flush=True,
+        )
+        try:
+            yield
+        finally:
+            control.stop()
+            await gateway.shutdown(SHADOW_DRAIN_S)
+            await asyncio.get_running_loop().run_in_executor(None, writer.close)
+
+    config = uvicorn.Config(
+        gateway.app(lifespan),
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=int(GRACE_S),
+        ws="none",
+    )
+    server = _Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        ok = writer.close()
+        stats = writer.stats()
+    lost = stats.lost + stats.pending
+    message = f"mlx serve: stopped; inference log: {stats.written} record(s) written"
+    if stats.dropped or lost or stats.rejected:
+        message += f", {stats.dropped} dropped (queue full), {stats.rejected} refused, {lost} lost"
+    print(message, file=sys.stderr, flush=True)
+    if not ok:
+        log.error("mlx serve: the inference log lost %d record(s)", lost)
+    return 0 if ok else 1
+
+
+class _Server:
+    """``uvicorn.Server`` without re-raising the caught signal after a graceful shutdown."""
+
+    def __init__(self, config: Any):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextmanager
+            def capture_signals(self) -> Generator[None, None, None]:
+                import signal
+                import threading
+
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                handled = (signal.SIGINT, signal.SIGTERM)
+                original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+                try:
+                    yield
+                finally:
+                    for sig, handler in original.items():
+                        signal.signal(sig, handler)
+
+        self.server = Server(config)
+
+    def run(self, sockets: list[socket.socket]) -> None:
+        self.server.run(sockets=sockets)

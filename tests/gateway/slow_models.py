@@ -1,0 +1,28 @@
+"""Models that misbehave, for shadow tests (pickled by the test, unpickled by ``mlx serve``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class Sleepy:
+    """Hangs for ``seconds`` on every call (a candidate that never answers in time)."""
+
+    def __init__(self, seconds: float, width: int):
+        self.seconds = seconds
+        self.n_features_in_ = width
+
+    def predict(self, x: Any) -> list[int]:
+        time.sleep(self.seconds)
+        return [0] * len(x)
+
+
+class Crashy:
+    """Raises on every call (a candidate with a bug)."""
+
+    def __init__(self, width: int):
+        self.n_features_in_ = width
+
+    def predict(self, x: Any) -> list[int]:
+        raise RuntimeError("candidate exploded")

@@ -1,0 +1,134 @@
+"""Process life: SIGTERM under load loses no record; PostgreSQL replicas agree, share a log."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from gateway.routing import choose
+from tests.gateway.conftest import log_url, routes, spec_dir, train
+from tests.gateway.support import Served, model_variant, records, route, wait_records
+
+pytestmark = pytest.mark.slow
+
+BODY = json.dumps({"instances": [[10.0, 30, 12]]}).encode()
+
+
+def _post(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """One request on a fresh connection (``Connection: close``)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            path,
+            BODY,
+            {"Content-Type": "application/json", "Connection": "close", **headers},
+        )
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_sigterm_under_load_loses_no_record(tmp_path: Path) -> None:
+    spec = spec_dir(tmp_path / "spec")
+    train(tmp_path / "m" / "model.joblib")
+    v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
+    routes(spec).put("default", "fraud", route("fraud", "model", [v1], stable="v1"))
+    server = Served(spec).wait_ready()
+    answered: list[str] = []
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def client(n: int) -> None:
+        i = 0
+        while True:
+            rid = f"term-{n}-{i}"
+            i += 1
+            try:
+                status, _ = _post(server.url, "/endpoints/fraud/invocations", {"x-request-id": rid})
+            except OSError:  # refused or reset: the server stopped taking connections
+                return
+            assert status == 200
+            with lock:
+                answered.append(rid)
+                if len(answered) >= 300:
+                    enough.set()
+            if i > 5000:
+                return
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    assert enough.wait(60), server.output()
+    code = server.stop()
+    for t in threads:
+        t.join(30)
+    assert code == 0, server.output()
+    logged = {r.request_id for r in records(log_url(spec), "fraud")}
+    assert logged == set(answered)  # every answered request, and nothing else
+    assert f"inference log: {len(answered)} record(s) written" in server.output()
+
+
+def test_replicas_on_postgresql_agree_on_sticky_variants_and_share_one_log(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from state.routes import RouteStore
+
+    spec = spec_dir(tmp_path / "spec")
+    train(tmp_path / "a" / "model.joblib", seed=0)
+    train(tmp_path / "b" / "model.joblib", seed=1, alpha=30.0)
+    va = model_variant("v1", 1, tmp_path / "a" / "model.joblib")
+    vb = model_variant("v2", 2, tmp_path / "b" / "model.joblib")
+    store = RouteStore.open(pg_url)
+    store.put(
+        "default",
+        "fraud",
+        route("fraud", "model", [va, vb], stable="v1", candidate="v2", weight=40),
+    )
+    one = Served(spec, args=["--state", pg_url])
+    two = Served(spec, args=["--state", pg_url])
+    one.wait_ready()
+    two.wait_ready()
+    try:
+        sent = 0
+        for i in range(60):
+            key = f"customer-{i}"
+            a = _post(
+                one.url,
+                "/endpoints/fraud/invocations",
+                {"x-mlx-key": key, "x-request-id": f"one-{i}"},
+            )
+            b = _post(
+                two.url,
+                "/endpoints/fraud/invocations",
+                {"x-mlx-key": key, "x-request-id": f"two-{i}"},
+            )
+            sent += 2
+            assert a[0] == b[0] == 200
+            assert (
+                a[1]["x-mlx-variant"] == b[1]["x-mlx-variant"] == choose("fraud", 40, key, "").value
+            ), key
+            assert a[1]["x-mlx-version"] == b[1]["x-mlx-version"]
+        # a route change reaches both replicas
+        gen = store.put("default", "fraud", route("fraud", "model", [va, vb], stable="v2"))
+        for s in (one, two):
+            s.wait_for(
+                lambda s=s: s.get("/healthz").json()["endpoints"]["fraud"]["generation"] == gen,
+                what="the new generation",
+            )
+            assert _post(s.url, "/endpoints/fraud/invocations", {})[1]["x-mlx-version"] == "2"
+            sent += 1
+    finally:
+        assert one.stop() == 0 and two.stop() == 0
+    logged = wait_records(pg_url, "fraud", sent)
+    assert len(logged) == sent
+    ids = {r.request_id for r in logged}
+    assert {f"one-{i}" for i in range(60)} <= ids and {f"two-{i}" for i in range(60)} <= ids
