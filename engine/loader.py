@@ -269,7 +269,7 @@ def _merge(
                 rel,
                 body,
                 [(tuple(r[0]), r[1]) for r in refs],
-                tuple(hashes) if hashes else None,  # type: ignore[arg-type]
+                tuple(hashes) if hashes else None,
                 [r[2] for r in refs],
             )
     if diags:

@@ -121,7 +121,7 @@ def lookup(
         written = int(memo["written_ns"])
         for file, stamp in memo["files"]:
             now = _stamp(file)
-            if now != stamp or written - now[2] <= RACY_NS:
+            if now is None or now != stamp or written - now[2] <= RACY_NS:
                 return None
     except (KeyError, TypeError, IndexError):
         return None

@@ -85,7 +85,7 @@ class Unsupported(Provider):
 
     def __init__(self, type_name: str, context: Context):
         super().__init__({}, context)
-        self.type_name = type_name
+        self.missing_type = type_name
 
     def plan_inputs(self) -> list[str] | None:
         return []
@@ -95,7 +95,7 @@ class Unsupported(Provider):
 
         raise ProviderError(
             f"{address}: not yet supported by this provider "
-            f"(no provider of type {self.type_name!r} is installed)"
+            f"(no provider of type {self.missing_type!r} is installed)"
         )
 
     def create(self, desired: Desired) -> Result:

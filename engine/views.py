@@ -132,6 +132,7 @@ def show_data(reader: StateReader, address: str | None, serial: int | None) -> d
 
 
 def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str, Any]:
+    current: dict[str, Any]
     if serial is None:
         rec = reader.records([address]).get(address)
         if rec is None:
@@ -252,7 +253,7 @@ def diff_data(reader: StateReader, a: int, b: int) -> dict[str, Any]:
         if reader.version(serial, with_spec=False) is None:
             raise MlxError(f"no state version {serial} (latest is {reader.serial})")
     left, right = reader.snapshot(a), reader.snapshot(b)
-    resources = []
+    resources: list[dict[str, Any]] = []
     for address in sorted(set(left) | set(right)):
         before, after = left.get(address), right.get(address)
         if before is None or after is None:

@@ -32,7 +32,7 @@ class DuplicateKey(Exception):
         self.key, self.first, self.second = key, first, second
 
 
-class SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class SpecLoader(_BaseLoader):
     """libyaml loader with YAML 1.2 core-schema scalars and no silent duplicate keys."""
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
@@ -155,7 +155,7 @@ class _Builder:
 
     def build(self, node: yaml.Node) -> Any:
         if node.__class__ is yaml.ScalarNode:
-            return _scalar(node)  # type: ignore[arg-type]
+            return _scalar(node)
         return self._collection(node)
 
     def _collection(self, node: yaml.Node) -> Any:
@@ -233,7 +233,7 @@ class _AliasBuilder(_Builder):
                 self._use(0, 1, len(node.value))
             else:
                 self.scalars.add(key)
-            return _scalar(node)  # type: ignore[arg-type]
+            return _scalar(node)
         if key in self.memo:
             if key in self.building:
                 raise LimitExceeded(

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from specs.base import META_KEY, REF_KEY, REPLACE_KEY, OwnedResource
+from specs.base import META_KEY, REF_KEY, REPLACE_KEY, OwnedResource, Resource
 from specs.kinds import kind as registered_kind
 
 
@@ -21,7 +21,7 @@ from specs.kinds import kind as registered_kind
 class KindInfo:
     section: str
     adapter: TypeAdapter[Any]
-    variants: tuple[type[BaseModel], ...]
+    variants: tuple[type[Resource], ...]
     metadata_fields: frozenset[str]
     replace_fields: frozenset[str]
     ref_fields: dict[str, tuple[str, ...]]
@@ -47,10 +47,10 @@ class KindInfo:
         return self.adapter.validate_python(raw)
 
 
-def _variants(tp: Any) -> tuple[type[BaseModel], ...]:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
+def _variants(tp: Any) -> tuple[type[Resource], ...]:
+    if isinstance(tp, type) and issubclass(tp, Resource):
         return (tp,)
-    found: list[type[BaseModel]] = []
+    found: list[type[Resource]] = []
     for arg in get_args(tp):
         found.extend(_variants(arg))
     return tuple(found)
@@ -80,7 +80,7 @@ def kind_info(section: str) -> KindInfo:
             if extra.get(REPLACE_KEY):
                 replace.add(key)
             if REF_KEY in extra:
-                refs[key] = tuple(extra[REF_KEY])
+                refs[key] = tuple(str(k) for k in extra[REF_KEY])  # type: ignore[union-attr]
     return KindInfo(
         section=section,
         adapter=TypeAdapter(tp),

@@ -162,7 +162,7 @@ class Lock:
         if self._conn is None:
             # a raw DBAPI connection of its own: never returned to a pool while locked
             self._conn = self.engine.raw_connection()
-            self._conn.autocommit = True  # type: ignore[attr-defined]
+            self._conn.autocommit = True
         cur = self._conn.cursor()
         cur.execute(
             "SELECT pg_try_advisory_lock(%s), pg_backend_pid()", (advisory_key(self.workspace),)

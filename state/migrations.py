@@ -23,21 +23,21 @@ def _v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(
         conn,
         tables=[
-            tables.Workspace.__table__,  # type: ignore[list-item]
-            tables.StateVersion.__table__,  # type: ignore[list-item]
-            tables.ResourceRecord.__table__,  # type: ignore[list-item]
-            tables.ResourceEvent.__table__,  # type: ignore[list-item]
-            tables.LockRecord.__table__,  # type: ignore[list-item]
+            tables.Workspace.__table__,  # type: ignore[attr-defined]
+            tables.StateVersion.__table__,  # type: ignore[attr-defined]
+            tables.ResourceRecord.__table__,  # type: ignore[attr-defined]
+            tables.ResourceEvent.__table__,  # type: ignore[attr-defined]
+            tables.LockRecord.__table__,  # type: ignore[attr-defined]
         ],
     )
 
 
 def _v2(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[tables.Evidence.__table__])  # type: ignore[list-item]
+    SQLModel.metadata.create_all(conn, tables=[tables.Evidence.__table__])  # type: ignore[attr-defined]
 
 
 def _v3(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[tables.GatewayRoute.__table__])  # type: ignore[list-item]
+    SQLModel.metadata.create_all(conn, tables=[tables.GatewayRoute.__table__])  # type: ignore[attr-defined]
 
 
 MIGRATIONS: list[Migration] = [
@@ -72,7 +72,7 @@ def migrate(engine: object) -> int:
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243100)")
                 SQLModel.metadata.create_all(
                     conn,
-                    tables=[tables.SchemaVersion.__table__],  # type: ignore[list-item]
+                    tables=[tables.SchemaVersion.__table__],  # type: ignore[attr-defined]
                 )
                 have = current_version(conn)
                 if have > CURRENT:

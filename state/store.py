@@ -458,11 +458,9 @@ _EVENT_DEFAULTS: dict[str, Any] = {
 @cache
 def _upsert(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE of a resource row, built once per dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    stmt = upsert(_R)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_R)
     keep = {c.name: stmt.excluded[c.name] for c in _R.c if not c.primary_key}
     return stmt.on_conflict_do_update(index_elements=["workspace_id", "address"], set_=keep)
 

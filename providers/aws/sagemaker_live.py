@@ -205,7 +205,7 @@ def wait_for(client: Any, waiter: str, name: str, timeout: float, address: str =
     timeout, a ``Failed`` endpoint, or one that is gone while waiting for
     ``InService`` is a ``ProviderError``.
     """
-    from botocore.exceptions import WaiterError  # type: ignore[import-untyped]
+    from botocore.exceptions import WaiterError
 
     delay = max(1, int(min(30.0, timeout)))
     config = {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))}

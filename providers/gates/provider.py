@@ -97,7 +97,7 @@ class GateProvider(Provider, Gate):
         if not sources:
             return []
         where = " or ".join(_shown(s, self.context.root) for s in sources)
-        wanted = [(("label",), spec.label)]
+        wanted: list[tuple[tuple[str | int, ...], str | None]] = [(("label",), spec.label)]
         wanted += [
             (("slices", "by", i), c) for i, c in enumerate(spec.slices.by if spec.slices else [])
         ]

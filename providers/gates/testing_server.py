@@ -119,7 +119,8 @@ class OpenAIStub:
     @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        shown = host.decode() if isinstance(host, bytes) else host
+        return f"http://{shown}:{port}/v1"
 
     def fail(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """The next ``times`` chat requests get HTTP ``status`` (429, 500, …)."""

@@ -18,7 +18,9 @@ ENDPOINT = """
     endpoints:
       m: {serves: "${models.m}", owner: team-ml, log: {payloads: 1.0}}
 """
-SHADOW = ENDPOINT + """
+SHADOW = (
+    ENDPOINT
+    + """
     rollouts:
       m:
         subject: ${models.m}
@@ -33,7 +35,10 @@ SHADOW = ENDPOINT + """
           min_requests: 20
         owner: team-ml
 """
-AB = ENDPOINT + """
+)
+AB = (
+    ENDPOINT
+    + """
     rollouts:
       m:
         subject: ${models.m}
@@ -45,6 +50,7 @@ AB = ENDPOINT + """
         analysis: {interval: 0.05s, min_requests: 0}
         owner: team-ml
 """
+)
 
 
 def _start(tmp_path: Path, rollout: str) -> Workspace:

@@ -160,7 +160,7 @@ def _similar(a: Assertion, ans: Answer, _v: Mapping[str, Any], sim: Similarity) 
 
 def _context(a: Assertion, variables: Mapping[str, Any]) -> tuple[str | None, str]:
     names = a.value if isinstance(a.value, list) else [a.value or "context"]
-    parts = []
+    parts: list[str] = []
     for name in names:
         if name not in variables:
             return None, f"the case has no var {name!r} holding the context"

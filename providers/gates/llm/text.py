@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -51,13 +50,14 @@ def _stem(word: str) -> str:
 # -- similar ---------------------------------------------------------------------------------
 def lexical_vector(text: str) -> dict[str, float]:
     """Sparse bag of content words (stemmed) and their character trigrams, L2-normalised."""
-    feats: Counter[str] = Counter()
+    feats: dict[str, float] = {}
     tokens = [_stem(w) for w in content_words(text)] or words(text)
     for w in tokens:
-        feats["w:" + w] += WORD_WEIGHT
+        feats["w:" + w] = feats.get("w:" + w, 0.0) + WORD_WEIGHT
         padded = f" {w} "
         for i in range(len(padded) - 2):
-            feats["c:" + padded[i : i + 3]] += TRIGRAM_WEIGHT
+            gram = "c:" + padded[i : i + 3]
+            feats[gram] = feats.get(gram, 0.0) + TRIGRAM_WEIGHT
     norm = math.sqrt(sum(v * v for v in feats.values()))
     return {k: v / norm for k, v in feats.items()} if norm else {}
 

@@ -18,8 +18,18 @@ from typing import Any
 
 from specs.evals import LOWER_IS_BETTER
 
-CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
-CLASSIFICATION += ("brier", "ece", "cost")
+CLASSIFICATION: tuple[str, ...] = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "cost",
+)
 REGRESSION = ("mae", "rmse", "r2")
 #: Metrics that need probabilities (not only hard predictions).
 PROBABILISTIC = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})

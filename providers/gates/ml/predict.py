@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from providers.contract import ProviderError
 from providers.gates.ml.labels import Truth, key
@@ -118,7 +118,7 @@ def _from_proba(proba: Any, classes: Sequence[str], truth: Truth, who: str) -> S
             raise ProviderError(
                 f"{who}: the positive class {truth.positive} is not among its classes {classes}"
             )
-        p = proba[:, list(classes).index(truth.positive)]
+        p = proba[:, list(classes).index(cast(Any, truth.positive))]
         return Scored("binary", truth.y, np.zeros(0), p, truth.classes)
     index = {k: i for i, k in enumerate(truth.classes)}
     missing = [c for c in classes if c not in index]
@@ -195,8 +195,12 @@ def heuristic(kind: str, value: Any, truth: Truth) -> Scored:
     if truth.task == "regression":
         if kind not in ("mean", "median", "constant"):
             raise ProviderError(f"heuristic {kind!r} is for classification; use mean or median")
-        center = {"mean": np.mean, "median": np.median}.get(kind)
-        level = float(center(truth.y)) if center else float(value)
+        if kind == "mean":
+            level = float(np.mean(truth.y))
+        elif kind == "median":
+            level = float(np.median(truth.y))
+        else:
+            level = float(value)
         return Scored("regression", truth.y, np.full(n, level))
     if kind in ("mean", "median"):
         raise ProviderError(f"heuristic {kind!r} is for regression; use majority or prior")

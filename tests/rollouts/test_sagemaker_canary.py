@@ -1,0 +1,250 @@
+"""The canary of test_canary, on the SageMaker provider against moto's server.
+
+The engine drives the rollout in-process, as in test_canary; the endpoint is a
+SageMaker endpoint (moto's, with ``UpdateEndpoint`` added by
+``tests.providers.moto_sagemaker``) and the traffic the controller judges is
+what SageMaker would report: CloudWatch ``AWS/SageMaker`` metrics per
+``EndpointName``/``VariantName``, put with ``PutMetricData``.
+
+**Time resolution.** The controller judges the window since its last look;
+the provider counts the CloudWatch data points stamped inside it. moto takes
+a request's start and end in whole seconds and starts a period at the first
+data point it finds, so a window is read back exactly only when no data point
+of an earlier window lies in the second it starts in. So here the pauses are
+1 s (real CloudWatch stores SageMaker's metrics per minute: a real rollout's
+pauses are minutes, docs/providers.md), and each window's traffic is stamped
+at the window's first instant — the ``window_from`` the controller recorded.
+Every look's request counts are then asserted exactly: a provider counting
+traffic from outside the window fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import rollouts
+from providers.aws.session import make_client
+from tests.conftest import require_extra
+from tests.providers.conftest import _start, _stop, _wait_until_up, aws_env, free_port  # noqa: F401
+from tests.release.test_release_safety import SPEC
+from tests.support.harness import Workspace
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = "arn:aws:iam::123456789012:role/mlx-sagemaker"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1"
+#: Per variant per window: above the analysis' min_requests (20).
+REQUESTS = 30
+
+ROLLOUT = """
+    alerts:
+      oncall: {type: file, path: .mlx/alerts.jsonl, owner: team-ml}
+    endpoints:
+      m:
+        provider: sm
+        serves: ${models.m}
+        owner: team-ml
+    rollouts:
+      m:
+        subject: ${models.m}
+        endpoint: ${endpoints.m}
+        alias: production
+        requires: ["${evals.g}"]
+        strategy: canary
+        steps: [{weight: 10, pause: 1s}, {weight: 50, pause: 1s}, {weight: 100}]
+        analysis:
+          error_rate: {max: 0.05}
+          latency_p95_ms: {max: 200}
+          min_requests: 20
+        alert: ${alerts.oncall}
+        owner: team-ml
+"""
+
+
+@pytest.fixture(scope="module")
+def sagemaker_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server with ``UpdateEndpoint`` added; the URL to pass as ``endpoint_url``."""
+    require_extra("moto.server", "dev")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto-sagemaker") / "moto.log"
+    args = [sys.executable, "-m", "tests.providers.moto_sagemaker", "-H", "127.0.0.1"]
+    proc = _start([*args, "-p", str(port)], log, env={"PYTHONPATH": str(ROOT)})
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_up(f"{url}/moto-api/", proc, log, limit=30)
+    yield url
+    _stop(proc)
+
+
+class SageMakerCanary:
+    """A spec dir whose endpoint is on moto's SageMaker, and AWS as somebody else sees it."""
+
+    def __init__(self, ws: Workspace, moto: str, name_prefix: str):
+        self.ws, self.moto = ws, moto
+        self.endpoint_name = f"{name_prefix}m"
+        self.sagemaker = make_client("sagemaker", region="us-east-1", endpoint_url=moto)
+        self.cloudwatch = make_client("cloudwatch", region="us-east-1", endpoint_url=moto)
+
+    def weights(self) -> dict[str, float]:
+        """The endpoint's production variants and their weights, as SageMaker reports them."""
+        live = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        return {
+            v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0)))
+            for v in live["ProductionVariants"]
+        }
+
+    def state(self) -> dict[str, Any]:
+        return self.ws.outputs("rollouts.m")
+
+    def put_traffic(
+        self, variant: str, requests: int, *, at: float, errors: int = 0, latency_ms: float = 20.0
+    ) -> None:
+        """What SageMaker publishes for ``requests`` a variant answered at ``at``."""
+        dims = [
+            {"Name": "EndpointName", "Value": self.endpoint_name},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        stamp = datetime.fromtimestamp(at, UTC)
+        self.cloudwatch.put_metric_data(
+            Namespace="AWS/SageMaker",
+            MetricData=[
+                {"MetricName": name, "Dimensions": dims, "Timestamp": stamp, "Value": value}
+                for name, value in (("Invocations", requests), ("Invocation5XXErrors", errors))
+            ]
+            + [
+                {
+                    "MetricName": "ModelLatency",
+                    "Dimensions": dims,
+                    "Timestamp": stamp,
+                    "Values": [latency_ms * 1000] * requests,  # µs, as SageMaker reports it
+                    "Unit": "Microseconds",
+                }
+            ],
+        )
+
+    def drive(
+        self, *, stable: int = REQUESTS, candidate: int = REQUESTS, errors: int = 0
+    ) -> list[rollouts.PassResult]:
+        """Drive the rollout to its end (or a pause for a person), feeding CloudWatch each
+        window once: ``stable``/``candidate`` requests stamped at the window's start."""
+        session = self.ws.session()
+        results: list[rollouts.PassResult] = []
+        fed: float | None = None
+        try:
+            for _ in range(400):
+                state = self.state()
+                if state.get("window_from") != fed and state.get("candidate"):
+                    fed = float(state["window_from"])
+                    stable_variant = f"v{state['stable']['version']}"
+                    candidate_variant = f"v{state['candidate']['version']}"
+                    self.put_traffic(stable_variant, stable, at=fed)
+                    self.put_traffic(candidate_variant, candidate, at=fed, errors=errors)
+                result = rollouts.step(session, "m")
+                results.append(result)
+                if result.done or result.waiting:
+                    return results
+                time.sleep(0.05)
+        finally:
+            session.close()
+        raise AssertionError(f"the rollout never finished: {results[-1]}")
+
+
+@pytest.fixture
+def canary(tmp_path: Path, sagemaker_moto: str) -> SageMakerCanary:
+    bucket = f"mlx-{uuid.uuid4().hex[:12]}"
+    make_client("s3", region="us-east-1", endpoint_url=sagemaker_moto).create_bucket(Bucket=bucket)
+    name_prefix = f"t{uuid.uuid4().hex[:6]}-"  # moto's server (and its CloudWatch) is shared
+    provider = f"""
+        providers:
+          sm:
+            type: sagemaker
+            endpoint_url: {sagemaker_moto}
+            region: us-east-1
+            role_arn: {ROLE}
+            image: {IMAGE}
+            bucket: {bucket}
+            name_prefix: {name_prefix}
+            wait_timeout_s: 10
+    """
+    files = {k: v for k, v in SPEC.items() if k != "rollouts.yaml"}
+    ws = Workspace(tmp_path / "spec").write(
+        {**files, "sagemaker.yaml": provider, "rollout.yaml": ROLLOUT}
+    )
+    report = ws.apply()
+    assert report is not None and report.ok, ws.output
+    setup = SageMakerCanary(ws, sagemaker_moto, name_prefix)
+    assert setup.weights() == {"v1": 1.0}
+    return setup
+
+
+def _production(ws: Workspace) -> int | None:
+    obj = ws.registry_object("models", "m") or {}
+    return (obj.get("aliases") or {}).get("production")
+
+
+def _looked_at(results: list[rollouts.PassResult], ws: Workspace) -> list[dict[str, Any]]:
+    return [look for look in ws.outputs("rollouts.m")["looks"]]
+
+
+def test_a_healthy_canary_walks_every_step_on_sagemaker(canary: SageMakerCanary) -> None:
+    ws = canary.ws
+    ws.write({"model.txt": "score=0.97"})
+    report = ws.apply()
+    assert report is not None and report.ok, ws.output
+    assert ws.statuses()["rollouts.m"] == "in_progress"
+    assert canary.weights() == {"v1": 90.0, "v2": 10.0}
+    assert _production(ws) == 1, "the alias moves only when the rollout completes"
+    results = canary.drive()
+    assert results[-1].phase == "completed", results[-1]
+    events = [e for r in results for e in r.events]
+    assert any("step 2/3: weight 50" in e for e in events), events
+    assert sum("analysis passed" in e for e in events) == 2, events
+    # each analysis judged exactly its own window's traffic
+    looks = ws.outputs("rollouts.m")["looks"]
+    assert [look["requests"] for look in looks] == [{"stable": REQUESTS, "candidate": REQUESTS}] * 2
+    assert canary.weights() == {"v2": 1.0}
+    assert _production(ws) == 2
+    out = ws.outputs("endpoints.m")
+    assert out["stable_version"] == 2 and set(out["variants"]) == {"v2"}
+    assert ws.refresh() == []
+    assert not ws.plan().has_changes
+
+
+def test_5xx_errors_abort_at_the_first_analysis(canary: SageMakerCanary) -> None:
+    ws = canary.ws
+    ws.write({"model.txt": "score=0.97"})
+    assert ws.apply() is not None
+    results = canary.drive(errors=6)  # 20% of the candidate's requests fail
+    last = results[-1]
+    assert last.phase == "aborted", last
+    assert "error_rate" in last.message
+    assert [r.phase for r in results if r.events][-1] == "aborted"
+    looks = ws.outputs("rollouts.m")["looks"]
+    assert len(looks) == 1 and looks[0]["step"] == 1, looks
+    assert canary.weights() == {"v1": 1.0}, "v2 is retired, v1 serves everything"
+    assert _production(ws) == 1
+    alerts = [json.loads(x) for x in (ws.root / ".mlx/alerts.jsonl").read_text().splitlines()]
+    assert alerts[-1]["source"] == "rollouts.m" and alerts[-1]["owner"] == "team-ml"
+    assert "error_rate" in alerts[-1]["text"]
+
+
+def test_too_little_traffic_is_inconclusive_and_pauses(canary: SageMakerCanary) -> None:
+    ws = canary.ws
+    ws.write({"model.txt": "score=0.97"})
+    assert ws.apply() is not None
+    results = canary.drive(stable=5, candidate=5)  # below min_requests: 20
+    last = results[-1]
+    assert last.phase == "paused" and last.waiting == "inconclusive", last
+    assert "inconclusive" in last.message
+    looks = ws.outputs("rollouts.m")["looks"]
+    assert looks[-1]["requests"] == {"stable": 5, "candidate": 5}
+    assert canary.weights() == {"v1": 90.0, "v2": 10.0}, "a pause holds the weights"
