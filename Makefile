@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-## demo: set up, then validate → plan → apply → plan the quickstart on embedded defaults
+## demo: set up, then validate → plan → apply the quickstart on embedded defaults, serve it,
+## send it requests, retrain, and walk the canary rollout to completion on generated traffic
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p build && cp -r examples/quickstart $(DEMO)
 	cd $(DEMO) && ../../$(PY) train.py
@@ -24,6 +25,7 @@ demo: $(STAMP)
 	$(MLX) -C $(DEMO) apply --yes
 	@echo "--- a second plan, after apply:"
 	$(MLX) -C $(DEMO) plan --detailed-exitcode
+	$(PY) $(DEMO)/demo.py --mlx $(MLX)
 	$(MLX) -C $(DEMO) history
 
 ## test: set up, then run every test (PostgreSQL tests need 127.0.0.1:5432 or MLX_TEST_PG_URL)

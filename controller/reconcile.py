@@ -281,6 +281,7 @@ def _complete(
     assert new is not None
     done = replace(
         state,
+        step=max(0, state.steps - 1),
         phase=Phase.COMPLETED,
         waiting=None,
         stable=state.candidate,
@@ -372,8 +373,8 @@ def _look(
         return _pause(state, spec, now, Waiting.INCONCLUSIVE, f"{summary} ({decision.reason})")
     interval = seconds(spec.analysis.interval) if spec.analysis else None
     if end_of_pause and look["verdict"] == str(Verdict.PASS) and spec.strategy != "ab":
-        out = _next_step(state, spec, now, f"analysis passed: {summary}")
-        out.events.insert(0, f"step {state.step + 1}: analysis passed: {summary}")
+        out = _next_step(state, spec, now, "analysis passed")
+        out.events.insert(0, f"step {state.step + 1}: {summary}")
         return out
     if end_of_pause and spec.strategy != "ab":
         # inconclusive within its limit, or an error: look again after the same pause
@@ -487,11 +488,12 @@ def _requests(obs: Observation) -> dict[str, int]:
 
 
 def _summary(look: dict[str, Any]) -> str:
+    """A look in one line: its verdict, and each metric's value against its bound."""
     if look.get("verdict") == "error":
         return f"analysis could not be taken: {look.get('reason')}"
     parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
     head = f"analysis {look['verdict']}"
-    return head + (": " + "; ".join(parts) if parts else "")
+    return head + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
 def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> Alert:

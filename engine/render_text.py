@@ -165,4 +165,9 @@ def render_apply_summary(summary: dict[str, Any], ok: bool) -> str:
         extra.append(f"{summary['errors']} error(s)")
     if summary.get("skipped"):
         extra.append(f"{summary['skipped']} skipped")
+    if summary.get("in_progress"):
+        extra.append(
+            f"{summary['in_progress']} in progress (`mlx rollout run` or the next apply "
+            "continues it; `mlx apply --wait` waits)"
+        )
     return line + (" " + ", ".join(extra) + "." if extra else "")

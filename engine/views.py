@@ -20,7 +20,8 @@ def _changes(summary: dict[str, Any]) -> str:
         return ""
     if summary.get("rollout"):  # one controller pass of a rollout
         events = "; ".join(summary.get("events") or []) or str(summary.get("phase") or "")
-        return f"{summary['rollout']}: {events}"
+        text = f"{summary['rollout']}: {events}"
+        return text if len(text) <= 140 else text[:139] + "…"
     parts = []
     for key, sym in (("added", "+"), ("changed", "~"), ("destroyed", "-")):
         if summary.get(key):

@@ -89,6 +89,15 @@ def test_ctrl_c_after_the_gate_passed_leaves_a_release_that_the_next_apply_compl
     assert "releases models.tumor_classifier v2 (users get v1 now)" in plan.out
     applied = run_mlx(["apply", "--yes"], quickstart)
     assert applied.code == 0, applied
+    # the release is made: the canary starts (the alias moves when it completes)
+    assert "rollouts.tumor_classifier: In progress" in applied.out, applied
+    status = json.loads(
+        run_mlx(["rollout", "status", "tumor_classifier", "--json"], quickstart).out
+    )
+    assert status["phase"] == "progressing" and status["candidate"]["version"] == 2
+    assert _production(quickstart) == 1
+    promoted = run_mlx(["rollout", "promote", "tumor_classifier", "--full"], quickstart)
+    assert promoted.code == 0, promoted
     assert _production(quickstart) == 2
     again = run_mlx(["plan", "--detailed-exitcode"], quickstart)
     assert again.code == 0, again

@@ -71,7 +71,7 @@ def test_a_healthy_canary_walks_every_step_and_moves_the_alias(canary: Workspace
     assert _production(canary) == 2
     events = [e for r in results for e in r.events]
     assert any("step 2/3: weight 50" in e for e in events), events
-    assert any("analysis passed" in e for e in events), events
+    assert any("step 1: analysis pass (error_rate" in e for e in events), events
     # the endpoint's record follows what the rollout did: nothing looks like drift
     assert canary.outputs("endpoints.m")["stable_version"] == 2
     assert canary.refresh() == []

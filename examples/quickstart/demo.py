@@ -1,0 +1,101 @@
+"""The serving half of `make demo`: serve the quickstart, send it requests, retrain, and
+walk the canary rollout to completion on generated traffic.
+
+Run from the quickstart directory after `mlx apply` (the Makefile does it all):
+    python demo.py [--mlx PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+READY = "mlx serve: listening on http://"
+
+
+def post(
+    url: str, body: object, key: str | None = None
+) -> tuple[dict[str, object], dict[str, str]]:
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    if key:
+        req.add_header("x-mlx-key", key)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read()), {k.lower(): v for k, v in resp.headers.items()}
+
+
+def rows(n: int) -> dict[str, object]:
+    """Biopsies from the eval split, as MLflow's `dataframe_split` (columns + rows)."""
+    lines = (HERE / "data" / "eval.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    features = [c for c in header if c not in ("site", "malignant")]
+    keep = [header.index(c) for c in features]
+    data = [[float(line.split(",")[i]) for i in keep] for line in lines[1 : n + 1]]
+    return {"dataframe_split": {"columns": features, "data": data}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mlx", default=str(Path(sys.executable).parent / "mlx"))
+    args = parser.parse_args(argv)
+    mlx = [args.mlx, "-C", str(HERE)]
+    serve = subprocess.Popen(
+        [*mlx, "serve", "--port", "0", "--poll", "0.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        url = ""
+        for line in serve.stdout:
+            if line.startswith(READY):
+                url = "http://" + line[len(READY) :].split(" ", 1)[0]
+                break
+        if not url:
+            print("mlx serve did not start", file=sys.stderr)
+            return 1
+        threading.Thread(target=lambda: [None for _ in serve.stdout], daemon=True).start()
+        endpoint = f"{url}/endpoints/tumor_classifier/invocations"
+        answer, headers = post(endpoint, rows(3))
+        print(f"--- served by the gateway at {url}:")
+        print(f"POST /endpoints/tumor_classifier/invocations -> {answer}")
+        version, variant = headers["x-mlx-version"], headers["x-mlx-variant"]
+        print(f"    x-mlx-version: {version}, x-mlx-variant: {variant}")
+
+        print("--- retrain with C = 0.9 and apply: the gate runs, then the canary starts")
+        subprocess.run([sys.executable, str(HERE / "train.py"), "--C", "0.9"], check=True)
+        subprocess.run([*mlx, "apply", "--yes"], check=True)
+
+        stop = threading.Event()
+        served: dict[str, int] = {}
+
+        def traffic() -> None:
+            while not stop.is_set():
+                _, h = post(endpoint, rows(1), key=uuid.uuid4().hex)
+                served[h["x-mlx-version"]] = served.get(h["x-mlx-version"], 0) + 1
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        print("--- generated traffic while `mlx rollout run` walks the canary:")
+        run = subprocess.run([*mlx, "rollout", "run", "tumor_classifier"])
+        stop.set()
+        worker.join(timeout=10)
+        print(f"--- requests answered, by version: {dict(sorted(served.items()))}")
+        subprocess.run([*mlx, "rollout", "status", "tumor_classifier"], check=False)
+        return run.returncode
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`make demo`'s serving half works on a fresh copy of the quickstart: it serves the model,
+answers a request, retrains, and walks the canary to completion on generated traffic."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MLX, REPO, run_mlx
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO / "examples" / "quickstart", demo)
+    subprocess.run([sys.executable, "train.py"], cwd=demo, check=True, capture_output=True)
+    assert run_mlx(["apply", "--yes"], demo).code == 0
+    result = subprocess.run(
+        [sys.executable, str(demo / "demo.py"), "--mlx", str(MLX)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "MLX_ACTOR": "demo"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "POST /endpoints/tumor_classifier/invocations -> {'predictions': [" in result.stdout
+    assert "completed: v2 serves everything" in result.stdout
+    assert "requests answered, by version" in result.stdout
