@@ -281,7 +281,7 @@ def parse_floor(files: list[Path], repeat: int = 3) -> float:
 
 def mlx_parse(files: list[Path], repeat: int = 3) -> float:
     """Best-of-``repeat`` time for mlx's own loader (libyaml nodes + value builder)."""
-    from engine.yamlio import load
+    from engine.load.yaml_parse import load
 
     best = float("inf")
     for _ in range(repeat):

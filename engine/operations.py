@@ -6,16 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.plan import Plan, PlanOptions
-from engine.planner import Planner
+from engine.load.resolve import resolve_provider_configs
+from engine.plan.model import Plan, PlanOptions
+from engine.plan.planner import Planner
 from engine.plugins import ProviderSet
-from engine.render_text import render_plan
-from engine.resolve import resolve_provider_configs
+from engine.render.text import render_plan
 from engine.session import Session
 
 if TYPE_CHECKING:
-    from engine.applier import ApplyReport
-    from engine.release import Delivery
+    from engine.apply.applier import ApplyReport
+    from engine.release.workflows import Delivery
 
 Echo = Callable[[str], None]
 
@@ -31,7 +31,7 @@ def validate(session: Session) -> ValidateResult:
     """Load, validate, resolve and build the graph; touch no state and no provider."""
     spec, graph = session.spec, session.graph
     inputs = session.inputs
-    from engine.resolve import Resolver
+    from engine.load.resolve import Resolver
     from engine.values import UNKNOWN
 
     resolver = Resolver(spec, graph, inputs)
@@ -61,7 +61,7 @@ def plan(
     live_refresh: bool = False,
     progress: Echo | None = None,
 ) -> Plan:
-    """Plan; with ``memo``, record a converged result for ``engine.plancache``.
+    """Plan; with ``memo``, record a converged result for ``engine.plan.memo``.
 
     ``live_refresh`` first reads every recorded object (``mlx plan --refresh``).
     """
@@ -71,7 +71,7 @@ def plan(
     try:
         drift = None
         if live_refresh:
-            from engine.refresh import detect
+            from engine.apply.drift import detect
 
             found = detect(reader.records(), providers)
             drift = [d.as_dict() for d in found]
@@ -97,8 +97,8 @@ def _memoizable(the_plan: Plan) -> bool:
 
 
 def _remember(session: Session, the_plan: Plan, files: list[str]) -> None:
-    from engine import plancache
-    from engine.refs import Ref, find_templates, parse_template
+    from engine.load.references import Ref, find_templates, parse_template
+    from engine.plan import memo as plancache
 
     env_names = {
         part.name
@@ -136,7 +136,7 @@ def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> Refres
 
     ``warn`` (stderr in the CLI) hears about alerts that could not be delivered.
     """
-    from engine import refresh as drift
+    from engine.apply import drift
 
     with session.writer("refresh") as writer:
         providers = ProviderSet.for_session(session, writer.record)
@@ -158,7 +158,7 @@ def apply(
     session: Session, delivery: Delivery, options: PlanOptions | None = None
 ) -> ApplyReport | None:
     """Lock, plan against the locked state, show it, ask, apply. ``None`` if nothing to do."""
-    from engine.release import plan_and_apply, refuse_if_protected
+    from engine.release.workflows import plan_and_apply, refuse_if_protected
 
     refuse_if_protected(session, "mlx plan")
     session.inputs  # noqa: B018 - a broken spec is reported before the lock is taken
@@ -187,7 +187,7 @@ def evaluate(session: Session, name: str, progress: Echo | None = None) -> Any:
         planned = planner.planned[address]
         if not isinstance(planned.provider, Gate):
             raise MlxError(f"{address}: its provider ({planned.provider_key}) cannot run gates")
-        from engine.heartbeat import heartbeat
+        from engine.apply.heartbeat import heartbeat
 
         with heartbeat(progress or (lambda _line: None), address):
             return planned.provider.evaluate(planned.desired)

@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
-from engine.loader import SpecSet
+from engine.load.spec_set import SpecSet
 from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
 from specs.introspect import kind_info
 
@@ -139,12 +139,12 @@ class ProviderSet:
     @classmethod
     def for_session(cls, session: Any, record: Callable[[str], Any] | None = None) -> ProviderSet:
         """The providers of ``session``'s spec; ``record`` reads state as of the run's start."""
-        from engine.releases import released_finder
-        from engine.resolve import (
+        from engine.load.resolve import (
             declared_specs,
             recorded_provider_configs,
             resolve_provider_configs,
         )
+        from engine.release.released import released_finder
 
         reader = session.reader()
         record = record or reader.record

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from engine.diagnostics import MlxError
 
 if TYPE_CHECKING:  # kept out of the import path: `mlx plan` starts parsing before these load
-    from engine.graph import SpecGraph
-    from engine.loader import PendingLoad, SpecSet
-    from engine.resolve import Inputs
+    from engine.load.graph import SpecGraph
+    from engine.load.resolve import Inputs
+    from engine.load.spec_set import PendingLoad, SpecSet
 
 DEFAULT_STATE = "sqlite:///.mlx/state.db"
 DATA_DIR = ".mlx"
@@ -53,10 +53,10 @@ class Session:
             self.__dict__["spec"] = spec
 
     def start_loading(self) -> None:
-        """Start parsing the spec files in the background (see ``engine.loader.PendingLoad``)."""
+        """Start parsing the spec files in the background (``engine.load.spec_set.PendingLoad``)."""
         if "spec" in self.__dict__ or self._pending is not None:
             return
-        from engine import loader
+        from engine.load import spec_set as loader
 
         self._pending = loader.begin(self.root, self._cache_dir())
 
@@ -84,13 +84,13 @@ class Session:
 
     @cached_property
     def graph(self) -> SpecGraph:
-        from engine import graph
+        from engine.load import graph
 
         return graph.build(self.spec)
 
     @cached_property
     def inputs(self) -> Inputs:
-        from engine.resolve import variable_values
+        from engine.load.resolve import variable_values
 
         return variable_values(self.spec, self.environment, self.options.environ)
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.render_json import render_json
-from engine.render_text import render_plan
+from engine.render.json_plan import render_json
+from engine.render.text import render_plan
 from tests.conftest import REPO
 from tests.support.harness import Workspace
 

@@ -19,14 +19,16 @@ sees nothing (inconclusive), and the minute a look falls in counts only what
 CloudWatch had received by then. Rollouts on SageMaker want pauses of several
 minutes (docs/providers.md).
 
-**Latency.** CloudWatch's percentiles (``ExtendedStatistics`` p50/p95/p99)
-describe one period; over several, p95/p99 are the largest period's (upper
-bounds of the window's) and p50 their sample-weighted mean. When CloudWatch
-returns no percentiles for data points that have samples (moto never computes
-them), latency falls back to what it does return: p50 ← the mean, p95 and
-p99 ← the maximum. The maximum is an upper bound of both, so a latency limit
-can only fail too eagerly, never pass a slow variant; the mean is not a bound
-of the median. ``LatencySummary.approximate`` says when this happened.
+**Latency.** CloudWatch's percentiles (``ExtendedStatistics`` p50/p95/p99,
+asked in a call of their own: ``GetMetricStatistics`` takes ``Statistics`` or
+``ExtendedStatistics``, not both) describe one period; over several, p95/p99
+are the largest period's (upper bounds of the window's) and p50 the periods'
+p50s weighted by their samples. When CloudWatch returns no percentiles for
+data points that have samples (moto never computes them), latency falls back
+to what it does return: p50 ← the mean, p95 and p99 ← the maximum. The
+maximum is an upper bound of both, so a latency limit can only fail too
+eagerly, never pass a slow variant; the mean is not a bound of the median.
+``LatencySummary.approximate`` says when this happened.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def _age_memo(spec: Path) -> None:
     (A file changed within RACY_NS of the memo is not trusted: this says the memo was
     written that much later than the files it checks, which is what waiting would do.)
     """
-    from engine.plancache import RACY_NS, memo_file
+    from engine.plan.memo import RACY_NS, memo_file
 
     path = memo_file(spec / ".mlx", "default")
     memo = json.loads(path.read_text())

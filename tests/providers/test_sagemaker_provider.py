@@ -526,13 +526,12 @@ def test_cloudwatch_percentiles_are_used_when_given() -> None:
 
 def test_metrics_window_follows_cloudwatch_resolution() -> None:
     now = 1_800_000_000.0
-    recent = window(now - 90, now - 10, now)
-    assert recent.period % 60 == 0 and recent.start.timestamp() <= now - 90
-    assert recent.end.timestamp() >= now - 10 and recent.period == 120
-    old = window(now - 20 * 86400, now - 19 * 86400, now)
-    assert old.period % 300 == 0 and old.start.timestamp() % 300 == 0
-    ancient = window(now - 70 * 86400, now - 69 * 86400, now)
-    assert ancient.period % 3600 == 0
+    recent = window(now - 90, now - 10.5, now)
+    assert recent.period == 60  # the finest SageMaker's metrics have, not one period spanning it
+    assert recent.start.timestamp() == now - 90 and recent.end.timestamp() == now - 10
+    assert window(now - 20 * 86400, now - 19 * 86400, now).period == 300
+    assert window(now - 70 * 86400, now - 69 * 86400, now).period == 3600
+    assert window(now - 3 * 86400, now, now).period == 180  # at most 1,440 points a call
 
 
 def test_fingerprint_of_a_directory_version_names_its_model(setup: Setup) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.plan import Action, Reason
+from engine.plan.model import Action, Reason
 from tests.release.test_release_safety import SPEC
 from tests.support.harness import Workspace
 

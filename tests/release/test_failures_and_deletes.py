@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.plan import Action, Reason
+from engine.plan.model import Action, Reason
 from tests.conftest import BASIC
 from tests.support.harness import Workspace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.plan import Action
+from engine.plan.model import Action
 from tests.release.test_release_safety import SPEC
 from tests.support.harness import Workspace
 

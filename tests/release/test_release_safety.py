@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.plan import Action, Reason
+from engine.plan.model import Action, Reason
 from tests.support.harness import Workspace
 
 SPEC = {
@@ -97,8 +97,8 @@ def test_target_registers_a_candidate_but_nothing_releases_it_ungated(ws: Worksp
 def test_the_applier_refuses_a_release_the_plan_forgot_to_gate(ws: Workspace) -> None:
     """Even a plan without the gate (a planner bug, a hand-edited plan) cannot release v2."""
     from engine import operations
-    from engine.plan import PlanOptions
-    from engine.release import Delivery, plan_and_apply
+    from engine.plan.model import PlanOptions
+    from engine.release.workflows import Delivery, plan_and_apply
 
     ws.write({"model.txt": "score=0.50"})
     assert ws.apply(targets=["models.m"]) is not None
@@ -110,7 +110,7 @@ def test_the_applier_refuses_a_release_the_plan_forgot_to_gate(ws: Workspace) ->
     )
     lines: list[str] = []
     with session.writer("apply") as writer:
-        from engine.applier import Applier
+        from engine.apply.applier import Applier
         from engine.plugins import ProviderSet
 
         providers = ProviderSet.for_session(session)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine import rollouts
+from engine.release import rollouts
 from tests.gateway.slow_models import Crashy
 from tests.gateway.support import Served
 from tests.support.harness import Workspace

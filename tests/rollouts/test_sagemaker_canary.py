@@ -20,6 +20,7 @@ traffic from outside the window fails them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from engine import rollouts
+from engine.release import rollouts
 from providers.aws.session import make_client
 from tests.conftest import require_extra
 from tests.providers.conftest import _start, _stop, _wait_until_up, aws_env, free_port  # noqa: F401
@@ -89,18 +90,22 @@ class SageMakerCanary:
     """A spec dir whose endpoint is on moto's SageMaker, and AWS as somebody else sees it."""
 
     def __init__(self, ws: Workspace, moto: str, name_prefix: str):
-        self.ws, self.moto = ws, moto
+        self.ws = ws
         self.endpoint_name = f"{name_prefix}m"
         self.sagemaker = make_client("sagemaker", region="us-east-1", endpoint_url=moto)
         self.cloudwatch = make_client("cloudwatch", region="us-east-1", endpoint_url=moto)
+        self.splits: list[dict[str, float]] = []
 
-    def weights(self) -> dict[str, float]:
-        """The endpoint's production variants and their weights, as SageMaker reports them."""
+    def shares(self) -> dict[str, float]:
+        """Each production variant's share of requests in percent, from ``DescribeEndpoint``
+        (SageMaker's weights are relative; moto leaves out a weight of 0)."""
         live = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
-        return {
+        weights = {
             v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0)))
             for v in live["ProductionVariants"]
         }
+        total = sum(weights.values())
+        return {name: round(100 * w / total, 2) for name, w in weights.items()}
 
     def state(self) -> dict[str, Any]:
         return self.ws.outputs("rollouts.m")
@@ -135,27 +140,42 @@ class SageMakerCanary:
         self, *, stable: int = REQUESTS, candidate: int = REQUESTS, errors: int = 0
     ) -> list[rollouts.PassResult]:
         """Drive the rollout to its end (or a pause for a person), feeding CloudWatch each
-        window once: ``stable``/``candidate`` requests stamped at the window's start."""
+        window once: ``stable``/``candidate`` requests stamped at the window's start.
+
+        ``self.splits`` gets the endpoint's shares after every pass that changed something.
+        """
         session = self.ws.session()
         results: list[rollouts.PassResult] = []
         fed: float | None = None
         try:
             for _ in range(400):
                 state = self.state()
-                if state.get("window_from") != fed and state.get("candidate"):
+                if state["phase"] == "progressing" and state["window_from"] != fed:
                     fed = float(state["window_from"])
-                    stable_variant = f"v{state['stable']['version']}"
-                    candidate_variant = f"v{state['candidate']['version']}"
-                    self.put_traffic(stable_variant, stable, at=fed)
-                    self.put_traffic(candidate_variant, candidate, at=fed, errors=errors)
+                    self.put_traffic(_variant(state["stable"]), stable, at=fed)
+                    self.put_traffic(_variant(state["candidate"]), candidate, at=fed, errors=errors)
                 result = rollouts.step(session, "m")
                 results.append(result)
+                if result.events:
+                    self.splits.append(self.shares())
                 if result.done or result.waiting:
                     return results
                 time.sleep(0.05)
         finally:
             session.close()
         raise AssertionError(f"the rollout never finished: {results[-1]}")
+
+    def model_exists(self, model: str) -> bool:
+        try:
+            self.sagemaker.describe_model(ModelName=model)
+        except self.sagemaker.exceptions.ClientError as exc:
+            assert "Could not find model" in str(exc), exc
+            return False
+        return True
+
+
+def _variant(outputs: dict[str, Any]) -> str:
+    return f"v{outputs['version']}"
 
 
 @pytest.fixture
@@ -182,7 +202,7 @@ def canary(tmp_path: Path, sagemaker_moto: str) -> SageMakerCanary:
     report = ws.apply()
     assert report is not None and report.ok, ws.output
     setup = SageMakerCanary(ws, sagemaker_moto, name_prefix)
-    assert setup.weights() == {"v1": 1.0}
+    assert setup.shares() == {"v1": 100.0}
     return setup
 
 
@@ -191,27 +211,36 @@ def _production(ws: Workspace) -> int | None:
     return (obj.get("aliases") or {}).get("production")
 
 
-def _looked_at(results: list[rollouts.PassResult], ws: Workspace) -> list[dict[str, Any]]:
-    return [look for look in ws.outputs("rollouts.m")["looks"]]
-
-
-def test_a_healthy_canary_walks_every_step_on_sagemaker(canary: SageMakerCanary) -> None:
+def _start_canary(canary: SageMakerCanary) -> str:
+    """Register v2 and start releasing it; v1's SageMaker model name."""
     ws = canary.ws
+    v1_model = ws.outputs("endpoints.m")["variants"]["v1"]["model_name"]
+    before = time.time() - 2  # v1 served requests before the canary began (see the module)
+    canary.put_traffic("v1", 500, at=before, errors=50, latency_ms=900.0)
     ws.write({"model.txt": "score=0.97"})
     report = ws.apply()
     assert report is not None and report.ok, ws.output
     assert ws.statuses()["rollouts.m"] == "in_progress"
-    assert canary.weights() == {"v1": 90.0, "v2": 10.0}
+    assert canary.shares() == {"v1": 90.0, "v2": 10.0}
     assert _production(ws) == 1, "the alias moves only when the rollout completes"
+    return str(v1_model)
+
+
+def test_a_healthy_canary_walks_every_step_on_sagemaker(canary: SageMakerCanary) -> None:
+    ws = canary.ws
+    v1_model = _start_canary(canary)
+    v2_model = ws.outputs("endpoints.m")["variants"]["v2"]["model_name"]
     results = canary.drive()
     assert results[-1].phase == "completed", results[-1]
-    events = [e for r in results for e in r.events]
-    assert any("step 2/3: weight 50" in e for e in events), events
-    assert sum("analysis passed" in e for e in events) == 2, events
-    # each analysis judged exactly its own window's traffic
+    assert canary.splits == [{"v1": 50.0, "v2": 50.0}, {"v2": 100.0}]
     looks = ws.outputs("rollouts.m")["looks"]
+    assert [(look["step"], look["verdict"]) for look in looks] == [(1, "pass"), (2, "pass")]
+    # each analysis judged its own window: not v1's traffic before the canary, not the
+    # traffic of the step before
     assert [look["requests"] for look in looks] == [{"stable": REQUESTS, "candidate": REQUESTS}] * 2
-    assert canary.weights() == {"v2": 1.0}
+    # SageMaker: v2 serves everything, v1's variant and model are gone
+    assert canary.shares() == {"v2": 100.0}
+    assert not canary.model_exists(v1_model) and canary.model_exists(v2_model)
     assert _production(ws) == 2
     out = ws.outputs("endpoints.m")
     assert out["stable_version"] == 2 and set(out["variants"]) == {"v2"}
@@ -221,30 +250,57 @@ def test_a_healthy_canary_walks_every_step_on_sagemaker(canary: SageMakerCanary)
 
 def test_5xx_errors_abort_at_the_first_analysis(canary: SageMakerCanary) -> None:
     ws = canary.ws
-    ws.write({"model.txt": "score=0.97"})
-    assert ws.apply() is not None
+    _start_canary(canary)
+    v2_model = ws.outputs("endpoints.m")["variants"]["v2"]["model_name"]
     results = canary.drive(errors=6)  # 20% of the candidate's requests fail
     last = results[-1]
-    assert last.phase == "aborted", last
-    assert "error_rate" in last.message
-    assert [r.phase for r in results if r.events][-1] == "aborted"
+    assert last.phase == "aborted" and "error_rate" in last.message, last
     looks = ws.outputs("rollouts.m")["looks"]
-    assert len(looks) == 1 and looks[0]["step"] == 1, looks
-    assert canary.weights() == {"v1": 1.0}, "v2 is retired, v1 serves everything"
+    assert [(look["step"], look["verdict"]) for look in looks] == [(1, "fail")], looks
+    assert looks[0]["requests"] == {"stable": REQUESTS, "candidate": REQUESTS}
+    # SageMaker: v1 serves everything, v2's variant and model are gone
+    assert canary.splits == [{"v1": 100.0}]
+    assert not canary.model_exists(v2_model)
     assert _production(ws) == 1
     alerts = [json.loads(x) for x in (ws.root / ".mlx/alerts.jsonl").read_text().splitlines()]
     assert alerts[-1]["source"] == "rollouts.m" and alerts[-1]["owner"] == "team-ml"
-    assert "error_rate" in alerts[-1]["text"]
+    assert "error_rate" in alerts[-1]["text"] and "mlx rollout status m" in alerts[-1]["text"]
+    assert ws.refresh() == []
 
 
 def test_too_little_traffic_is_inconclusive_and_pauses(canary: SageMakerCanary) -> None:
     ws = canary.ws
-    ws.write({"model.txt": "score=0.97"})
-    assert ws.apply() is not None
+    _start_canary(canary)
     results = canary.drive(stable=5, candidate=5)  # below min_requests: 20
     last = results[-1]
     assert last.phase == "paused" and last.waiting == "inconclusive", last
     assert "inconclusive" in last.message
     looks = ws.outputs("rollouts.m")["looks"]
-    assert looks[-1]["requests"] == {"stable": 5, "candidate": 5}
-    assert canary.weights() == {"v1": 90.0, "v2": 10.0}, "a pause holds the weights"
+    assert [look["requests"] for look in looks] == [{"stable": 5, "candidate": 5}]
+    assert canary.shares() == {"v1": 90.0, "v2": 10.0}, "a pause holds the weights"
+    assert _production(ws) == 1
+    alerts = [json.loads(x) for x in (ws.root / ".mlx/alerts.jsonl").read_text().splitlines()]
+    assert "paused" in alerts[-1]["title"] and "inconclusive" in alerts[-1]["text"]
+
+
+def test_consecutive_windows_count_each_cloudwatch_minute_once() -> None:
+    """What AWS returns for SageMaker's metrics: one data point per minute, stamped with the
+    minute's start. The controller's windows follow one another; each minute is counted in
+    exactly one of them — the one it starts in — however the windows are cut."""
+    from providers.aws.sagemaker_metrics import window
+
+    now = 1_800_000_000.0  # on the minute grid
+    minutes = [{"Timestamp": datetime.fromtimestamp(now - 600 + 60 * k, UTC)} for k in range(10)]
+    cuts = [now - 600, now - 590.5, now - 500.25, now - 480, now - 479.8, now - 300.001, now]
+    counted = []
+    for since, until in itertools.pairwise(cuts):
+        win = window(since, until, now)
+        assert win.period == 60 and win.start.timestamp() == since
+        assert win.end.timestamp() >= until
+        counted.append([p for p in minutes if win.holds(p)])
+    assert [len(c) for c in counted] == [1, 1, 0, 1, 2, 5]
+    assert sorted(p["Timestamp"] for c in counted for p in c) == [p["Timestamp"] for p in minutes]
+    # a window of days asks for at most the 1,440 points one call may hold; an old one at
+    # the period CloudWatch keeps that far back
+    assert window(now - 30 * 86400, now - 29 * 86400, now).period == 300
+    assert window(now - 86400 * 3, now, now).period == 180  # 4320 minutes / 1440

@@ -1,7 +1,7 @@
 """The engine in-process, for tests that apply many times: a spec dir, its state, its registry.
 
 Faster than running the ``mlx`` command for every step, and the same code path
-behind it (``engine.operations`` / ``engine.release``); the CLI itself keeps a
+behind it (``engine.operations`` / ``engine.release.workflows``); the CLI itself keeps a
 few smoke tests.
 """
 
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import operations, release
-from engine.applier import ApplyReport
+from engine import operations
+from engine.apply.applier import ApplyReport
 from engine.diagnostics import MlxError
-from engine.plan import Plan, PlanOptions
+from engine.plan.model import Plan, PlanOptions
+from engine.release import workflows as release
 from engine.session import Options, Session
 
 
@@ -68,7 +69,7 @@ class Workspace:
             session.close()
 
     def plan_text(self, **options: Any) -> str:
-        from engine.render_text import render_plan
+        from engine.render.text import render_plan
 
         return render_plan(self.plan(**options))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.decide import Facts, decide
-from engine.plan import Action, Reason
+from engine.plan.decide import Facts, decide
+from engine.plan.model import Action, Reason
 from state.status import Status
 
 OK = Status.OK

@@ -1,4 +1,4 @@
-"""engine.graph: references checked, cycles named with their places, dot and mermaid."""
+"""engine.load.graph: references checked, cycles named with their places, dot and mermaid."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from engine.diagnostics import MlxError
-from engine.graph import build, to_dot, to_mermaid
-from engine.loader import load
+from engine.load.graph import build, to_dot, to_mermaid
+from engine.load.spec_set import load
 from tests.conftest import write_spec
 
 BASE = {

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import loader
 from engine.diagnostics import Diagnostic, MlxError, Source
-from engine.yamlio import Limits, parse, unquoted_flow_reference
+from engine.load import spec_set as loader
+from engine.load.yaml_parse import Limits, parse, unquoted_flow_reference
 
 
 def _src(diag: Diagnostic) -> Source:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from engine import loader
 from engine.diagnostics import MlxError
+from engine.load import spec_set as loader
 from providers.contract import Context, Desired, Problem
 from providers.file_alert import FileAlertProvider
 from providers.files import FileHasher, PathRefused, confined

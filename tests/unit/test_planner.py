@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import operations
-from engine.plan import Action, Reason
+from engine.plan.model import Action, Reason
 from engine.session import Options, Session
 from tests.conftest import BASIC, secret_spec, write_spec
 
@@ -15,7 +15,7 @@ def _plan(spec: Path, **env: str):  # type: ignore[no-untyped-def]
 
 
 def _apply(spec: Path) -> None:
-    from engine.release import Delivery
+    from engine.release.workflows import Delivery
 
     report = operations.apply(
         Session(Options(chdir=spec, environ={})), Delivery(echo=lambda _l: None)

@@ -1,10 +1,10 @@
-"""engine.refs: the ${…} grammar."""
+"""engine.load.references: the ${…} grammar."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.refs import Ref, RefSyntaxError, find_templates, parse_template
+from engine.load.references import Ref, RefSyntaxError, find_templates, parse_template
 
 
 def test_parts_and_escapes() -> None:

@@ -1,4 +1,4 @@
-"""engine.yamlio: libyaml + the value builder."""
+"""engine.load.yaml_parse: libyaml + the value builder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import yaml
 
-from engine.yamlio import parse
+from engine.load.yaml_parse import parse
 
 
 def test_yaml_1_2_scalars() -> None:

@@ -1,0 +1,15 @@
+"""CLI commands, one small module per group. Each imports the core lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def register(cli: click.Group, common: Callable[..., Any]) -> None:
+    from engine.cli.commands import core, evals, inspect, release, rollout, state
+
+    for module in (core, evals, inspect, release, rollout, state):
+        module.register(cli, common)

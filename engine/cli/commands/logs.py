@@ -1,0 +1,215 @@
+"""``logs``: read an endpoint's inference log (``mlx logs ENDPOINT [--since D] [--follow]``).
+
+SQLAlchemy and the log's store are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def register(cli: click.Group, common: Callable[..., Any]) -> None:
+    @cli.command()
+    @common
+    @click.argument("endpoint")
+    @click.option(
+        "--since",
+        metavar="D",
+        help="Only records since D: a duration back from now (30s, 10m, 2h, 1d) or an "
+        "ISO-8601 time (UTC unless it has an offset).",
+    )
+    @click.option("-f", "--follow", is_flag=True, help="Keep printing new records until Ctrl-C.")
+    @click.option("--json", "as_json", is_flag=True, help="JSON lines with the record's fields.")
+    @click.option(
+        "-n",
+        "--limit",
+        type=click.IntRange(min=0),
+        default=100,
+        show_default=True,
+        help="Print at most the last N records (0: all); --follow then prints every new one.",
+    )
+    @click.option(
+        "--log",
+        "log_option",
+        metavar="URL",
+        help="Inference log URL (overrides MLX_LOG and mlx.log).",
+    )
+    @click.option(
+        "--interval",
+        type=click.FloatRange(min=0.05),
+        default=1.0,
+        show_default=True,
+        help="Seconds between polls with --follow.",
+    )
+    @click.pass_context
+    def logs(
+        ctx: click.Context,
+        endpoint: str,
+        since: str | None,
+        follow: bool,
+        as_json: bool,
+        limit: int,
+        log_option: str | None,
+        interval: float,
+    ) -> None:
+        """Print the inference log of ENDPOINT: one line per request, oldest first."""
+        from engine.cli.app import session_for
+
+        session = session_for(ctx)
+        try:
+            _logs(session, endpoint, since, follow, as_json, limit, log_option, interval)
+        except BrokenPipeError:  # `mlx logs x | head`
+            _quiet_stdout()
+
+
+def _logs(
+    session: Any,
+    endpoint: str,
+    since_text: str | None,
+    follow: bool,
+    as_json: bool,
+    limit: int,
+    log_option: str | None,
+    interval: float,
+) -> None:
+    from engine.diagnostics import MlxError
+    from inference.location import log_url
+    from inference.times import parse_since
+
+    try:
+        since = parse_since(since_text) if since_text is not None else None
+    except ValueError as exc:
+        raise MlxError(str(exc)) from None
+    url = log_url(session, log_option)
+    environment = session.workspace
+    declared = _declared_endpoints(session)
+    store = _open(url, create=follow and endpoint in declared)
+    from inference import query
+
+    logged = query.endpoints(store, environment=environment) if store is not None else []
+    if endpoint not in logged and endpoint not in declared:
+        raise MlxError(_unknown(endpoint, url, environment, logged, store))
+    if store is None:  # declared, nothing served yet, not following
+        return
+    render = _json_line if as_json else _text_line
+    follower = query.Follower(store, endpoint, environment=environment)
+    page = follower.first(since=since, limit=None if limit == 0 else limit + 1)
+    if limit and len(page) > limit:
+        page = page[-limit:]
+        click.echo(f"(the last {limit} records; --limit 0 prints all, --since narrows)", err=True)
+    _emit(render, page)
+    if not follow:
+        return
+    try:
+        while True:
+            time.sleep(interval)
+            _emit(render, follower.poll())
+    except KeyboardInterrupt:
+        return  # Ctrl-C ends --follow: exit 0
+
+
+def _open(url: str, *, create: bool) -> Any:
+    """The store, or None for a SQLite file that does not exist (never created by reading)."""
+    from engine.diagnostics import MlxError
+    from inference.store import LogError, open_log
+
+    if url.startswith("sqlite:///") and not create:
+        path = Path(url[len("sqlite:///") :])
+        if url != "sqlite:///:memory:" and not path.exists():
+            return None
+    try:
+        return open_log(url)
+    except LogError as exc:
+        raise MlxError(str(exc)) from None
+
+
+def _declared_endpoints(session: Any) -> set[str]:
+    """Endpoints the spec declares (known even before they have served anything)."""
+    from engine.diagnostics import MlxError
+
+    try:
+        decls = session.spec.decls.values()
+    except MlxError:
+        return set()
+    return {d.name for d in decls if d.section == "endpoints"}
+
+
+def _unknown(endpoint: str, url: str, environment: str, logged: list[str], store: Any) -> str:
+    from engine.diagnostics import did_you_mean
+    from inference.store import redact_url
+
+    where = f"the inference log at {redact_url(url)}"
+    if store is None:
+        return f'unknown endpoint "{endpoint}": {where} does not exist yet (nothing served)'
+    if logged:
+        names = ", ".join(logged)
+        return (
+            f'unknown endpoint "{endpoint}"{did_you_mean(endpoint, logged)}: {where} has '
+            f"records of {names} (environment {environment})"
+        )
+    from inference import query
+
+    others = [
+        env
+        for env in query.environments(store)
+        if env != environment and endpoint in query.endpoints(store, environment=env)
+    ]
+    if others:
+        return (
+            f'unknown endpoint "{endpoint}" in environment {environment}: {where} has it in '
+            f"{', '.join(others)} (use --env)"
+        )
+    return f'unknown endpoint "{endpoint}": {where} has no records for environment {environment}'
+
+
+def _emit(render: Callable[[Any], str], rows: Iterable[Any]) -> None:
+    lines = [render(r) for r in rows]
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+def _json_line(logged: Any) -> str:
+    return json.dumps(logged.record.to_json(), default=str)
+
+
+def _text_line(logged: Any) -> str:
+    """time, request id, variant, version, status, latency, tokens, cost, error."""
+    from inference.records import iso
+
+    r = logged.record
+    tokens = (
+        "-"
+        if r.input_tokens is None and r.output_tokens is None
+        else f"{r.input_tokens or 0}+{r.output_tokens or 0}tok"
+    )
+    cost = "-" if r.cost_usd is None else f"${r.cost_usd:.6f}"
+    parts = [
+        iso(r.ts)[:23] + "Z",
+        r.request_id,
+        r.variant,
+        f"v{r.version}" if r.version is not None else "v-",
+        str(r.status),
+        f"{r.latency_ms:.1f}ms",
+        tokens,
+        cost,
+    ]
+    if r.cache_hit:
+        parts.append("cache-hit")
+    if r.error:
+        parts.append(" ".join(str(r.error).split()))
+    return "  ".join(parts)
+
+
+def _quiet_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,118 @@
+"""``serve``: run the embedded gateway (``mlx serve [--host H] [--port P]``).
+
+Only click is imported here: the gateway stack (starlette, uvicorn, httpx, prometheus-client)
+is imported when the command runs, so ``mlx --help`` never loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def register(cli: click.Group, common: Callable[..., Any]) -> None:
+    @cli.command()
+    @common
+    @click.option(
+        "--host",
+        default=DEFAULT_HOST,
+        show_default=True,
+        help="Address to bind. Anything but loopback needs a bearer token "
+        "(MLX_GATEWAY_TOKEN or mlx.gateway.token).",
+    )
+    @click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=DEFAULT_PORT,
+        show_default=True,
+        help="Port to bind (0: a free one, printed when ready).",
+    )
+    @click.option(
+        "--log",
+        "log_option",
+        metavar="URL",
+        help="Inference log URL (overrides MLX_LOG and mlx.log).",
+    )
+    @click.option(
+        "--poll",
+        type=click.FloatRange(min=0.05),
+        default=1.0,
+        show_default=True,
+        help="Seconds between reads of the route table.",
+    )
+    @click.option(
+        "--workers",
+        type=click.IntRange(1, 64),
+        default=4,
+        show_default=True,
+        help="Threads that run model predictions.",
+    )
+    @click.pass_context
+    def serve(
+        ctx: click.Context, host: str, port: int, log_option: str | None, poll: float, workers: int
+    ) -> int:
+        """Run the gateway for every applied endpoint, until SIGTERM or Ctrl-C.
+
+        \b
+        POST /endpoints/NAME/invocations          models (MLflow scoring JSON)
+        POST /endpoints/NAME/v1/chat/completions  prompts (OpenAI chat completions)
+        POST /endpoints/NAME/feedback             labels and outcomes
+        GET  /healthz, /metrics
+        """
+        from engine.cli.app import session_for
+
+        return _serve(session_for(ctx), host, port, log_option, poll, workers)
+
+
+def _serve(
+    session: Any, host: str, port: int, log_option: str | None, poll: float, workers: int
+) -> int:
+    from engine.diagnostics import MlxError
+
+    try:
+        import gateway.server as server
+    except ImportError as exc:
+        raise MlxError(
+            f"mlx serve needs the serve extra: pip install 'mlxctl[serve]' ({exc})"
+        ) from None
+    from gateway.auth import AuthConfigError, configured_token, is_loopback
+    from inference.location import log_url
+
+    setting = _token_setting(session)
+    try:
+        token = configured_token(session.options.environ, setting)
+    except AuthConfigError as exc:
+        raise MlxError(str(exc)) from None
+    if not token and not is_loopback(host):
+        raise MlxError(
+            f"--host {host} is not a loopback address: set a bearer token first "
+            "(MLX_GATEWAY_TOKEN, or mlx.gateway.token: ${env.NAME} in the spec)"
+        )
+    opts = server.ServeOptions(
+        host=host,
+        port=port,
+        root=session.root,
+        state_url=session.state_url(),
+        log_url=log_url(session, log_option),
+        workspace=session.workspace,
+        environment=session.environment,
+        token=token or None,
+        poll_s=poll,
+        predict_workers=workers,
+    )
+    try:
+        return server.serve(opts)
+    except server.ServeError as exc:
+        raise MlxError(str(exc)) from None
+
+
+def _token_setting(session: Any) -> Any:
+    """``mlx.gateway.token`` from the spec. A spec that does not load stops ``mlx serve`` (an
+    MlxError): it might hold the token, and serving without it would drop the auth."""
+    gateway = session.spec.settings.get("gateway") or {}
+    return gateway.get("token") if isinstance(gateway, dict) else None

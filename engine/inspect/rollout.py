@@ -1,0 +1,81 @@
+"""``mlx rollout status``: the data — what ``kubectl argo rollouts get rollout`` shows: step
+n/m, desired vs live weights, each analysis with its numbers, what comes next and when."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine.diagnostics import MlxError, did_you_mean
+from engine.plugins import ProviderSet
+from engine.session import Session
+from providers.contract import Prior, ProviderError, Serving, capability
+
+
+def status_of(session: Session, name: str) -> dict[str, Any]:
+    address = name if name.startswith("rollouts.") else f"rollouts.{name}"
+    reader = session.reader()
+    rec = reader.record(address)
+    if rec is None:
+        known = [a for a, r in reader.index().items() if r.section == "rollouts"]
+        raise MlxError(f"no rollout {address} in the state{did_you_mean(address, known)}")
+    out = dict(rec.outputs)
+    data: dict[str, Any] = {
+        "address": address,
+        "status": rec.status,
+        "strategy": out.get("strategy", rec.attributes.get("strategy", "direct")),
+        "subject": out.get("subject", rec.attributes.get("subject")),
+        "endpoint": out.get("endpoint"),
+        "phase": out.get("phase"),
+        "waiting": out.get("waiting"),
+        "step": (out.get("step") or 0) + 1 if out.get("steps") else None,
+        "steps": out.get("steps"),
+        "stable": out.get("released") or out.get("stable"),
+        "candidate": out.get("candidate"),
+        "desired": {"weight": out.get("weight", 0), "mirror": out.get("mirror", 0)},
+        "message": out.get("message"),
+        "looks": out.get("looks") or [],
+        "tally": out.get("tally") or {},
+        "next_in_s": _next_in(out),
+        "started_at": out.get("started_at"),
+        "deadline": out.get("deadline"),
+    }
+    data["live"] = _live(session, reader, out.get("endpoint"))
+    data["history"] = [
+        {
+            "serial": e["serial"],
+            "action": e["action"],
+            "status": e["status"],
+            "at": e["created_at"],
+            "note": e["error"],
+        }
+        for e in reader.events(address=address)
+    ]
+    return data
+
+
+def _next_in(out: dict[str, Any]) -> float | None:
+    if out.get("phase") not in ("progressing",):
+        return None
+    times = [t for t in (out.get("pause_until"), out.get("next_look_at")) if t]
+    return max(0.0, min(times) - time.time()) if times else None
+
+
+def _live(session: Session, reader: Any, endpoint: str | None) -> dict[str, Any] | None:
+    if not endpoint:
+        return None
+    rec = reader.record(endpoint)
+    if rec is None:
+        return None
+    providers = ProviderSet.for_session(session, reader.record)
+    try:
+        serving = capability(providers.get(rec.provider, endpoint), Serving, "read traffic")
+        prior = Prior(
+            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
+        )
+        traffic = serving.traffic(prior)
+    except (ProviderError, MlxError, OSError) as exc:
+        return {"error": str(exc)}
+    finally:
+        providers.close()
+    return traffic.as_dict() if traffic is not None else None

@@ -1,0 +1,84 @@
+"""What users get now: the version behind each subject's release (for ``baseline: previous``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from providers.contract import Released
+from specs.introspect import kind_info
+from state.status import Status
+from state.store import Record, StateReader
+
+
+def released_outputs(outputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The released version's outputs (version, fingerprint, uri) from a release's record."""
+    if isinstance(outputs.get("released"), dict) and outputs["released"].get("fingerprint"):
+        return dict(outputs["released"])
+    fingerprint = outputs.get("fingerprint")
+    if not fingerprint:
+        return None
+    version = outputs.get("released_version", outputs.get("stable_version"))
+    return {"version": version, "fingerprint": fingerprint}
+
+
+def released_finder(
+    reader: StateReader, record: Callable[[str], Record | None]
+) -> Callable[[str, str | None], Released | None]:
+    """``(subject, gate) -> Released``: behind a recorded release, else the last passed verdict.
+
+    Records are read through ``record`` (the run's snapshot as it started), so a gate
+    running in an apply compares with what users got before the apply.
+    """
+    releases: list[str] | None = None
+
+    def find(subject: str, gate: str | None = None) -> Released | None:
+        nonlocal releases
+        if releases is None:
+            releases = sorted(
+                a for a, row in reader.index().items() if kind_info(row.section).release_field
+            )
+        for address in releases:
+            rec = record(address)
+            if rec is None or rec.status not in (Status.OK, Status.IN_PROGRESS):
+                continue
+            if rec.outputs.get("subject") != subject:
+                continue
+            outputs = released_outputs(dict(rec.outputs))
+            if outputs is not None:
+                via = rec.outputs.get("alias")
+                how = f" (alias {via})" if via else ""
+                return Released(outputs, f"released by {address}{how}")
+        verdict = reader.evidence().last_passed(subject, [gate] if gate else None)
+        if verdict is not None and verdict.subject_outputs:
+            return Released(
+                verdict.subject_outputs,
+                f"the last version {verdict.gate} passed (state version {verdict.serial})",
+            )
+        return None
+
+    return find
+
+
+def driver_of(decls: Any, graph: Any, address: str) -> str | None:
+    """The release that drives ``address`` (a rollout naming an endpoint), if any.
+
+    Such an endpoint serves what its rollout released last, not its subject's newest
+    version: the rollout takes over the transition.
+    """
+    for dependent in graph.successors(address) if address in graph else ():
+        decl = decls.get(dependent)
+        if decl is None:
+            continue
+        info = kind_info(decl.section)
+        if info.release_field and any(
+            _ref(decl.body.get(field)) == address for field in info.ref_fields
+        ):
+            return str(dependent)
+    return None
+
+
+def _ref(value: Any) -> str | None:
+    from engine.release.evidence import address_in
+
+    return address_in(value)

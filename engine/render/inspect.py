@@ -1,0 +1,136 @@
+"""Rendering `mlx history`, `mlx show` and `mlx diff` (the data: ``engine.inspect.queries``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.inspect.queries import describe_changes
+
+
+def render_history(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No state versions yet: run `mlx apply`.\n"
+    header = ("SERIAL", "TIME (UTC)", "ACTOR", "GIT", "OPERATION", "STATUS", "CHANGES")
+    table = [header]
+    for r in rows:
+        table.append(
+            (
+                str(r["serial"]),
+                (r["created_at"] or "")[:19].replace("T", " "),
+                r["actor"],
+                (r["git_sha"] or "-")[:12],
+                r["operation"],
+                r["status"],
+                r["changes"],
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_diff(data: dict[str, Any]) -> str:
+    from engine.render.text import value
+
+    if not data["resources"]:
+        return f"No differences between state versions {data['from']} and {data['to']}.\n"
+    lines = [f"Differences from state version {data['from']} to {data['to']}:", ""]
+    for r in data["resources"]:
+        if r["change"] != "changed":
+            sym = "+" if r["change"] == "added" else "-"
+            lines.append(f"  {sym} {r['address']} ({r['change']})")
+            continue
+        lines.append(f"  ~ {r['address']}")
+        for f in r["fields"]:
+            if f["kind"] == "add":
+                lines.append(f"      + {f['path']} = {value(f['after'])}")
+            elif f["kind"] == "remove":
+                lines.append(f"      - {f['path']} = {value(f['before'])}")
+            else:
+                lines.append(f"      ~ {f['path']} = {value(f['before'])} -> {value(f['after'])}")
+    return "\n".join(lines) + "\n"
+
+
+def render_show(data: dict[str, Any]) -> str:
+    kind = data["kind"]
+    lines: list[str] = []
+    if kind == "state":
+        lines.append(
+            f"Workspace {data['workspace']}: lineage {data['lineage']}, serial {data['serial']}"
+        )
+        if not data["resources"]:
+            lines.append("The state is empty.")
+        for r in data["resources"]:
+            version = f"  version {r['version']}" if r["version"] is not None else ""
+            status = "" if r["status"] == "ok" else f"  ({r['status']})"
+            lines.append(f"  {r['address']}{version}{status}  [serial {r['serial']}]")
+    elif kind == "version":
+        lines.append(f"State version {data['serial']}: {data['operation']} ({data['status']})")
+        lines.append(
+            f"  by {data['actor']} at {data['created_at']}, git {data.get('git_sha') or '-'}"
+        )
+        if data.get("message"):
+            lines.append(f"  message: {data['message']}")
+        lines.append(f"  changes: {describe_changes(data.get('summary') or {})}")
+        for e in data["events"]:
+            err = f" — {e['error']}" if e["error"] else ""
+            lines.append(f"    {e['action']:<8} {e['address']} ({e['status']}){err}")
+    else:
+        lines.append(f"# {data['address']}  ({data['status']})")
+        intro = data["introduced_by"]
+        lines.append(
+            f"  current value from serial {intro['serial']} ({intro['operation']}) "
+            f"by {intro['actor']} at {intro['created_at']}, git {intro['git_sha'] or '-'}"
+        )
+        lines.append(f"  owner: {data.get('owner') or '-'}")
+        lines.append(f"  environment: {data['environment']}")
+        lines.append(f"  provider: {data['provider']}")
+        code = data.get("code") or {}
+        if code:
+            lines.append(f"  code: {code.get('repo', '-')} @ {code.get('commit', '-')}")
+        if data.get("parameters"):
+            lines.append(f"  parameters: {json.dumps(data['parameters'], sort_keys=True)}")
+        if data.get("runtime"):
+            lines.append(f"  runtime: {json.dumps(data['runtime'], sort_keys=True)}")
+        for snap in data.get("data_snapshots") or []:
+            rev = f" revision {snap['revision']}" if snap.get("revision") is not None else ""
+            lines.append(f"  data: {snap['address']}{rev} {snap.get('fingerprint') or '-'}")
+        for key in ("spec_hash", "content_hash"):
+            if data.get(key):
+                lines.append(f"  {key}: {data[key]}")
+        lines.append("  outputs:")
+        outputs = data.get("outputs") or {}
+        for k, v in sorted(outputs.items()):
+            if k in ("report", "evidence"):
+                continue  # a gate's report is printed as written, below
+            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        if isinstance(outputs.get("report"), str):
+            lines.append("  report:")
+            lines.extend(f"    {line}" for line in outputs["report"].splitlines())
+        if outputs.get("evidence") is not None:
+            lines.append("  evidence: (mlx show --json for the full record)")
+        lines.append("  attributes:")
+        for k, v in sorted((data.get("attributes") or {}).items()):
+            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
+        if data.get("evidence"):
+            lines.append("  evidence (the gate verdicts behind this release):")
+            for v in data["evidence"]:
+                verdict = "passed" if v["passed"] else "failed"
+                lines.append(
+                    f"    {v['gate']} {verdict} for v{v['version']} at serial {v['serial']} "
+                    f"({v['at']}): {v['message'] or ''}".rstrip(": ")
+                )
+        lines.append("  history:")
+        for h in data["history"]:
+            ver = f" version {h['version']}" if h["version"] is not None else ""
+            err = f" — {h['error']}" if h["error"] else ""
+            who = f" by {h['actor']}" if h.get("actor") else ""
+            when = f" at {h['at'][:19]}" if h.get("at") else ""
+            lines.append(
+                f"    serial {h['serial']}{when}{who}: {h['action']} ({h['status']}){ver}{err}"
+            )
+    return "\n".join(lines) + "\n"

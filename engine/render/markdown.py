@@ -1,0 +1,97 @@
+"""Plan → a pull-request comment in Markdown. Renders; never decides."""
+
+from __future__ import annotations
+
+from engine.plan.model import Action, Change, FieldChange, Plan
+from engine.render.text import summary_line, value
+
+
+def _row(c: Change) -> str:
+    why = "; ".join(r.value for r in c.reasons) or "-"
+    return f"| `{c.symbol.strip() or '·'}` | `{c.address}` | {c.action.value} | {why} |"
+
+
+def _details(c: Change) -> list[str]:
+    why = ", ".join(r.value for r in c.reasons)
+    lines = [_diff_line(f) for f in c.fields]
+    if c.action is Action.DELETE:
+        lines = [f"- {k} = {value(v)}" for k, v in sorted((c.before or {}).items())]
+    return [
+        "<details>",
+        f"<summary><code>{c.symbol.strip()} {c.address}</code> {c.verb}"
+        + (f" ({why})" if why else "")
+        + "</summary>",
+        "",
+        *([f"- {d}" for d in c.details] + ([""] if c.details else [])),
+        "```diff",
+        *(lines or ["  (no attribute changes)"]),
+        "```",
+        "</details>",
+        "",
+    ]
+
+
+def _diff_line(f: FieldChange) -> str:
+    """``+``/``-``/``!`` in the first column, so GitHub colours the diff."""
+    if f.kind == "add":
+        return f"+ {f.path} = {value(f.after)}"
+    if f.kind == "remove":
+        return f"- {f.path} = {value(f.before)}"
+    return f"! {f.path} = {value(f.before)} -> {value(f.after)}"
+
+
+def render_markdown(plan: Plan) -> str:
+    actionable = plan.actionable()
+    title = summary_line(plan).removeprefix("Plan: ").rstrip(".") if actionable else "No changes"
+    env = f" — `{plan.workspace}`" if plan.workspace != "default" else ""
+    out = [f"### mlx plan{env}: {title}", ""]
+    if plan.drift:
+        out.append("> [!CAUTION]")
+        out.append("> **Objects changed outside mlx** — `mlx apply` restores them:")
+        for d in plan.drift:
+            what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
+            out.append(f"> - `{d['address']}`: {what}")
+        out.append("")
+    if not actionable:
+        out.append("The spec matches what is deployed.")
+        return "\n".join(out) + "\n"
+    out += ["| | Resource | Action | Why |", "|---|---|---|---|"]
+    out += [_row(c) for c in actionable]
+    out.append("")
+    gates = [c for c in actionable if c.action is Action.RUN]
+    if gates:
+        out.append("**Gates that will run before anything depending on them ships:**")
+        for g in gates:
+            extra = f" — {'; '.join(g.details)}" if g.details else ""
+            outcome = ""
+            if g.gate is not None:
+                outcome = " — **passes**" if g.gate.get("passed") else " — **FAILS**"
+            out.append(f"- `{g.address}` ({', '.join(r.value for r in g.reasons)}){extra}{outcome}")
+        out.append("")
+    warnings = list(plan.warnings) + [
+        f"`{c.address}`: {w}" for c in plan.changes for w in c.warnings
+    ]
+    flagged = [c for c in plan.changes if c.flagged_by]
+    if warnings or flagged:
+        out.append("> [!WARNING]")
+        out += [f"> - {w}" for w in warnings]
+        out += [
+            f"> - `{c.address}` depends on {', '.join(f'`{d}`' for d in c.flagged_by)}, "
+            "which changes in this plan"
+            for c in flagged
+        ]
+        out.append("")
+    for c in actionable:
+        out += _details(c)
+    for g in gates:
+        if g.gate is not None and g.gate.get("report"):
+            out += [
+                f"<details><summary>Gate report: <code>{g.address}</code></summary>",
+                "",
+                "```",
+                str(g.gate["report"]).rstrip(),
+                "```",
+                "</details>",
+                "",
+            ]
+    return "\n".join(out).rstrip() + "\n"
