@@ -36,50 +36,8 @@ def build(spec: SpecSet) -> SpecGraph:
     templates: dict[str, dict[tuple[str | int, ...], list[Any]]] = {}
 
     for address, decl in spec.decls.items():
-        info = kind_info(decl.section)
-        parsed: dict[tuple[str | int, ...], list[Any]] = {}
-        for index, (path, text) in enumerate(decl.refs):
-            cached = decl.parsed[index] if decl.parsed else None
-            try:
-                parts = decode(cached) if cached is not None else parse_template(text)
-            except RefSyntaxError as exc:
-                diags.append(Diagnostic(str(exc), spec.source(address, *path, key=False)))
-                continue
-            parsed[path] = parts
-            for part in parts:
-                if isinstance(part, Ref):
-                    problem = _check_ref(spec, part)
-                    if problem:
-                        diags.append(Diagnostic(problem, spec.source(address, *path, key=False)))
-                    elif part.is_resource:
-                        sites.setdefault((part.address, address), []).append(path)
-            field = path[0] if path else None
-            if isinstance(field, str) and field in info.ref_fields and len(path) == 1:
-                problem = _check_ref_field(field, info.ref_fields[field], parts)
-                if problem:
-                    diags.append(Diagnostic(problem, spec.source(address, *path, key=False)))
-        for field, kinds in info.ref_fields.items():
-            value = decl.body.get(field)
-            if isinstance(value, str) and (field,) not in parsed:
-                diags.append(
-                    Diagnostic(
-                        f"{address}.{field} must reference a resource of {' or '.join(kinds)}, "
-                        f'like "${{{kinds[0]}.NAME}}" (got "{value}")',
-                        spec.source(address, field, key=False),
-                    )
-                )
-        templates[address] = parsed
-        for i, dep in enumerate(decl.body.get("depends_on", [])):
-            if dep not in spec.decls:
-                diags.append(
-                    Diagnostic(
-                        f"depends_on names {dep}, which is not declared"
-                        + did_you_mean(dep, spec.decls),
-                        spec.source(address, "depends_on", i, key=False),
-                    )
-                )
-            else:
-                sites.setdefault((dep, address), []).append(("depends_on", i))
+        templates[address] = _templates_of(spec, address, decl, sites, diags)
+        _depends_on(spec, address, decl, sites, diags)
     if diags:
         raise MlxError(diags)
     _implicit_gate_edges(spec, templates, sites)
@@ -89,6 +47,73 @@ def build(spec: SpecSet) -> SpecGraph:
     except nx.NetworkXUnfeasible:
         raise MlxError(_cycles(spec, g, sites)) from None
     return SpecGraph(g, order, templates)
+
+
+def _templates_of(
+    spec: SpecSet,
+    address: str,
+    decl: Any,
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
+    diags: list[Diagnostic],
+) -> dict[tuple[str | int, ...], list[Any]]:
+    """Parse one resource's ``${…}`` templates, check each reference, record its edges."""
+    info = kind_info(decl.section)
+    parsed: dict[tuple[str | int, ...], list[Any]] = {}
+    for index, (path, text) in enumerate(decl.refs):
+        cached = decl.parsed[index] if decl.parsed else None
+
+        def where(path: tuple[str | int, ...] = path) -> Any:  # looked up only for an error
+            return spec.source(address, *path, key=False)
+
+        try:
+            parts = decode(cached) if cached is not None else parse_template(text)
+        except RefSyntaxError as exc:
+            diags.append(Diagnostic(str(exc), where()))
+            continue
+        parsed[path] = parts
+        for part in parts:
+            if isinstance(part, Ref):
+                problem = _check_ref(spec, part)
+                if problem:
+                    diags.append(Diagnostic(problem, where()))
+                elif part.is_resource:
+                    sites.setdefault((part.address, address), []).append(path)
+        field = path[0] if path else None
+        if isinstance(field, str) and field in info.ref_fields and len(path) == 1:
+            problem = _check_ref_field(field, info.ref_fields[field], parts)
+            if problem:
+                diags.append(Diagnostic(problem, where()))
+    for field, kinds in info.ref_fields.items():
+        value = decl.body.get(field)
+        if isinstance(value, str) and (field,) not in parsed:
+            diags.append(
+                Diagnostic(
+                    f"{address}.{field} must reference a resource of {' or '.join(kinds)}, "
+                    f'like "${{{kinds[0]}.NAME}}" (got "{value}")',
+                    spec.source(address, field, key=False),
+                )
+            )
+    return parsed
+
+
+def _depends_on(
+    spec: SpecSet,
+    address: str,
+    decl: Any,
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
+    diags: list[Diagnostic],
+) -> None:
+    for i, dep in enumerate(decl.body.get("depends_on", [])):
+        if dep not in spec.decls:
+            diags.append(
+                Diagnostic(
+                    f"depends_on names {dep}, which is not declared"
+                    + did_you_mean(dep, spec.decls),
+                    spec.source(address, "depends_on", i, key=False),
+                )
+            )
+        else:
+            sites.setdefault((dep, address), []).append(("depends_on", i))
 
 
 def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> str | None:

@@ -63,6 +63,11 @@ NOOP = Decision(Action.NOOP)
 def decide(f: Facts) -> Decision:
     if f.is_gate:
         return _gate(f)
+    return _by_status(f) or _by_change(f)
+
+
+def _by_status(f: Facts) -> Decision | None:
+    """What the record's status or a request decides before any hash is compared."""
     if f.status is None:
         return Decision(Action.CREATE, (Reason.NEW,))
     if f.status is Status.TAINTED:
@@ -79,6 +84,11 @@ def decide(f: Facts) -> Decision:
         return Decision(Action.REPLACE, (Reason.REQUESTED,))
     if f.provider_changed:
         return Decision(Action.REPLACE, (Reason.PROVIDER_CHANGED,))
+    return None
+
+
+def _by_change(f: Facts) -> Decision:
+    """Which hashes moved, what changed upstream, whether a release is pending."""
     reasons: list[Reason] = []
     behaviour = f.behaviour
     if f.status is Status.IN_PROGRESS:

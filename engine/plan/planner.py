@@ -18,6 +18,7 @@ from engine.apply.heartbeat import Heartbeat
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide
+from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
@@ -29,8 +30,6 @@ from providers.contract import Desired, Prior, Provider, Registry
 from specs.introspect import kind_info
 from state.status import Status
 from state.store import IndexRow, Record, StateReader
-
-KEEPS_HISTORY = "a registry keeps its history: the version is registered again, nothing is deleted"
 
 
 @dataclass
@@ -397,7 +396,7 @@ class Planner:
         p.action, p.reasons = decision.action, list(decision.reasons)
         p.behaviour_changed = decision.behaviour_changed
         p.flagged_by = list(decision.flagged_by)
-        p.details.extend(self._details(p, prior, upstream))
+        p.details.extend(Explainer(self).explain(p, prior, upstream))
 
     def _created(self, address: str, status: Status | None) -> bool:
         """A tainted record with no outputs: its create never completed."""
@@ -407,7 +406,7 @@ class Planner:
         return bool(rec and rec.outputs)
 
     # -- gates and releases ------------------------------------------------------------
-    def _fingerprint_now(self, address: str) -> str | None:
+    def fingerprint_now(self, address: str) -> str | None:
         """The fingerprint ``address`` will have once this plan is applied (None: unknown)."""
         p = self.planned.get(address)
         if p is not None and p.changes_behaviour:
@@ -422,7 +421,7 @@ class Planner:
         value = rec.outputs.get("fingerprint") or rec.content_hash
         return value if isinstance(value, str) else None
 
-    def _version_now(self, address: str) -> Any:
+    def version_now(self, address: str) -> Any:
         p = self.planned.get(address)
         if p is not None and p.changes_behaviour:
             if p.desired.restore is not None:
@@ -433,7 +432,7 @@ class Planner:
 
     def _gate_facts(self, p: Planned, status: Status | None) -> dict[str, bool]:
         p.judged = evidence.judged(
-            p.address, p.body, p.spec_hash, p.content_hash, self._fingerprint_now
+            p.address, p.body, p.spec_hash, p.content_hash, self.fingerprint_now
         )
         if p.judged is None:
             return {}
@@ -465,7 +464,7 @@ class Planner:
             return False
         rec = self._record(p.address)
         recorded = rec.outputs.get("fingerprint") if rec else None
-        now = self._fingerprint_now(subject)
+        now = self.fingerprint_now(subject)
         if rec is not None and now is not None and rec.outputs.get("aborted_fingerprint") == now:
             self.plan_warnings.append(
                 f"{p.address} aborted the release of {subject} ({now[:19]}…): "
@@ -483,91 +482,6 @@ class Planner:
         from engine.release.released import driver_of
 
         return driver_of(self.spec.decls, self.graph.graph, p.address) is not None
-
-    # -- details: what a reviewer reads next to the reasons ------------------------------
-    def _details(self, p: Planned, prior: IndexRow | None, upstream: tuple[str, ...]) -> list[str]:
-        out: list[str] = []
-        for reason in p.reasons:
-            if reason is Reason.PROVIDER_CHANGED and prior is not None:
-                out.append(f"provider: {prior.provider} -> {p.provider_key}")
-                if kind_info(p.section).keeps_history:
-                    out.append(
-                        f"the object in {prior.provider} is kept with its versions "
-                        "(mlx never deletes a registry's history)"
-                    )
-            elif reason is Reason.RESTORED and p.desired.restore is not None:
-                out.append(
-                    f"back to version {_version_label(p.desired.restore)} ({p.content_hash})"
-                )
-            elif reason is Reason.CONTENT_CHANGED and prior is not None:
-                out.append(self._content_detail(p, prior))
-            elif reason in (Reason.UPSTREAM_CHANGED, Reason.GATE_INPUTS_CHANGED):
-                label = "changed inputs" if p.action is Action.RUN else "changed dependencies"
-                out.append(f"{label}: " + ", ".join(upstream))
-            elif reason is Reason.METADATA_CHANGED and p.reasons == [reason]:
-                if kind_info(p.section).is_gate:
-                    out.append("metadata only: the recorded verdict still holds")
-                else:
-                    out.append("metadata only: updated in place, no new version, no gate re-run")
-            elif reason is Reason.EVIDENCE_REUSED and p.reused and p.judged:
-                out.append(
-                    f"passed for exactly {p.judged.describe(p.reused.get('version'))} at state "
-                    f"version {p.reused['serial']} ({p.reused['at']}); --rerun-gates runs it again"
-                )
-            elif reason in (Reason.NOT_JUDGED, Reason.GATE_NOT_PASSED):
-                out.append(self._unjudged_detail(p, reason))
-            elif reason is Reason.RELEASE_PENDING:
-                out.append(self._release_detail(p))
-            elif reason is Reason.IN_PROGRESS:
-                rec = self._record(p.address)
-                message = (rec.outputs.get("message") if rec else None) or "in progress"
-                out.append(f"{message}; the next apply or `mlx rollout run` continues it")
-            elif reason is Reason.TAINTED and p.action is Action.CREATE and prior is not None:
-                out.append("a create that failed is retried; a registry adopts what it left")
-        if p.action is Action.REPLACE and kind_info(p.section).keeps_history:
-            out.append(
-                "a registry keeps its history: the version is registered again, nothing is deleted"
-            )
-        if kind_info(p.section).release_field and p.action is not Action.NOOP:
-            pending = self._gates_pending(p)
-            if pending:
-                verb = "passes" if len(pending) == 1 else "pass"
-                out.append(f"released only if {', '.join(pending)} {verb} first")
-        return out
-
-    def _unjudged_detail(self, p: Planned, reason: Reason) -> str:
-        subject = evidence.address_in(p.body.get("subject")) or "its subject"
-        if p.judged is None:
-            return f"{p.address} has not judged the version of {subject} this plan releases"
-        what = p.judged.describe(self._version_now(subject))
-        if reason is Reason.GATE_NOT_PASSED:
-            return f"{p.address} did not pass for exactly {what}: it runs again"
-        return f"{p.address} has not judged {what}"
-
-    def _release_detail(self, p: Planned) -> str:
-        subject = evidence.released_subject(p.section, p.body) or "its subject"
-        rec = self._record(p.address)
-        now = self._version_now(subject)
-        was = (
-            (rec.outputs.get("released_version", rec.outputs.get("stable_version")))
-            if rec
-            else None
-        )
-        fp = self._fingerprint_now(subject)
-        shown = f"v{now}" if now is not None else "a new version" + (f" ({fp[:19]}…)" if fp else "")
-        return f"releases {subject} {shown} (users get v{was} now)"
-
-    def _gates_pending(self, p: Planned) -> list[str]:
-        gates = evidence.required_gates(self.spec.decls, p.address, p.body)
-        return [g for g in gates if g in self.planned and self.planned[g].action is Action.RUN]
-
-    def _content_detail(self, p: Planned, prior: IndexRow) -> str:
-        field_name = kind_info(p.section).content_field
-        found, value = _at(p.body, field_name) if field_name else (False, None)
-        where = f" {value}:" if found and isinstance(value, str) else ""
-        old = (prior.content_hash or "none")[:19]
-        new = (p.content_hash or "none")[:19]
-        return f"bytes changed under an unchanged spec —{where} {old}… -> {new}…"
 
     def _refine_changed(self) -> None:
         """Replace-forcing fields, looked up only for resources that change."""
@@ -654,6 +568,10 @@ class Planner:
                 return dict(p.desired.restore)
             return p.provider.planned_outputs(p.desired)
         return self._recorded_outputs(address)
+
+    def recorded(self, address: str) -> Record | None:
+        """A resource's record as this plan read it (``None``: not recorded)."""
+        return self._record(address)
 
     def _record(self, address: str) -> Record | None:
         return self.reader.record(address) if address in self.index else None

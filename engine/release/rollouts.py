@@ -109,6 +109,26 @@ def step(
             providers.close()
 
 
+def _with_request(rec: Record, request: str | None) -> dict[str, Any]:
+    """The rollout's outputs, carrying ``request`` for the controller (or refusing it)."""
+    from controller.state import Phase, RolloutState
+
+    outputs = dict(rec.outputs)
+    if request is None:
+        return outputs
+    if "address" not in outputs:
+        raise MlxError(f"{rec.address} does not drive an endpoint: nothing to {request}")
+    phase = RolloutState.from_outputs(outputs).phase
+    if request == "retry":
+        if phase not in (Phase.ABORTED, Phase.PAUSED):
+            raise MlxError(f"{rec.address} is {phase}: only an aborted or paused one is retried")
+    elif phase in (Phase.COMPLETED, Phase.ABORTED):
+        raise MlxError(f"{rec.address} is {phase}: nothing to {request}")
+    else:
+        outputs["requested"] = request
+    return outputs
+
+
 def _pass(
     session: Session,
     writer: StateWriter,
@@ -118,22 +138,9 @@ def _pass(
     request: str | None,
     echo: Echo,
 ) -> PassResult:
-    from controller.state import Phase, RolloutState
+    from controller.state import RolloutState
 
-    outputs = dict(rec.outputs)
-    if request is not None:
-        if "address" not in outputs:
-            raise MlxError(f"{rec.address} does not drive an endpoint: nothing to {request}")
-        state = RolloutState.from_outputs(outputs)
-        if request == "retry":
-            if state.phase not in (Phase.ABORTED, Phase.PAUSED):
-                raise MlxError(
-                    f"{rec.address} is {state.phase}: only an aborted or paused one is retried"
-                )
-        elif state.phase in (Phase.COMPLETED, Phase.ABORTED):
-            raise MlxError(f"{rec.address} is {state.phase}: nothing to {request}")
-        else:
-            outputs["requested"] = request
+    outputs = _with_request(rec, request)
     provider = providers.get(rec.provider, rec.address)
     serial: int | None = None
 

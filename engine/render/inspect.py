@@ -56,81 +56,108 @@ def render_diff(data: dict[str, Any]) -> str:
 
 
 def render_show(data: dict[str, Any]) -> str:
-    kind = data["kind"]
-    lines: list[str] = []
-    if kind == "state":
+    """`mlx show`: the whole state, one state version, or one resource with its story."""
+    render = {"state": _show_state, "version": _show_version}.get(data["kind"], _show_resource)
+    return "\n".join(render(data)) + "\n"
+
+
+def _show_state(data: dict[str, Any]) -> list[str]:
+    lines = [f"Workspace {data['workspace']}: lineage {data['lineage']}, serial {data['serial']}"]
+    if not data["resources"]:
+        lines.append("The state is empty.")
+    for r in data["resources"]:
+        version = f"  version {r['version']}" if r["version"] is not None else ""
+        status = "" if r["status"] == "ok" else f"  ({r['status']})"
+        lines.append(f"  {r['address']}{version}{status}  [serial {r['serial']}]")
+    return lines
+
+
+def _show_version(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"State version {data['serial']}: {data['operation']} ({data['status']})",
+        f"  by {data['actor']} at {data['created_at']}, git {data.get('git_sha') or '-'}",
+    ]
+    if data.get("message"):
+        lines.append(f"  message: {data['message']}")
+    lines.append(f"  changes: {describe_changes(data.get('summary') or {})}")
+    for e in data["events"]:
+        err = f" — {e['error']}" if e["error"] else ""
+        lines.append(f"    {e['action']:<8} {e['address']} ({e['status']}){err}")
+    return lines
+
+
+def _show_resource(data: dict[str, Any]) -> list[str]:
+    return [
+        *_provenance(data),
+        *_outputs_lines(data.get("outputs") or {}),
+        "  attributes:",
+        *(f"    {k} = {_json(v)}" for k, v in sorted((data.get("attributes") or {}).items())),
+        *_evidence_lines(data.get("evidence") or []),
+        "  history:",
+        *(_history_line(h) for h in data["history"]),
+    ]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _provenance(data: dict[str, Any]) -> list[str]:
+    """Who set it, where it came from: owner, code, parameters, runtime, data snapshots."""
+    intro = data["introduced_by"]
+    lines = [
+        f"# {data['address']}  ({data['status']})",
+        f"  current value from serial {intro['serial']} ({intro['operation']}) "
+        f"by {intro['actor']} at {intro['created_at']}, git {intro['git_sha'] or '-'}",
+        f"  owner: {data.get('owner') or '-'}",
+        f"  environment: {data['environment']}",
+        f"  provider: {data['provider']}",
+    ]
+    code = data.get("code") or {}
+    if code:
+        lines.append(f"  code: {code.get('repo', '-')} @ {code.get('commit', '-')}")
+    if data.get("parameters"):
+        lines.append(f"  parameters: {json.dumps(data['parameters'], sort_keys=True)}")
+    if data.get("runtime"):
+        lines.append(f"  runtime: {json.dumps(data['runtime'], sort_keys=True)}")
+    for snap in data.get("data_snapshots") or []:
+        rev = f" revision {snap['revision']}" if snap.get("revision") is not None else ""
+        lines.append(f"  data: {snap['address']}{rev} {snap.get('fingerprint') or '-'}")
+    lines.extend(f"  {key}: {data[key]}" for key in ("spec_hash", "content_hash") if data.get(key))
+    return lines
+
+
+def _outputs_lines(outputs: dict[str, Any]) -> list[str]:
+    lines = ["  outputs:"]
+    lines.extend(
+        f"    {k} = {_json(v)}"
+        for k, v in sorted(outputs.items())
+        if k not in ("report", "evidence")  # a gate's report is printed as written, below
+    )
+    if isinstance(outputs.get("report"), str):
+        lines.append("  report:")
+        lines.extend(f"    {line}" for line in outputs["report"].splitlines())
+    if outputs.get("evidence") is not None:
+        lines.append("  evidence: (mlx show --json for the full record)")
+    return lines
+
+
+def _evidence_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    if not verdicts:
+        return []
+    lines = ["  evidence (the gate verdicts behind this release):"]
+    for v in verdicts:
+        verdict = "passed" if v["passed"] else "failed"
         lines.append(
-            f"Workspace {data['workspace']}: lineage {data['lineage']}, serial {data['serial']}"
+            f"    {v['gate']} {verdict} for v{v['version']} at serial {v['serial']} "
+            f"({v['at']}): {v['message'] or ''}".rstrip(": ")
         )
-        if not data["resources"]:
-            lines.append("The state is empty.")
-        for r in data["resources"]:
-            version = f"  version {r['version']}" if r["version"] is not None else ""
-            status = "" if r["status"] == "ok" else f"  ({r['status']})"
-            lines.append(f"  {r['address']}{version}{status}  [serial {r['serial']}]")
-    elif kind == "version":
-        lines.append(f"State version {data['serial']}: {data['operation']} ({data['status']})")
-        lines.append(
-            f"  by {data['actor']} at {data['created_at']}, git {data.get('git_sha') or '-'}"
-        )
-        if data.get("message"):
-            lines.append(f"  message: {data['message']}")
-        lines.append(f"  changes: {describe_changes(data.get('summary') or {})}")
-        for e in data["events"]:
-            err = f" — {e['error']}" if e["error"] else ""
-            lines.append(f"    {e['action']:<8} {e['address']} ({e['status']}){err}")
-    else:
-        lines.append(f"# {data['address']}  ({data['status']})")
-        intro = data["introduced_by"]
-        lines.append(
-            f"  current value from serial {intro['serial']} ({intro['operation']}) "
-            f"by {intro['actor']} at {intro['created_at']}, git {intro['git_sha'] or '-'}"
-        )
-        lines.append(f"  owner: {data.get('owner') or '-'}")
-        lines.append(f"  environment: {data['environment']}")
-        lines.append(f"  provider: {data['provider']}")
-        code = data.get("code") or {}
-        if code:
-            lines.append(f"  code: {code.get('repo', '-')} @ {code.get('commit', '-')}")
-        if data.get("parameters"):
-            lines.append(f"  parameters: {json.dumps(data['parameters'], sort_keys=True)}")
-        if data.get("runtime"):
-            lines.append(f"  runtime: {json.dumps(data['runtime'], sort_keys=True)}")
-        for snap in data.get("data_snapshots") or []:
-            rev = f" revision {snap['revision']}" if snap.get("revision") is not None else ""
-            lines.append(f"  data: {snap['address']}{rev} {snap.get('fingerprint') or '-'}")
-        for key in ("spec_hash", "content_hash"):
-            if data.get(key):
-                lines.append(f"  {key}: {data[key]}")
-        lines.append("  outputs:")
-        outputs = data.get("outputs") or {}
-        for k, v in sorted(outputs.items()):
-            if k in ("report", "evidence"):
-                continue  # a gate's report is printed as written, below
-            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
-        if isinstance(outputs.get("report"), str):
-            lines.append("  report:")
-            lines.extend(f"    {line}" for line in outputs["report"].splitlines())
-        if outputs.get("evidence") is not None:
-            lines.append("  evidence: (mlx show --json for the full record)")
-        lines.append("  attributes:")
-        for k, v in sorted((data.get("attributes") or {}).items()):
-            lines.append(f"    {k} = {json.dumps(v, sort_keys=True, default=str)}")
-        if data.get("evidence"):
-            lines.append("  evidence (the gate verdicts behind this release):")
-            for v in data["evidence"]:
-                verdict = "passed" if v["passed"] else "failed"
-                lines.append(
-                    f"    {v['gate']} {verdict} for v{v['version']} at serial {v['serial']} "
-                    f"({v['at']}): {v['message'] or ''}".rstrip(": ")
-                )
-        lines.append("  history:")
-        for h in data["history"]:
-            ver = f" version {h['version']}" if h["version"] is not None else ""
-            err = f" — {h['error']}" if h["error"] else ""
-            who = f" by {h['actor']}" if h.get("actor") else ""
-            when = f" at {h['at'][:19]}" if h.get("at") else ""
-            lines.append(
-                f"    serial {h['serial']}{when}{who}: {h['action']} ({h['status']}){ver}{err}"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _history_line(h: dict[str, Any]) -> str:
+    ver = f" version {h['version']}" if h["version"] is not None else ""
+    err = f" — {h['error']}" if h["error"] else ""
+    who = f" by {h['actor']}" if h.get("actor") else ""
+    when = f" at {h['at'][:19]}" if h.get("at") else ""
+    return f"    serial {h['serial']}{when}{who}: {h['action']} ({h['status']}){ver}{err}"

@@ -127,7 +127,7 @@ class FlakyProxy:
             return None
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one nested handler class
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -15,6 +15,13 @@ RERUN_HELP = "Run gates even where a passed verdict covers exactly these fingerp
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
+    _register_validate(cli, common)
+    _register_plan(cli, common)
+    _register_apply(cli, common)
+    _register_refresh(cli, common)
+
+
+def _register_validate(cli: click.Group, common: Callable[..., Any]) -> None:
     @cli.command()
     @common
     @click.pass_context
@@ -29,6 +36,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             f"file(s), {result.edges} dependencies."
         )
 
+
+def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
     @cli.command()
     @common
     @click.option(
@@ -147,6 +156,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             return EXIT_CHANGES
         return EXIT_OK
 
+
+def _register_apply(cli: click.Group, common: Callable[..., Any]) -> None:
     @cli.command()
     @common
     @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -214,6 +225,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             code = wait_for_rollouts(session)
         return code
 
+
+def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
     @cli.command()
     @common
     @click.option(
