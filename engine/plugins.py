@@ -177,17 +177,7 @@ class ProviderSet:
 
     def _prior(self, address: str) -> Prior | None:
         rec = self._record(address)
-        if rec is None:
-            return None
-        return Prior(
-            rec.address,
-            rec.section,
-            rec.name,
-            rec.attributes,
-            rec.outputs,
-            rec.content_hash,
-            rec.status,
-        )
+        return prior_of(rec) if rec is not None else None
 
     def key_for(self, section: str, body: Mapping[str, Any]) -> str:
         """The provider's name as recorded in state: a configured name or ``default:<type>``."""
@@ -272,3 +262,16 @@ class ProviderSet:
         for provider in self._instances.values():
             with contextlib.suppress(Exception):  # closing must not mask the run's result
                 provider.close()
+
+
+def prior_of(rec: Any, outputs: Mapping[str, Any] | None = None) -> Prior:
+    """What a provider is told about a recorded resource (``state.store.Record``)."""
+    return Prior(
+        rec.address,
+        rec.section,
+        rec.name,
+        rec.attributes,
+        rec.outputs if outputs is None else outputs,
+        rec.content_hash,
+        rec.status,
+    )

@@ -33,7 +33,7 @@ from engine.diagnostics import MlxError
 from engine.load.resolve import Resolver
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Change, Plan, Reason
-from engine.plugins import ProviderSet
+from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import Unknown, contains, redact, reveal
@@ -698,15 +698,7 @@ def prior_provider(records: dict[str, Record], change: Change) -> str:
 
 
 def _prior(rec: Record) -> Prior:
-    return Prior(
-        rec.address,
-        rec.section,
-        rec.name,
-        rec.attributes,
-        rec.outputs,
-        rec.content_hash,
-        rec.status,
-    )
+    return prior_of(rec)
 
 
 def _text(value: Any) -> str | None:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.plugins import ProviderSet
+from engine.plugins import ProviderSet, prior_of
 from providers.contract import AlertMessage, Prior, ProviderError
 from state.store import Record, StateReader, StateWriter
 
@@ -48,7 +48,7 @@ class Drift:
 
 
 def _prior(rec: Record) -> Prior:
-    return Prior(rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash)
+    return prior_of(rec)
 
 
 def detect(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.plugins import ProviderSet
-from providers.contract import Prior, ProviderError
+from engine.plugins import ProviderSet, prior_of
+from providers.contract import ProviderError
 from state.status import Status
 from state.store import Record, StateWriter
 
@@ -51,15 +51,7 @@ def record_touched(writer: StateWriter, providers: ProviderSet, addresses: Itera
         if rec is None:
             continue
         provider = providers.get(rec.provider, address)
-        prior = Prior(
-            rec.address,
-            rec.section,
-            rec.name,
-            rec.attributes,
-            rec.outputs,
-            rec.content_hash,
-            rec.status,
-        )
+        prior = prior_of(rec)
         try:
             observed = provider.read(prior)
         except (ProviderError, OSError):

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from engine.diagnostics import MlxError, did_you_mean
-from engine.plugins import ProviderSet
+from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
-from providers.contract import Prior, ProviderError, Serving, capability
+from providers.contract import ProviderError, Serving, capability
 
 
 def status_of(session: Session, name: str) -> dict[str, Any]:
@@ -70,9 +70,7 @@ def _live(session: Session, reader: Any, endpoint: str | None) -> dict[str, Any]
     providers = ProviderSet.for_session(session, reader.record)
     try:
         serving = capability(providers.get(rec.provider, endpoint), Serving, "read traffic")
-        prior = Prior(
-            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
-        )
+        prior = prior_of(rec)
         traffic = serving.traffic(prior)
     except (ProviderError, MlxError, OSError) as exc:
         return {"error": str(exc)}

@@ -22,7 +22,7 @@ from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
-from engine.plugins import ProviderSet, Unsupported
+from engine.plugins import ProviderSet, Unsupported, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import UNKNOWN, path_allowed, redact, reveal, secret_paths
@@ -593,9 +593,7 @@ class Planner:
 
     @staticmethod
     def _prior(rec: Record) -> Prior:
-        return Prior(
-            rec.address, rec.section, rec.name, rec.attributes, rec.outputs, rec.content_hash
-        )
+        return prior_of(rec)
 
     # -- scope, deletes, checks --------------------------------------------------------
     def _scope(self) -> set[str] | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.apply.recording import base_of, checkpoint, record_touched
 from engine.diagnostics import MlxError, did_you_mean
-from engine.plugins import ProviderSet
+from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
 from providers.contract import Change, Completion, Desired, Prior, ProviderError
 from state.status import Status, VersionStatus
@@ -75,15 +75,7 @@ def _desired(writer: StateWriter, rec: Record) -> Desired:
 
 
 def _prior(rec: Record, outputs: dict[str, Any] | None = None) -> Prior:
-    return Prior(
-        rec.address,
-        rec.section,
-        rec.name,
-        rec.attributes,
-        outputs if outputs is not None else rec.outputs,
-        rec.content_hash,
-        rec.status,
-    )
+    return prior_of(rec, outputs)
 
 
 def step(

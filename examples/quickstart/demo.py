@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         threading.Thread(target=lambda: [None for _ in serve.stdout], daemon=True).start()
         endpoint = f"{url}/endpoints/tumor_classifier/invocations"
-        answer, headers = post(endpoint, rows(3))
+        answer, headers = post(endpoint, json.loads((HERE / "request.json").read_text()))
         print(f"--- served by the gateway at {url}:")
         print(f"POST /endpoints/tumor_classifier/invocations -> {answer}")
         version, variant = headers["x-mlx-version"], headers["x-mlx-variant"]

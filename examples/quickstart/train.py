@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     model.feature_names = features  # type: ignore[attr-defined]
     (out / "artifacts").mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / "artifacts" / "model.joblib")
+    # a request body for the served model (`curl … -d @request.json`): two eval biopsies
+    request = {"dataframe_split": {"columns": features, "data": x_eval[:2].round(6).tolist()}}
+    (out / "request.json").write_text(json.dumps(request) + "\n")
     acc = model.score(x_eval, 1 - y_eval)
     print(f"trained: {len(x_train)} train rows, {len(x_eval)} eval rows, eval accuracy {acc:.3f}")
     print(f"wrote {out / 'artifacts' / 'model.joblib'}")
