@@ -37,7 +37,7 @@ class KeyResolver:
         if not self._fresh:
             self._fresh = True
             from engine.diagnostics import MlxError
-            from engine.resolve import declared_specs
+            from engine.load.resolve import declared_specs
             from engine.session import Options, Session
 
             extra: dict[str, Any] = {} if self.environ is None else {"environ": self.environ}
