@@ -17,10 +17,11 @@ definition's fingerprints (``engine.release.evidence``), whatever the plan said.
 from __future__ import annotations
 
 import heapq
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -235,6 +236,10 @@ class Applier:
         ready = [(position[a], a) for a in order if not pending[a]]  # a heap, in plan order
         heapq.heapify(ready)
         running: dict[Future[None], str] = {}
+        #: finished futures, in the order they finish: waiting on the whole running set
+        #: (``concurrent.futures.wait``) costs O(running) per wake-up, O(n²) for an apply
+        #: of 10,000 resources, where a queue costs O(1)
+        done: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
 
         def finished(address: str) -> None:
             for d in dependents[address]:
@@ -256,14 +261,15 @@ class Applier:
                     elif change.action is Action.NOOP:
                         finished(address)
                     else:
-                        running[pool.submit(self._run_one, change)] = address
+                        future = pool.submit(self._run_one, change)
+                        running[future] = address
+                        future.add_done_callback(done.put)
                 if not running:
                     continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    address = running.pop(fut)
-                    fut.result()
-                    finished(address)
+                future = done.get()
+                address = running.pop(future)
+                future.result()
+                finished(address)
 
     def _skip(self, change: Change, because: list[str]) -> None:
         with self._lock:
