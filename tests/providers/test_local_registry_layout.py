@@ -28,3 +28,27 @@ def test_an_old_layout_object_is_read_and_migrated_on_write(tmp_path: Path) -> N
     assert data["object"]["aliases"] == {"production": 1} and data["object"]["current"] == 3
     # known content lands on its version again
     assert registry.register("models", "fraud", "sha256:1", {"blob": blob}, {}) == (1, False)
+
+
+def test_a_torn_first_write_reads_as_no_object_and_is_replaced_whole(tmp_path: Path) -> None:
+    """A new object's first record is created in place; a crash mid-write leaves a torn
+    file. It must read as "no object" (never as a half record), and the next
+    registration must replace it with a whole one rather than fail on the file."""
+    registry = LocalRegistry(tmp_path / "reg", FileHasher())
+    blob = registry.put_bytes(b"weights-v1")
+    path = registry.object_file("models", "fraud")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"object": {"aliases": {}, "cur')  # cut mid-write
+    assert registry.get_object("models", "fraud") is None
+    assert registry.register("models", "fraud", "sha256:1", {"blob": blob}, {}, obj={}) == (1, True)
+    data = json.loads(path.read_text())
+    assert data["object"]["current"] == 1 and sorted(data["versions"]) == ["1"]
+    assert not list(path.parent.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_a_first_write_creates_its_directory(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path / "reg", FileHasher())
+    registry.put_object("prompts", "answer", {"aliases": {}, "description": "d"})
+    assert registry.get_object("prompts", "answer") == {"aliases": {}, "description": "d"}
+    registry.put_object("prompts", "answer", {"aliases": {}, "description": "e"})
+    assert registry.get_object("prompts", "answer") == {"aliases": {}, "description": "e"}
