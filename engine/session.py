@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.diagnostics import MlxError
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # kept out of the import path: `mlx plan` starts parsing befo
     from engine.load.graph import SpecGraph
     from engine.load.resolve import Inputs
     from engine.load.spec_set import PendingLoad, SpecSet
+    from providers.contract import Context
+    from state.store import StateReader, StateStore, StateWriter
 
 DEFAULT_STATE = "sqlite:///.mlx/state.db"
 DATA_DIR = ".mlx"
@@ -147,7 +149,7 @@ class Session:
             return None
 
     @cached_property
-    def store(self) -> Any:
+    def store(self) -> StateStore:
         from sqlalchemy.exc import SQLAlchemyError
 
         from state.store import StateStore, redact_url
@@ -166,10 +168,11 @@ class Session:
                 raise MlxError(str(exc)) from exc
             raise
 
-    def reader(self) -> Any:
+    def reader(self) -> StateReader:
+        """Read-only state: the planner takes this type, so mypy rejects a write there."""
         return self.store.reader(self.workspace)
 
-    def writer(self, operation: str) -> Any:
+    def writer(self, operation: str) -> StateWriter:
         from state.locks import LockHeld
 
         try:
@@ -183,7 +186,7 @@ class Session:
             raise MlxError(str(exc)) from exc
 
     # -- providers ------------------------------------------------------------------
-    def provider_context(self) -> Any:
+    def provider_context(self) -> Context:
         """Where providers run; ``allowed_paths``: the spec's ``mlx.paths``, made absolute."""
         from providers.contract import Context
 

@@ -33,7 +33,7 @@ from engine.apply.recording import checkpoint, record_touched
 from engine.diagnostics import MlxError
 from engine.load.resolve import Resolver
 from engine.plan.hashes import split_hashes
-from engine.plan.model import Action, Change, Plan, Reason
+from engine.plan.model import Action, Plan, Reason, ResourceChange
 from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
@@ -271,7 +271,7 @@ class Applier:
                 future.result()
                 finished(address)
 
-    def _skip(self, change: Change, because: list[str]) -> None:
+    def _skip(self, change: ResourceChange, because: list[str]) -> None:
         with self._lock:
             self.blocked.add(change.address)
         if change.action is not Action.NOOP:
@@ -289,7 +289,7 @@ class Applier:
         )
 
     # -- one resource ------------------------------------------------------------------------
-    def _run_one(self, change: Change) -> None:
+    def _run_one(self, change: ResourceChange) -> None:
         started = time.monotonic()
         begin, _ = _ING.get(change.action, ("", ""))
         self.echo(f"{change.address}: {begin}")
@@ -312,7 +312,7 @@ class Applier:
         self.echo(self._line(change, outcome, time.monotonic() - started))
 
     @staticmethod
-    def _line(change: Change, outcome: Outcome, elapsed: float) -> str:
+    def _line(change: ResourceChange, outcome: Outcome, elapsed: float) -> str:
         at = f"{change.address}:"
         if outcome.status is OutcomeStatus.OK:
             done = _ING[change.action][1]
@@ -327,7 +327,7 @@ class Applier:
             return f"{at} Gate FAILED after {elapsed:.1f}s: {outcome.message}"
         return f"{at} Error after {elapsed:.1f}s: {outcome.message}"
 
-    def _apply(self, change: Change) -> Outcome:
+    def _apply(self, change: ResourceChange) -> Outcome:
         key = change.provider
         provider = self.providers.get(key, change.address)
         prior_rec = self._records.get(change.address)
@@ -443,7 +443,7 @@ class Applier:
             )
         return Outcome(change.address, change.action, OutcomeStatus.OK, None, result.outputs)
 
-    def _delete(self, change: Change, provider: Provider, prior: Prior | None) -> Outcome:
+    def _delete(self, change: ResourceChange, provider: Provider, prior: Prior | None) -> Outcome:
         if prior is not None:  # a record someone removed meanwhile: nothing left to delete
             provider.delete(prior)
         self.writer.remove(change.address)
@@ -451,7 +451,7 @@ class Applier:
 
     def _call(
         self,
-        change: Change,
+        change: ResourceChange,
         provider: Provider,
         prior: Prior | None,
         prior_rec: Record | None,
@@ -477,7 +477,7 @@ class Applier:
         return provider.update(prior, desired, pc)
 
     def _replace(
-        self, change: Change, provider: Provider, prior: Prior, desired: Desired
+        self, change: ResourceChange, provider: Provider, prior: Prior, desired: Desired
     ) -> Result:
         info = kind_info(change.section)
         old = self.providers.get(prior_provider(self._records, change), change.address)
@@ -499,7 +499,7 @@ class Applier:
     # -- gates: verdicts bound to fingerprints ------------------------------------------------
     def _judge(
         self,
-        change: Change,
+        change: ResourceChange,
         provider: Provider,
         prior: Prior | None,
         desired: Desired,
@@ -624,7 +624,9 @@ class Applier:
         return self.outputs.get(address) or self._recorded_outputs(address)
 
     # -- failures ------------------------------------------------------------------------------
-    def _failed(self, change: Change, exc: BaseException, unexpected: bool = False) -> Outcome:
+    def _failed(
+        self, change: ResourceChange, exc: BaseException, unexpected: bool = False
+    ) -> Outcome:
         with self._lock:
             self.blocked.add(change.address)
         message = str(exc) if not unexpected else f"{type(exc).__name__}: {exc}"
@@ -636,7 +638,7 @@ class Applier:
             message += f" (and recording the failure failed: {state_exc})"
         return Outcome(change.address, change.action, OutcomeStatus.ERROR, message)
 
-    def _record_failure(self, change: Change, message: str) -> None:
+    def _record_failure(self, change: ResourceChange, message: str) -> None:
         """What a failure leaves in state: a tainted record only where a create failed."""
         recorded = change.address in self._records
         if not recorded and change.action in (Action.CREATE, Action.REPLACE, Action.RUN):
@@ -697,7 +699,7 @@ class Applier:
             self.outcomes.append(outcome)
 
 
-def prior_provider(records: dict[str, Record], change: Change) -> str:
+def prior_provider(records: dict[str, Record], change: ResourceChange) -> str:
     """The provider that holds the old object of a replacement (it may have changed)."""
     rec = records.get(change.address)
     return rec.provider if rec else change.provider

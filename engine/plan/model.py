@@ -84,7 +84,7 @@ class FieldChange(BaseModel):
     kind: str = "change"
 
 
-class Change(BaseModel):
+class ResourceChange(BaseModel):
     model_config = _FROZEN
 
     address: str
@@ -191,7 +191,7 @@ class Plan(BaseModel):
     prior_serial: int
     spec_digest: str
     #: Every resource with something to show: actions, and no-ops flagged by a dependency.
-    changes: list[Change]
+    changes: list[ResourceChange]
     #: Addresses planned and found converged (kept apart: 10k no-op objects cost time).
     unchanged: list[str] = Field(default_factory=list)
     options: PlanOptions = Field(default_factory=PlanOptions)
@@ -204,7 +204,7 @@ class Plan(BaseModel):
     #: apply): lets ``apply FILE`` recompute the plan and compare.
     salt: str | None = None
 
-    def actionable(self) -> list[Change]:
+    def actionable(self) -> list[ResourceChange]:
         return [c for c in self.changes if c.action is not Action.NOOP]
 
     @property

@@ -21,7 +21,7 @@ from engine.plan.decide import Facts, decide
 from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
-from engine.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
 from engine.plugins import ProviderSet, Unsupported, prior_of
 from engine.release import evidence
 from engine.session import Session
@@ -611,7 +611,7 @@ class Planner:
                 raise MlxError(f"--target {target}: no such resource{did_you_mean(target, known)}")
         return scope
 
-    def _deletes(self, scope: set[str] | None) -> list[Change]:
+    def _deletes(self, scope: set[str] | None) -> list[ResourceChange]:
         gone = [a for a in self.index if a not in self.spec.decls]
         if scope is not None:
             gone = [a for a in gone if a in scope]
@@ -622,7 +622,7 @@ class Planner:
             row = self.index[address]
             before = rec.attributes if rec else None
             out.append(
-                Change(
+                ResourceChange(
                     address=address,
                     section=row.section,
                     name=address.split(".", 1)[1],
@@ -638,7 +638,7 @@ class Planner:
             )
         return out
 
-    def _check_prevent_destroy(self, deletes: list[Change]) -> None:
+    def _check_prevent_destroy(self, deletes: list[ResourceChange]) -> None:
         diags = []
         for change in deletes:
             life = (change.before or {}).get("lifecycle") or {}
@@ -698,7 +698,7 @@ class Planner:
         return list(self.plan_warnings)
 
     # -- plan values --------------------------------------------------------------------
-    def _change(self, p: Planned) -> Change:
+    def _change(self, p: Planned) -> ResourceChange:
         deps = sorted(self.graph.graph.predecessors(p.address))
         row = self.index.get(p.address)
         base: dict[str, Any] = dict(
@@ -723,7 +723,7 @@ class Planner:
             ),
         )
         if p.action is Action.NOOP:
-            return Change.model_construct(**base, before=None, after=None, fields=[])
+            return ResourceChange.model_construct(**base, before=None, after=None, fields=[])
         rec = self._record(p.address)
         before = dict(rec.attributes) if rec else None
         after = dict(p.redacted)
@@ -736,7 +736,7 @@ class Planner:
             ]
         )
         fields += self._output_changes(p, rec)
-        return Change(**base, before=before, after=after, fields=fields)
+        return ResourceChange(**base, before=before, after=after, fields=fields)
 
     def _output_changes(self, p: Planned, rec: Record | None) -> list[FieldChange]:
         """Computed attributes (version, uri, fingerprint) as the plan expects them to move."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import engine
-from engine.plan.model import Action, Change, Plan, Reason
+from engine.plan.model import Action, Plan, Reason, ResourceChange
 
 FORMAT_VERSION = "1.2"
 
@@ -56,7 +56,7 @@ REASONS = {
 }
 
 
-def _actions(change: Change) -> list[str]:
+def _actions(change: ResourceChange) -> list[str]:
     """Terraform's action list; a replacement's order and halves depend on the kind."""
     if change.action is Action.REPLACE:
         from specs.introspect import kind_info
@@ -97,7 +97,7 @@ def _split(value: Any) -> tuple[Any, Any, Any]:
     return value, False, False
 
 
-def _with_outputs(values: dict[str, Any] | None, change: Change, side: str) -> Any:
+def _with_outputs(values: dict[str, Any] | None, change: ResourceChange, side: str) -> Any:
     """Attributes plus the computed outputs (version, uri, …) the plan expects to move."""
     if values is None and not change.fields:
         return None
@@ -110,7 +110,7 @@ def _with_outputs(values: dict[str, Any] | None, change: Change, side: str) -> A
     return out if (values is not None or out) else None
 
 
-def resource_change(change: Change) -> dict[str, Any]:
+def resource_change(change: ResourceChange) -> dict[str, Any]:
     before = (
         None if change.action is Action.CREATE else _with_outputs(change.before, change, "before")
     )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from engine.plan.model import Action, Change, FieldChange, Plan
+from engine.plan.model import Action, FieldChange, Plan, ResourceChange
 from engine.render.text import summary_line, value
 
 
-def _row(c: Change) -> str:
+def _row(c: ResourceChange) -> str:
     why = "; ".join(r.value for r in c.reasons) or "-"
     return f"| `{c.symbol.strip() or '·'}` | `{c.address}` | {c.action.value} | {why} |"
 
 
-def _details(c: Change) -> list[str]:
+def _details(c: ResourceChange) -> list[str]:
     why = ", ".join(r.value for r in c.reasons)
     lines = [_diff_line(f) for f in c.fields]
     if c.action is Action.DELETE:

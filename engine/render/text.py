@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.plan.model import Action, Change, FieldChange, Plan
+from engine.plan.model import Action, FieldChange, Plan, ResourceChange
 
 
 def value(v: Any) -> str:
@@ -57,7 +57,7 @@ def _field_line(f: FieldChange, width: int) -> str:
     return f"      ~ {name} = {value(f.before)} -> {value(f.after)}"
 
 
-def _header(c: Change) -> list[str]:
+def _header(c: ResourceChange) -> list[str]:
     why = ", ".join(r.value for r in c.reasons)
     lines = [f"  # {c.address} {c.verb}" + (f" ({why})" if why else "")]
     lines.extend(f"  # {d}" for d in c.details)
@@ -65,7 +65,7 @@ def _header(c: Change) -> list[str]:
     return lines
 
 
-def render_change(c: Change) -> list[str]:
+def render_change(c: ResourceChange) -> list[str]:
     lines = _header(c)
     lines.append(f"  {c.symbol} {c.address} {{")
     fields = c.fields
@@ -138,7 +138,7 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
-def _flag_notes(flagged: list[Change]) -> list[str]:
+def _flag_notes(flagged: list[ResourceChange]) -> list[str]:
     if not flagged:
         return []
     lines = ["Note: these resources depend on something that changes in this plan:"]
