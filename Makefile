@@ -41,9 +41,15 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+## bench: every benchmark, each printing ratios against its baseline measured in the same run
+## (the gateway one needs wrk: apt-get install -y wrk)
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),bench]'
 	$(PY) bench/plan_scale.py
 	$(PY) bench/eval_gate.py
+	$(PY) bench/inference_log.py
+	@if command -v wrk >/dev/null; then $(PY) bench/gateway.py; \
+	else echo "bench/gateway.py skipped: wrk is not installed (apt-get install -y wrk)"; fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

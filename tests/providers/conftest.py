@@ -116,6 +116,25 @@ MLFLOW_ENV = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
+#: What SageMaker tests pass as the execution role and the serving image (moto checks neither).
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/mlx-sagemaker"
+SAGEMAKER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1"
+
+
+@pytest.fixture(scope="module")
+def sagemaker_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server with ``UpdateEndpoint`` added; the URL to pass as ``endpoint_url``."""
+    require_extra("moto.server", "dev")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto-sagemaker") / "moto.log"
+    args = [sys.executable, "-m", "tests.providers.moto_sagemaker", "-H", "127.0.0.1"]
+    root = Path(__file__).resolve().parents[2]
+    proc = _start([*args, "-p", str(port)], log, env={"PYTHONPATH": str(root)})
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_up(f"{url}/moto-api/", proc, log, limit=30)
+    yield url
+    _stop(proc)
+
 
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import sys
 import tarfile
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,28 +44,11 @@ from providers.testing.serving import (
     ServingConformance,
     tree_digest,
 )
-from tests.conftest import require_extra
-from tests.providers.conftest import _start, _stop, _wait_until_up, free_port
+from tests.providers.conftest import SAGEMAKER_IMAGE as IMAGE
+from tests.providers.conftest import SAGEMAKER_ROLE as ROLE
+from tests.providers.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
-
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = "arn:aws:iam::123456789012:role/mlx-sagemaker"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1"
-
-
-@pytest.fixture(scope="module")
-def sagemaker_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's server with ``UpdateEndpoint`` added; the URL to pass as ``endpoint_url``."""
-    require_extra("moto.server", "dev")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-sagemaker") / "moto.log"
-    args = [sys.executable, "-m", "tests.providers.moto_sagemaker", "-H", "127.0.0.1"]
-    proc = _start([*args, "-p", str(port)], log, env={"PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    _wait_until_up(f"{url}/moto-api/", proc, log, limit=30)
-    yield url
-    _stop(proc)
 
 
 @functools.cache

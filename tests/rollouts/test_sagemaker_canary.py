@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,16 +32,14 @@ import pytest
 
 from engine.release import rollouts
 from providers.aws.session import make_client
-from tests.conftest import require_extra
-from tests.providers.conftest import _start, _stop, _wait_until_up, aws_env, free_port  # noqa: F401
+from tests.providers.conftest import SAGEMAKER_IMAGE as IMAGE
+from tests.providers.conftest import SAGEMAKER_ROLE as ROLE
+from tests.providers.conftest import aws_env, sagemaker_moto  # noqa: F401 (fixtures)
 from tests.release.test_release_safety import SPEC
 from tests.support.harness import Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = "arn:aws:iam::123456789012:role/mlx-sagemaker"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1"
 #: Per variant per window: above the analysis' min_requests (20).
 REQUESTS = 30
 
@@ -70,20 +66,6 @@ ROLLOUT = """
         alert: ${alerts.oncall}
         owner: team-ml
 """
-
-
-@pytest.fixture(scope="module")
-def sagemaker_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's server with ``UpdateEndpoint`` added; the URL to pass as ``endpoint_url``."""
-    require_extra("moto.server", "dev")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-sagemaker") / "moto.log"
-    args = [sys.executable, "-m", "tests.providers.moto_sagemaker", "-H", "127.0.0.1"]
-    proc = _start([*args, "-p", str(port)], log, env={"PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    _wait_until_up(f"{url}/moto-api/", proc, log, limit=30)
-    yield url
-    _stop(proc)
 
 
 class SageMakerCanary:
@@ -179,7 +161,7 @@ def _variant(outputs: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def canary(tmp_path: Path, sagemaker_moto: str) -> SageMakerCanary:
+def canary(tmp_path: Path, sagemaker_moto: str) -> SageMakerCanary:  # noqa: F811
     bucket = f"mlx-{uuid.uuid4().hex[:12]}"
     make_client("s3", region="us-east-1", endpoint_url=sagemaker_moto).create_bucket(Bucket=bucket)
     name_prefix = f"t{uuid.uuid4().hex[:6]}-"  # moto's server (and its CloudWatch) is shared
