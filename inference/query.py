@@ -185,6 +185,12 @@ class VariantSummary:
     None when there are no requests. ``feedback`` counts feedback records given to the
     variant's requests in the window, ``mean_score`` averages their numeric scores, and
     ``successes`` counts requests with at least one feedback scoring > 0.
+
+    Derived per variant (each None where its denominator is zero): ``hit_rate`` (cache hits
+    per request), ``cost_per_request`` (spend per request) and ``cost_per_success`` (all of
+    the variant's spend, failures and requests without feedback included, per successful
+    outcome). A shadow copy never gets feedback (it goes to the caller's answer), so its
+    ``cost_per_success`` is None.
     """
 
     variant: str
@@ -208,15 +214,27 @@ class VariantSummary:
         return self.server_errors / self.requests if self.requests else None
 
     @property
+    def hit_rate(self) -> float | None:
+        """Requests answered from the response cache, per request."""
+        return self.cache_hits / self.requests if self.requests else None
+
+    @property
     def cost_per_request(self) -> float | None:
         return self.cost_usd / self.requests if self.requests else None
+
+    @property
+    def cost_per_success(self) -> float | None:
+        """The variant's whole spend per successful outcome; None when nothing succeeded."""
+        return self.cost_usd / self.successes if self.successes else None
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         out = asdict(self)
         out["error_rate"] = self.error_rate
+        out["hit_rate"] = self.hit_rate
         out["cost_per_request"] = self.cost_per_request
+        out["cost_per_success"] = self.cost_per_success
         return out
 
 
