@@ -6,15 +6,16 @@ import json
 from typing import Any
 
 from engine.inspect.queries import describe_changes
+from engine.render.table import table
 
 
 def render_history(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "No state versions yet: run `mlx apply`.\n"
     header = ("SERIAL", "TIME (UTC)", "ACTOR", "GIT", "OPERATION", "STATUS", "CHANGES")
-    table = [header]
-    for r in rows:
-        table.append(
+    return table(
+        header,
+        [
             (
                 str(r["serial"]),
                 (r["created_at"] or "")[:19].replace("T", " "),
@@ -24,13 +25,9 @@ def render_history(rows: list[dict[str, Any]]) -> str:
                 r["status"],
                 r["changes"],
             )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    ]
-    return "\n".join(lines) + "\n"
+            for r in rows
+        ],
+    )
 
 
 def render_diff(data: dict[str, Any]) -> str:

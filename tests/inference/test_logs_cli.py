@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.records import FIELDS, iso
+from inference.records import FIELDS, Feedback, iso
 from inference.store import LogStore, open_log
 from tests.conftest import BASIC, MLX, REPO, run_mlx, write_spec
 from tests.inference.conftest import rec
@@ -190,3 +190,64 @@ def test_follow_prints_new_records_until_ctrl_c(spec: Path) -> None:
     err = proc.stderr.read()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and lines.empty()
+
+
+def _traffic(store: LogStore, now: float) -> None:
+    """stable: 4 requests, 1 cache hit, 1 server error, $0.04, 2 successes (one request's
+    feedback is negative); canary: 2 requests, $0.01, feedback but no success."""
+    store.write(
+        [
+            rec("s1", ts=now - 50, cost_usd=0.01, latency_ms=10.0),
+            rec("s2", ts=now - 40, cost_usd=0.01, latency_ms=20.0, cache_hit=True),
+            rec("s3", ts=now - 30, cost_usd=0.02, latency_ms=30.0),
+            rec("s4", ts=now - 20, status=502, latency_ms=40.0, error="upstream"),
+            rec("c1", ts=now - 50, variant="canary", version="2", cost_usd=0.005),
+            rec("c2", ts=now - 40, variant="canary", version="2", cost_usd=0.005),
+            rec("ancient", ts=now - 7200, cost_usd=5.0),
+        ],
+        [
+            Feedback(request_id="s1", endpoint="fraud", value=1, ts=now - 10),
+            Feedback(request_id="s3", endpoint="fraud", outcome=True, ts=now - 10),
+            Feedback(request_id="s2", endpoint="fraud", value=-1, ts=now - 10),
+            Feedback(request_id="c1", endpoint="fraud", value=0, ts=now - 10),
+        ],
+    )
+
+
+def test_summary_per_variant_from_the_log(spec: Path) -> None:
+    """Hit rate, cost per request and cost per successful outcome per variant (issue 10.4)."""
+    now = time.time()
+    _traffic(_log(spec), now)
+    result = run_mlx(["logs", "fraud", "--summary", "--since", "1h", "--json"], spec)
+    assert result.code == 0, result
+    got = json.loads(result.out)["variants"]
+    assert sorted(got) == ["canary", "stable"]
+    stable, canary = got["stable"], got["canary"]
+    assert stable["requests"] == 4 and stable["server_errors"] == 1
+    assert stable["hit_rate"] == pytest.approx(0.25)
+    assert stable["error_rate"] == pytest.approx(0.25)
+    assert stable["cost_per_request"] == pytest.approx(0.04 / 4)
+    assert stable["cost_per_success"] == pytest.approx(0.04 / 2)
+    assert canary["requests"] == 2 and canary["hit_rate"] == 0.0
+    assert canary["cost_per_request"] == pytest.approx(0.005)
+    assert canary["cost_per_success"] is None  # feedback given, nothing succeeded
+
+    text = run_mlx(["logs", "fraud", "--summary", "--since", "1h"], spec)
+    assert text.code == 0, text
+    header, *rows = text.out.splitlines()
+    assert header.split()[:2] == ["VARIANT", "REQUESTS"]
+    by_variant = {row.split()[0]: row.split() for row in rows}
+    assert by_variant["stable"][1:3] == ["4", "25.0%"]
+    assert by_variant["stable"][-3:] == ["25.0%", "$0.010000", "$0.020000"]
+    assert by_variant["canary"][-1] == "-"
+
+    everything = json.loads(run_mlx(["logs", "fraud", "--summary", "--json"], spec).out)
+    assert everything["variants"]["stable"]["requests"] == 5  # no --since: all time
+
+
+def test_summary_refuses_follow_and_unknown_endpoints(spec: Path) -> None:
+    _traffic(_log(spec), time.time())
+    both = run_mlx(["logs", "fraud", "--summary", "--follow"], spec)
+    assert both.code == 1 and "--summary and --follow" in both.err
+    unknown = run_mlx(["logs", "frad", "--summary"], spec)
+    assert unknown.code == 1 and 'unknown endpoint "frad"' in unknown.err and "fraud" in unknown.err

@@ -42,6 +42,12 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         help="Inference log URL (overrides MLX_LOG and mlx.log).",
     )
     @click.option(
+        "--summary",
+        is_flag=True,
+        help="One line per variant instead: requests, error rate, latency p50/p95/p99, "
+        "cache hit rate, cost per request and per successful outcome (from feedback).",
+    )
+    @click.option(
         "--interval",
         type=click.FloatRange(min=0.05),
         default=1.0,
@@ -57,16 +63,97 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         as_json: bool,
         limit: int,
         log_option: str | None,
+        summary: bool,
         interval: float,
     ) -> None:
         """Print the inference log of ENDPOINT: one line per request, oldest first."""
         from engine.cli.app import session_for
+        from engine.diagnostics import MlxError
 
+        if summary and follow:
+            raise MlxError("--summary and --follow do not go together")
         session = session_for(ctx)
         try:
+            if summary:
+                _summary(session, endpoint, since, as_json, log_option)
+                return
             _logs(session, endpoint, since, follow, as_json, limit, log_option, interval)
         except BrokenPipeError:  # `mlx logs x | head`
             _quiet_stdout()
+
+
+def _opened(
+    session: Any, endpoint: str, since_text: str | None, log_option: str | None, *, create: bool
+) -> tuple[Any, float | None]:
+    """The log's store (None: nothing served yet) and the ``--since`` time; an endpoint
+    neither the log nor the spec knows is an error naming the ones there are."""
+    from engine.diagnostics import MlxError
+    from inference.location import log_url
+    from inference.times import parse_since
+
+    try:
+        since = parse_since(since_text) if since_text is not None else None
+    except ValueError as exc:
+        raise MlxError(str(exc)) from None
+    url = log_url(session, log_option)
+    environment = session.workspace
+    declared = _declared_endpoints(session)
+    store = _open(url, create=create and endpoint in declared)
+    from inference import query
+
+    logged = query.endpoints(store, environment=environment) if store is not None else []
+    if endpoint not in logged and endpoint not in declared:
+        raise MlxError(_unknown(endpoint, url, environment, logged, store))
+    return store, since
+
+
+def _summary(
+    session: Any, endpoint: str, since_text: str | None, as_json: bool, log_option: str | None
+) -> None:
+    """Per variant over the window (all time without ``--since``), from the log's index."""
+    from inference import query
+
+    store, since = _opened(session, endpoint, since_text, log_option, create=False)
+    found = (
+        query.variant_summary(store, endpoint, since=since, environment=session.workspace)
+        if store is not None
+        else {}
+    )
+    if as_json:
+        rows = {name: v.to_json() for name, v in sorted(found.items())}
+        click.echo(json.dumps({"endpoint": endpoint, "variants": rows}, indent=2, sort_keys=True))
+        return
+    if not found:
+        click.echo(f"{endpoint}: no requests logged" + (" in the window" if since else ""))
+        return
+    from engine.render.table import table
+
+    header = ["VARIANT", "REQUESTS", "ERRORS", "P50", "P95", "P99", "CACHE HITS", "$/REQUEST",
+              "$/SUCCESS"]  # fmt: skip
+    click.echo(table(header, [_summary_row(v) for _, v in sorted(found.items())]), nl=False)
+
+
+def _summary_row(v: Any) -> list[str]:
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}ms"
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    def usd(x: float | None) -> str:
+        return "-" if x is None else f"${x:.6f}"
+
+    return [
+        v.variant,
+        str(v.requests),
+        pct(v.error_rate),
+        ms(v.latency_p50_ms),
+        ms(v.latency_p95_ms),
+        ms(v.latency_p99_ms),
+        pct(v.hit_rate),
+        usd(v.cost_per_request),
+        usd(v.cost_per_success),
+    ]
 
 
 def _logs(
@@ -79,23 +166,10 @@ def _logs(
     log_option: str | None,
     interval: float,
 ) -> None:
-    from engine.diagnostics import MlxError
-    from inference.location import log_url
-    from inference.times import parse_since
-
-    try:
-        since = parse_since(since_text) if since_text is not None else None
-    except ValueError as exc:
-        raise MlxError(str(exc)) from None
-    url = log_url(session, log_option)
-    environment = session.workspace
-    declared = _declared_endpoints(session)
-    store = _open(url, create=follow and endpoint in declared)
     from inference import query
 
-    logged = query.endpoints(store, environment=environment) if store is not None else []
-    if endpoint not in logged and endpoint not in declared:
-        raise MlxError(_unknown(endpoint, url, environment, logged, store))
+    store, since = _opened(session, endpoint, since_text, log_option, create=follow)
+    environment = session.workspace
     if store is None:  # declared, nothing served yet, not following
         return
     render = _json_line if as_json else _text_line
