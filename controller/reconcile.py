@@ -179,14 +179,18 @@ def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
         return Outcome(state)
     state = replace(state, looks=list(state.looks), tally=dict(state.tally))
     now = obs.now
+    asked = f"requested by {state.requested_by or 'a request'}"
     if state.requested == "abort":
-        return _abort(replace(state, requested=None), spec, now, "aborted by request", "info")
+        state = replace(state, requested=None, requested_by=None)
+        return _abort(state, spec, now, asked, "info")
     if state.requested in ("promote", "promote-full"):
         full = state.requested == "promote-full"
-        state = replace(state, requested=None, phase=Phase.PROGRESSING, waiting=None)
+        state = replace(
+            state, requested=None, requested_by=None, phase=Phase.PROGRESSING, waiting=None
+        )
         if full:
-            return _complete(state, spec, now, "promoted to 100% by request (--full)")
-        return _next_step(state, spec, now, "promoted by request")
+            return _complete(state, spec, now, f"promoted to 100% (--full), {asked}")
+        return _next_step(state, spec, now, f"promoted, {asked}")
     if state.deadline is not None and now >= state.deadline and state.phase is not Phase.PAUSED:
         return _pause(state, spec, now, Waiting.TIMEOUT, f"past its timeout ({spec.timeout})")
     if state.phase is Phase.PAUSED:
@@ -510,9 +514,16 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
     look_closer = f"`mlx rollout status {address.split('.', 1)[-1]}`" + (
         f", `mlx logs {endpoint} --since 1h`" if endpoint else ""
     )
+    short = address.split(".", 1)[-1]
+    then = (
+        f" Then: `mlx rollout promote {short}` to go on, `mlx rollout abort {short}` to send "
+        f"all traffic back to the stable version, or `mlx rollout retry {short}`."
+        if state.phase is Phase.PAUSED
+        else ""
+    )
     text = (
         f"The rollout of {name} was {what}: {why}. {detail} Owner: {spec.owner}. "
-        f"Look closer: {look_closer}."
+        f"Look closer: {look_closer}.{then}"
     ).replace("  ", " ")
     return Alert(
         title=f"{address} {what}: {name}",

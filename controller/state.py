@@ -63,6 +63,8 @@ class RolloutState:
     aborted_fingerprint: str | None = None
     #: requests from `mlx rollout promote|abort` not yet acted on
     requested: str | None = None
+    #: who asked, and why: ``bob: support tickets doubled`` (recorded in the rollout's message)
+    requested_by: str | None = None
 
     @property
     def candidate_variant(self) -> str | None:

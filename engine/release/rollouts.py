@@ -41,6 +41,8 @@ class PassResult:
     events: list[str] = field(default_factory=list)
     changed: bool = False
     due_at: float | None = None
+    #: a request's recorded reason (``--reason``, or "promoted by <actor>")
+    reason: str | None = None
 
 
 def _address(name: str) -> str:
@@ -78,36 +80,77 @@ def _prior(rec: Record, outputs: dict[str, Any] | None = None) -> Prior:
     return prior_of(rec, outputs)
 
 
+#: how a request reads in history: "promoted by alice", "aborted by bob: …"
+_DONE = {
+    "promote": "promoted",
+    "promote-full": "promoted to 100% (--full)",
+    "abort": "aborted",
+    "retry": "retried",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A person's ``promote``/``promote-full``/``abort``/``retry``: who, and why."""
+
+    name: str
+    actor: str
+    #: as given (``--reason``); ``None``: the default, :attr:`reason`
+    given: str | None = None
+
+    @property
+    def line(self) -> str:
+        """The request in history: ``aborted by bob: p95 doubled`` (``aborted by bob``)."""
+        head = f"{_DONE.get(self.name, self.name)} by {self.actor}"
+        return f"{head}: {self.given}" if self.given else head
+
+    @property
+    def reason(self) -> str:
+        """What is recorded as the reason: the one given, or ``promoted by alice``."""
+        return self.given or self.line
+
+    def summary(self) -> dict[str, Any]:
+        return {"request": self.name, "actor": self.actor, "reason": self.reason}
+
+
 def step(
     session: Session,
     name: str,
     *,
     operation: str = "rollout",
     request: str | None = None,
+    reason: str | None = None,
     echo: Echo = lambda _line: None,
 ) -> PassResult:
     """One pass over one rollout, under the lock; ``request``: promote, promote-full, abort,
-    retry (recorded with the actor in their own state version)."""
+    retry — recorded in its own state version with the actor and ``reason`` (default:
+    "promoted by <actor>"): in the version's message and summary, and first among the
+    rollout's events (what `mlx history`, `mlx show` and `mlx rollout status` list)."""
     address = _address(name)
+    asked = None
+    if request is not None:
+        given = (reason or "").strip() or None
+        asked = Request(request, session.actor, given)
     with session.writer(operation) as writer:
         rec = _record(writer, address)
-        if request is None and rec.status != Status.IN_PROGRESS:
+        if asked is None and rec.status != Status.IN_PROGRESS:
             out = rec.outputs
             return PassResult(address, str(out.get("phase")), str(out.get("message") or ""), True)
         providers = ProviderSet.for_session(session, writer.record)
         try:
-            return _pass(session, writer, providers, rec, operation, request, echo)
+            return _pass(session, writer, providers, rec, operation, asked, echo)
         finally:
             providers.close()
 
 
-def _with_request(rec: Record, request: str | None) -> dict[str, Any]:
+def _with_request(rec: Record, asked: Request | None) -> dict[str, Any]:
     """The rollout's outputs, carrying ``request`` for the controller (or refusing it)."""
     from controller.state import Phase, RolloutState
 
     outputs = dict(rec.outputs)
-    if request is None:
+    if asked is None:
         return outputs
+    request = asked.name
     if "address" not in outputs:
         raise MlxError(f"{rec.address} does not drive an endpoint: nothing to {request}")
     phase = RolloutState.from_outputs(outputs).phase
@@ -118,7 +161,22 @@ def _with_request(rec: Record, request: str | None) -> dict[str, Any]:
         raise MlxError(f"{rec.address} is {phase}: nothing to {request}")
     else:
         outputs["requested"] = request
+        outputs["requested_by"] = asked.actor + (f": {asked.given}" if asked.given else "")
     return outputs
+
+
+class _Version:
+    """The state version a pass writes, begun only when the pass changes something."""
+
+    def __init__(self, session: Session, writer: StateWriter, operation: str):
+        self.session, self.writer, self.operation = session, writer, operation
+        self.serial: int | None = None
+
+    def begin(self) -> None:
+        if self.serial is None:
+            self.serial = self.writer.begin(
+                self.operation, actor=self.session.actor, git_sha=self.session.git_sha
+            )
 
 
 def _pass(
@@ -127,55 +185,43 @@ def _pass(
     providers: ProviderSet,
     rec: Record,
     operation: str,
-    request: str | None,
+    asked: Request | None,
     echo: Echo,
 ) -> PassResult:
     from controller.state import RolloutState
 
-    outputs = _with_request(rec, request)
+    request = asked.name if asked else None
+    outputs = _with_request(rec, asked)
     provider = providers.get(rec.provider, rec.address)
-    serial: int | None = None
-
-    def begin() -> None:
-        nonlocal serial
-        if serial is None:
-            serial = writer.begin(operation, actor=session.actor, git_sha=session.git_sha)
-
+    version = _Version(session, writer, operation)
     base = base_of(rec)
     peers = providers.context.peers
     if peers is not None and hasattr(peers, "on_checkpoint"):
 
         def on_checkpoint(address: str, outs: Any, note: str) -> None:
             if address == rec.address:
-                begin()
-                checkpoint(writer, base, outs, note)
+                version.begin()  # a request's reason is durable from its first record on
+                checkpoint(writer, base, outs, "; ".join(_events([note], asked)))
 
         peers.on_checkpoint = on_checkpoint
-    if request is not None:
-        begin()
+    if asked is not None:
+        version.begin()
     try:
-        if request == "retry":
-            from controller.drive import Drive
-            from specs.rollouts import Rollout
-
-            spec = Rollout.model_validate(rec.attributes)
-            assert peers is not None
-            result = Drive(rec.address, spec, peers).retry(RolloutState.from_outputs(outputs))
-        else:
-            result = provider.update(
-                _prior(rec, outputs), _desired(writer, rec), Change(resume=True)
-            )
+        result = _call(provider, providers, writer, rec, outputs, request)
     except (ProviderError, OSError, ValueError) as exc:
-        if serial is not None:
+        if version.serial is not None:
+            summary: dict[str, Any] = {"rollout": rec.address}
+            if asked is not None:
+                summary.update(asked.summary(), events=[asked.line])
             writer.note(rec.address, operation, str(exc))
-            writer.finish(VersionStatus.FAILED, {"rollout": rec.address}, str(exc))
+            writer.finish(VersionStatus.FAILED, summary, str(exc))
         raise MlxError(f"{rec.address}: {exc}") from exc
     new = dict(result.outputs)
-    events = list(new.pop("events", []) or [])
+    events = _events(list(new.pop("events", []) or []), asked)
     done = result.completion is Completion.DONE
-    changed = bool(events) or request is not None
+    changed = bool(events)
     if changed:
-        begin()
+        version.begin()
         writer.put(
             **base,
             action=request or "step",
@@ -185,11 +231,12 @@ def _pass(
         )
         if result.touched:
             record_touched(writer, providers, result.touched)
-        writer.finish(
-            VersionStatus.COMPLETE,
-            {"rollout": rec.address, "phase": new.get("phase"), "events": events},
-            new.get("message"),
-        )
+        summary = {"rollout": rec.address, "phase": new.get("phase"), "events": events}
+        message = new.get("message")
+        if asked is not None:
+            summary.update(asked.summary())
+            message = f"{asked.line}; {message}" if message else asked.line
+        writer.finish(VersionStatus.COMPLETE, summary, message)
         for event in events:
             echo(f"{rec.address}: {event}")
     state = RolloutState.from_outputs(new)
@@ -202,7 +249,41 @@ def _pass(
         events=events,
         changed=changed,
         due_at=_due(state),
+        reason=asked.reason if asked else None,
     )
+
+
+def _call(
+    provider: Any,
+    providers: ProviderSet,
+    writer: StateWriter,
+    rec: Record,
+    outputs: dict[str, Any],
+    request: str | None,
+) -> Any:
+    """The controller's pass: a retry starts again, anything else resumes (a promote or
+    abort travels in ``outputs["requested"]``)."""
+    if request == "retry":
+        from controller.drive import Drive
+        from controller.state import RolloutState
+        from specs.rollouts import Rollout
+
+        peers = providers.context.peers
+        assert peers is not None
+        spec = Rollout.model_validate(rec.attributes)
+        return Drive(rec.address, spec, peers).retry(RolloutState.from_outputs(outputs))
+    return provider.update(_prior(rec, outputs), _desired(writer, rec), Change(resume=True))
+
+
+def _events(events: list[str], asked: Request | None) -> list[str]:
+    """A pass's events; a request's own line first (the controller's bare "retried" is
+    that line without who and why)."""
+    if asked is None:
+        return events
+    if asked.name == "retry" and events and events[0].split("; ", 1)[0] == "retried":
+        first = events[0].removeprefix("retried").removeprefix("; ")
+        events = [first, *events[1:]] if first else events[1:]
+    return [asked.line, *events]
 
 
 def _due(state: Any) -> float | None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 JSON_HELP = "Machine-readable output."
+REASON_HELP = "Why: recorded in the state version and the rollout's history (default: who did it)."
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
@@ -33,7 +34,9 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         else:
             click.echo(render_status(data), nl=False)
 
-    def _request(ctx: click.Context, name: str, request: str, as_json: bool) -> None:
+    def _request(
+        ctx: click.Context, name: str, request: str, reason: str | None, as_json: bool
+    ) -> None:
         from engine.cli.app import session_for
         from engine.release.rollouts import step
 
@@ -43,6 +46,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             name,
             operation=operation,
             request=request,
+            reason=reason,
             echo=lambda line: click.echo(line, err=as_json),
         )
         _report(result, as_json)
@@ -51,29 +55,34 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @common
     @click.argument("name")
     @click.option("--full", is_flag=True, help="Skip the remaining steps: 100% at once.")
+    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @click.pass_context
-    def promote(ctx: click.Context, name: str, full: bool, as_json: bool) -> None:
+    def promote(
+        ctx: click.Context, name: str, full: bool, reason: str | None, as_json: bool
+    ) -> None:
         """Go on to the next step now (a manual pause, an inconclusive analysis)."""
-        _request(ctx, name, "promote-full" if full else "promote", as_json)
+        _request(ctx, name, "promote-full" if full else "promote", reason, as_json)
 
     @rollout.command()
     @common
     @click.argument("name")
+    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @click.pass_context
-    def abort(ctx: click.Context, name: str, as_json: bool) -> None:
+    def abort(ctx: click.Context, name: str, reason: str | None, as_json: bool) -> None:
         """Candidate weight 0 now; stable serves everything; the alias stays."""
-        _request(ctx, name, "abort", as_json)
+        _request(ctx, name, "abort", reason, as_json)
 
     @rollout.command()
     @common
     @click.argument("name")
+    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @click.pass_context
-    def retry(ctx: click.Context, name: str, as_json: bool) -> None:
+    def retry(ctx: click.Context, name: str, reason: str | None, as_json: bool) -> None:
         """Start an aborted or paused rollout again from its first step."""
-        _request(ctx, name, "retry", as_json)
+        _request(ctx, name, "retry", reason, as_json)
 
     @rollout.command()
     @common
