@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         worker.join(timeout=10)
         print(f"--- requests answered, by version: {dict(sorted(served.items()))}")
         subprocess.run([*mlx, "rollout", "status", "tumor_classifier"], check=False)
+        print("--- what the inference log says, per variant (`mlx logs --summary`):")
+        subprocess.run([*mlx, "logs", "tumor_classifier", "--summary"], check=False)
         return run.returncode
     finally:
         serve.terminate()
