@@ -152,6 +152,20 @@ def test_predictions_equal_the_models_own_and_a_healthy_canary_completes(served:
     assert obj["aliases"]["production"] == 2
 
 
+def wait_until_only(gateway: Served, version: str) -> None:
+    """Until ten requests in a row are answered by ``version`` (routes are polled)."""
+    gateway.wait_for(
+        lambda: all(
+            gateway.post("/endpoints/m/invocations", {"instances": ROWS}).headers.get(
+                "x-mlx-version"
+            )
+            == version
+            for _ in range(10)
+        ),
+        what=f"v{version} serving everything",
+    )
+
+
 def test_a_failing_candidate_aborts_and_stable_keeps_serving(served: Any) -> None:
     ws, gateway, _v1 = served
     with (ws.root / "model.joblib").open("wb") as fh:
@@ -162,15 +176,6 @@ def test_a_failing_candidate_aborts_and_stable_keeps_serving(served: Any) -> Non
         result = _drive(ws)
     assert result.phase == "aborted" and "error_rate" in result.message, result
     assert any(s >= 500 and r == "candidate" for s, r, _ in traffic.replies)
-    gateway.wait_for(
-        lambda: all(
-            gateway.post("/endpoints/m/invocations", {"instances": ROWS}).headers.get(
-                "x-mlx-version"
-            )
-            == "1"
-            for _ in range(10)
-        ),
-        what="stable serving everything again",
-    )
+    wait_until_only(gateway, "1")
     obj = ws.registry_object("models", "m") or {}
     assert obj["aliases"]["production"] == 1

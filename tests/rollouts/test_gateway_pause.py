@@ -15,7 +15,14 @@ import pytest
 from tests.conftest import run_mlx
 from tests.gateway.slow_models import Crashy
 from tests.gateway.support import Served
-from tests.rollouts.test_gateway_canary import ROWS, SPEC, Traffic, _drive, _train
+from tests.rollouts.test_gateway_canary import (
+    ROWS,
+    SPEC,
+    Traffic,
+    _drive,
+    _train,
+    wait_until_only,
+)
 from tests.support.harness import Workspace
 
 pytestmark = pytest.mark.slow
@@ -106,16 +113,7 @@ def test_a_failing_candidate_pauses_holding_its_weight_until_aborted(served: Any
     assert aborted.code == 0, aborted
     assert _route(ws)["traffic"] == {"stable": "v1", "candidate": None, "weight": 0, "mirror": 0}
     assert set(_route(ws)["variants"]) == {"v1"}
-    gateway.wait_for(
-        lambda: all(
-            gateway.post("/endpoints/m/invocations", {"instances": ROWS}).headers.get(
-                "x-mlx-version"
-            )
-            == "1"
-            for _ in range(10)
-        ),
-        what="stable serving everything again",
-    )
+    wait_until_only(gateway, "1")
     assert (ws.registry_object("models", "m") or {})["aliases"]["production"] == 1
     history = run_mlx(["history"], ws.root).out
     assert f"aborted by ops: {why}" in history, history
