@@ -34,10 +34,12 @@ def render_status(d: dict[str, Any]) -> str:
         if "error" in live:
             lines.append(f"             live: could not be read ({live['error']})")
         else:
-            lines.append(
-                f"             live: stable {live['stable']}, candidate {live['candidate']} "
-                f"{live['weight']}%, mirror {live['mirror']}%"
+            candidate = (
+                f"candidate {live['candidate']} {live['weight']}%, mirror {live['mirror']}%"
+                if live.get("candidate")
+                else "no candidate"
             )
+            lines.append(f"             live: stable {live['stable'] or '-'}, {candidate}")
     if d.get("message"):
         lines.append(f"  now:       {d['message']}")
     if d.get("next_in_s") is not None:

@@ -86,9 +86,12 @@ def test_a_manual_pause_waits_for_promote(tmp_path: Path) -> None:
     assert "waits for a person (promote): mlx rollout promote m" in applied.err
     status = run_mlx(["rollout", "status", "m"], spec)
     assert "waiting: promote" in status.out and "step:      1/3" in status.out, status.out
+    assert "live: stable v1, candidate v2 " in status.out, status.out
     promoted = run_mlx(["rollout", "promote", "m"], spec, env={"MLX_ACTOR": "alice"})
     assert promoted.code == 0, promoted
     assert run_mlx(["rollout", "run", "m"], spec).code == 0
     assert _production(spec) == 2
+    done = run_mlx(["rollout", "status", "m"], spec).out
+    assert "live: stable v2, no candidate" in done, done
     versions = json.loads(run_mlx(["history", "--json"], spec).out)
     assert any(v["operation"] == "rollout-promote" and v["actor"] == "alice" for v in versions)
