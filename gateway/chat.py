@@ -22,7 +22,6 @@ from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import decode, one_line
-from gateway.records import record
 from gateway.routing import Role, key_hash, mirrored
 
 
@@ -91,26 +90,21 @@ class ChatRoutes(GatewayCore):
                 if hit
                 else pricing.cost_usd(view.route.pricing, requested, model_used, tin, tout, call.ts)
             )
-            self.writer.submit(
-                record(
-                    view,
-                    self.workspace,
-                    call.request_id,
-                    call.ts,
-                    role,
-                    loaded,
-                    200,
-                    latency,
-                    key_hash=kh,
-                    inputs=inputs,
-                    outputs=outputs,
-                    input_tokens=tin,
-                    output_tokens=tout,
-                    cost_usd=cost,
-                    cache_hit=hit,
-                )
+            self._answered(
+                view,
+                call,
+                role,
+                loaded,
+                200,
+                latency,
+                key_hash=kh,
+                inputs=inputs,
+                outputs=outputs,
+                input_tokens=tin,
+                output_tokens=tout,
+                cost_usd=cost,
+                cache_hit=hit,
             )
-            self.metrics.answered(view.name, role, 200, latency / 1000.0)
             if shadow is not None:
                 self.shadows.spawn(
                     view.name, lambda: self._shadow_prompt(view, shadow, doc, call, kh)

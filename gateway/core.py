@@ -160,27 +160,42 @@ class GatewayCore:
         role = call.role.value
 
         def after() -> None:
-            self.writer.submit(
-                record(
-                    view,
-                    self.workspace,
-                    call.request_id,
-                    call.ts,
-                    role,
-                    call.loaded,
-                    status,
-                    latency,
-                    key_hash=key_hash(call.key),
-                    error=fail.message,
-                )
+            self._answered(
+                view,
+                call,
+                role,
+                call.loaded,
+                status,
+                latency,
+                key_hash=key_hash(call.key),
+                error=fail.message,
             )
-            self.metrics.answered(view.name, role, status, latency / 1000.0)
 
         return Answer(orjson.dumps(payload), status, headers, after)
 
     def _crashed(self, call: Call, exc: Exception, family: str) -> Answer:
         log.exception("mlx serve: request %s failed", call.request_id)
         return self._failed(call, Fail(500, f"internal error: {one_line(exc)}"), family)
+
+    def _answered(
+        self,
+        view: EndpointView,
+        call: Call,
+        role: str,
+        loaded: Loaded | None,
+        status: int,
+        latency: float,
+        *,
+        ts: float | None = None,
+        **fields: Any,
+    ) -> None:
+        """One answered request: its log record (``gateway.records.record``) and its metrics."""
+        at = call.ts if ts is None else ts
+        rec = record(
+            view, self.workspace, call.request_id, at, role, loaded, status, latency, **fields
+        )
+        self.writer.submit(rec)
+        self.metrics.answered(view.name, role, status, latency / 1000.0)
 
     def _shadow_logged(
         self,
@@ -196,24 +211,20 @@ class GatewayCore:
         outputs: Any,
         **usage: Any,
     ) -> None:
-        self.writer.submit(
-            record(
-                view,
-                self.workspace,
-                call.request_id,
-                ts,
-                Role.SHADOW.value,
-                loaded,
-                status,
-                latency,
-                key_hash=kh,
-                error=error,
-                inputs=inputs,
-                outputs=outputs,
-                **usage,
-            )
+        self._answered(
+            view,
+            call,
+            Role.SHADOW.value,
+            loaded,
+            status,
+            latency,
+            ts=ts,
+            key_hash=kh,
+            error=error,
+            inputs=inputs,
+            outputs=outputs,
+            **usage,
         )
-        self.metrics.answered(view.name, Role.SHADOW.value, status, latency / 1000.0)
         if error is not None:
             self.metrics.shadowed(view.name, "failed")
 

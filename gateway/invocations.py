@@ -25,7 +25,6 @@ from gateway.http import Answer, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import ModelFailure, Servable, predict_body
 from gateway.pool import Expired
-from gateway.records import record
 from gateway.routing import Role, key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
@@ -90,22 +89,9 @@ class ModelRoutes(GatewayCore):
         )
 
         def after() -> None:
-            self.writer.submit(
-                record(
-                    view,
-                    self.workspace,
-                    call.request_id,
-                    call.ts,
-                    role,
-                    loaded,
-                    200,
-                    latency,
-                    key_hash=kh,
-                    inputs=doc,
-                    outputs=predictions,
-                )
+            self._answered(
+                view, call, role, loaded, 200, latency, key_hash=kh, inputs=doc, outputs=predictions
             )
-            self.metrics.answered(view.name, role, 200, latency / 1000.0)
             if shadow is not None and shadow.artifact:
                 ctx = (view, shadow, call, kh, doc, time.time())
                 # a busy gateway sheds its model shadows before they can cost a caller anything

@@ -14,6 +14,14 @@ from typing import Any
 
 import click
 
+#: ``--log URL`` of every command that reads or writes the inference log
+LOG_OPTION = click.option(
+    "--log",
+    "log_option",
+    metavar="URL",
+    help="Inference log URL (overrides MLX_LOG and mlx.log).",
+)
+
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @cli.command()
@@ -35,12 +43,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         show_default=True,
         help="Print at most the last N records (0: all); --follow then prints every new one.",
     )
-    @click.option(
-        "--log",
-        "log_option",
-        metavar="URL",
-        help="Inference log URL (overrides MLX_LOG and mlx.log).",
-    )
+    @LOG_OPTION
     @click.option(
         "--summary",
         is_flag=True,

@@ -51,35 +51,32 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         )
         _report(result, as_json)
 
-    @rollout.command()
-    @common
-    @click.argument("name")
+    def request_command(f: Callable[..., Any]) -> Callable[..., Any]:
+        """What promote, abort and retry share: NAME, --reason, --json."""
+        for decorate in (
+            click.pass_context,
+            click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+            click.option("--reason", metavar="TEXT", help=REASON_HELP),
+            click.argument("name"),
+            common,
+        ):
+            f = decorate(f)
+        return rollout.command()(f)
+
+    @request_command
     @click.option("--full", is_flag=True, help="Skip the remaining steps: 100% at once.")
-    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
-    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-    @click.pass_context
     def promote(
         ctx: click.Context, name: str, full: bool, reason: str | None, as_json: bool
     ) -> None:
         """Go on to the next step now (a manual pause, an inconclusive analysis)."""
         _request(ctx, name, "promote-full" if full else "promote", reason, as_json)
 
-    @rollout.command()
-    @common
-    @click.argument("name")
-    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
-    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-    @click.pass_context
+    @request_command
     def abort(ctx: click.Context, name: str, reason: str | None, as_json: bool) -> None:
         """Candidate weight 0 now; stable serves everything; the alias stays."""
         _request(ctx, name, "abort", reason, as_json)
 
-    @rollout.command()
-    @common
-    @click.argument("name")
-    @click.option("--reason", metavar="TEXT", help=REASON_HELP)
-    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-    @click.pass_context
+    @request_command
     def retry(ctx: click.Context, name: str, reason: str | None, as_json: bool) -> None:
         """Start an aborted or paused rollout again from its first step."""
         _request(ctx, name, "retry", reason, as_json)

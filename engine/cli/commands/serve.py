@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from engine.cli.commands.logs import LOG_OPTION
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -32,12 +34,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         show_default=True,
         help="Port to bind (0: a free one, printed when ready).",
     )
-    @click.option(
-        "--log",
-        "log_option",
-        metavar="URL",
-        help="Inference log URL (overrides MLX_LOG and mlx.log).",
-    )
+    @LOG_OPTION
     @click.option(
         "--poll",
         type=click.FloatRange(min=0.05),
