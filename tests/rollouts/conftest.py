@@ -15,28 +15,35 @@ import pytest
 from tests.release.test_release_safety import SPEC
 from tests.support.harness import Workspace
 
-ROLLOUT = """
+
+def canary_rollout(pause: str = "0.2s", endpoint_provider: str | None = None) -> str:
+    """The canary every rollout test drives: 10% → 50% → 100%, judged on error rate and p95."""
+    provider = f"provider: {endpoint_provider}\n        " if endpoint_provider else ""
+    return f"""
     alerts:
-      oncall: {type: file, path: .mlx/alerts.jsonl, owner: team-ml}
+      oncall: {{type: file, path: .mlx/alerts.jsonl, owner: team-ml}}
     endpoints:
       m:
-        serves: ${models.m}
+        {provider}serves: ${{models.m}}
         owner: team-ml
     rollouts:
       m:
-        subject: ${models.m}
-        endpoint: ${endpoints.m}
+        subject: ${{models.m}}
+        endpoint: ${{endpoints.m}}
         alias: production
-        requires: ["${evals.g}"]
+        requires: ["${{evals.g}}"]
         strategy: canary
-        steps: [{weight: 10, pause: 0.2s}, {weight: 50, pause: 0.2s}, {weight: 100}]
+        steps: [{{weight: 10, pause: {pause}}}, {{weight: 50, pause: {pause}}}, {{weight: 100}}]
         analysis:
-          error_rate: {max: 0.05}
-          latency_p95_ms: {max: 200}
+          error_rate: {{max: 0.05}}
+          latency_p95_ms: {{max: 200}}
           min_requests: 20
-        alert: ${alerts.oncall}
+        alert: ${{alerts.oncall}}
         owner: team-ml
 """
+
+
+ROLLOUT = canary_rollout()
 
 
 def traffic(

@@ -36,6 +36,7 @@ from tests.providers.conftest import SAGEMAKER_IMAGE as IMAGE
 from tests.providers.conftest import SAGEMAKER_ROLE as ROLE
 from tests.providers.conftest import aws_env, sagemaker_moto  # noqa: F401 (fixtures)
 from tests.release.test_release_safety import SPEC
+from tests.rollouts.conftest import canary_rollout
 from tests.support.harness import Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
@@ -43,29 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 #: Per variant per window: above the analysis' min_requests (20).
 REQUESTS = 30
 
-ROLLOUT = """
-    alerts:
-      oncall: {type: file, path: .mlx/alerts.jsonl, owner: team-ml}
-    endpoints:
-      m:
-        provider: sm
-        serves: ${models.m}
-        owner: team-ml
-    rollouts:
-      m:
-        subject: ${models.m}
-        endpoint: ${endpoints.m}
-        alias: production
-        requires: ["${evals.g}"]
-        strategy: canary
-        steps: [{weight: 10, pause: 1s}, {weight: 50, pause: 1s}, {weight: 100}]
-        analysis:
-          error_rate: {max: 0.05}
-          latency_p95_ms: {max: 200}
-          min_requests: 20
-        alert: ${alerts.oncall}
-        owner: team-ml
-"""
+ROLLOUT = canary_rollout(pause="1s", endpoint_provider="sm")
 
 
 class SageMakerCanary:
