@@ -251,3 +251,6 @@ def test_summary_refuses_follow_and_unknown_endpoints(spec: Path) -> None:
     assert both.code == 1 and "--summary and --follow" in both.err
     unknown = run_mlx(["logs", "frad", "--summary"], spec)
     assert unknown.code == 1 and 'unknown endpoint "frad"' in unknown.err and "fraud" in unknown.err
+    bad_since = run_mlx(["logs", "fraud", "--summary", "--since", "yesterdayish"], spec)
+    assert bad_since.code == 1 and "yesterdayish" in bad_since.err, bad_since
+    assert "Traceback" not in bad_since.err

@@ -113,3 +113,15 @@ def test_a_refused_request_writes_no_version(tmp_path: Path) -> None:
     again = run_mlx(["rollout", "abort", "m", "--reason", "twice"], spec, env=_as("erin"))
     assert again.code != 0 and "is aborted: nothing to abort" in again.err, again
     assert json.loads(run_mlx(["history", "--json"], spec).out) == before
+
+
+def test_a_request_to_an_unknown_rollout_names_the_ones_there_are(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "manual", "manual")
+    assert run_mlx(["apply", "--yes"], spec).code == 0
+    before = json.loads(run_mlx(["history", "--json"], spec).out)
+    for command in ("promote", "abort", "retry"):
+        ran = run_mlx(["rollout", command, "mm", "--reason", "typo"], spec, env=_as("erin"))
+        assert ran.code == 1, ran
+        assert "no rollout rollouts.mm" in ran.err and "rollouts.m" in ran.err, ran.err
+        assert "Traceback" not in ran.err
+    assert json.loads(run_mlx(["history", "--json"], spec).out) == before, "nothing written"
