@@ -60,12 +60,14 @@ def _create_json(path: Path, data: Any) -> None:
     text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        fd = os.open(path, flags, 0o666)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _create_json(path, data)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileNotFoundError:  # the section's first object: make its directory once
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o666)
     except FileExistsError:
-        return _write_json(path, data)
+        _write_json(path, data)
+        return
     with open(fd, "wb") as out:
         out.write(text)
 
