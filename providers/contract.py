@@ -256,6 +256,10 @@ class Provider(ABC):
     #: one key (``{"alerts": ("url", "headers.*")}``). A secret anywhere else is an error,
     #: since the provider might publish it (a registry tag, a file, a log line).
     secret_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: How many of this provider's calls gain from running at once; ``None``: as many as
+    #: ``--parallelism``. A provider whose calls are Python and local I/O says 1: under the
+    #: GIL, more threads only contend.
+    max_parallel: ClassVar[int | None] = None
 
     def __init__(self, config: Mapping[str, Any], context: Context):
         self.config = dict(config)

@@ -13,6 +13,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -577,8 +578,10 @@ class StateWriter(StateReader):
         outputs: dict[str, Any],
         dependencies: list[str],
         error: str | None = None,
-    ) -> None:
-        """Record one resource's new value and its event: durable when this returns."""
+        wait: bool = True,
+    ) -> Future[None]:
+        """Record one resource's new value and its event: durable when this returns, or
+        (``wait=False``) when the returned future completes."""
         serial = self._serial_or_fail()
         ws_id = self._ws_id()
         at = now()
@@ -615,7 +618,10 @@ class StateWriter(StateReader):
             "error": error,
             "created_at": at,
         }
-        self._commits.write([("resource", row), ("event", event)])
+        pending = self._commits.submit([("resource", row), ("event", event)])
+        if wait:
+            pending.result()
+        return pending
 
     def taint(self, address: str, error: str, action: str) -> None:
         """Mark an existing resource as tainted after a failed update (keeps its last value)."""
@@ -660,6 +666,7 @@ class StateWriter(StateReader):
 
     def finish(self, status: str, summary: dict[str, Any], message: str | None = None) -> None:
         serial = self._serial_or_fail()
+        self._commits.flush()  # the version ends after every write queued in it
         with self._mutex, self.engine.begin() as conn:
             conn.execute(
                 update(_V)
@@ -678,7 +685,10 @@ class StateWriter(StateReader):
         return self.current_serial
 
     def close(self) -> None:
-        self.lock.release()
+        try:
+            self._commits.close()
+        finally:
+            self.lock.release()
 
     def __enter__(self) -> StateWriter:
         return self

@@ -153,6 +153,8 @@ class Applier:
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
+        #: records handed to the state writer and not yet known durable, by address
+        self._pending: dict[str, Future[None]] = {}
         #: State as it was when the run started (for "previous version" lookups).
         self.start = session.reader()
         self.beat = Heartbeat(echo)
@@ -212,7 +214,7 @@ class Applier:
                 a for a in pending if not any(a in pending[o].depends_on for o in pending if o != a)
             ] or list(pending)
             for address in sorted(ready):
-                self._run_one(pending.pop(address))
+                self._settle(self._run_one(pending.pop(address)))
 
     # -- creates, updates, replaces, gates: in graph order ---------------------------------
     def _waits_for(self, address: str) -> set[str]:
@@ -235,11 +237,11 @@ class Applier:
                 dependents[b].append(address)
         ready = [(position[a], a) for a in order if not pending[a]]  # a heap, in plan order
         heapq.heapify(ready)
-        running: dict[Future[None], str] = {}
+        running: dict[Future[_Finished], str] = {}
         #: finished futures, in the order they finish: waiting on the whole running set
         #: (``concurrent.futures.wait``) costs O(running) per wake-up, O(n²) for an apply
         #: of 10,000 resources, where a queue costs O(1)
-        done: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+        done: queue.SimpleQueue[Future[_Finished]] = queue.SimpleQueue()
 
         def finished(address: str) -> None:
             for d in dependents[address]:
@@ -250,26 +252,39 @@ class Applier:
         with ThreadPoolExecutor(
             max_workers=self.parallelism, thread_name_prefix="mlx-apply"
         ) as pool:
-            while ready or running:
-                while ready:
-                    _, address = heapq.heappop(ready)
-                    change = self.changes[address]
-                    blocked = [p for p in waits[address] if p in self.blocked]
-                    if blocked:
-                        self._skip(change, blocked)
-                        finished(address)
-                    elif change.action is Action.NOOP:
-                        finished(address)
-                    else:
-                        future = pool.submit(self._run_one, change)
-                        running[future] = address
-                        future.add_done_callback(done.put)
-                if not running:
-                    continue
-                future = done.get()
-                address = running.pop(future)
-                future.result()
-                finished(address)
+            lanes = _Lanes(pool, self.parallelism)
+            try:
+                while ready or running:
+                    while ready:
+                        _, address = heapq.heappop(ready)
+                        change = self.changes[address]
+                        blocked = [p for p in waits[address] if p in self.blocked]
+                        if blocked:
+                            self._skip(change, blocked)
+                            finished(address)
+                        elif change.action is Action.NOOP:
+                            finished(address)
+                        else:
+                            lane = lanes.lane(change.provider, self._provider_or_none(change))
+                            future = lane.submit(self._run_one, change)
+                            running[future] = address
+                            future.add_done_callback(lambda f: _once_recorded(f, done.put))
+                    if not running:
+                        continue
+                    work = done.get()
+                    address = running.pop(work)
+                    self._settle(work.result())
+                    finished(address)
+            finally:
+                lanes.close()
+
+    def _provider_or_none(self, change: ResourceChange) -> Provider | None:
+        """The change's provider, or ``None`` when it cannot be built (the change's own run
+        reports why)."""
+        try:
+            return self.providers.get(change.provider, change.address)
+        except Exception:
+            return None
 
     def _skip(self, change: ResourceChange, because: list[str]) -> None:
         with self._lock:
@@ -289,27 +304,30 @@ class Applier:
         )
 
     # -- one resource ------------------------------------------------------------------------
-    def _run_one(self, change: ResourceChange) -> None:
+    def _run_one(self, change: ResourceChange) -> _Finished:
+        """Run one change; its record may still be on its way to the state (``pending``)."""
         started = time.monotonic()
         begin, _ = _ING.get(change.action, ("", ""))
         self.echo(f"{change.address}: {begin}")
         try:
             with self.beat.watch(change.address, _STILL.get(change.action)):
                 outcome = self._apply(change)
-        except (
-            ProviderError,
-            MlxError,
-            OSError,
-            ValueError,
-            KeyError,
-            TypeError,
-            RuntimeError,
-        ) as exc:
+        except _EXPECTED as exc:
             outcome = self._failed(change, exc)
         except Exception as exc:
             outcome = self._failed(change, exc, unexpected=True)
+        with self._lock:
+            pending = self._pending.pop(change.address, None)
+        return _Finished(change, outcome, started, pending)
+
+    def _settle(self, done: _Finished) -> None:
+        """A change is over once its record is durable: count it and say so."""
+        outcome = done.outcome
+        error = done.pending.exception() if done.pending is not None else None
+        if error is not None:
+            outcome = self._failed(done.change, error, unexpected=not isinstance(error, _EXPECTED))
         self._outcome(outcome)
-        self.echo(self._line(change, outcome, time.monotonic() - started))
+        self.echo(self._line(done.change, outcome, time.monotonic() - done.started))
 
     @staticmethod
     def _line(change: ResourceChange, outcome: Outcome, elapsed: float) -> str:
@@ -407,7 +425,7 @@ class Applier:
             status = Status.IN_PROGRESS
         else:
             status = Status.FAILED if result.failed else Status.OK
-        self.writer.put(
+        recorded = self.writer.put(
             address=change.address,
             section=change.section,
             name=change.name,
@@ -421,7 +439,10 @@ class Applier:
             outputs=result.outputs,
             dependencies=sorted(self.graph.predecessors(change.address)),
             error=result.message if result.failed else None,
+            wait=False,  # dependents start once it is durable (``_settle``); others go on now
         )
+        with self._lock:
+            self._pending[change.address] = recorded
         if result.touched:
             record_touched(self.writer, self.providers, result.touched)
         if result.failed:
@@ -716,3 +737,54 @@ def _text(value: Any) -> str | None:
 def _brief(outputs: dict[str, Any]) -> str:
     shown = [f"{k}={outputs[k]}" for k in ("version", "revision", "passed") if k in outputs]
     return f" [{', '.join(shown)}]" if shown else ""
+
+
+#: What a provider or the engine raises for a resource that did not apply (reported as
+#: its error); anything else is reported with its type, as unexpected.
+_EXPECTED = (ProviderError, MlxError, OSError, ValueError, KeyError, TypeError, RuntimeError)
+
+
+@dataclass
+class _Finished:
+    change: ResourceChange
+    outcome: Outcome
+    started: float
+    #: the resource's record on its way to the state; ``None`` when nothing was written
+    pending: Future[None] | None
+
+
+def _once_recorded(work: Future[_Finished], then: Callable[[Future[_Finished]], None]) -> None:
+    """Call ``then(work)`` once the change has run and its record is durable too."""
+    done = None if work.exception() else work.result()
+    if done is not None and done.pending is not None:
+        done.pending.add_done_callback(lambda _: then(work))
+    else:
+        then(work)
+
+
+class _Lanes:
+    """Where a change runs: the shared pool, or a narrower lane of its provider's.
+
+    A provider says how many of its calls gain from running at once (``max_parallel``):
+    the local registry's calls are Python and small local writes, and under the GIL more
+    threads only contend (an apply of 10,000 local resources spent more time in futex
+    calls than in its work). The rest share ``--parallelism`` threads.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, parallelism: int):
+        self.pool, self.parallelism = pool, parallelism
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+
+    def lane(self, key: str, provider: Provider | None) -> ThreadPoolExecutor:
+        limit = getattr(provider, "max_parallel", None)
+        if limit is None or limit >= self.parallelism:
+            return self.pool
+        if key not in self._lanes:
+            self._lanes[key] = ThreadPoolExecutor(
+                max_workers=max(1, limit), thread_name_prefix=f"mlx-apply-{key}"
+            )
+        return self._lanes[key]
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True)

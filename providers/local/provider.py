@@ -52,6 +52,7 @@ def prompt_document(spec: Any, template_text: str) -> dict[str, Any]:
 
 class LocalRegistryProvider(Provider, Registry):
     sections = frozenset({"models", "prompts", "datasets"})
+    max_parallel = 1  # Python and small local writes: threads would only contend for the GIL
 
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__(config, context)

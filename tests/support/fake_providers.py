@@ -31,6 +31,8 @@ class SlowProvider(LocalRegistryProvider):
     test can see which calls overlapped without timing anything.
     """
 
+    max_parallel = None  # it stands for a remote registry, whose calls wait on the network
+
     def __init__(self, config: dict[str, Any], context: Context):
         super().__init__({"type": "local"}, context)
         self.delay = float(config.get("delay", 0.5))
