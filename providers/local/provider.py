@@ -273,7 +273,7 @@ class LocalRegistryProvider(Provider, Registry):
         # deleted objects keep their blobs: a version can come back from its fingerprint
         fp = str(outputs.get("fingerprint") or "")
         return fp.startswith("sha256:") and (
-            self.registry.blob_path(fp.removeprefix("sha256:")).exists()
+            self.registry.has_blob(fp.removeprefix("sha256:"))
             or (self.root / "trees" / f"{fp.removeprefix('sha256:')}.json").exists()
         )
 
@@ -374,3 +374,4 @@ class LocalRegistryProvider(Provider, Registry):
 
     def close(self) -> None:
         self.hasher.save()
+        self.registry.close()

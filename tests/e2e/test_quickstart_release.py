@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MLX, REPO, run_mlx
+from tests.support.registry_rows import production
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +37,7 @@ def _train(spec: Path, c: float | None = None) -> None:
 
 
 def _production(spec: Path) -> int | None:
-    path = spec / ".mlx" / "registry" / "default" / "models" / "tumor_classifier.json"
-    return json.loads(path.read_text())["object"]["aliases"].get("production")
+    return production(spec, "models", "tumor_classifier")
 
 
 def test_a_failing_candidate_cannot_reach_production_through_target(quickstart: Path) -> None:

@@ -4,7 +4,6 @@ says what to install when pytest is missing."""
 from __future__ import annotations
 
 import inspect
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from providers.testing import FakePeers, ProviderConformance
 from providers.testing.crud import CrudConformance
 from providers.testing.faults import FaultBudget, inject
 from tests.providers import test_local_conformance as local  # not collected again here
+from tests.support.registry_rows import drop_record, read_record, write_record
 
 
 def run_case(suite: type[Any], case: str, tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ class DeletesVersions(LocalRegistryProvider):
     """What the MLflow provider did before issue 8: delete took every version with it."""
 
     def delete(self, prior: Any) -> None:
-        self.registry.object_file(prior.section, prior.name).unlink(missing_ok=True)
+        drop_record(self.root, prior.section, prior.name)
 
 
 class VersionsEveryWrite(LocalRegistryProvider):
@@ -51,10 +51,9 @@ class VersionsEveryWrite(LocalRegistryProvider):
         section, name = desired.section, desired.name
         versions = self.registry.versions(section, name)
         duplicate = {**versions[max(versions)], "version": max(versions) + 1}
-        path = self.registry.object_file(section, name)
-        data = json.loads(path.read_text())
+        data = read_record(self.root, section, name)
         data["versions"][str(max(versions) + 1)] = duplicate
-        path.write_text(json.dumps(data))
+        write_record(self.root, section, name, data)
         return result
 
 

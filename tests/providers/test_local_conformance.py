@@ -14,6 +14,7 @@ from providers.file_alert import FileAlertProvider
 from providers.local.provider import LocalRegistryProvider
 from providers.testing import NotifierConformance, RegistryConformance
 from providers.testing.faults import inject
+from tests.support.registry_rows import drop_record, read_record, write_record
 
 CONTENT = {"v1": b"weights-v1", "v2": b"weights-v2", "v3": b"weights-v3"}
 
@@ -50,10 +51,9 @@ class TestLocalModels(LocalRegistrySuite):
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
         version = prior.outputs["version"]
-        path = provider.registry.object_file("models", "fraud")
-        data = json.loads(path.read_text())
+        data = read_record(provider.root, "models", "fraud")
         del data["versions"][str(version)]  # somebody deleted the version by hand
-        path.write_text(json.dumps(data))
+        write_record(provider.root, "models", "fraud", data)
 
 
 class TestLocalDatasets(LocalRegistrySuite):
@@ -72,10 +72,9 @@ class TestLocalDatasets(LocalRegistrySuite):
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
-        obj = provider.registry.object_file("datasets", "train")
-        data = json.loads(obj.read_text())
+        data = read_record(provider.root, "datasets", "train")
         data["object"]["current"] = 99  # moved to a version that does not exist
-        obj.write_text(json.dumps(data))
+        write_record(provider.root, "datasets", "train", data)
 
 
 class TestLocalPrompts(LocalRegistrySuite):
@@ -95,7 +94,7 @@ class TestLocalPrompts(LocalRegistrySuite):
 
     def tamper(self, provider: Provider, prior: Prior) -> None:
         assert isinstance(provider, LocalRegistryProvider)
-        provider.registry.object_file("prompts", "summary").unlink()
+        drop_record(provider.root, "prompts", "summary")
 
 
 class TestFileAlerts(NotifierConformance):

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import MLX, REPO, run_mlx, write_spec
 from tests.release.test_release_safety import SPEC
+from tests.support.registry_rows import production
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +42,7 @@ def _spec(tmp_path: Path, first: str, second: str) -> Path:
 
 
 def _production(spec: Path) -> int | None:
-    data = json.loads((spec / ".mlx/registry/default/models/m.json").read_text())
-    return data["object"]["aliases"].get("production")
+    return production(spec, "models", "m")
 
 
 def test_apply_wait_walks_the_rollout_to_completion(tmp_path: Path) -> None:
