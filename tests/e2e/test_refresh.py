@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASIC, run_mlx, write_spec
+from tests.support.registry_rows import drop_record, read_record, write_record
 
 EXTRA = {
     "rollout.yaml": """
@@ -39,8 +40,8 @@ def applied(tmp_path: Path) -> Path:
     return spec
 
 
-def registry(spec: Path, *parts: str) -> Path:
-    return spec.joinpath(".mlx", "registry", "default", *parts)
+def registry(spec: Path) -> Path:
+    return spec / ".mlx" / "registry"
 
 
 def test_no_drift_writes_nothing(applied: Path) -> None:
@@ -51,10 +52,9 @@ def test_no_drift_writes_nothing(applied: Path) -> None:
 
 
 def test_alias_moved_by_hand_is_found_alerted_and_repaired(applied: Path) -> None:
-    obj = registry(applied, "models", "fraud.json")
-    data = json.loads(obj.read_text())
+    data = read_record(registry(applied), "models", "fraud")
     data["object"]["aliases"]["production"] = 1  # somebody "rolled back" in the registry UI
-    obj.write_text(json.dumps(data))
+    write_record(registry(applied), "models", "fraud", data)
 
     found = run_mlx(["refresh", "--detailed-exitcode"], applied)
     assert found.code == 2, found
@@ -70,16 +70,15 @@ def test_alias_moved_by_hand_is_found_alerted_and_repaired(applied: Path) -> Non
     assert "Objects have changed outside of mlx (found by the last `mlx refresh`)" in plan.out
     assert "rollouts.fraud will be updated in place (changed outside mlx" in plan.out
     assert run_mlx(["apply", "--yes"], applied).code == 0
-    assert json.loads(obj.read_text())["object"]["aliases"]["production"] == 2
+    assert read_record(registry(applied), "models", "fraud")["object"]["aliases"]["production"] == 2
     assert run_mlx(["refresh", "--detailed-exitcode"], applied).code == 0
     assert run_mlx(["plan", "--detailed-exitcode"], applied).code == 0
 
 
 def test_deleted_version_and_edited_channel_are_found(applied: Path) -> None:
-    record = registry(applied, "models", "fraud.json")
-    data = json.loads(record.read_text())
+    data = read_record(registry(applied), "models", "fraud")
     del data["versions"]["2"]  # somebody deleted version 2 in the registry
-    record.write_text(json.dumps(data))
+    write_record(registry(applied), "models", "fraud", data)
     channel = applied / ".mlx" / "alerts" / "oncall.json"
     config = json.loads(channel.read_text())
     config["severity"] = "info"
@@ -92,12 +91,12 @@ def test_deleted_version_and_edited_channel_are_found(applied: Path) -> None:
     assert any("version 2 was deleted" in line for line in drift["models.fraud"]["differences"])
     assert drift["alerts.oncall"]["status"] == "drifted"
     assert run_mlx(["apply", "--yes"], applied).code == 0
-    assert "2" in json.loads(record.read_text())["versions"]
+    assert "2" in read_record(registry(applied), "models", "fraud")["versions"]
     assert run_mlx(["refresh", "--detailed-exitcode"], applied).code == 0
 
 
 def test_plan_refresh_reads_live_without_recording(applied: Path) -> None:
-    registry(applied, "datasets", "train.json").unlink()
+    drop_record(registry(applied), "datasets", "train")
     plan = run_mlx(["plan", "--refresh"], applied)
     assert plan.code == 0, plan
     assert "datasets.train has been deleted outside mlx" in plan.out
@@ -118,10 +117,9 @@ def test_local_bytes_changed_behind_mlx_are_drift(applied: Path) -> None:
 def test_an_alert_that_cannot_be_delivered_is_a_warning_on_stderr(applied: Path) -> None:
     (applied / "alerts.jsonl").unlink(missing_ok=True)
     (applied / "alerts.jsonl").mkdir()  # the channel's file cannot be written
-    alias = registry(applied, "models", "fraud.json")
-    obj = json.loads(alias.read_text())
+    obj = read_record(registry(applied), "models", "fraud")
     obj["object"]["aliases"]["production"] = 1
-    alias.write_text(json.dumps(obj))
+    write_record(registry(applied), "models", "fraud", obj)
     result = run_mlx(["refresh", "--detailed-exitcode"], applied)
     assert result.code == 2, result
     assert "Warning: could not alert alerts.oncall" in result.err

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASIC, REPO, run_mlx, secret_spec, write_spec
+from tests.support.registry_rows import read_record
 
 ROLLOUT = """
 rollouts:
@@ -20,8 +21,7 @@ rollouts:
 
 
 def registry_object(spec: Path, env: str = "default") -> dict:
-    path = spec / ".mlx" / "registry" / env / "models" / "fraud.json"
-    return dict(json.loads(path.read_text())["object"])
+    return dict(read_record(spec / ".mlx" / "registry", "models", "fraud", env)["object"])
 
 
 def state_rows(spec: Path, sql: str) -> list[tuple[object, ...]]:

@@ -21,6 +21,7 @@ from engine.diagnostics import MlxError
 from engine.plan.model import Plan, PlanOptions
 from engine.release import workflows as release
 from engine.session import Options, Session
+from tests.support.registry_rows import find_record
 
 
 @dataclass
@@ -131,8 +132,7 @@ class Workspace:
 
     def registry_file(self, section: str, name: str, env: str = "default") -> dict[str, Any] | None:
         """The local registry's record of one object: ``{"object": …, "versions": …}``."""
-        path = self.root / ".mlx" / "registry" / env / section / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return find_record(self.root / ".mlx" / "registry", section, name, env)
 
     def registry_object(
         self, section: str, name: str, env: str = "default"

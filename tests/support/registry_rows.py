@@ -15,15 +15,26 @@ def _db(root: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
-def read_record(root: Path, section: str, name: str, env: str = "default") -> dict[str, Any]:
-    """The whole record of ``section.name``: ``{"object": …, "versions": {"1": …}}``."""
+def find_record(root: Path, section: str, name: str, env: str = "default") -> dict[str, Any] | None:
+    """The whole record of ``section.name`` (``{"object": …, "versions": {"1": …}}``), or
+    ``None`` when the registry has none."""
+    if not (root / "objects.db").exists():
+        return None
     with _db(root) as conn:
         row = conn.execute(
             "SELECT data FROM objects WHERE namespace = ? AND section = ? AND name = ?",
             (env, section, name),
         ).fetchone()
-    assert row is not None, f"{section}.{name} is not in the registry at {root}"
+    if row is None:
+        return None
     data: dict[str, Any] = json.loads(row[0])
+    return data
+
+
+def read_record(root: Path, section: str, name: str, env: str = "default") -> dict[str, Any]:
+    """The whole record of ``section.name``, which must be there."""
+    data = find_record(root, section, name, env)
+    assert data is not None, f"{section}.{name} is not in the registry at {root}"
     return data
 
 
