@@ -63,14 +63,22 @@ def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -
             path = level.path(output_format="list")
             if kind in ("dictionary_item_added", "iterable_item_added", "attribute_added"):
                 out.append(
-                    FieldChange(path=_fmt_path(path), before=None, after=level.t2, kind="add")
+                    FieldChange.model_construct(
+                        path=_fmt_path(path), before=None, after=level.t2, kind="add"
+                    )
                 )
             elif kind in ("dictionary_item_removed", "iterable_item_removed", "attribute_removed"):
                 out.append(
-                    FieldChange(path=_fmt_path(path), before=level.t1, after=None, kind="remove")
+                    FieldChange.model_construct(
+                        path=_fmt_path(path), before=level.t1, after=None, kind="remove"
+                    )
                 )
             else:
-                out.append(FieldChange(path=_fmt_path(path), before=level.t1, after=level.t2))
+                out.append(
+                    FieldChange.model_construct(
+                        path=_fmt_path(path), before=level.t1, after=level.t2, kind="change"
+                    )
+                )
     out.sort(key=lambda f: f.path)
     return out
 

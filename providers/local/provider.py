@@ -60,6 +60,7 @@ class LocalRegistryProvider(Provider, Registry):
         self.root = root if root.is_absolute() else context.root / root
         self._root_str = str(context.root)
         self._checked: set[str] = set()
+        self._documents: dict[str, bytes] = {}  # prompt documents built, by compact dump
         self.hasher = hasher_for(context.data_dir)
         self.registry = LocalRegistry(self.root, self.hasher, context.environment)
         #: every local path a spec names resolves inside the spec dir or ``mlx.paths``
@@ -168,7 +169,15 @@ class LocalRegistryProvider(Provider, Registry):
         if contains_unknown(desired.spec):
             return None
         doc = prompt_document(desired.spec, text)
-        return json.dumps(doc, sort_keys=True, indent=2).encode()
+        # The stored document is indented (its sha256 is the prompt's fingerprint, so its
+        # bytes cannot change), and ``indent`` makes json use its pure-Python encoder: a
+        # plan and the apply after it build each prompt's document twice, so remember it
+        # under its compact dump (C encoder, cheap).
+        key = json.dumps(doc, sort_keys=True)
+        blob = self._documents.get(key)
+        if blob is None:
+            blob = self._documents[key] = json.dumps(doc, sort_keys=True, indent=2).encode()
+        return blob
 
     # -- applying -----------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
