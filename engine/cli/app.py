@@ -162,6 +162,36 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
+def run() -> None:
+    """The console script: ``main``, then exit without tearing the interpreter down.
+
+    After an apply of 10,000 resources, freeing every object one by one (and the final
+    collection over them) took 1.8 s of a 12 s run, for nothing the user can see. So,
+    as mypy does (``mypy.util.hard_exit``): run the ``atexit`` handlers (the inference
+    log's writer flushes there, worker pools join, temporary directories go), flush the
+    standard streams, and ``os._exit``. ``main`` itself exits normally, for callers that
+    embed it.
+    """
+    import atexit
+    import contextlib
+    import os
+
+    try:
+        main()
+        code = EXIT_OK
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or EXIT_OK
+        else:  # sys.exit("message"): what Python prints and returns for it
+            print(exc.code, file=sys.stderr)
+            code = EXIT_ERROR
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`mlx plan | head`)
+            stream.flush()
+    os._exit(code)
+
+
 def _debug() -> bool:
     return "--debug" in sys.argv
 
