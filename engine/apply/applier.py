@@ -378,7 +378,8 @@ class Applier:
         desired = replace(desired, fingerprint=fingerprint)
         self.providers.specs[change.address] = desired.spec
         redacted = redact(body, self.salt)
-        spec_hash, meta_hash = split_hashes(change.section, redacted)
+        # nothing in the body is unknown any more (refused above): no need to look for it
+        spec_hash, meta_hash = split_hashes(change.section, redacted, maybe_unknown=False)
         with self._lock:
             self.hashes[change.address] = (spec_hash, fingerprint)
         if (
