@@ -275,6 +275,11 @@ class Applier:
                     address = running.pop(work)
                     self._settle(work.result())
                     finished(address)
+            except BaseException:
+                # Ctrl-C (or a failure of mlx itself): what runs finishes and is recorded,
+                # nothing queued starts, as Terraform stops on an interrupt
+                lanes.cancel()
+                raise
             finally:
                 lanes.close()
 
@@ -756,6 +761,8 @@ class _Finished:
 
 def _once_recorded(work: Future[_Finished], then: Callable[[Future[_Finished]], None]) -> None:
     """Call ``then(work)`` once the change has run and its record is durable too."""
+    if work.cancelled():  # an interrupted apply dropped it before it started
+        return
     done = None if work.exception() else work.result()
     if done is not None and done.pending is not None:
         done.pending.add_done_callback(lambda _: then(work))
@@ -785,6 +792,11 @@ class _Lanes:
                 max_workers=max(1, limit), thread_name_prefix=f"mlx-apply-{key}"
             )
         return self._lanes[key]
+
+    def cancel(self) -> None:
+        """Drop every change queued and not started, in the pool and in every lane."""
+        for executor in (self.pool, *self._lanes.values()):
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         for lane in self._lanes.values():

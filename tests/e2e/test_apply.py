@@ -174,3 +174,38 @@ def test_prevent_destroy_blocks_replacement(basic_spec: Path) -> None:
     assert result.code == 1
     assert "datasets.train has lifecycle.prevent_destroy set" in result.err
     assert "data.yaml:5:" in result.err
+
+
+def test_ctrl_c_lets_running_changes_finish_and_starts_none_of_the_queued(tmp_path: Path) -> None:
+    """Interrupted, an apply records what it did and stops: changes already queued for a
+    worker never start (the pool's queue holds every ready change)."""
+    datasets = "\n".join(
+        f"  d{i}:\n    uri: d{i}.csv\n    owner: team\n    provider: slow" for i in range(8)
+    )
+    spec = write_spec(
+        tmp_path / "spec",
+        {
+            "main.yaml": (
+                "providers:\n  slow:\n    type: python\n"
+                "    factory: tests.support.fake_providers:InterruptingProvider\n"
+                "    config: {delay: 0.3, trace: trace.jsonl, interrupt: [d1]}\n"
+                f"datasets:\n{datasets}\n"
+            ),
+            **{f"d{i}.csv": f"x\n{i}\n" for i in range(8)},
+        },
+    )
+    result = run_mlx(["apply", "--yes", "--parallelism", "2"], spec)
+    assert result.code == 1 and "Aborted." in result.err, result
+    assert "Traceback" not in result.err
+    started = [json.loads(line)["name"] for line in (spec / "trace.jsonl").read_text().splitlines()]
+    # d0 ran beside d1; at most one more was picked up before the interrupt reached the
+    # pool (two workers); the other five never started
+    assert "d0" in started and len(started) <= 2, started
+    recorded = _rows(spec, "SELECT address FROM mlx_resources WHERE status = 'ok'")
+    assert {r[0] for r in recorded} == {f"datasets.{n}" for n in started}
+    assert _rows(spec, "SELECT status FROM mlx_state_versions") == [("interrupted",)]
+    main = spec / "main.yaml"
+    main.write_text(main.read_text().replace(", interrupt: [d1]", ""))
+    assert run_mlx(["apply", "--yes"], spec).code == 0  # the next apply does the rest
+    recorded = _rows(spec, "SELECT address FROM mlx_resources WHERE status = 'ok'")
+    assert len(recorded) == 8

@@ -55,6 +55,20 @@ class SlowProvider(LocalRegistryProvider):
         return super().update(prior, desired, change)
 
 
+class InterruptingProvider(SlowProvider):
+    """A slow registry that raises KeyboardInterrupt (as Ctrl-C would) while creating the
+    resources named in ``interrupt``."""
+
+    def __init__(self, config: dict[str, Any], context: Context):
+        super().__init__(config, context)
+        self.interrupt = set(config.get("interrupt") or [])
+
+    def create(self, desired: Desired) -> Result:
+        if desired.name in self.interrupt:
+            raise KeyboardInterrupt
+        return super().create(desired)
+
+
 class FlakyProvider(LocalRegistryProvider):
     """The local registry, failing for the resources named in ``fail``."""
 
