@@ -33,19 +33,22 @@ def test_an_mlx_01_object_is_read_and_moved_into_the_database_on_write(tmp_path:
     assert registry.register("models", "fraud", "sha256:1", {"blob": blob}, {}) == (1, False)
 
 
-def test_an_mlx_02_object_file_is_read_and_the_database_wins_after_a_write(
-    tmp_path: Path,
-) -> None:
+def _mlx_02_file(tmp_path: Path, text: str | None = None) -> tuple[LocalRegistry, str]:
+    """A registry holding models.fraud as mlx 0.2 wrote it (``text``: what the file says)."""
     registry = LocalRegistry(tmp_path / "reg", FileHasher())
     blob = registry.put_bytes(b"weights-v1")
     path = registry.object_file("models", "fraud")
     path.parent.mkdir(parents=True)
     version = {"version": 1, "fingerprint": "sha256:1", "content": {"blob": blob}}
-    path.write_text(
-        json.dumps(
-            {"object": {"aliases": {"production": 1}, "current": 1}, "versions": {"1": version}}
-        )
-    )
+    whole = {"object": {"aliases": {"production": 1}, "current": 1}, "versions": {"1": version}}
+    path.write_text(json.dumps(whole) if text is None else text)
+    return registry, blob
+
+
+def test_an_mlx_02_object_file_is_read_and_the_database_wins_after_a_write(
+    tmp_path: Path,
+) -> None:
+    registry, blob = _mlx_02_file(tmp_path)
     assert registry.get_object("models", "fraud") == {"aliases": {"production": 1}, "current": 1}
     assert registry.register("models", "fraud", "sha256:2", {"blob": blob}, {}, obj={}) == (2, True)
     reopened = LocalRegistry(tmp_path / "reg", FileHasher())
@@ -58,11 +61,7 @@ def test_a_torn_mlx_02_file_reads_as_no_object_and_registering_replaces_it(
     tmp_path: Path,
 ) -> None:
     """A crash in mlx 0.2's first write could leave a torn file: it is no object."""
-    registry = LocalRegistry(tmp_path / "reg", FileHasher())
-    blob = registry.put_bytes(b"weights-v1")
-    path = registry.object_file("models", "fraud")
-    path.parent.mkdir(parents=True)
-    path.write_text('{"object": {"aliases": {}, "cur')  # cut mid-write
+    registry, blob = _mlx_02_file(tmp_path, '{"object": {"aliases": {}, "cur')  # cut mid-write
     assert registry.get_object("models", "fraud") is None
     assert registry.register("models", "fraud", "sha256:1", {"blob": blob}, {}, obj={}) == (1, True)
     data = read_record(tmp_path / "reg", "models", "fraud")
