@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from providers.contract import ProviderError
 from providers.files import FileHasher
 
 
@@ -336,15 +337,24 @@ class ObjectTable:
         self._conn, self._pid = conn, os.getpid()
         return conn
 
+    def _one(self, sql: str, params: tuple[Any, ...], *, write: bool = False) -> Any:
+        """Run one statement; its first row (reads). A registry never written reads as
+        empty, and SQLite's errors (a damaged file, a lock held past the timeout) are
+        one line naming the database."""
+        try:
+            with self._lock:
+                conn = self._connect(create=write)
+                if conn is None:
+                    return None
+                return conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise ProviderError(f"the local registry's database {self.path}: {exc}") from exc
+
     def get(self, namespace: str, section: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            conn = self._connect(create=False)
-            if conn is None:
-                return None
-            row = conn.execute(
-                "SELECT data FROM objects WHERE namespace = ? AND section = ? AND name = ?",
-                (namespace, section, name),
-            ).fetchone()
+        row = self._one(
+            "SELECT data FROM objects WHERE namespace = ? AND section = ? AND name = ?",
+            (namespace, section, name),
+        )
         if row is None:
             return None
         data = json.loads(row[0])
@@ -352,38 +362,21 @@ class ObjectTable:
 
     def put(self, namespace: str, section: str, name: str, data: dict[str, Any]) -> None:
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        with self._lock:
-            conn = self._connect(create=True)
-            assert conn is not None
-            conn.execute(
-                "INSERT OR REPLACE INTO objects (namespace, section, name, data)"
-                " VALUES (?, ?, ?, ?)",
-                (namespace, section, name, text),
-            )
+        self._one(
+            "INSERT OR REPLACE INTO objects (namespace, section, name, data) VALUES (?, ?, ?, ?)",
+            (namespace, section, name, text),
+            write=True,
+        )
 
     def put_blob(self, sha: str, data: bytes) -> None:
-        with self._lock:
-            conn = self._connect(create=True)
-            assert conn is not None
-            conn.execute("INSERT OR IGNORE INTO blobs (sha, data) VALUES (?, ?)", (sha, data))
+        self._one("INSERT OR IGNORE INTO blobs (sha, data) VALUES (?, ?)", (sha, data), write=True)
 
     def get_blob(self, sha: str) -> bytes | None:
-        with self._lock:
-            conn = self._connect(create=False)
-            row = (
-                conn.execute("SELECT data FROM blobs WHERE sha = ?", (sha,)).fetchone()
-                if conn
-                else None
-            )
+        row = self._one("SELECT data FROM blobs WHERE sha = ?", (sha,))
         return None if row is None else bytes(row[0])
 
     def has_blob(self, sha: str) -> bool:
-        with self._lock:
-            conn = self._connect(create=False)
-            return (
-                conn is not None
-                and conn.execute("SELECT 1 FROM blobs WHERE sha = ?", (sha,)).fetchone() is not None
-            )
+        return self._one("SELECT 1 FROM blobs WHERE sha = ?", (sha,)) is not None
 
     def close(self) -> None:
         with self._lock:

@@ -157,3 +157,25 @@ def test_a_spec_cannot_put_its_state_outside_its_directory(tmp_path: Path) -> No
     outside.mkdir()
     flag = run_mlx(["plan", "--state", f"sqlite:///{outside}/state.db"], spec)
     assert flag.code == 0, flag
+
+
+def test_a_damaged_registry_database_is_one_line_naming_it_and_loses_nothing(
+    applied: Path,
+) -> None:
+    """The local registry's rows live in objects.db: a damaged file is an error that
+    names it, on the resource that needed it, and the state keeps what it had."""
+    registry = applied / ".mlx" / "registry" / "objects.db"
+    for extra in ("-wal", "-shm"):
+        Path(f"{registry}{extra}").unlink(missing_ok=True)
+    registry.write_bytes(b"this is not a database" * 200)
+    db = applied / ".mlx" / "state.db"
+
+    def resources() -> list[tuple[object, ...]]:
+        with sqlite3.connect(db) as conn:
+            return list(conn.execute("SELECT * FROM mlx_resources ORDER BY address"))
+
+    before = resources()
+    write_spec(applied, {"model.bin": "weights-v2"})  # a new version to register
+    result = run_mlx(["apply", "--yes"], applied)
+    _clean_failure(result, f"the local registry's database {registry}", "file is not a database")
+    assert resources() == before, "a failed update keeps every record as it was"
