@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,6 @@ class GroupCommit:
         self._queue: list[_Ticket] = []
         self._thread: threading.Thread | None = None
         self._closing = False
-        self._urgent = False  # a queued write someone waits for
-        #: the last future of the batch being committed (what ``flush`` waits for)
-        self._running: Future[None] | None = None
         #: transactions committed and writes in them (for tests and the benchmark)
         self.commits = 0
         self.writes = 0
@@ -83,7 +80,6 @@ class GroupCommit:
             if self._closing:
                 raise RuntimeError("the state writer is closed")
             self._queue.append(ticket)
-            self._urgent = self._urgent or urgent
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._commit_loop, name="mlx-state-commit", daemon=True
@@ -96,7 +92,7 @@ class GroupCommit:
     def _due(self) -> bool:
         """Whether to commit now: something waits for it, enough is queued, the oldest
         write has lingered long enough, or the writer is closing."""
-        if self._closing or self._urgent or len(self._queue) >= BATCH:
+        if self._closing or len(self._queue) >= BATCH or any(t.urgent for t in self._queue):
             return True
         return bool(self._queue) and self._linger_left() == 0.0
 
@@ -106,13 +102,10 @@ class GroupCommit:
         return max(0.0, self._queue[0].queued + LINGER - time.monotonic())
 
     def flush(self) -> None:
-        """Return once everything queued so far is committed (or failed)."""
-        with self._ready:
-            last = self._queue[-1].future if self._queue else self._running
-            self._urgent = self._urgent or bool(self._queue)
-            self._ready.notify()
-        if last is not None and threading.current_thread() is not self._thread:
-            wait([last])
+        """Return once everything queued so far is committed (or failed): an empty write
+        someone waits for, queued behind them (the queue is committed in order)."""
+        if self._thread is not None:
+            self.write([])
 
     def close(self) -> None:
         """Commit what is queued, then stop the committing thread."""
@@ -130,8 +123,6 @@ class GroupCommit:
                     self._ready.wait(self._linger_left())
                 batch = _one_write_set_each(self._queue)
                 self._queue = self._queue[len(batch) :]
-                self._urgent = any(t.urgent for t in self._queue)
-                self._running = batch[-1].future if batch else None
             if not batch:
                 return  # closing, and nothing left
             self._commit(batch)
@@ -158,6 +149,8 @@ class GroupCommit:
         Grouping by key reorders writes of *different* resources only (a batch holds at
         most one write set per resource: ``_one_write_set_each``), which nothing depends on.
         """
+        if not writes:  # a flush's marker
+            return
         grouped: dict[str, list[dict[str, Any]]] = {}
         for key, params in writes:
             grouped.setdefault(key, []).append(params)

@@ -618,7 +618,7 @@ class StateWriter(StateReader):
             "error": error,
             "created_at": at,
         }
-        pending = self._commits.submit([("resource", row), ("event", event)])
+        pending = self._commits.submit([("resource", row), ("event", event)], urgent=wait)
         if wait:
             pending.result()
         return pending

@@ -121,3 +121,39 @@ def test_a_commit_callback_cannot_wait_for_another_commit(tmp_path: Path) -> Non
     store.commits.close()
     assert len(seen) == 1 and "cannot wait" in str(seen[0])
     assert store.rows() == ["outer1"]
+
+
+def test_a_write_someone_waits_for_never_lingers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only writes handed over without waiting may wait for company: ``write``,
+    ``StateWriter.put`` (waiting, the default) and ``finish`` commit at once. With the
+    linger made an hour, each would hang here if it lingered."""
+    import state.commits
+    from state.store import StateStore
+
+    monkeypatch.setattr(state.commits, "LINGER", 3600.0)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    writer = store.writer("default", who="tester", operation="apply")
+    writer.begin("apply", actor="tester")
+    done = threading.Event()
+
+    def record() -> None:
+        fields: dict[str, Any] = dict(
+            section="datasets", name="d", provider="local", action="create",
+            spec_hash=None, meta_hash=None, content_hash=None, attributes={}, outputs={},
+            dependencies=[],
+        )  # fmt: skip
+        writer.put(address="datasets.d", **fields)  # waits for its commit
+        handed = writer.put(address="datasets.e", **fields, wait=False)
+        writer.finish("complete", {})  # flushes what was handed over
+        assert handed.done() and handed.exception() is None
+        done.set()
+
+    worker = threading.Thread(target=record, daemon=True)
+    worker.start()
+    worker.join(60)  # a hang guard, not a measurement
+    assert done.is_set(), "a waited-for write lingered"
+    assert set(writer.records()) == {"datasets.d", "datasets.e"}
+    writer.close()
+    store.close()
