@@ -218,9 +218,8 @@ def retry(spec: Rollout, state: RolloutState, now: float) -> Outcome:
     if candidate is None or state.phase is Phase.COMPLETED:
         raise ValueError("nothing to retry: this rollout has no candidate in flight")
     stable = state.stable if state.phase is not Phase.COMPLETED else None
-    out = start(state.address, spec, stable, candidate, now, previous=state)
-    out.events.insert(0, "retried")
-    return out
+    # what the request records ("retried by carol: …") says it was retried
+    return start(state.address, spec, stable, candidate, now, previous=state)
 
 
 # -- steps -----------------------------------------------------------------------------

@@ -99,10 +99,14 @@ class Request:
     given: str | None = None
 
     @property
+    def by(self) -> str:
+        """Who asked, and why: ``bob: p95 doubled`` (``bob``)."""
+        return f"{self.actor}: {self.given}" if self.given else self.actor
+
+    @property
     def line(self) -> str:
         """The request in history: ``aborted by bob: p95 doubled`` (``aborted by bob``)."""
-        head = f"{_DONE.get(self.name, self.name)} by {self.actor}"
-        return f"{head}: {self.given}" if self.given else head
+        return f"{_DONE.get(self.name, self.name)} by {self.by}"
 
     @property
     def reason(self) -> str:
@@ -161,7 +165,7 @@ def _with_request(rec: Record, asked: Request | None) -> dict[str, Any]:
         raise MlxError(f"{rec.address} is {phase}: nothing to {request}")
     else:
         outputs["requested"] = request
-        outputs["requested_by"] = asked.actor + (f": {asked.given}" if asked.given else "")
+        outputs["requested_by"] = asked.by
     return outputs
 
 
@@ -276,14 +280,8 @@ def _call(
 
 
 def _events(events: list[str], asked: Request | None) -> list[str]:
-    """A pass's events; a request's own line first (the controller's bare "retried" is
-    that line without who and why)."""
-    if asked is None:
-        return events
-    if asked.name == "retry" and events and events[0].split("; ", 1)[0] == "retried":
-        first = events[0].removeprefix("retried").removeprefix("; ")
-        events = [first, *events[1:]] if first else events[1:]
-    return [asked.line, *events]
+    """A pass's events, a request's own line first."""
+    return events if asked is None else [asked.line, *events]
 
 
 def _due(state: Any) -> float | None:
