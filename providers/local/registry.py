@@ -45,7 +45,7 @@ from providers.files import FileHasher
 
 def _write_json(path: Path, data: Any) -> None:
     """Write atomically (a temporary file, then rename); the directory is made only when
-    missing: asking first costs a syscall per write, and an apply writes thousands.
+    missing (asking first costs a syscall per write).
 
     Compact JSON: with ``indent`` the json module falls back from its C encoder to the
     pure-Python one, which cost 2 s of an apply of 10,000 resources."""
@@ -90,7 +90,7 @@ class LocalRegistry:
     def __init__(self, root: Path, hasher: FileHasher, namespace: str = "default"):
         self.root, self.hasher, self.namespace = root, hasher, namespace
         self._objects = ObjectTable(root / "objects.db")
-        #: read-modify-write of one object file at a time (a rollout moving an alias
+        #: read-modify-write of one object's row at a time (a rollout moving an alias
         #: while another registers a version)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -218,8 +218,7 @@ class LocalRegistry:
 
     def put_object(self, section: str, name: str, obj: dict[str, Any]) -> None:
         with self._lock(section, name):
-            found = self._load(section, name)
-            data = found or {"versions": {}}
+            data = self._load(section, name) or {"versions": {}}
             data["object"] = obj
             self._save(section, name, data)
 
@@ -244,11 +243,10 @@ class LocalRegistry:
         """The version holding ``fingerprint``: an existing one, or a new one. (version, new?)
 
         ``obj``: the object's new description/labels/aliases, written in the same write
-        (``current`` is set to the version), so a registration is one file write.
+        (``current`` is set to the version), so a registration is one row written.
         """
         with self._lock(section, name):
-            found = self._load(section, name)
-            data = found or {"object": {"aliases": {}}, "versions": {}}
+            data = self._load(section, name) or {"object": {"aliases": {}}, "versions": {}}
             existing = {int(k): v for k, v in data["versions"].items()}
             number, new = None, True
             for n, record in sorted(existing.items()):
