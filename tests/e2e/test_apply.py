@@ -86,14 +86,14 @@ def test_apply_asks_and_only_yes_approves(basic_spec: Path) -> None:
 
 
 def test_parallelism_runs_independent_resources_together(tmp_path: Path) -> None:
-    def spec_with(n: int, name: str) -> Path:
+    def spec_with(n: int, name: str, factory: str = "SlowProvider") -> Path:
         datasets = "\n".join(
             f"  d{i}:\n    uri: d{i}.csv\n    owner: team\n    provider: slow" for i in range(n)
         )
         files = {
             "main.yaml": (
                 "providers:\n  slow:\n    type: python\n"
-                "    factory: tests.support.fake_providers:SlowProvider\n"
+                f"    factory: tests.support.fake_providers:{factory}\n"
                 "    config: {delay: 0.3, trace: trace.jsonl}\n"
                 f"datasets:\n{datasets}\n"
             ),
@@ -116,6 +116,11 @@ def test_parallelism_runs_independent_resources_together(tmp_path: Path) -> None
     narrow = spec_with(4, "narrow")
     assert run_mlx(["apply", "--yes", "--parallelism", "1"], narrow).code == 0
     assert max_overlap(narrow) == 1
+    # a provider whose calls gain nothing from threads (max_parallel = 1) gets one lane
+    serial = spec_with(4, "serial", "SerialSlowProvider")
+    assert run_mlx(["apply", "--yes", "--parallelism", "4"], serial).code == 0
+    assert max_overlap(serial) == 1
+    assert len((serial / "trace.jsonl").read_text().splitlines()) == 4
     from_spec = spec_with(4, "from_spec")  # mlx.parallelism is the default for --parallelism
     (from_spec / "settings.yaml").write_text("mlx:\n  parallelism: 1\n")
     assert run_mlx(["apply", "--yes"], from_spec).code == 0

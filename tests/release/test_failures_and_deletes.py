@@ -4,6 +4,7 @@ replacement), deletes and rollbacks across deletes apply, refresh sees local byt
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,36 @@ def test_refresh_reports_local_bytes_changed_behind_mlx(ws: Workspace) -> None:
     assert report is not None and report.ok
     assert ws.statuses()["datasets.train"] == "ok"
     assert ws.refresh() == []
+
+
+def test_a_record_that_cannot_be_committed_fails_its_resource_and_blocks_its_dependents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The applier hands each record to the committing thread and goes on; when that
+    commit fails, the resource is an error (not "complete"), and nothing that depends on
+    it starts, as when the write failed in place."""
+    from concurrent.futures import Future
+
+    from state.store import StateWriter
+
+    put = StateWriter.put
+
+    def failing_put(self: StateWriter, **fields: Any) -> Future[None]:
+        if fields["address"] != "datasets.train" or fields["status"] != "ok":
+            return put(self, **fields)
+        lost: Future[None] = Future()
+        lost.set_exception(OSError("disk I/O error"))
+        return lost
+
+    ws = Workspace(tmp_path / "spec").write(BASIC)
+    monkeypatch.setattr(StateWriter, "put", failing_put)
+    report = ws.apply()
+    assert report is not None and not report.ok
+    outcomes = {o.address: o for o in report.outcomes}
+    assert outcomes["datasets.train"].status == "error"
+    assert "disk I/O error" in (outcomes["datasets.train"].message or "")
+    assert outcomes["models.fraud"].status == "skipped", "a dependent waits for the record"
+    assert "datasets.train: Creation complete" not in ws.output
+    assert ws.statuses().get("datasets.train") == "tainted"  # the failure itself is recorded
+    monkeypatch.undo()
+    assert ws.apply() is not None and ws.plan().counts()["add"] == 0

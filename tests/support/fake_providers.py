@@ -55,6 +55,13 @@ class SlowProvider(LocalRegistryProvider):
         return super().update(prior, desired, change)
 
 
+class SerialSlowProvider(SlowProvider):
+    """The slow registry, saying its calls gain nothing from running at once (as the local
+    registry does): they run in a lane of one thread whatever ``--parallelism`` says."""
+
+    max_parallel = 1
+
+
 class InterruptingProvider(SlowProvider):
     """A slow registry that raises KeyboardInterrupt (as Ctrl-C would) while creating the
     resources named in ``interrupt``."""
