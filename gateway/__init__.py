@@ -11,7 +11,8 @@ Modules, one job each:
 * ``prompts`` / ``rules``: rendering a prompt version, its ``routing`` rules
 * ``llm``: the OpenAI-compatible upstream (httpx: timeouts, retries, ``Retry-After``)
 * ``cache``, ``pricing``, ``metrics``, ``auth``, ``records``, ``keys`` (upstream API keys)
-* ``pool`` (prediction threads), ``shadow`` + ``worker`` (shadow copies; the low-priority
+* ``pool`` (prediction threads), ``batching`` (requests waiting for one model share a
+  ``predict``), ``shadow`` + ``worker`` (shadow copies; the low-priority
   process model copies run in)
 * ``http`` (answers, errors, request ids, dispatch), ``core`` (the shared steps, health,
   metrics, feedback), ``invocations`` and ``chat`` (the endpoint routes), ``app`` (all of

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from gateway import cache as cache_mod
 from gateway import llm
 from gateway.auth import Bearer
+from gateway.batching import DEFAULT_MAX_REQUESTS, Batcher
 from gateway.config import Kind
 from gateway.control import Control, EndpointView, Loaded
 from gateway.http import ROUTES, Answer, Busy, Call, Fail, error_payload, new_call, request_id
@@ -47,9 +48,11 @@ class GatewayCore:
         bearer: Bearer,
         *,
         predict_workers: int = 4,
+        max_batch: int = DEFAULT_MAX_REQUESTS,
         shadow_limit: int = 64,
         shadow_when_busy: int = 1,
         cache_entries: int = cache_mod.DEFAULT_MAX_ENTRIES,
+        log_url: str | None = None,
     ):
         self.control = control
         self.writer = writer
@@ -57,13 +60,15 @@ class GatewayCore:
         self.bearer = bearer
         self.metrics = Metrics(writer.stats, lambda: control.snapshot)
         self.pool = DaemonPool(predict_workers, "mlx-predict")
+        self.batcher = Batcher(self.pool, max_batch) if max_batch > 1 else None
+        self.metrics.watch_batches(self.batcher.counts if self.batcher else lambda: (0, 0))
         self.shadows = Shadows(shadow_limit, self.metrics.shadowed)  # prompt shadows
         #: model shadow copies are sent only while at most this many requests (the one just
         #: answered included) are being answered: under load, shadows are shed first
         self.shadow_when_busy = shadow_when_busy
         self.busy = Busy()
         self.model_shadows = ShadowProcess(
-            shadow_limit, self._model_shadow_answer, self._model_shadow_dropped
+            shadow_limit, self._model_shadow_answer, self._model_shadow_dropped, log_url
         )
         self.cache = cache_mod.ResponseCache(cache_entries)
         self.http: Any = None

@@ -23,9 +23,9 @@ from gateway.control import Snapshot
 from gateway.core import GatewayCore
 from gateway.http import Answer, Fail, new_call
 from gateway.inputs import InputError
-from gateway.models import ModelFailure, Servable, predict_body
+from gateway.models import ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
-from gateway.routing import Role, key_hash, mirrored
+from gateway.routing import Role, key_hash, mirrored, sampled
 
 log = logging.getLogger("mlx.gateway")
 
@@ -53,6 +53,8 @@ class ModelRoutes(GatewayCore):
 
     async def _predict(self, model: Servable, body: bytes, timeout: float) -> tuple[Any, list[Any]]:
         try:
+            if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
+                return await self.batcher.run(timeout, model, body)
             result: tuple[Any, list[Any]] = await self.pool.run(timeout, predict_body, model, body)
             return result
         except Expired:
@@ -93,7 +95,8 @@ class ModelRoutes(GatewayCore):
                 view, call, role, loaded, 200, latency, key_hash=kh, inputs=doc, outputs=predictions
             )
             if shadow is not None and shadow.artifact:
-                ctx = (view, shadow, call, kh, doc, time.time())
+                ts = time.time()
+                ctx = (view, shadow, call, kh, doc, ts)
                 # a busy gateway sheds its model shadows before they can cost a caller anything
                 sent = self.busy.inflight <= self.shadow_when_busy and self.model_shadows.submit(
                     ctx,
@@ -102,6 +105,17 @@ class ModelRoutes(GatewayCore):
                     shadow.fingerprint,
                     view.route.timeout_s,
                     body,
+                    {
+                        "request_id": call.request_id,
+                        "ts": ts,
+                        "endpoint": view.name,
+                        "subject": view.route.subject,
+                        "version": shadow.version,
+                        "fingerprint": shadow.fingerprint,
+                        "key_hash": kh,
+                        "environment": self.workspace,
+                    },
+                    sampled(view.route.log.payloads, call.request_id),
                 )
                 self.metrics.shadowed(view.name, "sent" if sent else "dropped")
 
@@ -110,6 +124,11 @@ class ModelRoutes(GatewayCore):
     def _model_shadow_answer(self, ctx: Any, meta: dict[str, Any]) -> None:
         view, loaded, call, kh, doc, ts = ctx
         status = int(meta.get("status", 500))
+        if meta.get("logged"):  # the worker wrote the record: only the metrics are left
+            self.metrics.answered(view.name, Role.SHADOW.value, status, meta["latency_ms"] / 1e3)
+            if meta.get("error") is not None:
+                self.metrics.shadowed(view.name, "failed")
+            return
         self._shadow_logged(
             view,
             loaded,

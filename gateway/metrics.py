@@ -14,6 +14,8 @@ Series (all prefixed ``mlx_gateway_``):
   rejected, lost, pending), read at scrape time
 * ``variant_healthy{endpoint, variant, version, role}``: 1 if it loaded, 0 if it failed
 * ``route_generation{endpoint}``: the generation served
+* ``predict_batches_total`` / ``predict_batched_requests_total``: model ``predict`` calls
+  that answered more than one request, and the requests they answered (``gateway.batching``)
 
 Children are cached per label tuple so the request path does one dict lookup per series.
 """
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -80,6 +82,24 @@ class _State(Collector):
         yield generation
 
 
+class _Batches(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int]]):
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        batches, requests = self.counts()
+        yield CounterMetricFamily(
+            "mlx_gateway_predict_batches",
+            "Model predict calls that answered more than one request",
+            value=float(batches),
+        )
+        yield CounterMetricFamily(
+            "mlx_gateway_predict_batched_requests",
+            "Requests answered by a predict call shared with others",
+            value=float(requests),
+        )
+
+
 class Metrics:
     def __init__(self, writer_stats: Callable[[], Any], snapshot: Callable[[], Any]):
         self.registry = CollectorRegistry()
@@ -126,6 +146,9 @@ class Metrics:
         )
         r.register(_State(writer_stats, snapshot))
         self._children: dict[tuple[Any, ...], Any] = {}
+
+    def watch_batches(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self.registry.register(_Batches(counts))
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.inputs import Frame, InputError, align, check_numeric, nan_columns, parse
+from gateway.inputs import InputError, align, check_numeric, nan_columns, parse
 
 # Numeric models get arrays in feature_names_in_'s order: the names are checked here already.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -147,16 +147,28 @@ class SklearnModel:
             not _takes_objects(model),
         )
 
+    @property
+    def batchable(self) -> bool:
+        """Rows are predicted one by one and arrive as float arrays of one width, so several
+        requests' rows can go to one ``predict`` (``gateway.batching``)."""
+        return self.numeric and self.n_features is not None
+
     def predict_doc(self, doc: Any) -> list[Any]:
+        columns, rows = self.checked_rows(doc)
+        return self.predict_rows(columns, rows)
+
+    def checked_rows(self, doc: Any) -> tuple[list[str] | None, list[list[Any]]]:
+        """A request's rows in the model's column order, checked; ``InputError`` if not."""
         frame = parse(doc)
         if frame.params:
             raise InputError("params are not supported by a scikit-learn model")
-        return self.predict_frame(frame)
-
-    def predict_frame(self, frame: Frame) -> list[Any]:
         columns, rows = align(frame, self.features, self.n_features)
         if self.numeric:
             check_numeric(frame.format, columns, rows)
+        return columns, rows
+
+    def predict_rows(self, columns: list[str] | None, rows: list[list[Any]]) -> list[Any]:
+        if self.numeric:
             import numpy as np
 
             x: Any = np.asarray(rows, dtype=np.float64)
@@ -173,6 +185,26 @@ class SklearnModel:
         except Exception as exc:
             raise ModelFailure(f"the model failed: {one_line(exc)}") from None
         return _jsonable(out)
+
+    def predict_many(self, parts: Sequence[list[list[Any]]]) -> list[list[Any]] | None:
+        """Several requests' checked rows in one ``predict``: each request's predictions, in
+        order; None when the batch cannot answer for each (the model refused it, or did not
+        give one prediction per row): the caller then predicts each request alone, so that
+        one bad request fails alone."""
+        import numpy as np
+
+        rows = [row for part in parts for row in part]
+        try:
+            out = self.model.predict(np.asarray(rows, dtype=np.float64))
+        except Exception:
+            return None
+        if not isinstance(out, np.ndarray) or out.ndim == 0 or len(out) != len(rows):
+            return None
+        answers, start = [], 0
+        for part in parts:
+            answers.append(_jsonable(out[start : start + len(part)]))
+            start += len(part)
+        return answers
 
 
 def _object_frame(columns: Sequence[str] | None, rows: list[list[Any]]) -> Any:

@@ -17,19 +17,28 @@ returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+log = logging.getLogger("mlx.gateway")
+
+#: (loop, future, fn, args); loop and future are None for ``submit``'s jobs, which answer nobody
+_Job = tuple[
+    asyncio.AbstractEventLoop | None,
+    "asyncio.Future[Any] | None",
+    Callable[..., Any],
+    tuple[Any, ...],
+]
 
 
 class Expired(Exception):
     """A job that did not finish before its deadline."""
 
 
-def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+def resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if fut.done():  # it expired meanwhile
         return
     if exc is not None:
@@ -38,7 +47,7 @@ def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -
         fut.set_result(result)
 
 
-def _expire(fut: asyncio.Future[Any]) -> None:
+def expire(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_exception(Expired())
 
@@ -60,11 +69,15 @@ class DaemonPool:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._jobs.put((loop, fut, fn, args))
-        timer = loop.call_later(timeout, _expire, fut)
+        timer = loop.call_later(timeout, expire, fut)
         try:
             return await fut
         finally:
             timer.cancel()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """``fn(*args)`` in a pool thread, answering nobody (it resolves its own futures)."""
+        self._jobs.put((None, None, fn, args))
 
     def _work(self) -> None:
         while True:
@@ -72,6 +85,12 @@ class DaemonPool:
             if job is None:
                 return
             loop, fut, fn, args = job
+            if loop is None or fut is None:
+                try:
+                    fn(*args)
+                except BaseException:  # pragma: no cover - submit's callers catch their own
+                    log.exception("mlx serve: a prediction thread's job failed")
+                continue
             if fut.done():  # expired while waiting for a thread
                 continue
             try:
@@ -79,7 +98,7 @@ class DaemonPool:
             except BaseException as e:
                 result, exc = None, e
             try:
-                loop.call_soon_threadsafe(_resolve, fut, result, exc)
+                loop.call_soon_threadsafe(resolve, fut, result, exc)
             except RuntimeError:  # the loop is closed: the server stopped
                 return
 

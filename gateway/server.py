@@ -43,6 +43,7 @@ class ServeOptions:
     token: str | None
     poll_s: float = 1.0
     predict_workers: int = 4
+    max_batch: int = 32
     shadow_limit: int = 64
 
 
@@ -113,6 +114,8 @@ def serve(opts: ServeOptions) -> int:
         opts.workspace,
         Bearer(opts.token),
         predict_workers=opts.predict_workers,
+        max_batch=opts.max_batch,
+        log_url=opts.log_url,
         shadow_limit=opts.shadow_limit,
     )
     pricing.warm()
@@ -159,8 +162,12 @@ def serve(opts: ServeOptions) -> int:
         sock.close()
         ok = writer.close()
         stats = writer.stats()
-    lost = stats.lost + stats.pending
+    shadows = gateway.model_shadows
+    lost = stats.lost + stats.pending + shadows.log_lost
+    ok = ok and not shadows.log_lost
     message = f"mlx serve: stopped; inference log: {stats.written} record(s) written"
+    if shadows.log_written:
+        message += f" (and {shadows.log_written} by the shadow worker)"
     if stats.dropped or lost or stats.rejected:
         message += f", {stats.dropped} dropped (queue full), {stats.rejected} refused, {lost} lost"
     print(message, file=sys.stderr, flush=True)

@@ -109,6 +109,13 @@ class _Pipe(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
+#: jobs go to the worker in bursts: every BURST_S, or as soon as BURST are waiting. The
+#: worker answers a burst with one predict per model, so a copy costs it a fraction of a
+#: lone predict (and the gateway one pipe write per burst, not one per copy)
+BURST_S = 0.02
+BURST = 32
+
+
 class ShadowProcess:
     """The gateway's side of ``gateway.worker``: sends model shadow jobs, reads their answers.
 
@@ -123,8 +130,14 @@ class ShadowProcess:
         limit: int,
         on_answer: Callable[[Any, dict[str, Any]], None],
         on_drop: Callable[[Any, str], None],
+        log_url: str | None = None,
     ):
         self.limit = limit
+        #: the inference log the worker writes its records to (None: it sends them back)
+        self.log_url = log_url
+        #: records the worker wrote and lost, summed over the workers that closed cleanly
+        self.log_written = 0
+        self.log_lost = 0
         self.on_answer = on_answer
         self.on_drop = on_drop
         self.pending: dict[int, Any] = {}
@@ -135,6 +148,8 @@ class ShadowProcess:
         self._starting: asyncio.Task[Any] | None = None
         self._watch: asyncio.Task[Any] | None = None
         self._next = 0
+        self._outbox: list[tuple[dict[str, Any], bytes]] = []  # jobs for the next burst
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._backoff = 0.5
         self.restarts = 0
@@ -172,8 +187,13 @@ class ShadowProcess:
         fingerprint: str | None,
         timeout: float,
         body: bytes,
+        record: dict[str, Any] | None = None,
+        keep: bool = False,
     ) -> bool:
-        """Queue a job; False (dropped) when too many are in flight or the worker is down."""
+        """Queue a job; False (dropped) when too many are in flight or the worker is down.
+
+        ``record``: the fields of the call's log record the gateway knows (the worker adds
+        variant, status, latency and error); ``keep``: whether its payloads are sampled."""
         if len(self.pending) >= self.limit or self._closing:
             return False
         key = self.key(flavor, artifact, fingerprint)
@@ -190,10 +210,29 @@ class ShadowProcess:
             "artifact": artifact,
             "timeout": timeout,
             "sent": time.monotonic(),
+            "record": record,
+            "keep": keep,
         }
         self.pending[self._next] = ctx
-        self._send(meta, body)
+        self._outbox.append((meta, body))
+        if len(self._outbox) >= BURST:
+            self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(BURST_S, self._flush)
         return True
+
+    def _flush(self) -> None:
+        """Send the jobs gathered since the last burst, in one write."""
+        from gateway.worker import encode
+
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._outbox:
+            return
+        out, self._outbox = self._outbox, []
+        if self._running():
+            self._stdin.write(b"".join(encode(meta, body) for meta, body in out))
 
     def _running(self) -> bool:
         return self._stdin is not None and self._pipe is not None and not self._pipe.exited.done()
@@ -201,9 +240,14 @@ class ShadowProcess:
     def _send(self, meta: dict[str, Any], body: bytes = b"") -> None:
         from gateway.worker import encode
 
+        self._flush()  # the jobs before it go first
         self._stdin.write(encode(meta, body))
 
     def _answered(self, meta: dict[str, Any]) -> None:
+        if meta.get("op") == "closed":  # the worker's last word: what its log writer did
+            self.log_written += int(meta.get("written") or 0)
+            self.log_lost += int(meta.get("lost") or 0)
+            return
         self._backoff = 0.5
         ctx = self.pending.pop(int(meta.get("id", -1)), None)
         if ctx is None:
@@ -220,11 +264,13 @@ class ShadowProcess:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         try:
+            log_args = ["--log", self.log_url] if self.log_url else []
             transport, pipe = await loop.subprocess_exec(
                 lambda: _Pipe(self),
                 sys.executable,
                 "-m",
                 "gateway.worker",
+                *log_args,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=None,
@@ -245,6 +291,7 @@ class ShadowProcess:
         code = transport.get_returncode()
         transport.close()
         self._stdin = None
+        self._outbox = []
         dropped, self.pending = self.pending, {}
         for ctx in dropped.values():
             self.on_drop(ctx, "the shadow worker exited")
@@ -258,6 +305,7 @@ class ShadowProcess:
 
     async def close(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the jobs in flight, then stop the worker."""
+        self._flush()
         deadline = time.monotonic() + timeout
         while self.pending and self._running() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -269,8 +317,8 @@ class ShadowProcess:
         if not self._pipe.exited.done():
             if self._stdin is not None:
                 self._stdin.close()  # the worker exits at the end of its input
-            try:
-                await asyncio.wait_for(asyncio.shield(self._pipe.exited), 2.0)
+            try:  # it writes its queued log records before it exits
+                await asyncio.wait_for(asyncio.shield(self._pipe.exited), 35.0)
             except TimeoutError:
                 self._transport.kill()
         if self._watch is not None:

@@ -3,26 +3,38 @@
 A shadow call to a model candidate is CPU work. Run in the gateway's own process it would take
 the interpreter's lock from the requests being answered (and double the CPU each request
 costs), so the candidate runs here instead, in a process the kernel schedules after everything
-else (``nice 19``): when the machine is idle the shadow runs on a free core; when callers need
-the CPU, shadows wait, expire and are dropped (counted), never the other way round.
+else (``SCHED_IDLE``, else ``nice 19``): when the machine is idle the shadow runs on a free
+core; when callers need the CPU, shadows wait, expire and are dropped (counted), never the
+other way round.
+
+It costs the gateway as little as it can: the jobs waiting when the worker gets the CPU run
+as one ``predict`` per model (``gateway.batching.predict_all``), and the worker writes each
+shadow call's inference-log record itself (``--log URL``, the gateway's log), so the gateway
+only reads a short answer for its metrics. Started without ``--log`` (or when that log cannot
+be opened) it sends the outputs back for the gateway to log instead.
 
 Protocol (stdin → stdout), frames of ``>II`` (meta length, body length), meta JSON, body bytes:
 
 * ``{"op": "load", "key", "flavor", "artifact"}``: load a model now (a thread; jobs go on)
 * ``{"op": "keep", "keys"}``: forget every model but these (candidates no longer mirrored)
-* ``{"op": "job", "id", "key", "flavor", "artifact", "timeout", "sent"}`` + the request body:
-  answered ``{"id", "status", "latency_ms", "outputs" | "error"}``, or ``{"id", "skipped": why}``
+* ``{"op": "job", "id", "key", "flavor", "artifact", "timeout", "sent", "record", "keep"}`` +
+  the request body (``record``: the log record's fields the gateway knows; ``keep``: whether
+  the request's payloads are sampled): answered ``{"id", "status", "latency_ms", "error"?,
+  "logged": true}`` (or with ``"outputs"`` and no ``logged``), or ``{"id", "skipped": why}``
   when it never ran (its model is still loading or failed to load, or it waited past its
   timeout before starting: it says nothing about the candidate)
+* at the end of its input it writes every record still queued and answers
+  ``{"op": "closed", "written", "lost"}`` before it exits
 
-Jobs run one at a time. One that runs past its timeout is answered 504 and the worker exits:
-the thread stuck in the model cannot be stopped, so the gateway starts a fresh worker.
+A batch that runs past its timeout is answered 504 and the worker exits: the thread stuck in
+the model cannot be stopped, so the gateway starts a fresh worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import struct
 import sys
@@ -37,6 +49,7 @@ import orjson
 
 HEADER = struct.Struct(">II")
 EXIT_STUCK = 75
+MAX_BATCH = 64  # jobs taken from the queue at once
 
 
 def encode(meta: dict[str, Any], body: bytes = b"") -> bytes:
@@ -56,15 +69,29 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
 
 
 class Worker:
-    def __init__(self, out: BinaryIO):
+    def __init__(self, out: BinaryIO, writer: Any = None):
         self.out = out
+        self.writer = writer  # inference.writer.LogWriter, or None: the gateway logs
         self.models: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
         self.loading: set[str] = set()
         self.lock = threading.Lock()
+        #: the predict thread's work: the main thread waits with a timeout, so a model that
+        #: hangs is noticed (the thread itself cannot be stopped: the worker exits)
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Any, list[bytes]]] = queue.SimpleQueue()
+        threading.Thread(target=self._predict, name="shadow-predict", daemon=True).start()
 
-    def reply(self, meta: dict[str, Any]) -> None:
-        self.out.write(encode(meta))
+    def _predict(self) -> None:
+        while True:
+            fut, model, bodies = self._calls.get()
+            try:
+                fut.set_result(_outcomes(model, bodies))
+            except BaseException as exc:  # pragma: no cover - _outcomes catches per request
+                fut.set_exception(exc)
+
+    def reply_all(self, metas: list[dict[str, Any]]) -> None:
+        """Answers in one write: the gateway reads them in one wake-up."""
+        self.out.write(b"".join(encode(m) for m in metas))
         self.out.flush()
 
     def load(self, meta: dict[str, Any]) -> None:
@@ -99,56 +126,144 @@ class Worker:
             for key in [k for k in self.failed if k not in keys]:
                 del self.failed[key]
 
-    def job(self, meta: dict[str, Any], body: bytes) -> None:
-        from gateway.inputs import InputError
-        from gateway.models import ModelFailure, one_line, predict_body
+    # -- jobs ----------------------------------------------------------------------------
+    def run(self, jobs: queue.SimpleQueue[tuple[dict[str, Any], bytes] | None]) -> None:
+        """Until the end of the input: every job waiting runs in one batch per model."""
+        while True:
+            first = jobs.get()
+            if first is None:
+                return
+            batch, end = [first], False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    end = True
+                    break
+                batch.append(item)
+            groups: dict[str, list[tuple[dict[str, Any], bytes]]] = {}
+            for meta, body in batch:
+                groups.setdefault(meta["key"], []).append((meta, body))
+            for key, group in groups.items():
+                self.run_group(key, group)
+            if end:
+                return
 
-        key, job_id = meta["key"], meta["id"]
+    def run_group(self, key: str, group: list[tuple[dict[str, Any], bytes]]) -> None:
         with self.lock:
             model = self.models.get(key)
             failed = self.failed.get(key)
         if model is None:
             if failed is None:
-                self.load(meta)
-            self.reply({"id": job_id, "skipped": f"load failed: {failed}" if failed else "loading"})
+                self.load(group[0][0])
+            why = f"load failed: {failed}" if failed else "loading"
+            self.reply_all([{"id": meta["id"], "skipped": why} for meta, _ in group])
             return
-        timeout = float(meta["timeout"])
-        if time.monotonic() - float(meta["sent"]) > timeout:
-            self.reply({"id": job_id, "skipped": "expired"})
+        now = time.monotonic()
+        live, expired = [], []
+        for meta, body in group:
+            if now - float(meta["sent"]) <= float(meta["timeout"]):
+                live.append((meta, body))
+            else:
+                expired.append({"id": meta["id"], "skipped": "expired"})
+        if expired:
+            self.reply_all(expired)
+        if not live:
             return
-        fut: Future[Any] = Future()
-
-        def run() -> None:
-            try:
-                fut.set_result(predict_body(model, body))
-            except BaseException as exc:
-                fut.set_exception(exc)
-
+        timeout = min(float(m["timeout"]) for m, _ in live)
+        fut: Future[list[Any]] = Future()
         started = time.perf_counter()
-        threading.Thread(target=run, daemon=True).start()
+        self._calls.put((fut, model, [b for _, b in live]))
         try:
-            _doc, outputs = fut.result(timeout)
-            answer: dict[str, Any] = {"status": 200, "outputs": outputs}
+            outcomes = fut.result(timeout)
         except FutureTimeout:
+            error = f"shadow: the model did not answer within {timeout:g}s"
             latency = (time.perf_counter() - started) * 1000.0
-            self.reply(
-                {
-                    "id": job_id,
-                    "status": 504,
-                    "latency_ms": latency,
-                    "error": f"shadow: the model did not answer within {timeout:g}s",
-                }
-            )
+            self.finish(live, [({"status": 504, "error": error}, None, None)] * len(live), latency)
+            self.close()
             os._exit(EXIT_STUCK)
-        except InputError as exc:
-            answer = {"status": 400, "error": f"shadow: {exc}"}
-        except ModelFailure as exc:
-            answer = {"status": 500, "error": f"shadow: {exc}"}
-        except Exception as exc:
-            answer = {"status": 500, "error": f"shadow: {one_line(exc)}"}
-        answer["latency_ms"] = (time.perf_counter() - started) * 1000.0
-        answer["id"] = job_id
-        self.reply(answer)
+        self.finish(live, outcomes, (time.perf_counter() - started) * 1000.0)
+
+    def finish(
+        self,
+        live: list[tuple[dict[str, Any], bytes]],
+        outcomes: list[tuple[dict[str, Any], Any, Any]],
+        latency: float,
+    ) -> None:
+        """Log each call (when the worker has the log) and answer the gateway, in one write."""
+        from inference.records import InferenceRecord
+
+        answers = []
+        for (meta, body), (answer, doc, outputs) in zip(live, outcomes, strict=True):
+            answer = {**answer, "id": meta["id"], "latency_ms": latency}
+            fields = meta.get("record")
+            if self.writer is not None and fields is not None:
+                keep = bool(meta.get("keep"))
+                if keep and doc is None:  # a call that failed still logs what it was sent
+                    doc = _document(body)
+                self.writer.submit(
+                    InferenceRecord(
+                        **fields,
+                        variant="shadow",
+                        status=answer["status"],
+                        latency_ms=latency,
+                        error=answer.get("error"),
+                        inputs=doc if keep else None,
+                        outputs=outputs if keep else None,
+                    )
+                )
+                answer["logged"] = True
+            else:
+                answer["outputs"] = outputs
+            answers.append(answer)
+        self.reply_all(answers)
+
+    def close(self) -> dict[str, Any]:
+        """Write every record still queued; what was written and what was lost."""
+        if self.writer is None:
+            return {"op": "closed", "written": 0, "lost": 0}
+        self.writer.close()
+        stats = self.writer.stats()
+        return {"op": "closed", "written": stats.written, "lost": stats.lost + stats.pending}
+
+
+def _document(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _outcomes(model: Any, bodies: list[bytes]) -> list[tuple[dict[str, Any], Any, Any]]:
+    """Each body's (answer, request document, outputs): batched for a model that batches."""
+    from gateway.batching import predict_all
+    from gateway.inputs import InputError
+    from gateway.models import ModelFailure, one_line, predict_body
+
+    if getattr(model, "batchable", False):
+        results, _ = predict_all(model, bodies)
+    else:
+        results = []
+        for body in bodies:
+            try:
+                results.append(predict_body(model, body))
+            except Exception as exc:
+                results.append(exc)
+    out: list[tuple[dict[str, Any], Any, Any]] = []
+    for result in results:
+        if isinstance(result, InputError):
+            out.append(({"status": 400, "error": f"shadow: {result}"}, None, None))
+        elif isinstance(result, ModelFailure):
+            out.append(({"status": 500, "error": f"shadow: {result}"}, None, None))
+        elif isinstance(result, BaseException) or result is None:
+            why = one_line(result) if result is not None else "not run"
+            out.append(({"status": 500, "error": f"shadow: {why}"}, None, None))
+        else:
+            doc, outputs = result
+            out.append(({"status": 200}, doc, outputs))
+    return out
 
 
 def _lower_priority() -> None:
@@ -163,30 +278,67 @@ def _lower_priority() -> None:
         os.nice(19)
 
 
-def main() -> None:
+def _open_writer(log_url: str | None) -> Any:
+    """The gateway's inference log, for this process's own records; None if not given or it
+    cannot be opened (the gateway then logs what the answers carry)."""
+    if not log_url:
+        return None
+    try:
+        from inference.store import open_log
+        from inference.writer import LogWriter
+
+        return LogWriter(open_log(log_url))
+    except Exception as exc:
+        print(
+            f"mlx serve: shadow worker: cannot open the log ({exc}); the gateway logs",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _read(stdin: BinaryIO, worker: Worker, jobs: queue.SimpleQueue[Any]) -> None:
+    """The reader thread: loads and keeps at once, jobs to the queue, None at the end."""
+    try:
+        while True:
+            head = _read_exact(stdin, HEADER.size)
+            if head is None:  # the gateway closed the pipe: shut down
+                return
+            meta_len, body_len = HEADER.unpack(head)
+            meta_blob = _read_exact(stdin, meta_len)
+            body = _read_exact(stdin, body_len) if body_len else b""
+            if meta_blob is None or body is None:
+                return
+            meta = orjson.loads(meta_blob)
+            op = meta.get("op")
+            if op == "load":
+                worker.load(meta)
+            elif op == "job":
+                jobs.put((meta, body))
+            elif op == "keep":
+                worker.keep(set(meta.get("keys") or ()))
+    finally:
+        jobs.put(None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gateway.worker")
+    parser.add_argument("--log", default=None, help="the inference log to write records to")
+    args = parser.parse_args(argv)
     # the gateway decides when this process ends (it closes stdin): a SIGTERM or a Ctrl-C sent
     # to the whole process group must not kill it before the gateway has read its answers
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _lower_priority()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    worker = Worker(stdout)
-    while True:
-        head = _read_exact(stdin, HEADER.size)
-        if head is None:  # the gateway closed the pipe: shut down
-            return
-        meta_len, body_len = HEADER.unpack(head)
-        meta_blob = _read_exact(stdin, meta_len)
-        body = _read_exact(stdin, body_len) if body_len else b""
-        if meta_blob is None or body is None:
-            return
-        meta = orjson.loads(meta_blob)
-        if meta.get("op") == "load":
-            worker.load(meta)
-        elif meta.get("op") == "job":
-            worker.job(meta, body)
-        elif meta.get("op") == "keep":
-            worker.keep(set(meta.get("keys") or ()))
+    worker = Worker(stdout, _open_writer(args.log))
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_read, args=(stdin, worker, jobs), daemon=True).start()
+    worker.run(jobs)
+    closed = worker.close()
+    with contextlib.suppress(OSError):  # the gateway is gone (killed): nobody to tell
+        worker.reply_all([closed])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Models that misbehave, for shadow tests (pickled by the test, unpickled by ``mlx serve``)."""
+"""Models that misbehave or take their time (pickled by the test, unpickled by ``mlx serve``)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,17 @@ class Crashy:
 
     def predict(self, x: Any) -> list[int]:
         raise RuntimeError("candidate exploded")
+
+
+class SlowSum:
+    """Sums each row, after ``seconds`` per call: requests sent meanwhile queue behind it."""
+
+    def __init__(self, seconds: float, width: int):
+        self.seconds = seconds
+        self.n_features_in_ = width
+        self.calls: list[int] = []  # rows per call (in the process that calls it)
+
+    def predict(self, x: Any) -> Any:
+        self.calls.append(len(x))
+        time.sleep(self.seconds)
+        return x.sum(axis=1)

@@ -132,3 +132,72 @@ def test_replicas_on_postgresql_agree_on_sticky_variants_and_share_one_log(
     assert len(logged) == sent
     ids = {r.request_id for r in logged}
     assert {f"one-{i}" for i in range(60)} <= ids and {f"two-{i}" for i in range(60)} <= ids
+
+
+def test_sigterm_with_model_shadows_loses_no_shadow_record(tmp_path: Path) -> None:
+    """The shadow worker writes its own records; on SIGTERM it writes every one it holds,
+    and the gateway's last line counts them."""
+    import re
+
+    spec = spec_dir(tmp_path / "spec")
+    train(tmp_path / "a" / "model.joblib", seed=0)
+    candidate = train(tmp_path / "b" / "model.joblib", seed=1, alpha=30.0)
+    va = model_variant("v1", 1, tmp_path / "a" / "model.joblib")
+    vb = model_variant("v2", 2, tmp_path / "b" / "model.joblib")
+    routes(spec).put(
+        "default",
+        "fraud",
+        route("fraud", "model", [va, vb], stable="v1", candidate="v2", mirror=100),
+    )
+    server = Served(spec).wait_ready()
+    sent: list[str] = []
+    try:
+        for i in range(400):
+            rid = f"mirror-{i}"
+            status, headers = _post(
+                server.url, "/endpoints/fraud/invocations", {"x-request-id": rid}
+            )
+            assert status == 200 and headers["x-mlx-version"] == "1"
+            sent.append(rid)
+            if i >= 40 and any(r.variant == "shadow" for r in records(log_url(spec), "fraud")):
+                break
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()
+    found = re.search(r"\(and (\d+) by the shadow worker\)", server.output())
+    assert found, server.output()
+    shadows = [r for r in records(log_url(spec), "fraud") if r.variant == "shadow"]
+    assert len(shadows) == int(found.group(1)) >= 1
+    assert {r.request_id for r in shadows} <= set(sent)
+    for r in shadows:  # the candidate's own answer, for the caller's exact request
+        assert r.status == 200 and r.version == "2" and r.inputs == json.loads(BODY)
+        assert r.outputs == pytest.approx(candidate.predict([[10.0, 30, 12]]).tolist())
+
+
+def test_max_batch_1_predicts_every_request_alone(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.gateway.conftest import dump
+    from tests.gateway.slow_models import SlowSum
+
+    spec = spec_dir(tmp_path / "spec")
+    dump(SlowSum(0.3, 3), tmp_path / "m" / "model.joblib")
+    v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
+    routes(spec).put("default", "summed", route("summed", "model", [v1], stable="v1"))
+    server = Served(spec, args=["--max-batch", "1", "--workers", "4"]).wait_ready()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(
+                pool.map(
+                    lambda i: server.post(
+                        "/endpoints/summed/invocations", {"instances": [[i, 1.0, 2.0]]}
+                    ),
+                    range(4),
+                )
+            )
+        assert [r.json()["predictions"] for r in replies] == [[i + 3.0] for i in range(4)]
+        text = server.get("/metrics").body.decode()
+        assert "mlx_gateway_predict_batched_requests_total 0.0" in text
+        assert "mlx_gateway_predict_batches_total 0.0" in text
+    finally:
+        assert server.stop() == 0

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.routing import Role, choose, key_hash, sampled
 from tests.gateway.conftest import FEATURES, dump, log_url, routes, spec_dir, train, training_frame
-from tests.gateway.slow_models import Crashy, Sleepy
+from tests.gateway.slow_models import Crashy, Sleepy, SlowSum
 from tests.gateway.support import (
     Served,
     model_variant,
@@ -98,6 +98,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     dump(Sleepy(2.0, 3), art / "slow" / "model.joblib")
     slow = model_variant("v1", 1, art / "slow" / "model.joblib")
     store.put("default", "slow", route("slow", "model", [slow], stable="v1", timeout_s=0.5))
+    dump(SlowSum(0.5, 3), art / "summed" / "model.joblib")
+    summed = model_variant("v1", 1, art / "summed" / "model.joblib")
+    store.put("default", "summed", route("summed", "model", [summed], stable="v1"))
     server = Served(spec).wait_ready()
     rows, _ = training_frame(seed=7)
     w = World(spec, server, model_a, model_b, rows.head(5), log_url(spec))
@@ -242,7 +245,8 @@ def test_unknown_endpoints_and_routes_get_404_listing_them(world: World) -> None
     assert reply.status == 404
     doc = reply.json()
     assert "fraud" in doc["endpoints"] and "did you mean 'fraud'" in doc["message"]
-    assert "endpoints: ab, crashy, flaky, fraud, plain, shadowed, slow, tiny" in doc["message"]
+    listed = "endpoints: ab, crashy, flaky, fraud, plain, shadowed, slow, summed, tiny"
+    assert listed in doc["message"]
     assert reply.headers["x-request-id"]
     other = world.server.post("/endpoints/fraud/predict", {})
     assert other.status == 404 and "routes:" in other.json()["error"]["message"]
@@ -250,6 +254,37 @@ def test_unknown_endpoints_and_routes_get_404_listing_them(world: World) -> None
     assert wrong.status == 404 and "serves a model" in wrong.json()["error"]["message"]
     assert world.server.get("/endpoints/fraud/invocations").status == 405
     assert not records(world.log, "fraudd")
+
+
+def _counter(world: World, name: str) -> float:
+    text = world.server.get("/metrics").body.decode()
+    return float(next(ln for ln in text.splitlines() if ln.startswith(name + " ")).split()[-1])
+
+
+def test_requests_that_wait_behind_a_predict_share_the_next_one(world: World) -> None:
+    """Each predict of this model takes 0.5 s: requests sent meanwhile wait in its lane and
+    are answered together, each with its own rows' predictions, each logged on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _counter(world, "mlx_gateway_predict_batched_requests_total")
+    bodies = [[[float(i), 2.0 * i, 1.0], [0.5, float(i), 3.0]] for i in range(6)]
+
+    def send(i: int) -> Any:
+        return world.invoke(
+            "summed", {"instances": bodies[i]}, headers={"x-request-id": f"sum-{i}"}, timeout=30
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(send, range(6)))
+    for i, reply in enumerate(replies):
+        assert reply.status == 200, reply.body
+        assert reply.json()["predictions"] == [sum(row) for row in bodies[i]]
+    after = _counter(world, "mlx_gateway_predict_batched_requests_total")
+    assert after - before >= 2  # at least two of the six shared a predict call
+    logged = wait_records(world.log, "summed", 6)
+    by_id = {r.request_id: r for r in logged}
+    for i in range(6):
+        assert by_id[f"sum-{i}"].outputs == [sum(row) for row in bodies[i]]
 
 
 def test_a_model_slower_than_the_endpoint_timeout_is_a_504(world: World) -> None:

@@ -49,9 +49,23 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         show_default=True,
         help="Threads that run model predictions.",
     )
+    @click.option(
+        "--max-batch",
+        type=click.IntRange(1, 1024),
+        default=32,
+        show_default=True,
+        help="Most requests to one scikit-learn model answered by one predict call, from "
+        "those already waiting (nothing waits to fill a batch); 1 turns batching off.",
+    )
     @click.pass_context
     def serve(
-        ctx: click.Context, host: str, port: int, log_option: str | None, poll: float, workers: int
+        ctx: click.Context,
+        host: str,
+        port: int,
+        log_option: str | None,
+        poll: float,
+        workers: int,
+        max_batch: int,
     ) -> int:
         """Run the gateway for every applied endpoint, until SIGTERM or Ctrl-C.
 
@@ -63,11 +77,17 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """
         from engine.cli.app import session_for
 
-        return _serve(session_for(ctx), host, port, log_option, poll, workers)
+        return _serve(session_for(ctx), host, port, log_option, poll, workers, max_batch)
 
 
 def _serve(
-    session: Any, host: str, port: int, log_option: str | None, poll: float, workers: int
+    session: Any,
+    host: str,
+    port: int,
+    log_option: str | None,
+    poll: float,
+    workers: int,
+    max_batch: int,
 ) -> int:
     from engine.diagnostics import MlxError
 
@@ -101,6 +121,7 @@ def _serve(
         token=token or None,
         poll_s=poll,
         predict_workers=workers,
+        max_batch=max_batch,
     )
     try:
         return server.serve(opts)
