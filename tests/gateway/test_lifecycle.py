@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.routing import choose
-from tests.gateway.conftest import log_url, routes, spec_dir, train
+from tests.gateway.conftest import FEATURES, log_url, routes, spec_dir, train
 from tests.gateway.support import Served, model_variant, records, route, wait_records
 
 pytestmark = pytest.mark.slow
@@ -169,9 +169,12 @@ def test_sigterm_with_model_shadows_loses_no_shadow_record(tmp_path: Path) -> No
     shadows = [r for r in records(log_url(spec), "fraud") if r.variant == "shadow"]
     assert len(shadows) == int(found.group(1)) >= 1
     assert {r.request_id for r in shadows} <= set(sent)
+    import pandas as pd
+
+    want = candidate.predict(pd.DataFrame([[10.0, 30, 12]], columns=FEATURES)).tolist()
     for r in shadows:  # the candidate's own answer, for the caller's exact request
         assert r.status == 200 and r.version == "2" and r.inputs == json.loads(BODY)
-        assert r.outputs == pytest.approx(candidate.predict([[10.0, 30, 12]]).tolist())
+        assert r.outputs == pytest.approx(want)
 
 
 def test_max_batch_1_predicts_every_request_alone(tmp_path: Path) -> None:
