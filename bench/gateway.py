@@ -16,9 +16,10 @@ and 32 connections:
 
 and (a) once more on a second, identical endpoint of the same gateway: how far two identical
 configurations differ on this shared machine (the A/A noise floor the other ratios sit in).
-Runs are interleaved (every scenario once per connection count, ``--repeat`` times) and each
-figure is the best of its runs; CPU per request is the server process's (all its threads),
-and for (c) the shadow worker's beside it.
+Runs are interleaved (every scenario once per connection count, ``--repeat`` times, in an
+order rotated each time, a second's pause after each) and each figure is the best of its
+runs; CPU per request is the server process's (all its threads), and for (c) the shadow
+worker's beside it.
 
 It prints requests/s and p50/p99 for each, the ratios against the targets (a ≥ 0.6 x b's
 throughput at 8 connections; the gateway's p50 overhead over b ≤ 2 ms; c's p50 ≤ 1.1 x a's),
@@ -50,6 +51,7 @@ FEATURES = [f"f{i}" for i in range(8)]
 ROW = [0.5, -1.2, 3.3, 0.0, 2.1, -0.7, 1.5, 0.25]
 BODY = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}})
 CONNECTIONS = (1, 8, 32)
+SETTLE_S = 1.0  # between runs: shadow copies still queued finish before the next run starts
 
 LUA = """
 wrk.method = "POST"
@@ -319,11 +321,19 @@ def main() -> None:
         for url in urls.values():
             wrk(url, 8, 2, script)  # warm up
         pids = {"b": bare.pid, "a": gw.pid, "c": gw.pid, "a2": gw.pid}
-        for _ in range(args.repeat):  # interleaved, so that the machine's drift hits all alike
+        keys = list(urls)
+        for r in range(args.repeat):
+            # interleaved, so that the machine's drift hits all alike, and in a rotated order,
+            # so that no scenario always follows the same one (the one after (c) ran while the
+            # shadow worker finished (c)'s copies, the one after (b) after an idle gateway)
+            order = keys[r % len(keys) :] + keys[: r % len(keys)]
             for c in CONNECTIONS:
-                for key, url in urls.items():
+                for key in order:
                     helpers = children(gw.pid) if key == "c" else []  # the shadow worker
-                    runs[key][c].append(measured(url, c, args.duration, script, pids[key], helpers))
+                    runs[key][c].append(
+                        measured(urls[key], c, args.duration, script, pids[key], helpers)
+                    )
+                    time.sleep(SETTLE_S)
         time.sleep(1.0)  # the last shadow calls finish
         with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/metrics", timeout=10) as resp:
             metrics = resp.read().decode()
