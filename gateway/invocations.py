@@ -25,7 +25,8 @@ from gateway.http import Answer, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
-from gateway.routing import Role, key_hash, mirrored, sampled
+from gateway.records import keeps_payloads, known_fields
+from gateway.routing import Role, key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
 
@@ -105,17 +106,8 @@ class ModelRoutes(GatewayCore):
                     shadow.fingerprint,
                     view.route.timeout_s,
                     body,
-                    {
-                        "request_id": call.request_id,
-                        "ts": ts,
-                        "endpoint": view.name,
-                        "subject": view.route.subject,
-                        "version": shadow.version,
-                        "fingerprint": shadow.fingerprint,
-                        "key_hash": kh,
-                        "environment": self.workspace,
-                    },
-                    sampled(view.route.log.payloads, call.request_id),
+                    known_fields(view, self.workspace, call.request_id, ts, shadow, kh),
+                    keeps_payloads(view, call.request_id),
                 )
                 self.metrics.shadowed(view.name, "sent" if sent else "dropped")
 

@@ -18,6 +18,36 @@ from gateway.routing import sampled
 from inference.records import InferenceRecord
 
 
+def known_fields(
+    view: EndpointView,
+    workspace: str,
+    request_id: str,
+    ts: float,
+    loaded: Loaded | None,
+    key_hash: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a request's record known before anything answered it: what ``record``
+    starts from, and what a model shadow job carries to the worker that logs it."""
+    prompt = loaded.prompt if loaded is not None else None
+    return {
+        "request_id": request_id,
+        "ts": ts,
+        "endpoint": view.name,
+        "subject": view.route.subject,
+        "version": loaded.version if loaded is not None else None,
+        "fingerprint": loaded.fingerprint if loaded is not None else None,
+        "prompt_version": loaded.version if prompt is not None and loaded is not None else None,
+        "retrieval_version": prompt.retrieval_version if prompt is not None else None,
+        "key_hash": key_hash,
+        "environment": workspace,
+    }
+
+
+def keeps_payloads(view: EndpointView, request_id: str) -> bool:
+    """Whether this request's inputs and outputs are kept (``log.payloads``)."""
+    return sampled(view.route.log.payloads, request_id)
+
+
 def record(
     view: EndpointView,
     workspace: str,
@@ -37,28 +67,17 @@ def record(
     cost_usd: float | None = None,
     cache_hit: bool = False,
 ) -> InferenceRecord:
-    route = view.route
-    keep = sampled(route.log.payloads, request_id)
-    prompt = loaded.prompt if loaded is not None else None
+    keep = keeps_payloads(view, request_id)
     return InferenceRecord(
-        request_id=request_id,
-        ts=ts,
-        endpoint=view.name,
+        **known_fields(view, workspace, request_id, ts, loaded, key_hash),
         variant=role,
-        subject=route.subject,
-        version=loaded.version if loaded is not None else None,
-        fingerprint=loaded.fingerprint if loaded is not None else None,
-        prompt_version=loaded.version if prompt is not None and loaded is not None else None,
-        retrieval_version=prompt.retrieval_version if prompt is not None else None,
         status=status,
         latency_ms=latency_ms,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cost_usd=cost_usd,
         cache_hit=cache_hit,
-        key_hash=key_hash,
         inputs=inputs if keep else None,
         outputs=outputs if keep else None,
         error=error,
-        environment=workspace,
     )
