@@ -85,12 +85,17 @@ def serve(opts: ServeOptions) -> int:
     from gateway.auth import Bearer
     from gateway.control import Control, RouteSource
     from gateway.keys import KeyResolver
-    from inference.store import LogError, open_log, redact_url
+    from inference.store import LogError, open_log, private_to_process, redact_url
     from inference.writer import LogWriter
     from state.routes import RouteStore
 
     _logging()
     log = logging.getLogger("mlx.gateway")
+    if private_to_process(opts.log_url):
+        raise ServeError(
+            f"--log {opts.log_url}: an in-memory log cannot be served (the log writer, the "
+            "shadow worker and mlx logs each need to reach it): use a file or PostgreSQL"
+        )
     try:
         store = open_log(opts.log_url)
     except LogError as exc:
@@ -115,7 +120,7 @@ def serve(opts: ServeOptions) -> int:
         Bearer(opts.token),
         predict_workers=opts.predict_workers,
         max_batch=opts.max_batch,
-        log_url=opts.log_url,
+        log_url=opts.log_url,  # the shadow worker writes its records there too
         shadow_limit=opts.shadow_limit,
     )
     pricing.warm()

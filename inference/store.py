@@ -37,6 +37,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def private_to_process(url: str) -> bool:
+    """An in-memory SQLite log: no other process (a shadow worker) can write to it."""
+    return normalize_url(url) in ("sqlite://", "sqlite:///:memory:")
+
+
 def redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -204,3 +204,22 @@ def test_max_batch_1_predicts_every_request_alone(tmp_path: Path) -> None:
         assert "mlx_gateway_predict_batches_total 0.0" in text
     finally:
         assert server.stop() == 0
+
+
+def test_an_in_memory_log_is_refused(tmp_path: Path) -> None:
+    """Nothing but the process that opened it could reach it: not the log writer's thread,
+    not the shadow worker, not ``mlx logs``."""
+    from tests.conftest import run_mlx
+
+    spec = spec_dir(tmp_path / "spec")
+    run = run_mlx(["serve", "--port", "0", "--log", "sqlite:///:memory:"], spec)
+    assert run.code == 1
+    assert "an in-memory log cannot be served" in run.err and "use a file or PostgreSQL" in run.err
+
+
+def test_max_batch_out_of_range_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import run_mlx
+
+    run = run_mlx(["serve", "--port", "0", "--max-batch", "0"], spec_dir(tmp_path / "spec"))
+    assert run.code == 1
+    assert "Invalid value for '--max-batch': 0 is not in the range 1<=x<=1024" in run.err
