@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,30 @@ def _run(scenario: Any) -> Any:
     return asyncio.run(scenario())
 
 
+def _behind_held(
+    batcher: Batcher, servable: SklearnModel, model: Held, first: bytes, queued: list[bytes]
+) -> list[Any]:
+    """``first`` starts the held predict; ``queued`` are sent while it is held, then it is
+    released: each request's answer (or the exception it raised), ``first``'s first."""
+
+    async def scenario() -> list[Any]:
+        head = asyncio.ensure_future(batcher.run(10, servable, first))
+        await _started(model)
+        rest = [asyncio.ensure_future(batcher.run(10, servable, b)) for b in queued]
+        await asyncio.sleep(0.05)  # they are all in the lane, behind the held predict
+        model.release.set()
+        return list(await asyncio.gather(head, *rest, return_exceptions=True))
+
+    return _run(scenario)
+
+
+@pytest.fixture()
+def pool() -> Iterator[DaemonPool]:
+    threads = DaemonPool(2, "t")
+    yield threads
+    threads.shutdown()
+
+
 def _expected(model: Held, rows: list[list[float]]) -> Any:
     import numpy as np
 
@@ -80,22 +105,15 @@ def _expected(model: Held, rows: list[list[float]]) -> Any:
 
 
 def test_requests_waiting_behind_a_predict_share_the_next_one(
-    held: tuple[SklearnModel, Held],
+    held: tuple[SklearnModel, Held], pool: DaemonPool
 ) -> None:
     servable, model = held
     rows = _rows(13)
     bodies = [rows[0:1]] + [rows[1 + 2 * i : 3 + 2 * i] for i in range(6)]
-    batcher = Batcher(DaemonPool(2, "t"), max_requests=32)
-
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(batcher.run(10, servable, _body(bodies[0])))
-        await _started(model)
-        rest = [asyncio.ensure_future(batcher.run(10, servable, _body(b))) for b in bodies[1:]]
-        await asyncio.sleep(0.05)  # all six are in the lane, behind the held predict
-        model.release.set()
-        return list(await asyncio.gather(first, *rest))
-
-    answers = _run(scenario)
+    batcher = Batcher(pool, max_requests=32)
+    answers = _behind_held(
+        batcher, servable, model, _body(bodies[0]), [_body(b) for b in bodies[1:]]
+    )
     assert model.calls == [1, 12]  # the lone first request, then the six others in one call
     for (doc, predictions), rows_sent in zip(answers, bodies, strict=True):
         assert doc["dataframe_split"]["data"] == rows_sent  # each answer is its own request's
@@ -103,10 +121,12 @@ def test_requests_waiting_behind_a_predict_share_the_next_one(
     assert batcher.counts() == (1, 6)
 
 
-def test_a_lone_request_is_predicted_alone_at_once(held: tuple[SklearnModel, Held]) -> None:
+def test_a_lone_request_is_predicted_alone_at_once(
+    held: tuple[SklearnModel, Held], pool: DaemonPool
+) -> None:
     servable, model = held
     model.release.set()
-    batcher = Batcher(DaemonPool(1, "t"))
+    batcher = Batcher(pool)
     rows = _rows(3)
 
     async def scenario() -> Any:
@@ -118,26 +138,20 @@ def test_a_lone_request_is_predicted_alone_at_once(held: tuple[SklearnModel, Hel
     assert batcher.counts() == (0, 0)
 
 
-def test_a_bad_request_in_a_batch_fails_alone(held: tuple[SklearnModel, Held]) -> None:
+def test_a_bad_request_in_a_batch_fails_alone(
+    held: tuple[SklearnModel, Held], pool: DaemonPool
+) -> None:
     servable, model = held
     rows = _rows(4)
-    batcher = Batcher(DaemonPool(2, "t"))
+    batcher = Batcher(pool)
     bad_bodies = [
         b"{not json",
         orjson.dumps({"dataframe_split": {"columns": ["amount", "age"], "data": [[1.0, 2.0]]}}),
         orjson.dumps({"dataframe_split": {"columns": FEATURES, "data": [["x", 1, 2]]}}),
     ]
 
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(batcher.run(10, servable, _body(rows[0:1])))
-        await _started(model)
-        good = [asyncio.ensure_future(batcher.run(10, servable, _body([r]))) for r in rows[1:]]
-        bad = [asyncio.ensure_future(batcher.run(10, servable, b)) for b in bad_bodies]
-        await asyncio.sleep(0.05)
-        model.release.set()
-        return list(await asyncio.gather(first, *good, *bad, return_exceptions=True))
-
-    answers = _run(scenario)
+    good_bodies = [_body([r]) for r in rows[1:]]
+    answers = _behind_held(batcher, servable, model, _body(rows[0:1]), good_bodies + bad_bodies)
     good, bad = answers[:4], answers[4:]
     assert [p for _, p in good] == [_expected(model, [r]) for r in rows]
     assert all(isinstance(e, InputError) for e in bad), bad
@@ -148,26 +162,15 @@ def test_a_bad_request_in_a_batch_fails_alone(held: tuple[SklearnModel, Held]) -
 
 
 def test_a_batch_the_model_refuses_is_predicted_request_by_request(
-    held: tuple[SklearnModel, Held],
+    held: tuple[SklearnModel, Held], pool: DaemonPool
 ) -> None:
     """A null passes the gateway's checks and the model refuses it: only its request fails."""
     servable, model = held
     rows = _rows(3)
-    batcher = Batcher(DaemonPool(2, "t"))
-
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(batcher.run(10, servable, _body(rows[0:1])))
-        await _started(model)
-        queued = [
-            asyncio.ensure_future(batcher.run(10, servable, _body([rows[1]]))),
-            asyncio.ensure_future(batcher.run(10, servable, _body([[None, 30, 4]]))),  # type: ignore[list-item]
-            asyncio.ensure_future(batcher.run(10, servable, _body([rows[2]]))),
-        ]
-        await asyncio.sleep(0.05)
-        model.release.set()
-        return list(await asyncio.gather(first, *queued, return_exceptions=True))
-
-    first, one, null, two = _run(scenario)
+    null_row: list[Any] = [None, 30, 4]
+    queued = [_body([rows[1]]), _body([null_row]), _body([rows[2]])]
+    batcher = Batcher(pool)
+    first, one, null, two = _behind_held(batcher, servable, model, _body(rows[0:1]), queued)
     assert first[1] == _expected(model, [rows[0]])
     assert one[1] == _expected(model, [rows[1]])
     assert two[1] == _expected(model, [rows[2]])
@@ -176,31 +179,26 @@ def test_a_batch_the_model_refuses_is_predicted_request_by_request(
     assert batcher.counts() == (0, 0)
 
 
-def test_no_predict_takes_more_than_max_requests(held: tuple[SklearnModel, Held]) -> None:
+def test_no_predict_takes_more_than_max_requests(
+    held: tuple[SklearnModel, Held], pool: DaemonPool
+) -> None:
     servable, model = held
     rows = _rows(5)
-    batcher = Batcher(DaemonPool(2, "t"), max_requests=2)
-
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(batcher.run(10, servable, _body(rows[0:1])))
-        await _started(model)
-        rest = [asyncio.ensure_future(batcher.run(10, servable, _body([r]))) for r in rows[1:]]
-        await asyncio.sleep(0.05)
-        model.release.set()
-        return list(await asyncio.gather(first, *rest))
-
-    answers = _run(scenario)
+    batcher = Batcher(pool, max_requests=2)
+    answers = _behind_held(
+        batcher, servable, model, _body(rows[0:1]), [_body([r]) for r in rows[1:]]
+    )
     assert model.calls == [1, 2, 2]
     assert [p for _, p in answers] == [_expected(model, [r]) for r in rows]
     assert batcher.counts() == (2, 4)
 
 
 def test_a_request_that_expired_in_the_lane_is_never_predicted(
-    held: tuple[SklearnModel, Held],
+    held: tuple[SklearnModel, Held], pool: DaemonPool
 ) -> None:
     servable, model = held
     rows = _rows(3)
-    batcher = Batcher(DaemonPool(2, "t"))
+    batcher = Batcher(pool)
 
     async def scenario() -> list[Any]:
         first = asyncio.ensure_future(batcher.run(10, servable, _body(rows[0:1])))
