@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from gateway.models import decode
-from gateway.pool import DaemonPool, resolve
+from gateway.pool import DaemonPool, expire, resolve
 
 DEFAULT_MAX_REQUESTS = 32
 
@@ -79,8 +79,6 @@ class Batcher:
 
     async def run(self, timeout: float, model: Batchable, body: bytes) -> tuple[Any, list[Any]]:
         """``(request document, predictions)`` for ``body``; ``pool.Expired`` after ``timeout``."""
-        from gateway.pool import expire
-
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         lane = self._lanes.get(model)

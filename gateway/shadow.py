@@ -317,8 +317,10 @@ class ShadowProcess:
         if not self._pipe.exited.done():
             if self._stdin is not None:
                 self._stdin.close()  # the worker exits at the end of its input
+            from gateway.worker import LOG_CLOSE_S
+
             try:  # it writes its queued log records before it exits
-                await asyncio.wait_for(asyncio.shield(self._pipe.exited), 35.0)
+                await asyncio.wait_for(asyncio.shield(self._pipe.exited), LOG_CLOSE_S + 5.0)
             except TimeoutError:
                 self._transport.kill()
         if self._watch is not None:

@@ -50,6 +50,9 @@ import orjson
 HEADER = struct.Struct(">II")
 EXIT_STUCK = 75
 MAX_BATCH = 64  # jobs taken from the queue at once
+#: how long the worker's log writer may retry its last records at the end (a database down);
+#: the gateway waits that long, and a little more, for the worker to exit
+LOG_CLOSE_S = 30.0
 
 
 def encode(meta: dict[str, Any], body: bytes = b"") -> bytes:
@@ -224,7 +227,7 @@ class Worker:
         """Write every record still queued; what was written and what was lost."""
         if self.writer is None:
             return {"op": "closed", "written": 0, "lost": 0}
-        self.writer.close()
+        self.writer.close(LOG_CLOSE_S)
         stats = self.writer.stats()
         return {"op": "closed", "written": stats.written, "lost": stats.lost + stats.pending}
 
