@@ -58,15 +58,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         "those already waiting (nothing waits to fill a batch); 1 turns batching off.",
     )
     @click.pass_context
-    def serve(
-        ctx: click.Context,
-        host: str,
-        port: int,
-        log_option: str | None,
-        poll: float,
-        workers: int,
-        max_batch: int,
-    ) -> int:
+    def serve(ctx: click.Context, **options: Any) -> int:
         """Run the gateway for every applied endpoint, until SIGTERM or Ctrl-C.
 
         \b
@@ -77,7 +69,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """
         from engine.cli.app import session_for
 
-        return _serve(session_for(ctx), host, port, log_option, poll, workers, max_batch)
+        return _serve(session_for(ctx), **options)
 
 
 def _serve(
