@@ -21,7 +21,13 @@ from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.shadow import ShadowProcess
+    from inference.writer import WriterStats
+
+log = logging.getLogger("mlx.gateway")
 
 GRACE_S = 30.0
 SHADOW_DRAIN_S = 10.0
@@ -90,7 +96,6 @@ def serve(opts: ServeOptions) -> int:
     from state.routes import RouteStore
 
     _logging()
-    log = logging.getLogger("mlx.gateway")
     if private_to_process(opts.log_url):
         raise ServeError(
             f"--log {opts.log_url}: an in-memory log cannot be served (the log writer, the "
@@ -167,18 +172,25 @@ def serve(opts: ServeOptions) -> int:
         sock.close()
         ok = writer.close()
         stats = writer.stats()
-    shadows = gateway.model_shadows
+    message, code = stop_summary(ok, stats, gateway.model_shadows)
+    print(message, file=sys.stderr, flush=True)
+    return code
+
+
+def stop_summary(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> tuple[str, int]:
+    """What ``mlx serve`` says when it stops, and its exit status: 1 if the log lost a record,
+    whether the gateway's writer lost it (``closed`` false: it did not write everything) or the
+    shadow worker's (what the worker's last frame said)."""
     lost = stats.lost + stats.pending + shadows.log_lost
-    ok = ok and not shadows.log_lost
+    ok = closed and not shadows.log_lost
     message = f"mlx serve: stopped; inference log: {stats.written} record(s) written"
     if shadows.log_written:
         message += f" (and {shadows.log_written} by the shadow worker)"
     if stats.dropped or lost or stats.rejected:
         message += f", {stats.dropped} dropped (queue full), {stats.rejected} refused, {lost} lost"
-    print(message, file=sys.stderr, flush=True)
     if not ok:
         log.error("mlx serve: the inference log lost %d record(s)", lost)
-    return 0 if ok else 1
+    return message, 0 if ok else 1
 
 
 class _Server:

@@ -141,3 +141,43 @@ def test_a_log_the_worker_cannot_open_leaves_the_logging_to_the_gateway(
     assert _open_writer(f"sqlite:///{blocker / 'inference.db'}") is None
     assert "cannot open the log" in capsys.readouterr().err
     assert _open_writer(None) is None
+
+
+def test_records_the_worker_could_not_write_are_reported_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's last frame counts what its writer never wrote: the gateway adds it to the
+    records lost and exits 1 (``stop_summary``), rather than report a clean stop."""
+    import sqlite3
+
+    import gateway.worker as worker_module
+    from gateway.server import stop_summary
+    from gateway.shadow import ShadowProcess
+    from inference.writer import WriterStats
+
+    monkeypatch.setattr(worker_module, "LOG_CLOSE_S", 0.3)  # how long close retries
+    path = tmp_path / "inference.db"
+    model, _ = _model(tmp_path, "a", 0)
+    out = io.BytesIO()
+    worker = Worker(out, _open_writer(f"sqlite:///{path}"))
+    worker.models["ka"] = model
+    with sqlite3.connect(path) as db:  # the log's table is gone: every insert fails
+        db.execute("DROP TABLE mlx_inference")
+    rows = _rows(2)
+    _run(worker, [_job(0, "ka", rows[0]), _job(1, "ka", rows[1])])
+    closed = worker.close()
+    assert closed == {"op": "closed", "written": 0, "lost": 2}
+
+    shadows = ShadowProcess(8, lambda *_: None, lambda *_: None)
+    shadows._answered(closed)
+    assert (shadows.log_written, shadows.log_lost) == (0, 2)
+    clean = WriterStats(
+        accepted=5, written=5, dropped=0, rejected=0, lost=0, pending=0, flushes=1, flush_errors=0
+    )
+    message, code = stop_summary(True, clean, shadows)
+    assert code == 1 and message.endswith("2 lost")
+    shadows.log_lost = 0
+    shadows._answered({"op": "closed", "written": 3, "lost": 0})
+    message, code = stop_summary(True, clean, shadows)
+    assert code == 0 and message.endswith("5 record(s) written (and 3 by the shadow worker)")
+    assert stop_summary(False, clean, shadows)[1] == 1  # the gateway's own writer lost some
