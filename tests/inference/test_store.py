@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select, text
 
 from inference import query, schema
 from inference.records import Feedback
-from inference.store import LogError, LogStore, open_log
+from inference.store import RECORD_COLUMNS, LogError, LogStore, insert_records_sql, open_log
 from tests.inference.conftest import T0, rec
 
 
@@ -43,6 +43,16 @@ def test_round_trip_keeps_every_field(store: LogStore) -> None:
     got = [x.record for x in query.tail(store, "support", environment="prod")]
     assert got == [full, bare]
     assert query.tail(store, "support") == []  # environment "default" has none
+
+
+def test_the_batch_insert_writes_every_column_of_the_table() -> None:
+    """The writer binds positional rows: a column added to the table must be added there."""
+    table = [c.name for c in schema.inference.columns if c.name != "id"]
+    assert sorted(RECORD_COLUMNS) == sorted(table) and len(set(RECORD_COLUMNS)) == len(table)
+    assert insert_records_sql("qmark").count("?") == len(table)
+    assert insert_records_sql("pyformat").count("%s") == len(table)
+    with pytest.raises(LogError, match="'numeric' driver"):
+        insert_records_sql("numeric")
 
 
 def test_values_a_database_cannot_hold_are_cleaned_not_refused(store: LogStore) -> None:
