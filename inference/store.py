@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from inference import schema
 from inference.buckets import bucket_of
-from inference.records import Feedback, InferenceRecord
+from inference.records import FIELDS, Feedback, InferenceRecord
 
 if TYPE_CHECKING:
     from inference import query
@@ -180,29 +180,14 @@ _PRUNE_EVERY = 1000
 
 
 # -- records → rows -------------------------------------------------------------------------
-#: The record columns ``record_values`` fills, in its order (every column but ``id``).
+#: The record columns ``record_values`` fills, in its order (every column but ``id``): the
+#: spec's fields after ``environment``, with the latency's bucket beside the latency.
+_AFTER_LATENCY = FIELDS.index("latency_ms") + 1
 RECORD_COLUMNS: tuple[str, ...] = (
     "environment",
-    "endpoint",
-    "request_id",
-    "variant",
-    "ts",
-    "subject",
-    "version",
-    "fingerprint",
-    "prompt_version",
-    "retrieval_version",
-    "status",
-    "latency_ms",
+    *FIELDS[:_AFTER_LATENCY],
     "latency_bucket",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "cache_hit",
-    "key_hash",
-    "inputs",
-    "outputs",
-    "error",
+    *FIELDS[_AFTER_LATENCY:],
 )
 
 
@@ -210,10 +195,10 @@ def record_values(r: InferenceRecord) -> tuple[Any, ...]:
     """A record's row, in ``RECORD_COLUMNS`` order: what the writer's INSERT binds."""
     return (
         _text(r.environment),
-        _text(r.endpoint),
         _text(r.request_id),
-        _text(r.variant),
         float(r.ts),
+        _text(r.endpoint),
+        _text(r.variant),
         _text(r.subject),
         None if r.version is None else _text(str(r.version)),
         _text(r.fingerprint),
