@@ -172,15 +172,13 @@ def serve(opts: ServeOptions) -> int:
         sock.close()
         ok = writer.close()
         stats = writer.stats()
-    message, code = stop_summary(ok, stats, gateway.model_shadows)
-    print(message, file=sys.stderr, flush=True)
-    return code
+    return report_stop(ok, stats, gateway.model_shadows)
 
 
-def stop_summary(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> tuple[str, int]:
-    """What ``mlx serve`` says when it stops, and its exit status: 1 if the log lost a record,
-    whether the gateway's writer lost it (``closed`` false: it did not write everything) or the
-    shadow worker's (what the worker's last frame said)."""
+def report_stop(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> int:
+    """Say on stderr what the log kept when ``mlx serve`` stopped; its exit status: 1 if the log
+    lost a record, whether the gateway's writer lost it (``closed`` false: it did not write
+    everything) or the shadow worker's (what the worker's last frame said)."""
     lost = stats.lost + stats.pending + shadows.log_lost
     ok = closed and not shadows.log_lost
     message = f"mlx serve: stopped; inference log: {stats.written} record(s) written"
@@ -188,9 +186,10 @@ def stop_summary(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> tu
         message += f" (and {shadows.log_written} by the shadow worker)"
     if stats.dropped or lost or stats.rejected:
         message += f", {stats.dropped} dropped (queue full), {stats.rejected} refused, {lost} lost"
+    print(message, file=sys.stderr, flush=True)
     if not ok:
         log.error("mlx serve: the inference log lost %d record(s)", lost)
-    return message, 0 if ok else 1
+    return 0 if ok else 1
 
 
 class _Server:

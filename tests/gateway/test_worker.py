@@ -144,14 +144,17 @@ def test_a_log_the_worker_cannot_open_leaves_the_logging_to_the_gateway(
 
 
 def test_records_the_worker_could_not_write_are_reported_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The worker's last frame counts what its writer never wrote: the gateway adds it to the
-    records lost and exits 1 (``stop_summary``), rather than report a clean stop."""
+    records lost and exits 1 (``report_stop``), rather than report a clean stop."""
     import sqlite3
 
     import gateway.worker as worker_module
-    from gateway.server import stop_summary
+    from gateway.server import report_stop
     from gateway.shadow import ShadowProcess
     from inference.writer import WriterStats
 
@@ -174,10 +177,16 @@ def test_records_the_worker_could_not_write_are_reported_lost(
     clean = WriterStats(
         accepted=5, written=5, dropped=0, rejected=0, lost=0, pending=0, flushes=1, flush_errors=0
     )
-    message, code = stop_summary(True, clean, shadows)
-    assert code == 1 and message.endswith("2 lost")
+    capsys.readouterr()
+    assert report_stop(True, clean, shadows) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].endswith("2 lost")  # the summary, before the error
+    assert "the inference log lost 2 record(s)" in err + caplog.text
     shadows.log_lost = 0
     shadows._answered({"op": "closed", "written": 3, "lost": 0})
-    message, code = stop_summary(True, clean, shadows)
-    assert code == 0 and message.endswith("5 record(s) written (and 3 by the shadow worker)")
-    assert stop_summary(False, clean, shadows)[1] == 1  # the gateway's own writer lost some
+    assert report_stop(True, clean, shadows) == 0
+    said = capsys.readouterr().err.splitlines()
+    assert said == [
+        "mlx serve: stopped; inference log: 5 record(s) written (and 3 by the shadow worker)"
+    ]
+    assert report_stop(False, clean, shadows) == 1  # the gateway's own writer lost some
