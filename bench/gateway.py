@@ -281,13 +281,25 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+def connection_counts(text: str) -> tuple[int, ...]:
+    """``--connections 1,8,32``: positive whole numbers, each once."""
+    try:
+        counts = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct positive counts like 1,8,32")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=7, help="runs of each scenario")
     parser.add_argument(
         "--connections",
-        default=",".join(map(str, CONNECTIONS)),
+        type=connection_counts,
+        default=CONNECTIONS,
         help="comma-separated connection counts (the targets need 1, 8 and 32)",
     )
     parser.add_argument("--json", action="store_true")
@@ -296,7 +308,7 @@ def main() -> None:
     if args.bare:
         bare_app(int(args.bare[0]), args.bare[1])
         return
-    connections = tuple(int(c) for c in args.connections.split(","))
+    connections: tuple[int, ...] = args.connections
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -411,10 +423,13 @@ def report(
     print()
     line = "{:34} {:>6.2f} {:3} {:18} {}"
 
+    def each(n: int, other: str, base: str, figure: Callable[[Pair], float]) -> list[float]:
+        """A figure of two runs made next to each other in time (same repeat), per repeat."""
+        return [figure(pair) for pair in zip(runs[other][n], runs[base][n], strict=True)]
+
     def paired(n: int, other: str, base: str, figure: Callable[[Pair], float]) -> float:
-        """The median over repeats of a figure of two runs made next to each other in time."""
-        pairs = zip(runs[other][n], runs[base][n], strict=True)
-        return statistics.median(figure(pair) for pair in pairs)
+        """The figure judged: the median over the repeats."""
+        return statistics.median(each(n, other, base, figure))
 
     def rps_ratio(pair: Pair) -> float:
         return pair[0]["rps"] / pair[1]["rps"]
@@ -447,10 +462,9 @@ def report(
     print()
     for n in conns:
         for other, label in (("c", "(c)/(a)"), ("a2", "A/A")):
-            pairs = zip(runs[other][n], runs["a"][n], strict=True)
-            each = " ".join(f"{p50_ratio(pair):.2f}" for pair in pairs)
+            shown = " ".join(f"{r:.2f}" for r in each(n, other, "a", p50_ratio))
             of_best = results[other][n]["p50_ms"] / results["a"][n]["p50_ms"]
-            print(f"{label:8} p50 @ {n:>2} conns: each repeat {each}; best-of {of_best:.2f}")
+            print(f"{label:8} p50 @ {n:>2} conns: each repeat {shown}; best-of {of_best:.2f}")
     print()
     lost = 0
     print(f"{'endpoint':10} {'variant':9} {'answered':>9} {'logged':>9}")
