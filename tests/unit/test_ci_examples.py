@@ -45,3 +45,26 @@ def test_gitlab_pipeline_plans_then_applies_the_saved_plan() -> None:
     assert "plan.bin" in doc["plan"]["artifacts"]["paths"]
     assert doc["apply"]["needs"] == ["plan"]
     assert any("apply plan.bin" in line for line in doc["apply"]["script"])
+
+
+def _install_lines() -> list[tuple[str, str]]:
+    """(file, command) for every pip install in the CI examples."""
+    out = []
+    for name in ("github-actions.yml", "gitlab-ci.yml"):
+        doc = yaml.safe_load((CI / name).read_text())
+        scripts = _scripts(doc)
+        for key in ("before_script",):
+            scripts += [s for job in doc.values() if isinstance(job, dict) for s in job.get(key, [])]
+        out += [(name, s) for s in scripts if "pip install" in s]
+    return out
+
+
+def test_ci_examples_install_mlx_from_a_source_pip_can_reach() -> None:
+    """mlxctl is not on PyPI: `pip install mlxctl…` would fail in a user's pipeline."""
+    lines = _install_lines()
+    assert len(lines) == 3, lines
+    for name, line in lines:
+        assert 'pip install "$MLX_INSTALL"' in line, (name, line)
+        doc = yaml.safe_load((CI / name).read_text())
+        spec = (doc.get("env") or doc.get("variables"))["MLX_INSTALL"]
+        assert spec.startswith("mlxctl[postgres] @ git+https://"), spec
