@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 #: The route document format this gateway reads.
 FORMAT = 1
+#: The bound of an LLM upstream's answer when the route names none (``client.max_response_bytes``).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 class RouteError(ValueError):
@@ -88,6 +90,7 @@ class ClientDoc(_Doc):
     retries: int = Field(default=2, ge=0, le=10)
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
 
 
 class Price(_Doc):
