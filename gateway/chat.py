@@ -35,6 +35,9 @@ class ChatRoutes(GatewayCore):
         try:
             self._authorize(request)
             view = self._endpoint(call, request.path_params["name"], Kind.PROMPT)
+            if view.refusal is not None:
+                self.metrics.refused("upstream_key")
+                raise Fail(503, view.refusal, logged=False)
             header_key = request.headers.get("x-mlx-key")
             self._route(call, view, header_key)
             body = await self._body(request, view.route.max_body_bytes)
