@@ -48,6 +48,8 @@ class PromptDoc(_Doc):
     system: str | None = None
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    #: what a caller may set per request (compiled by ``gateway.prompts`` when the variant loads)
+    allow_params: dict[str, Any] = Field(default_factory=dict)
     variables: tuple[str, ...] = ()
     routing: Routing | None = None
     retrieval_version: str | int | None = None
