@@ -35,6 +35,7 @@ class ChatRoutes(GatewayCore):
         try:
             self._authorize(request)
             view = self._endpoint(call, request.path_params["name"], Kind.PROMPT)
+            self._takes_json(request)
             if view.refusal is not None:
                 self.metrics.refused("upstream_key")
                 raise Fail(503, view.refusal, logged=False)
@@ -117,6 +118,22 @@ class ChatRoutes(GatewayCore):
                 )
 
         return Answer(content, 200, call.headers(), after)
+
+    def _takes_json(self, request: Request) -> None:
+        """415 for a body that says it is not JSON. No ``content-type`` at all is read as JSON
+        (curl's ``-d`` aside, every OpenAI client sends ``application/json``)."""
+        given = request.headers.get("content-type")
+        if given is None:
+            return
+        media = given.split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            self.metrics.refused("unsupported_media_type")
+            raise Fail(
+                415,
+                f"content type {given!r} is not supported: a chat completion is "
+                "application/json (an OpenAI chat-completions request)",
+                logged=False,
+            )
 
     async def _upstream(
         self, view: EndpointView, call: Call, body: dict[str, Any], http: Any
