@@ -211,3 +211,41 @@ def test_a_route_without_max_response_bytes_is_not_reported_as_changed_outside_m
     assert edited(older, spec) == []
     smaller = {**live, "client": {**live["client"], "max_response_bytes": 10}}
     assert edited(smaller, spec) == ["client"]
+
+
+# -- the response cache is bounded in bytes too ----------------------------------------------
+@pytest.mark.parametrize(
+    ("sizes", "kept", "held"),
+    [
+        ([40, 40], [0, 1], 80),  # within the budget
+        ([40, 40, 40], [1, 2], 80),  # the least recently used goes first
+        ([60, 60], [1], 60),
+        ([40, 101], [0], 40),  # larger than the whole budget: not kept, nothing evicted
+        ([100], [0], 100),
+    ],
+)
+def test_the_response_cache_holds_at_most_its_byte_budget(
+    sizes: list[int], kept: list[int], held: int
+) -> None:
+    from gateway.cache import ResponseCache, key
+
+    cache = ResponseCache(max_entries=10, max_bytes=100, clock=lambda: 0.0)
+    keys = [key("ep", "v1", "fp", {"i": i}) for i in range(len(sizes))]
+    for k, size in zip(keys, sizes, strict=True):
+        cache.put(k, 60, b"x" * size, "m", 1, 1, None)
+    assert [i for i, k in enumerate(keys) if cache.get(k) is not None] == kept
+    assert cache.size_bytes == held
+
+
+def test_replacing_or_expiring_an_entry_gives_its_bytes_back() -> None:
+    from gateway.cache import ResponseCache
+
+    now = [0.0]
+    cache = ResponseCache(max_entries=10, max_bytes=100, clock=lambda: now[0])
+    cache.put("a", 10, b"x" * 70, "m", 1, 1, None)
+    cache.put("a", 10, b"x" * 30, "m", 1, 1, None)
+    assert cache.size_bytes == 30 and len(cache) == 1
+    cache.put("b", 10, b"x" * 70, "m", 1, 1, None)
+    assert cache.get("a") is not None and cache.size_bytes == 100
+    now[0] = 11.0
+    assert cache.get("a") is None and cache.size_bytes == 70
