@@ -195,6 +195,13 @@ async def _once(
             "client.max_response_bytes: stopped reading and dropped the connection",
             1,
         ) from None
+    except httpx.InvalidURL as exc:
+        raise UpstreamError(
+            502,
+            "upstream address is not a valid URL (the endpoint's client.base_url)",
+            f"the LLM upstream {url} is not a valid URL: {_one_line(exc)}",
+            1,
+        ) from None
     except httpx.HTTPError as exc:
         if answered:
             public = "upstream connection broke while it answered"

@@ -249,3 +249,50 @@ def test_replacing_or_expiring_an_entry_gives_its_bytes_back() -> None:
     assert cache.get("a") is not None and cache.size_bytes == 100
     now[0] = 11.0
     assert cache.get("a") is None and cache.size_bytes == 70
+
+
+# -- an upstream failure's two texts -------------------------------------------------------------
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "public"),
+    [
+        ("http://[::1/v1", "upstream address is not a valid URL"),
+        (_closed_port_url(), "upstream unreachable (gave up after 1 attempt)"),
+        ("ftp://10.0.0.7/v1", "upstream unreachable"),
+    ],
+)
+def test_an_upstream_failure_tells_the_caller_the_kind_and_the_log_the_address(
+    base_url: str, public: str
+) -> None:
+    import asyncio
+    import time
+    from urllib.parse import urlsplit
+
+    from gateway import llm
+
+    async def call() -> None:
+        async with llm.new_client() as http:
+            await llm.chat(
+                http,
+                base_url,
+                None,
+                {"model": "m", "messages": []},
+                attempt_timeout=2.0,
+                deadline=time.monotonic() + 5,
+                retries=0,
+                backoff_s=0.0,
+            )
+
+    with pytest.raises(llm.UpstreamError) as err:
+        asyncio.run(call())
+    assert err.value.status == 502 and err.value.public.startswith(public)
+    assert base_url in str(err.value)
+    host = urlsplit(base_url.replace("[::1", "[::1]")).hostname or ""
+    assert base_url not in err.value.public and host not in err.value.public
