@@ -8,8 +8,10 @@ Modules, one job each:
 * ``control``: the served snapshot and the poller that swaps it when a route moves
 * ``routing``: weights, sticky hashing, mirror and payload sampling (pure functions)
 * ``models`` / ``inputs``: loading a model by flavor; MLflow scoring-server input parsing
-* ``prompts`` / ``rules``: rendering a prompt version, its ``routing`` rules
-* ``llm``: the OpenAI-compatible upstream (httpx: timeouts, retries, ``Retry-After``)
+* ``prompts`` / ``rules`` / ``params``: rendering a prompt version, its ``routing`` rules,
+  what a caller may set (``allow_params``)
+* ``llm``: the OpenAI-compatible upstream (httpx: timeouts, retries, ``Retry-After``, a
+  bounded answer)
 * ``cache``, ``pricing``, ``metrics``, ``auth``, ``records``, ``keys`` (upstream API keys)
 * ``pool`` (prediction threads), ``batching`` (requests waiting for one model share a
   ``predict``), ``shadow`` + ``worker`` (shadow copies; the low-priority

@@ -8,6 +8,7 @@ answer, price it (``gateway.pricing``), log it, and start the shadow copy as a d
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ from gateway.inputs import InputError
 from gateway.models import decode, one_line
 from gateway.routing import Role, key_hash, mirrored
 
+log = logging.getLogger("mlx.gateway")
+
 
 class ChatRoutes(GatewayCore):
     # -- prompts ---------------------------------------------------------------------------
@@ -32,6 +35,10 @@ class ChatRoutes(GatewayCore):
         try:
             self._authorize(request)
             view = self._endpoint(call, request.path_params["name"], Kind.PROMPT)
+            self._takes_json(request)
+            if view.refusal is not None:
+                self.metrics.refused("upstream_key")
+                raise Fail(503, view.refusal, logged=False)
             header_key = request.headers.get("x-mlx-key")
             self._route(call, view, header_key)
             body = await self._body(request, view.route.max_body_bytes)
@@ -112,9 +119,28 @@ class ChatRoutes(GatewayCore):
 
         return Answer(content, 200, call.headers(), after)
 
+    def _takes_json(self, request: Request) -> None:
+        """415 for a body that says it is not JSON. No ``content-type`` at all is read as JSON
+        (curl's ``-d`` aside, every OpenAI client sends ``application/json``)."""
+        given = request.headers.get("content-type")
+        if given is None:
+            return
+        media = given.split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            self.metrics.refused("unsupported_media_type")
+            raise Fail(
+                415,
+                f"content type {given!r} is not supported: a chat completion is "
+                "application/json (an OpenAI chat-completions request)",
+                logged=False,
+            )
+
     async def _upstream(
         self, view: EndpointView, call: Call, body: dict[str, Any], http: Any
     ) -> llm.Answer:
+        """The upstream's answer; ``Fail`` if it failed for good. The caller is told the
+        endpoint and the kind of failure; the record's ``error`` and stderr get the detail
+        (the upstream's URL, the transport error, what the upstream wrote)."""
         client = view.route.client
         if client is None:
             raise Fail(502, f"endpoint {view.name!r} has no LLM upstream (client) in its route")
@@ -129,14 +155,23 @@ class ChatRoutes(GatewayCore):
                 deadline=deadline,
                 retries=client.retries,
                 backoff_s=client.backoff_s,
+                max_response_bytes=client.max_response_bytes,
             )
         except llm.UpstreamError as exc:
             self.metrics.upstream_failed(view.name, call.role.value, exc.status)
             self.metrics.retried(view.name, exc.attempts - 1)
+            log.warning(
+                "mlx serve: endpoint %s (%s, request %s): %s",
+                view.name,
+                call.role.value,
+                call.request_id,
+                exc,
+            )
             headers = []
             if exc.status == 429 and exc.retry_after is not None:
                 headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
-            raise Fail(exc.status, str(exc), headers=headers) from None
+            public = f"endpoint {view.name!r}: {exc.public}"
+            raise Fail(exc.status, public, headers=headers, detail=str(exc)) from None
         self.metrics.retried(view.name, answer.attempts - 1)
         return answer
 
@@ -163,7 +198,7 @@ class ChatRoutes(GatewayCore):
         except InputError as exc:
             status, error = 400, f"shadow: {exc}"
         except Fail as fail:
-            status, error = fail.status, f"shadow: {fail.message}"
+            status, error = fail.status, f"shadow: {fail.logged_error}"
         except TimeoutError:
             status, error = 504, f"shadow: no answer within {view.route.timeout_s:g}s"
         except asyncio.CancelledError:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 #: The route document format this gateway reads.
 FORMAT = 1
+#: The bound of an LLM upstream's answer when the route names none (``client.max_response_bytes``).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 class RouteError(ValueError):
@@ -46,6 +48,8 @@ class PromptDoc(_Doc):
     system: str | None = None
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    #: what a caller may set per request (compiled by ``gateway.prompts`` when the variant loads)
+    allow_params: dict[str, Any] = Field(default_factory=dict)
     variables: tuple[str, ...] = ()
     routing: Routing | None = None
     retrieval_version: str | int | None = None
@@ -88,6 +92,7 @@ class ClientDoc(_Doc):
     retries: int = Field(default=2, ge=0, le=10)
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
 
 
 class Price(_Doc):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Kind, RouteDoc, RouteError, VariantDoc, parse
+from gateway.keys import UpstreamKey
 from gateway.models import LoadError, Servable, load, one_line
 from gateway.prompts import PromptVariant
 
@@ -76,6 +77,9 @@ class EndpointView:
     health: tuple[VariantHealth, ...] = ()
     problems: tuple[str, ...] = ()  # route-level: a refused newer generation, a key not resolved
     api_key: str | None = field(default=None, repr=False)
+    #: why every request is refused (503) though the endpoint loaded: its upstream key is
+    #: declared but not resolved here (``gateway.keys``); it is never called without it
+    refusal: str | None = None
 
     @property
     def weight(self) -> float:
@@ -128,7 +132,7 @@ class RouteSource:
         return None if route is None else (route.generation, route.doc)
 
 
-KeyLookup = Callable[[str], tuple[str | None, str | None]]
+KeyLookup = Callable[[str], UpstreamKey]
 
 
 class Control:
@@ -144,7 +148,7 @@ class Control:
     ):
         self.source = source
         self.root = root
-        self.keys = keys or (lambda _address: (None, None))
+        self.keys = keys or (lambda _address: UpstreamKey())
         self.begin_round = begin_round or (lambda: None)
         self.poll_s = poll_s
         self.on_swap = on_swap
@@ -238,9 +242,7 @@ class Control:
             if previous is not None:  # keep serving what was served, and say why
                 return _with_problem(previous, f"generation {generation} refused: {exc}")
             return Broken(name, generation, str(exc))
-        api_key, key_problem = (None, None)
-        if route.kind is Kind.PROMPT:
-            api_key, key_problem = self.keys(route.address_text)
+        key = self.keys(route.address_text) if route.kind is Kind.PROMPT else UpstreamKey()
         stable_name = route.traffic.stable
         candidate_name = route.candidate_name()
         health: list[VariantHealth] = []
@@ -263,12 +265,20 @@ class Control:
             health.append(
                 VariantHealth(stable.name, stable.version, None, State.READY, None, "stable")
             )
-        problems = (key_problem,) if key_problem else ()
+        problems = (key.problem,) if key.problem else ()
         for h in health:
             if h.error:
                 log.warning("mlx serve: endpoint %s variant %s: %s", name, h.name, h.error)
         return EndpointView(
-            name, route, generation, stable, candidate, tuple(health), problems, api_key
+            name,
+            route,
+            generation,
+            stable,
+            candidate,
+            tuple(health),
+            problems,
+            key.value,
+            key.refusal,
         )
 
     def _load(self, route: RouteDoc, variant: VariantDoc) -> tuple[Loaded | None, str | None]:

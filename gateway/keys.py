@@ -6,18 +6,38 @@ own environment, through the engine's resolver, exactly as a plan would. An endp
 does not declare (or declares without ``api_key``) gets no key: a local upstream (vLLM, Ollama)
 needs none. The spec is read again whenever a route moves, so a key added to the spec is used
 from the next route change on; a spec an edit broke keeps the keys read before.
+
+An endpoint whose spec declares a key this replica cannot resolve — ``${env.X}`` with ``X``
+unset (or empty) where ``mlx serve`` runs — is *refused*, never called without its key:
+``UpstreamKey.refusal`` says why (naming the variable, never a value), its requests get 503,
+``/healthz`` says degraded, and stderr says so whenever its route loads, start included. A
+process's environment is fixed when it starts, so exporting ``X`` takes a restart of ``mlx
+serve``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mlx.gateway")
 
 SpecLookup = Callable[[str], Any]
+_KEY_PATH = ("client", "api_key")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamKey:
+    """What this replica knows of one endpoint's upstream key."""
+
+    value: str | None = field(default=None, repr=False)
+    #: a problem to report (``/healthz``): the spec does not load, the key does not resolve
+    problem: str | None = None
+    #: why the endpoint must not be called at all (a declared key this replica lacks)
+    refusal: str | None = None
 
 
 class KeyResolver:
@@ -26,6 +46,7 @@ class KeyResolver:
         self.environment = environment
         self.environ = environ
         self._lookup: SpecLookup | None = None
+        self._session: Any = None
         self._problem: str | None = None
         self._fresh = False
 
@@ -46,28 +67,73 @@ class KeyResolver:
                 session = Session(options)
                 session.spec  # noqa: B018 - load now, so that a broken spec is reported once here
                 self._lookup = declared_specs(session, lambda _address: None)
+                self._session = session
                 self._problem = None
             except MlxError as exc:  # an edit broke the spec: keep the keys read before
                 self._problem = f"the spec in {self.root} does not load: {_first_line(exc)}"
                 log.warning("mlx serve: %s (keeping the keys read before)", self._problem)
         return self._lookup
 
-    def resolve(self, address: str) -> tuple[str | None, str | None]:
-        """``(api_key, problem)`` for the endpoint at ``address``."""
+    def resolve(self, address: str) -> UpstreamKey:
+        """The upstream key of the endpoint at ``address`` (``endpoints.NAME``)."""
         from engine.diagnostics import MlxError
 
         lookup = self._spec()
         if lookup is None:
-            return None, self._problem
+            return UpstreamKey(problem=self._problem)
+        unset = self._unset(address)
+        if unset:
+            return _refused(address, unset)
         try:
             spec = lookup(address)
         except MlxError as exc:
-            return None, f"{address}.client.api_key: {_first_line(exc)}"
+            problem = f"{address}.client.api_key: {_first_line(exc)}"
+            if self._declares_key(address):
+                return _refused(address, (), problem)
+            return UpstreamKey(problem=problem)
         if not isinstance(spec, dict):
-            return None, None
+            return UpstreamKey()
         client = spec.get("client")
         key = client.get("api_key") if isinstance(client, dict) else None
-        return (str(key) if key else None), None
+        return UpstreamKey(value=str(key) if key else None)
+
+    def _declares_key(self, address: str) -> bool:
+        decl = self._session.spec.decls.get(address) if self._session is not None else None
+        client = decl.body.get("client") if decl is not None else None
+        return isinstance(client, Mapping) and client.get("api_key") not in (None, "")
+
+    def _unset(self, address: str) -> tuple[str, ...]:
+        """The ``${env.X}`` names ``client.api_key`` needs that this process lacks (or has
+        empty), in the order written."""
+        if self._session is None:
+            return ()
+        templates = self._session.graph.templates.get(address) or {}
+        parts = templates.get(_KEY_PATH) or ()
+        environ: Mapping[str, str] = self._session.inputs.environ
+        names = [
+            p.name
+            for p in parts
+            if getattr(p, "namespace", None) == "env" and not environ.get(p.name)
+        ]
+        return tuple(dict.fromkeys(names))
+
+
+def _refused(address: str, unset: tuple[str, ...], problem: str | None = None) -> UpstreamKey:
+    name = address.removeprefix("endpoints.")
+    if unset:
+        listed = ", ".join(unset)
+        refusal = (
+            f"endpoint {name!r} cannot call its LLM upstream: its client.api_key needs the "
+            f"environment variable {listed}, which is not set where mlx serve runs"
+        )
+        fix = f"restart mlx serve with {listed} exported"
+    else:
+        refusal = (
+            f"endpoint {name!r} cannot call its LLM upstream: its client.api_key does not resolve"
+        )
+        fix = "fix the spec"
+    log.warning("mlx serve: %s: its requests get 503 (%s)", refusal, fix)
+    return UpstreamKey(problem=problem or refusal, refusal=refusal)
 
 
 def _first_line(exc: Exception) -> str:

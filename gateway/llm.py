@@ -2,15 +2,26 @@
 
 Policy (the same as the eval gates' client, ``providers/gates/llm/client.py``, made async):
 
-* each attempt is bounded by the endpoint client's ``timeout_s``; the whole call, retries and
-  waits included, by the deadline the request handler passes (the endpoint's ``timeout_s``);
+* each attempt is bounded by the endpoint client's ``timeout_s`` — the whole attempt, the
+  answer's body included, so an upstream that trickles its answer cannot hold a request past
+  it; the whole call, retries and waits included, by the deadline the request handler passes
+  (the endpoint's ``timeout_s``);
+* the answer is read incrementally and at most ``max_response_bytes`` of it (the endpoint
+  client's, default 8 MiB): a larger one — announced by ``Content-Length`` or found while
+  reading — is never held whole; reading stops, the connection is dropped and the call fails
+  (502, not retried: the next answer would be as large);
 * connect errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential backoff
   (``backoff_s`` doubling, +25 % jitter, at most 30 s) — a ``Retry-After`` header is honoured
   up to the same cap; a wait that would pass the deadline is not started;
 * other answers are final. ``UpstreamError.status`` is what the caller gets: 504 when the last
   attempt timed out, 429 when the upstream kept rate-limiting, 400 when it refused the request
-  itself (400/422: the caller's parameters), 502 otherwise (5xx, unreachable, bad JSON, 401/403:
-  the gateway's key).
+  itself (400/422: the caller's parameters), 502 otherwise (5xx, unreachable, bad JSON, too
+  large, 401/403: the gateway's key).
+
+Every failure has two texts. ``UpstreamError.public`` is the kind of failure, for the caller:
+it never holds the upstream's address, host name or anything the upstream wrote (an error
+page can hold its own URL, an internal host, a stack trace). ``str(error)`` is the detail —
+the URL, the transport error, the upstream's own message — for the inference log and stderr.
 """
 
 from __future__ import annotations
@@ -19,20 +30,33 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import orjson
 
+from gateway.config import DEFAULT_MAX_RESPONSE_BYTES
+
 MAX_BACKOFF_S = 30.0
+#: How much of an error answer is read (only its first 200 characters are kept).
+_ERROR_READ_BYTES = 64 * 1024
 
 
 class UpstreamError(Exception):
-    """A call that failed for good; ``status`` is the HTTP status the caller gets."""
+    """A call that failed for good; ``status`` is the HTTP status the caller gets, ``public``
+    what the caller is told, ``str(self)`` the detail the log keeps."""
 
-    def __init__(self, status: int, message: str, attempts: int, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(
+        self,
+        status: int,
+        public: str,
+        detail: str,
+        attempts: int,
+        retry_after: float | None = None,
+    ):
+        super().__init__(detail)
         self.status = status
+        self.public = public
         self.attempts = attempts
         self.retry_after = retry_after
 
@@ -61,9 +85,17 @@ def _int(v: Any) -> int | None:
 
 
 class _Retry(Exception):
-    def __init__(self, status: int, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+    """An attempt that failed in a way the next attempt may not (texts as ``UpstreamError``)."""
+
+    def __init__(self, status: int, public: str, detail: str, retry_after: float | None = None):
+        super().__init__(detail)
+        self.status, self.public, self.retry_after = status, public, retry_after
+
+
+class _TooLarge(Exception):
+    def __init__(self, declared: int | None):
+        super().__init__(declared)
+        self.declared = declared
 
 
 def new_client(max_connections: int = 256) -> httpx.AsyncClient:
@@ -84,6 +116,7 @@ async def chat(
     deadline: float,
     retries: int,
     backoff_s: float,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Answer:
     """POST ``{base_url}/chat/completions``; ``deadline`` is a ``time.monotonic()`` instant."""
     url = base_url.rstrip("/") + "/chat/completions"
@@ -97,11 +130,11 @@ async def chat(
         attempt += 1
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise UpstreamError(
-                504, f"no time left for attempt {attempt} (endpoint timeout)", attempt - 1
-            )
+            text = f"no time left for attempt {attempt} within the endpoint's timeout"
+            raise UpstreamError(504, f"upstream timed out ({text})", text, attempt - 1)
+        timeout = min(attempt_timeout, remaining)
         try:
-            data, raw = await _once(http, url, headers, payload, min(attempt_timeout, remaining))
+            data, raw = await _once(http, url, headers, payload, timeout, max_response_bytes)
             return Answer(data, raw, attempt)
         except _Retry as exc:
             last = exc
@@ -109,21 +142,21 @@ async def chat(
             exc.attempts = attempt
             raise
         if attempt > retries:
-            raise UpstreamError(
-                last.status, f"{last} ({_attempts(attempt)})", attempt, last.retry_after
-            )
+            raise _final(last, attempt, "")
         wait = min(
             MAX_BACKOFF_S, max(delay, last.retry_after or 0.0) * (1 + 0.25 * random.random())
         )
         if time.monotonic() + wait >= deadline:
-            raise UpstreamError(
-                last.status,
-                f"{last} ({_attempts(attempt)}; the next retry would pass the endpoint's deadline)",
-                attempt,
-                last.retry_after,
-            )
+            raise _final(last, attempt, "; the next retry would pass the endpoint's deadline")
         await asyncio.sleep(wait)
         delay *= 2
+
+
+def _final(last: _Retry, attempts: int, why: str) -> UpstreamError:
+    note = f" ({_attempts(attempts)}{why})"
+    return UpstreamError(
+        last.status, last.public + note, str(last) + note, attempts, last.retry_after
+    )
 
 
 def _attempts(n: int) -> str:
@@ -131,41 +164,138 @@ def _attempts(n: int) -> str:
 
 
 async def _once(
-    http: httpx.AsyncClient, url: str, headers: dict[str, str], payload: bytes, timeout: float
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    payload: bytes,
+    timeout: float,
+    limit: int,
 ) -> tuple[dict[str, Any], bytes]:
+    answered = False
     try:
-        resp = await http.post(url, content=payload, headers=headers, timeout=timeout)
-    except httpx.TimeoutException:
-        raise _Retry(504, f"the LLM upstream {url} timed out after {timeout:.3g}s") from None
-    except httpx.TransportError as exc:
-        raise _Retry(502, f"cannot reach the LLM upstream {url}: {_one_line(exc)}") from None
-    status = resp.status_code
+        async with asyncio.timeout(timeout):
+            async with http.stream(
+                "POST", url, content=payload, headers=headers, timeout=timeout
+            ) as resp:
+                answered = True
+                status = resp.status_code
+                if status == 200:
+                    raw = await _read(resp, limit)
+                else:
+                    raw = await _read(resp, _ERROR_READ_BYTES, truncate=True)
+    except (TimeoutError, httpx.TimeoutException):
+        after = f"timed out after {timeout:.3g}s"
+        raise _Retry(504, f"upstream {after}", f"the LLM upstream {url} {after}") from None
+    except _TooLarge as exc:
+        said = f" (Content-Length: {exc.declared})" if exc.declared is not None else ""
+        raise UpstreamError(
+            502,
+            f"upstream answer too large (> {limit} bytes)",
+            f"the LLM upstream {url} answered more than {limit} bytes{said}, the endpoint's "
+            "client.max_response_bytes: stopped reading and dropped the connection",
+            1,
+        ) from None
+    except httpx.InvalidURL as exc:
+        raise UpstreamError(
+            502,
+            "upstream address is not a valid URL (the endpoint's client.base_url)",
+            f"the LLM upstream {url} is not a valid URL: {_one_line(exc)}",
+            1,
+        ) from None
+    except httpx.HTTPError as exc:
+        if answered:
+            public = "upstream connection broke while it answered"
+            detail = f"the LLM upstream {url} broke off its answer: {_one_line(exc)}"
+        else:
+            public = "upstream unreachable"
+            detail = f"cannot reach the LLM upstream {url}: {_one_line(exc)}"
+        raise _Retry(502, public, detail) from None
     if status == 200:
-        try:
-            data = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(502, f"the LLM upstream {url} answered invalid JSON", 1) from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(
-                502, f"the LLM upstream {url} answered no choices: {resp.text[:200]}", 1
-            )
-        return data, resp.content
-    detail = _detail(resp)
-    if status == 429:
-        raise _Retry(429, f"the LLM upstream rate-limits (HTTP 429){detail}", _retry_after(resp))
-    if status >= 500:
-        raise _Retry(502, f"the LLM upstream failed (HTTP {status}){detail}", _retry_after(resp))
-    if status in (400, 422):
-        raise UpstreamError(400, f"the LLM upstream refused the request (HTTP {status}){detail}", 1)
-    hint = " (check the endpoint's client.api_key)" if status in (401, 403) else ""
-    raise UpstreamError(502, f"the LLM upstream answered HTTP {status}{detail}{hint}", 1)
+        return _parsed(url, raw)
+    _refused(url, status, raw, resp)
 
 
-def _detail(resp: httpx.Response) -> str:
+async def _read(resp: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """At most ``limit`` bytes of the body (decoded); more: ``_TooLarge``, or cut off when
+    ``truncate``. Read chunk by chunk, so a body over the limit is never held whole."""
+    declared = resp.headers.get("content-length")
+    if not truncate and declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                raise _TooLarge(None)
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parsed(url: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
     try:
-        text = resp.text.strip()
-    except Exception:
-        return ""
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            502,
+            "upstream answered invalid JSON",
+            f"the LLM upstream {url} answered invalid JSON{_snippet(raw)}",
+            1,
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise UpstreamError(
+            502,
+            "upstream answered no choices",
+            f"the LLM upstream {url} answered no choices{_snippet(raw)}",
+            1,
+        )
+    return data, raw
+
+
+def _refused(url: str, status: int, raw: bytes, resp: httpx.Response) -> NoReturn:
+    """Raise what a non-200 answer means (``_Retry`` if another attempt may do better)."""
+    detail = _detail(raw)
+    if status == 429:
+        raise _Retry(
+            429,
+            "upstream rate-limits (HTTP 429)",
+            f"the LLM upstream {url} rate-limits (HTTP 429){detail}",
+            _retry_after(resp),
+        )
+    if status >= 500:
+        raise _Retry(
+            502,
+            f"upstream answered HTTP {status}",
+            f"the LLM upstream {url} failed (HTTP {status}){detail}",
+            _retry_after(resp),
+        )
+    if status in (400, 422):
+        raise UpstreamError(
+            400,
+            f"upstream refused the request (HTTP {status})",
+            f"the LLM upstream {url} refused the request (HTTP {status}){detail}",
+            1,
+        )
+    if status in (401, 403):
+        raise UpstreamError(
+            502,
+            f"upstream refused the gateway's credentials (HTTP {status})",
+            f"the LLM upstream {url} answered HTTP {status}{detail} "
+            "(check the endpoint's client.api_key)",
+            1,
+        )
+    raise UpstreamError(
+        502,
+        f"upstream answered HTTP {status}",
+        f"the LLM upstream {url} answered HTTP {status}{detail}",
+        1,
+    )
+
+
+def _detail(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace").strip()
     try:
         doc = orjson.loads(text)
         message = doc.get("error", {}).get("message") if isinstance(doc, dict) else None
@@ -174,6 +304,11 @@ def _detail(resp: httpx.Response) -> str:
     except (orjson.JSONDecodeError, AttributeError):
         pass
     text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""
+
+
+def _snippet(raw: bytes) -> str:
+    text = " ".join(raw[:400].decode("utf-8", "replace").split())[:200]
     return f": {text}" if text else ""
 
 

@@ -6,7 +6,8 @@ user message), then the caller's own ``messages`` if any (a conversation continu
 prompt). The model is the prompt version's, or the one its ``routing`` rules pick; the caller's
 ``model`` field is ignored (the ``openai`` client insists on sending one), since the model is
 part of the released version. Parameters: the endpoint client's ``params``, under the
-prompt's ``params``, under what the caller sent (``temperature``, ``max_tokens``, ``user``, …).
+prompt's ``params``, under what the caller may set (``user``, and what the prompt's
+``allow_params`` allows: ``gateway.params``); anything else a caller sends is a 400.
 Streaming is not supported (a 400 says so).
 
 Rendering reuses the eval gates' ``render`` (``{{name}}``, ``{{a.b}}``), so a prompt renders the
@@ -21,10 +22,8 @@ from typing import Any
 
 from gateway.config import ClientDoc, RouteError, VariantDoc
 from gateway.inputs import InputError
+from gateway.params import Allowed, ParamRefused, ParamsError
 from gateway.rules import Rule, RuleError, compile_rules, estimate_tokens, pick
-
-#: Body fields the gateway consumes instead of forwarding.
-_CONSUMED = frozenset({"model", "messages", "variables", "stream", "stream_options"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +43,7 @@ class PromptVariant:
     params: dict[str, Any] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     retrieval_version: str | None = None
+    allowed: Allowed = field(default_factory=lambda: Allowed({}))
 
     @classmethod
     def build(cls, endpoint: str, variant: VariantDoc, client: ClientDoc | None) -> PromptVariant:
@@ -63,7 +63,8 @@ class PromptVariant:
             )
         try:
             rules = compile_rules(routing.rules) if routing else ()
-        except RuleError as exc:
+            allowed = Allowed.compile(prompt.allow_params)
+        except (RuleError, ParamsError) as exc:
             raise RouteError(f"endpoint {endpoint!r} variant {variant.name!r}: {exc}") from None
         params = {**(client.params if client else {}), **prompt.params}
         rv = prompt.retrieval_version
@@ -75,6 +76,7 @@ class PromptVariant:
             params,
             rules,
             None if rv is None else str(rv),
+            allowed,
         )
 
     def prepare(self, body: Any) -> Prepared:
@@ -95,13 +97,16 @@ class PromptVariant:
             isinstance(m, dict) and isinstance(m.get("role"), str) for m in extra
         ):
             raise InputError('"messages" must be a list of objects with a "role"')
+        try:
+            caller = self.allowed.forwarded(body)
+        except ParamRefused as exc:
+            raise InputError(str(exc)) from None
         messages = self._render(variables)
         messages.extend(extra)
         estimate = estimate_tokens(messages)
         picked, rule = pick(self.rules, estimate, variables) if self.rules else (None, None)
         model = picked or self.model
-        out = {**self.params}
-        out.update((k, v) for k, v in body.items() if k not in _CONSUMED)
+        out = {**self.params, **caller}
         out["model"] = model
         out["messages"] = messages
         return Prepared(out, model, estimate, rule)

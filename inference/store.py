@@ -212,8 +212,8 @@ def record_values(r: InferenceRecord) -> tuple[Any, ...]:
         r.cost_usd,
         bool(r.cache_hit),
         _text(r.key_hash),
-        dump_json(r.inputs),
-        dump_json(r.outputs),
+        payload_json(r.inputs),
+        payload_json(r.outputs),
         _text(r.error),
     )
 
@@ -268,6 +268,25 @@ def dump_json(value: Any) -> str | None:
     if "\\u0000" in text:
         text = json.dumps(_clean(value), separators=(",", ":"), ensure_ascii=False)
     return text
+
+
+#: The most of one payload field (``inputs``, ``outputs``) a record keeps, as JSON text (UTF-8).
+PAYLOAD_LIMIT_BYTES = 64 * 1024
+
+
+def payload_json(value: Any, limit: int = PAYLOAD_LIMIT_BYTES) -> str | None:
+    """A record's ``inputs`` or ``outputs`` as the log keeps it: ``dump_json``'s text, or, when
+    that is over ``limit`` bytes, a marker saying so and how large it was —
+    ``{"$truncated": true, "bytes": N, "limit": L}`` (a prefix of JSON is not JSON; a
+    marker cannot be mistaken for a payload). One answer of a model or an LLM can be
+    megabytes: the log is for judging and auditing traffic, not a copy of every byte."""
+    text = dump_json(value)
+    if text is None or len(text) <= limit // 4:  # at most 4 bytes a character: fits
+        return text
+    size = len(text.encode("utf-8"))
+    if size <= limit:
+        return text
+    return json.dumps({"$truncated": True, "bytes": size, "limit": limit}, separators=(",", ":"))
 
 
 def _clean(value: Any) -> Any:

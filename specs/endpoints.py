@@ -31,6 +31,21 @@ class EndpointCache(SpecModel):
     ttl: Duration = Field(..., description="How long an answer is reused, e.g. 10m.")
 
 
+#: The default bound of an LLM upstream's answer (``client.max_response_bytes``): 8 MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class EndpointClient(OpenAIClient):
+    """The LLM upstream of a prompt endpoint: an eval gate's client, plus serving's bounds."""
+
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        gt=0,
+        description="An upstream answer larger than this is a 502 and is never held whole "
+        "(default 8 MiB).",
+    )
+
+
 class Endpoint(OwnedResource):
     section: ClassVar[str] = "endpoints"
     computed: ClassVar[tuple[str, ...]] = ("url", "stable_version", "weights")
@@ -47,7 +62,7 @@ class Endpoint(OwnedResource):
     )
     log: EndpointLog = Field(default_factory=EndpointLog)
     cache: EndpointCache | None = None
-    client: OpenAIClient | None = Field(
+    client: EndpointClient | None = Field(
         None, description="The LLM upstream of a prompt endpoint (OpenAI-compatible)."
     )
     pricing: dict[str, Price] = Field(

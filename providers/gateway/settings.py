@@ -18,6 +18,9 @@ from pydantic import ValidationError
 SETTING_KEYS = ("log", "cache", "client", "pricing", "timeout_s", "max_body_bytes")
 #: What of the upstream client the gateway needs: never ``api_key``.
 _CLIENT_KEYS = ("type", "base_url", "timeout_s", "backoff_s", "model", "params")
+#: Client keys added since the first documents were written: a document without one reads as
+#: its default (the gateway's too), so it is not reported as changed outside mlx.
+_CLIENT_ADDED = ("max_response_bytes",)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -55,8 +58,8 @@ def _validated(model: Any, value: Any, where: str) -> Any:
 
 def settings(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The document's settings for an endpoint ``spec`` (``SettingsError`` if a block is bad)."""
-    from specs.endpoints import Endpoint, EndpointCache, EndpointLog
-    from specs.evals import OpenAIClient, Price
+    from specs.endpoints import Endpoint, EndpointCache, EndpointClient, EndpointLog
+    from specs.evals import Price
 
     log = _validated(EndpointLog, spec.get("log") or {}, "log")
     cache_spec = spec.get("cache")
@@ -70,8 +73,8 @@ def settings(spec: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(client_spec, Mapping):
             raise SettingsError("client: expected a mapping (type, base_url, …)", ("client",))
         public = {k: v for k, v in client_spec.items() if k != "api_key"}
-        model = _validated(OpenAIClient, public, "client")
-        client = {key: getattr(model, key) for key in _CLIENT_KEYS}
+        model = _validated(EndpointClient, public, "client")
+        client = {key: getattr(model, key) for key in (*_CLIENT_KEYS, *_CLIENT_ADDED)}
         client["params"] = dict(client["params"])
     pricing_spec = spec.get("pricing") or {}
     if not isinstance(pricing_spec, Mapping):
@@ -113,4 +116,15 @@ def edited(live: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
         wanted = settings(spec)
     except SettingsError:
         return []
+    live = {**live, "client": _client_with_defaults(live.get("client"))}
     return [key for key in SETTING_KEYS if live.get(key) != wanted[key]]
+
+
+def _client_with_defaults(client: Any) -> Any:
+    """A document's client with the keys added since it was written at their defaults."""
+    if not isinstance(client, Mapping):
+        return client
+    from specs.endpoints import EndpointClient
+
+    fields = EndpointClient.model_fields
+    return {**{k: fields[k].default for k in _CLIENT_ADDED}, **client}

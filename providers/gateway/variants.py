@@ -102,6 +102,7 @@ class EntryBuilder:
             "system": source.get("system"),
             "model": source.get("model"),
             "params": dict(source.get("params") or {}),
+            "allow_params": dict(source.get("allow_params") or {}),
             "variables": list(variables),  # a {name: description} map: its names
             "routing": _routing(source.get("routing")),
             "retrieval_version": self._retrieval_version(source.get("retrieval")),

@@ -44,7 +44,7 @@ def _is_uri(value: str) -> bool:
 
 def prompt_document(spec: Any, template_text: str) -> dict[str, Any]:
     """What a prompt version is: everything that changes its behaviour."""
-    keys = ("system", "model", "params", "variables", "retrieval", "routing")
+    keys = ("system", "model", "params", "allow_params", "variables", "retrieval", "routing")
     doc = {k: spec.get(k) for k in keys if spec.get(k) not in (None, {}, [])}
     doc["template"] = template_text
     return doc

@@ -270,6 +270,7 @@ _PROMPT = {
         "system",
         "model",
         "params",
+        "allow_params",
         "variables",
         "routing",
         "retrieval_version",
@@ -279,6 +280,20 @@ _PROMPT = {
         "system": {"type": ["string", "null"]},
         "model": {"type": ["string", "null"]},
         "params": {"type": "object"},
+        "allow_params": {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "boolean"},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["max"],
+                        "properties": {"max": {"type": "number", "exclusiveMinimum": 0}},
+                    },
+                ]
+            },
+        },
         "variables": {"type": "array", "items": {"type": "string"}},
         "routing": {
             "oneOf": [
@@ -349,7 +364,15 @@ _PRICE = {
 _CLIENT = {
     "type": "object",
     "additionalProperties": False,  # never api_key
-    "required": ["type", "base_url", "timeout_s", "backoff_s", "model", "params"],
+    "required": [
+        "type",
+        "base_url",
+        "timeout_s",
+        "backoff_s",
+        "model",
+        "params",
+        "max_response_bytes",
+    ],
     "properties": {
         "type": {"const": "openai"},
         "base_url": {"type": "string"},
@@ -357,6 +380,7 @@ _CLIENT = {
         "backoff_s": _NUMBER,
         "model": {"type": ["string", "null"]},
         "params": {"type": "object"},
+        "max_response_bytes": {"type": "integer", "exclusiveMinimum": 0},
     },
 }
 
@@ -490,6 +514,7 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         "system": "You are a support agent.",
         "model": "gpt-4o-mini",
         "params": {"temperature": 0.1},
+        "allow_params": {"temperature": True, "max_tokens": {"max": 256}},
         "variables": {"question": "what the customer asked"},
         "routing": {"rules": [{"when": "input_tokens < 200", "model": "gpt-4o-mini"}]},
     }
@@ -500,7 +525,7 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         outputs,
         name="support",
         subject=PROMPT,
-        client=support_client(api_key=SECRET, timeout_s=20),
+        client=support_client(api_key=SECRET, timeout_s=20, max_response_bytes=65536),
         cache={"ttl": "10m"},
         log={"payloads": 1},
         pricing={"gpt-4o-mini": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}},
@@ -515,6 +540,7 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         "system": "You are a support agent.",
         "model": "gpt-4o-mini",
         "params": {"temperature": 0.1},
+        "allow_params": {"temperature": True, "max_tokens": {"max": 256}},
         "variables": ["question"],
         "routing": {
             "rules": [{"when": "input_tokens < 200", "model": "gpt-4o-mini"}],
@@ -529,6 +555,7 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         "backoff_s": 0.5,
         "model": None,
         "params": {},
+        "max_response_bytes": 65536,
     }
     assert doc["cache"] == {"ttl_s": 600}
     assert (doc["log"], doc["timeout_s"], doc["max_body_bytes"]) == ({"payloads": 1}, 12, 4096)
