@@ -223,7 +223,9 @@ def _pass(
     new = dict(result.outputs)
     events = _events(list(new.pop("events", []) or []), asked)
     done = result.completion is Completion.DONE
-    changed = bool(events)
+    # a pass that settles a record still in progress (a controller killed after recording
+    # the last step) writes it, even when it had nothing new to say
+    changed = bool(events) or (done and rec.status == Status.IN_PROGRESS)
     if changed:
         version.begin()
         writer.put(
