@@ -186,11 +186,12 @@ def _start(
             state, spec, now, "first release: nothing served before, no traffic to split"
         )
     elif variant_name(stable) == variant_name(candidate):
-        why = (
-            f"candidate {superseded} withdrawn: the subject is back to the stable version"
-            if superseded
-            else "it is the stable version already"
-        )
+        if superseded:
+            why = f"candidate {superseded} withdrawn: the subject is back to the stable version"
+        elif previous is None:  # the endpoint, created with this rollout, serves it already
+            why = "first release: the endpoint serves it already, no traffic to split"
+        else:
+            why = "it is the stable version already"
         out = _complete(state, spec, now, why)
     elif served_before(state, candidate):
         name = variant_name(candidate)

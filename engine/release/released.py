@@ -80,6 +80,25 @@ def last_accepted(history: list[Verdict], gate: str | None) -> Verdict | None:
     return None
 
 
+def served_before(outputs: dict[str, Any], fingerprint: str | None) -> bool:
+    """Whether a rollout's record says it made the version ``fingerprint`` stable before
+    (releasing it again is a rollback: all traffic at once, ``controller.reconcile``)."""
+    if not fingerprint:
+        return False
+    earlier = outputs.get("released_before") or []
+    return any(isinstance(o, dict) and o.get("fingerprint") == fingerprint for o in earlier)
+
+
+def served_serials(reader: StateReader, address: str, fingerprint: str) -> list[int]:
+    """The state versions in which ``address`` released the version ``fingerprint``."""
+    serials = []
+    for event in reader.events(address=address):
+        released = released_outputs(dict(event.get("outputs") or {}))
+        if released is not None and released.get("fingerprint") == fingerprint:
+            serials.append(int(event["serial"]))
+    return sorted(set(serials))
+
+
 def driver_of(decls: Any, graph: Any, address: str) -> str | None:
     """The release that drives ``address`` (a rollout naming an endpoint), if any.
 

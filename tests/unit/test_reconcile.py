@@ -343,6 +343,16 @@ def test_a_first_release_completes_at_once() -> None:
     )
 
 
+def test_a_first_release_the_endpoint_serves_already_says_so() -> None:
+    """The endpoint created in the same apply serves v1: no rollout record yet."""
+    out = start("rollouts.m", SPEC, dict(V1), dict(V1), T0)
+    assert out.state.phase is Phase.COMPLETED and out.traffic == Traffic("v1")
+    assert out.state.message == (
+        "completed: v1 serves everything (first release: the endpoint serves it already, "
+        "no traffic to split)"
+    )
+
+
 def test_a_canary_starts_at_its_first_step_create_before_destroy() -> None:
     out = start("rollouts.m", SPEC, dict(V1), dict(V2), T0)
     assert out.deploy and out.traffic == split(10) and out.retire == []
