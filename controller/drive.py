@@ -40,11 +40,14 @@ class Drive:
         self.endpoint = spec.endpoint
 
     # -- entry points ------------------------------------------------------------------
-    def begin(self, candidate: Mapping[str, Any], previous: RolloutState | None) -> Result:
-        """Start releasing ``candidate`` (superseding a candidate still in flight)."""
+    def begin(
+        self, candidate: Mapping[str, Any], previous: RolloutState | None, rollback: bool = False
+    ) -> Result:
+        """Start releasing ``candidate`` (superseding a candidate still in flight);
+        ``rollback``: ``mlx rollback`` is going back to what was released before."""
         stable = self._stable_now(previous)
         outcome = reconcile.start(
-            self.address, self.spec, stable, dict(candidate), self.clock(), previous
+            self.address, self.spec, stable, dict(candidate), self.clock(), previous, rollback
         )
         return self._carry_out(outcome, previous)
 

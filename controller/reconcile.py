@@ -138,14 +138,18 @@ def start(
     candidate: dict[str, Any],
     now: float,
     previous: RolloutState | None = None,
+    rollback: bool = False,
 ) -> Outcome:
     """Begin releasing ``candidate`` (the gates passed: the engine checked them).
 
     Three cases end at once, without steps: a first release (nothing serves yet), the
     stable version itself (a candidate in flight withdrawn by going back to the stable
-    bytes), and a version this rollout made stable before (a rollback: all traffic moves
-    in one pass, create-before-destroy — Argo Rollouts' fast-track rollback)."""
-    return _with_traffic(_start(address, spec, stable, candidate, now, previous))
+    bytes), and — in a ``rollback`` (``mlx rollback``) — a version this rollout made
+    stable before: all traffic moves in one pass, create-before-destroy (Argo Rollouts'
+    fast-track rollback). Anywhere else a version that served before walks the steps
+    again: after a rollback from v2, the next apply of v2's bytes is a canary, not v2 for
+    everyone at once."""
+    return _with_traffic(_start(address, spec, stable, candidate, now, previous, rollback))
 
 
 def _start(
@@ -155,6 +159,7 @@ def _start(
     candidate: dict[str, Any],
     now: float,
     previous: RolloutState | None,
+    rollback: bool,
 ) -> Outcome:
     steps = steps_of(spec)
     timeout = seconds(spec.timeout)
@@ -193,7 +198,7 @@ def _start(
         else:
             why = "it is the stable version already"
         out = _complete(state, spec, now, why)
-    elif served_before(state, candidate):
+    elif rollback and served_before(state, candidate):
         name = variant_name(candidate)
         out = _complete(
             state,

@@ -161,6 +161,9 @@ class Change:
     fields: tuple[str, ...] = ()
     #: Continue an operation that returned ``IN_PROGRESS`` (``prior.outputs`` says where it is).
     resume: bool = False
+    #: The update replays an earlier state version (``mlx rollback``): a release going back
+    #: to a version it served before moves all traffic at once.
+    rollback: bool = False
 
 
 @dataclass(frozen=True)

@@ -500,6 +500,7 @@ class Applier:
             content=prior_rec is not None and prior_rec.content_hash != desired.fingerprint,
             fields=tuple(f.path for f in change.fields),
             resume=prior.status == Status.IN_PROGRESS,
+            rollback=self.plan.options.operation == "rollback",
         )
         if Reason.DRIFTED in change.reasons or Reason.RELEASE_PENDING in change.reasons:
             # a drifted object is restored, a pending release made, whatever the hashes say

@@ -114,7 +114,8 @@ class Explainer:
         )
         fp = self.planner.fingerprint_now(subject)
         shown = f"v{now}" if now is not None else "a new version" + (f" ({fp[:19]}…)" if fp else "")
-        if rec is not None and served_before(dict(rec.outputs), fp):
+        back = self.planner.options.operation == "rollback"
+        if back and rec is not None and served_before(dict(rec.outputs), fp):
             assert fp is not None
             serials = served_serials(self.planner.reader, p.address, fp)
             when = ""

@@ -388,7 +388,7 @@ def test_going_back_to_a_version_that_served_before_moves_all_traffic_at_once() 
     again deploys it, moves all traffic, then retires v2 — in one pass."""
     v2_stable = _completed(None, V1, V2)
     assert v2_stable.released_before == [V1]
-    out = start("rollouts.m", SPEC, dict(V2), dict(V1), T0 + 50, previous=v2_stable)
+    out = start("rollouts.m", SPEC, dict(V2), dict(V1), T0 + 50, v2_stable, rollback=True)
     assert out.state.phase is Phase.COMPLETED and out.deploy
     assert out.traffic == Traffic("v1") and out.retire == ["v2"] and out.alias == V1
     assert out.state.message == (
@@ -400,8 +400,18 @@ def test_going_back_to_a_version_that_served_before_moves_all_traffic_at_once() 
 
 def test_a_version_never_served_still_walks_the_canary() -> None:
     v2_stable = _completed(None, V1, V2)
-    out = start("rollouts.m", SPEC, dict(V2), dict(V3), T0 + 50, previous=v2_stable)
+    out = start("rollouts.m", SPEC, dict(V2), dict(V3), T0 + 50, v2_stable, rollback=True)
     assert out.state.phase is Phase.PROGRESSING and out.traffic == Traffic("v2", "v3", 10, 0)
+
+
+def test_outside_a_rollback_a_version_that_served_before_walks_the_canary_again() -> None:
+    """Rolled back from v2 to v1, the spec files still hold v2: the next apply releases v2
+    through the canary again, never to everyone at once."""
+    v2_stable = _completed(None, V1, V2)
+    back = start("rollouts.m", SPEC, dict(V2), dict(V1), T0 + 50, v2_stable, rollback=True)
+    assert back.state.released_before == [V2]
+    again = start("rollouts.m", SPEC, dict(V1), dict(V2), T0 + 60, back.state)
+    assert again.state.phase is Phase.PROGRESSING and again.traffic == split(10)
 
 
 def test_the_versions_served_before_are_bounded() -> None:
