@@ -86,8 +86,8 @@ class Drive:
         due = (state.next_look_at is not None and now >= state.next_look_at) or (
             state.pause_until is not None and now >= state.pause_until
         )
-        if not due or self.endpoint is None:
-            return reconcile.Observation(now)
+        if not due or self.endpoint is None or state.phase is not Phase.PROGRESSING:
+            return reconcile.Observation(now)  # nothing to judge (a paused one waits for a person)
         endpoint, serving = self._serving()
         # an A/B test's sequential test takes the counts since it began; canary and shadow
         # analyses judge the window since the last look

@@ -140,15 +140,22 @@ def test_a_caller_who_hung_up_is_nobodys_client_error() -> None:
 
 
 # -- from the inference log -------------------------------------------------------------
-def test_the_log_summary_counts_4xx_but_not_499(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/log.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_the_log_summary_counts_4xx_but_not_499(log_url: str) -> None:
     """What the controller reads: 4xx per variant, 499 in neither count, and the
-    analysis's request count is the answers given."""
+    analysis's request count is the answers given (the same SQL on both databases)."""
     from inference.records import InferenceRecord
     from inference.store import open_log
     from providers.contract import Role
     from providers.gateway.metrics import role_metrics
 
-    store = open_log(f"sqlite:///{tmp_path}/log.db")
+    store = open_log(log_url)
     statuses = {"stable": [200] * 90 + [400] * 5 + [499] * 5, "candidate": [400] * 8 + [499] * 2}
     records = [
         InferenceRecord(

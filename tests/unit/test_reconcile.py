@@ -553,3 +553,10 @@ def test_drive_counts_statistics_it_cannot_judge_as_an_error(tmp_path: Path) -> 
 def test_outcome_done_follows_the_phase() -> None:
     assert Outcome(replace(started(), phase=Phase.ABORTED)).done
     assert not Outcome(started()).done
+
+
+def test_drive_reads_no_metrics_for_a_paused_rollout(tmp_path: Path) -> None:
+    serving = FakeServing(live=_live(10), metrics=HEALTHY)
+    drive, _peers = _drive(tmp_path, serving, T0 + 3600)  # long past its pause
+    result = drive.resume(paused(Waiting.INCONCLUSIVE))
+    assert serving.windows == [] and result.outputs["phase"] == "paused"
