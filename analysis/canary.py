@@ -46,9 +46,10 @@ from analysis.base import (
 from analysis.intervals import newcombe, wilson
 from analysis.judge import Estimate, judge_metric
 
-#: Built-in metrics in the order they are reported.
+#: Built-in metrics in the order they are reported (the client-error comparison last).
 LATENCIES = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 BUILT_IN = ("error_rate", *LATENCIES, "cost_per_request_usd")
+CLIENT_ERRORS = "client_error_rate"
 #: Feedback means judged on fewer scores than this are inconclusive (the usual n >= 30
 #: for a mean; the inference log gives no spread to do better).
 MIN_FEEDBACK = 30
@@ -68,6 +69,8 @@ class AnalysisLike(Protocol):
     @property
     def cost_per_request_usd(self) -> BoundsLike | None: ...
     @property
+    def client_error_rate(self) -> BoundsLike | None: ...
+    @property
     def metrics(self) -> Mapping[str, BoundsLike]: ...
     @property
     def min_requests(self) -> int: ...
@@ -86,9 +89,10 @@ class VariantStats:
     """One variant's statistics over the analysis window (from the inference log).
 
     ``server_errors`` counts responses with status >= 500 among ``requests``;
-    ``cost_usd`` is the window's total; ``feedback_mean`` is the mean score of the
-    window's ``feedback_count`` feedback records (``None`` when none has a numeric score:
-    then the feedback metric is inconclusive).
+    ``client_errors`` those with a 4xx status other than 499 (a caller who hung up or timed
+    out is neither side's error); ``cost_usd`` is the window's total; ``feedback_mean`` is
+    the mean score of the window's ``feedback_count`` feedback records (``None`` when none
+    has a numeric score: then the feedback metric is inconclusive).
     """
 
     requests: int
@@ -99,13 +103,16 @@ class VariantStats:
     cost_usd: float = 0.0
     feedback_count: int = 0
     feedback_mean: float | None = None
+    client_errors: int = 0
 
     def __post_init__(self) -> None:
         check_count(self.requests, "requests")
         check_count(self.server_errors, "server_errors")
-        if self.server_errors > self.requests:
+        check_count(self.client_errors, "client_errors")
+        if self.server_errors + self.client_errors > self.requests:
             raise AnalysisError(
-                f"server_errors ({self.server_errors}) exceed requests ({self.requests})"
+                f"server_errors ({self.server_errors}) and client_errors "
+                f"({self.client_errors}) exceed requests ({self.requests})"
             )
         for name in LATENCIES:
             value = getattr(self, name)
@@ -134,10 +141,12 @@ class VariantStats:
     @classmethod
     def from_summary(cls, summary: Any) -> VariantStats:
         """From the inference log's per-variant summary (``inference.query.VariantSummary``:
-        its ``feedback`` count and ``mean_score`` are this class's feedback fields)."""
+        its ``feedback`` count and ``mean_score`` are this class's feedback fields). A
+        request whose caller hung up or timed out (499) got no answer: it is not counted."""
         return cls(
-            requests=summary.requests,
+            requests=summary.requests - getattr(summary, "abandoned", 0),  # answers given
             server_errors=summary.server_errors,
+            client_errors=summary.client_errors,
             latency_p50_ms=summary.latency_p50_ms,
             latency_p95_ms=summary.latency_p95_ms,
             latency_p99_ms=summary.latency_p99_ms,
@@ -149,6 +158,10 @@ class VariantStats:
     @property
     def error_rate(self) -> float | None:
         return self.server_errors / self.requests if self.requests else None
+
+    @property
+    def client_error_rate(self) -> float | None:
+        return self.client_errors / self.requests if self.requests else None
 
     @property
     def cost_per_request_usd(self) -> float | None:
@@ -187,7 +200,7 @@ def judge_canary(
         if bounds is not None:
             out.append(judge.built_in(metric, Bounds.of(bounds)))
     custom = dict(analysis.metrics)
-    clash = sorted(set(custom) & set(BUILT_IN))
+    clash = sorted(set(custom) & {*BUILT_IN, CLIENT_ERRORS})
     if clash:
         raise AnalysisError(
             f"analysis.metrics.{clash[0]}: {clash[0]} is built in; set `{clash[0]}:` directly"
@@ -207,7 +220,14 @@ def judge_canary(
                 f"but the variant statistics hold one feedback mean: pass feedback[{name!r}]"
             )
         out.append(judge.feedback(name, Bounds.of(bounds), pair, min_feedback))
+    client = judge.client_errors(_bounds_or_none(getattr(analysis, CLIENT_ERRORS, None)))
+    if client is not None:
+        out.append(client)
     return out
+
+
+def _bounds_or_none(given: BoundsLike | None) -> Bounds | None:
+    return Bounds.of(given) if given is not None else None
 
 
 @dataclass(frozen=True)
@@ -262,29 +282,55 @@ class _Judge:
         return Measurement(metric, cand, stab, bounds, verdict, _versus(reason, stab, bounds))
 
     def _error_rate(self, bounds: Bounds) -> Measurement:
+        return self._rate("error_rate", "server_errors", bounds)
+
+    def client_errors(self, bounds: Bounds | None) -> Measurement | None:
+        """The candidate's client-error share against stable's (``None``: not judged).
+
+        A candidate that refuses what stable accepts (another input schema, a stricter
+        check) answers 4xx where stable answers 200: it is failing, whatever its 5xx count.
+        A comparison needs stable traffic: with none in the window, a relative-only bound is
+        not judged at all (the other measurements decide); with some, it is judged like any
+        ``max_drop`` (``min_requests`` on both sides, Newcombe's interval).
+        """
+        if bounds is None or bounds.empty:
+            return None
+        absolute = bounds.min is not None or bounds.max is not None
+        if self.stable.requests == 0 and not absolute:
+            return None
+        short = self._short(bounds, CLIENT_ERRORS)
+        if short is not None:
+            cand, stab = self.candidate.client_error_rate, self.stable.client_error_rate
+            return self._inconclusive(CLIENT_ERRORS, bounds, cand, stab, short)
+        return self._rate(CLIENT_ERRORS, "client_errors", bounds)
+
+    def _rate(self, metric: str, count: str, bounds: Bounds) -> Measurement:
+        """A share of requests (``count`` of them) judged with its interval: Wilson's for
+        ``min``/``max``, Newcombe's for the difference against ``max_drop``."""
         c, s = self.candidate, self.stable
-        rate = c.server_errors / c.requests
-        low, high = wilson(c.server_errors, c.requests, self.confidence)
-        detail = f"{c.server_errors}/{c.requests}, {self.level} interval {span(low, high)}"
+        c_count, s_count = getattr(c, count), getattr(s, count)
+        rate = c_count / c.requests
+        low, high = wilson(c_count, c.requests, self.confidence)
+        detail = f"{c_count}/{c.requests}, {self.level} interval {span(low, high)}"
         cand = Estimate(rate, low, high, detail)
         worse = None
         interval = (low, high)
         if bounds.relative:
             diff_low, diff_high = newcombe(
-                c.server_errors, c.requests, s.server_errors, s.requests, self.confidence
+                c_count, c.requests, s_count, s.requests, self.confidence
             )
-            diff = rate - s.server_errors / s.requests
+            diff = rate - s_count / s.requests
             detail = (
-                f"stable {s.server_errors}/{s.requests}, "
+                f"{c_count}/{c.requests} against stable {s_count}/{s.requests}, "
                 f"difference {self.level} interval {span(diff_low, diff_high)}"
             )
             worse = Estimate(diff, diff_low, diff_high, detail)
             if bounds.min is None and bounds.max is None:
                 interval = (diff_low, diff_high)
-        verdict, reason = judge_metric("error_rate", bounds, cand, worse=worse, strict=self.strict)
-        stab = s.error_rate
+        verdict, reason = judge_metric(metric, bounds, cand, worse=worse, strict=self.strict)
+        stab = s_count / s.requests if s.requests else None
         return Measurement(
-            "error_rate", rate, stab, bounds, verdict, _versus(reason, stab, bounds), interval
+            metric, rate, stab, bounds, verdict, _versus(reason, stab, bounds), interval
         )
 
     def feedback(

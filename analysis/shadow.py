@@ -12,6 +12,9 @@ candidate and the primary as the stable variant:
 * ``latency_p50_ms``/``latency_p95_ms``/``latency_p99_ms``: the shadow's percentile over
   the pairs where both sides have a latency (linear interpolation, as numpy's default and
   PostgreSQL's ``percentile_cont``); ``max_drop`` bounds shadow minus primary;
+* ``client_error_rate`` (on by default, as for a canary): the shadow's share of 4xx
+  answers (499 excluded) against the primary's on the same requests, ``max_drop`` guarded
+  by Newcombe's interval: a shadow that refuses what the primary accepts is failing;
 * ``agreement`` (set under ``analysis.metrics``): the share of pairs where both sides
   succeeded and gave a label whose labels are equal, Wilson-guarded; ``max_drop`` bounds
   the fall from full agreement (1 - agreement).
@@ -41,10 +44,18 @@ from analysis.intervals import newcombe, wilson
 from analysis.judge import Estimate, judge_metric
 
 AGREEMENT = "agreement"
+CLIENT_ERRORS = "client_error_rate"
+#: The status of a caller who hung up or timed out.
+CALLER_GONE = 499
 
 
 def is_server_error(status: int) -> bool:
     return status >= 500
+
+
+def is_client_error(status: int) -> bool:
+    """A refusal (4xx); 499 is a caller who hung up or timed out, nobody's error."""
+    return 400 <= status < 500 and status != CALLER_GONE
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,13 @@ class ShadowStats:
     latency: dict[str, tuple[float, float]]
     compared: int = 0
     agreed: int = 0
+    primary_client_errors: int = 0
+    shadow_client_errors: int = 0
 
     def __post_init__(self) -> None:
         check_count(self.pairs, "pairs")
-        for name in ("primary_errors", "shadow_errors", "compared"):
+        counts = ("primary_errors", "shadow_errors", "compared")
+        for name in (*counts, "primary_client_errors", "shadow_client_errors"):
             if check_count(getattr(self, name), name) > self.pairs:
                 raise AnalysisError(f"{name} ({getattr(self, name)}) exceeds pairs ({self.pairs})")
         if check_count(self.agreed, "agreed") > self.compared:
@@ -127,6 +141,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def summarize(pairs: Iterable[Pair]) -> ShadowStats:
     n = primary_errors = shadow_errors = compared = agreed = 0
+    primary_client = shadow_client = 0
     primary_ms: list[float] = []
     shadow_ms: list[float] = []
     for index, pair in enumerate(pairs):
@@ -141,6 +156,8 @@ def summarize(pairs: Iterable[Pair]) -> ShadowStats:
         p_err, s_err = is_server_error(pair.primary_status), is_server_error(pair.shadow_status)
         primary_errors += p_err
         shadow_errors += s_err
+        primary_client += is_client_error(pair.primary_status)
+        shadow_client += is_client_error(pair.shadow_status)
         if pair.primary_latency_ms is not None and pair.shadow_latency_ms is not None:
             primary_ms.append(
                 check_real(pair.primary_latency_ms, f"{where}: primary latency", minimum=0.0)
@@ -160,7 +177,9 @@ def summarize(pairs: Iterable[Pair]) -> ShadowStats:
     if primary_ms:
         for name, q in zip(LATENCIES, (50.0, 95.0, 99.0), strict=True):
             latency[name] = (percentile(primary_ms, q), percentile(shadow_ms, q))
-    return ShadowStats(n, primary_errors, shadow_errors, latency, compared, agreed)
+    return ShadowStats(
+        n, primary_errors, shadow_errors, latency, compared, agreed, primary_client, shadow_client
+    )
 
 
 def judge_shadow(
@@ -236,7 +255,37 @@ def judge_shadow(
         bounds = Bounds.of(analysis.metrics[AGREEMENT])
         early = short(stats.compared, "labelled pairs where both succeeded", AGREEMENT, bounds)
         out.append(early or _agreement(stats, bounds, confidence, level, strict))
+    given_client: BoundsLike | None = getattr(analysis, CLIENT_ERRORS, None)
+    if given_client is not None and not Bounds.of(given_client).empty:
+        bounds = Bounds.of(given_client)
+        absolute = bounds.min is not None or bounds.max is not None
+        if stats.pairs or absolute:  # no pairs: nothing to compare with
+            early = short(stats.pairs, "paired requests", CLIENT_ERRORS, bounds)
+            out.append(early or _client_errors(stats, bounds, confidence, level, strict))
     return out
+
+
+def _client_errors(
+    stats: ShadowStats, bounds: Bounds, confidence: float, level: str, strict: bool
+) -> Measurement:
+    n = stats.pairs
+    ours, theirs = stats.shadow_client_errors, stats.primary_client_errors
+    rate, primary = ours / n, theirs / n
+    low, high = wilson(ours, n, confidence)
+    shadow = Estimate(rate, low, high, f"{ours}/{n}, {level} interval {span(low, high)}")
+    worse = None
+    if bounds.relative:
+        d_low, d_high = newcombe(ours, n, theirs, n, confidence)
+        worse = Estimate(
+            rate - primary,
+            d_low,
+            d_high,
+            f"primary {theirs}/{n}, difference {level} interval {span(d_low, d_high)}",
+        )
+    verdict, reason = judge_metric(
+        CLIENT_ERRORS, bounds, shadow, worse=worse, baseline_name="primary", strict=strict
+    )
+    return Measurement(CLIENT_ERRORS, rate, primary, bounds, verdict, reason, (low, high))
 
 
 def _error_rate(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from analysis.base import AnalysisError
 from analysis.canary import VariantStats
 from analysis.shadow import Pair
 from controller import reconcile
@@ -39,18 +40,19 @@ class Drive:
         self.endpoint = spec.endpoint
 
     # -- entry points ------------------------------------------------------------------
-    def begin(self, candidate: Mapping[str, Any], previous: RolloutState | None) -> Result:
-        """Start releasing ``candidate`` (superseding a candidate still in flight)."""
+    def begin(
+        self, candidate: Mapping[str, Any], previous: RolloutState | None, rollback: bool = False
+    ) -> Result:
+        """Start releasing ``candidate`` (superseding a candidate still in flight);
+        ``rollback``: ``mlx rollback`` is going back to what was released before."""
         stable = self._stable_now(previous)
         outcome = reconcile.start(
-            self.address, self.spec, stable, dict(candidate), self.clock(), previous
+            self.address, self.spec, stable, dict(candidate), self.clock(), previous, rollback
         )
         return self._carry_out(outcome, previous)
 
     def resume(self, state: RolloutState) -> Result:
-        """One pass over a rollout in flight."""
-        if state.phase in (Phase.COMPLETED, Phase.ABORTED):
-            return self._result(state, [])
+        """One pass over a rollout (a settled one only re-asserts its recorded traffic)."""
         now = self.clock()
         outcome = reconcile.advance(self.spec, state, self._observe(state, now))
         return self._carry_out(outcome, state)
@@ -84,22 +86,24 @@ class Drive:
         due = (state.next_look_at is not None and now >= state.next_look_at) or (
             state.pause_until is not None and now >= state.pause_until
         )
-        if not due or self.endpoint is None:
-            return reconcile.Observation(now)
+        if not due or self.endpoint is None or state.phase is not Phase.PROGRESSING:
+            return reconcile.Observation(now)  # nothing to judge (a paused one waits for a person)
         endpoint, serving = self._serving()
         # an A/B test's sequential test takes the counts since it began; canary and shadow
         # analyses judge the window since the last look
         since = state.step_started_at if self.spec.strategy == "ab" else state.window_from
         try:
             by_role = serving.variant_metrics(endpoint, since, now)
+            metrics = {str(role): _stats(m) for role, m in by_role.items()}
             pairs = (
                 [Pair(**p) for p in serving.shadow_pairs(endpoint, since, now)]
                 if self.spec.strategy == "shadow"
                 else None
             )
-        except (ProviderError, OSError) as exc:
+        except (ProviderError, OSError, AnalysisError) as exc:
+            # a look that could not be taken: an error (counted toward
+            # consecutive_error_limit), never a pass
             return reconcile.Observation(now, error=str(exc))
-        metrics = {str(role): _stats(m) for role, m in by_role.items()}
         return reconcile.Observation(now, metrics=metrics, pairs=pairs)
 
     def _carry_out(self, outcome: reconcile.Outcome, before: RolloutState | None) -> Result:
@@ -113,7 +117,7 @@ class Drive:
                 assert name is not None
                 spec = self.peers.spec(state.subject) or {}
                 serving.deploy(endpoint, Variant(name, state.subject, state.candidate, spec))
-            wanted = outcome.traffic or _traffic(state)
+            wanted = outcome.traffic  # every outcome carries the recorded split: re-asserted
             if wanted is not None:
                 live = serving.traffic(endpoint)
                 target = Traffic(wanted.stable, wanted.candidate, wanted.weight, wanted.mirror)
@@ -161,23 +165,11 @@ class Drive:
         )
 
 
-def _traffic(state: RolloutState) -> reconcile.Traffic | None:
-    if state.phase is Phase.COMPLETED:
-        stable = state.stable_variant
-        return reconcile.Traffic(stable) if stable else None
-    if state.phase is Phase.ABORTED:
-        stable = state.stable_variant
-        return reconcile.Traffic(stable) if stable else None
-    stable = state.stable_variant
-    if stable is None:
-        return None
-    return reconcile.Traffic(stable, state.candidate_variant, state.weight, state.mirror)
-
-
 def _stats(m: Any) -> VariantStats:
     return VariantStats(
         requests=m.requests,
         server_errors=m.server_errors,
+        client_errors=m.client_errors,
         latency_p50_ms=m.latency_p50_ms,
         latency_p95_ms=m.latency_p95_ms,
         latency_p99_ms=m.latency_p99_ms,

@@ -26,11 +26,20 @@ from analysis import Limits, Tally, Verdict, decide, judge_canary, run_verdict
 from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
-from controller.state import Phase, RolloutState, Waiting, variant_name
+from controller.state import (
+    KEEP_RELEASED,
+    Phase,
+    RolloutState,
+    Waiting,
+    same_version,
+    variant_name,
+)
 from specs.rollouts import Rollout, Step
 
 #: How many looks a state keeps for `mlx rollout status` (history keeps every one).
 KEEP_LOOKS = 20
+#: The phases of a rollout still in flight (a candidate takes part in the traffic).
+IN_FLIGHT = (Phase.PROGRESSING, Phase.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,29 @@ def start(
     candidate: dict[str, Any],
     now: float,
     previous: RolloutState | None = None,
+    rollback: bool = False,
 ) -> Outcome:
-    """Begin releasing ``candidate`` (the gates passed: the engine checked them)."""
+    """Begin releasing ``candidate`` (the gates passed: the engine checked them).
+
+    Three cases end at once, without steps: a first release (nothing serves yet), the
+    stable version itself (a candidate in flight withdrawn by going back to the stable
+    bytes), and — in a ``rollback`` (``mlx rollback``) — a version this rollout made
+    stable before: all traffic moves in one pass, create-before-destroy (Argo Rollouts'
+    fast-track rollback). Anywhere else a version that served before walks the steps
+    again: after a rollback from v2, the next apply of v2's bytes is a canary, not v2 for
+    everyone at once."""
+    return _with_traffic(_start(address, spec, stable, candidate, now, previous, rollback))
+
+
+def _start(
+    address: str,
+    spec: Rollout,
+    stable: dict[str, Any] | None,
+    candidate: dict[str, Any],
+    now: float,
+    previous: RolloutState | None,
+    rollback: bool,
+) -> Outcome:
     steps = steps_of(spec)
     timeout = seconds(spec.timeout)
     state = RolloutState(
@@ -145,38 +175,67 @@ def start(
         started_at=now,
         deadline=now + timeout if timeout else None,
         tally=Tally().to_dict(),
+        released_before=list(previous.released_before) if previous is not None else [],
     )
     events = []
     retire: list[str] = []
-    if (
-        previous is not None
-        and previous.candidate
-        and previous.phase
-        in (
-            Phase.PROGRESSING,
-            Phase.PAUSED,
-        )
-    ):
+    superseded = None
+    if previous is not None and previous.candidate and previous.phase in IN_FLIGHT:
         old = previous.candidate_variant
         if old and old != variant_name(candidate):
+            superseded = old
             retire.append(old)
             events.append(f"candidate {old} superseded by {variant_name(candidate)}: retired")
-    if stable is None or variant_name(stable) == variant_name(candidate):
-        # nothing to compare with (a first release) or already stable: straight to done
-        out = _complete(state, spec, now, "first release: nothing serves yet, no traffic to split")
-        out.retire = retire + out.retire
-        out.events = events + out.events
+    if stable is None:
+        out = _complete(
+            state, spec, now, "first release: nothing served before, no traffic to split"
+        )
+    elif variant_name(stable) == variant_name(candidate):
+        if superseded:
+            why = f"candidate {superseded} withdrawn: the subject is back to the stable version"
+        elif previous is None:  # the endpoint, created with this rollout, serves it already
+            why = "first release: the endpoint serves it already, no traffic to split"
+        else:
+            why = "it is the stable version already"
+        out = _complete(state, spec, now, why)
+    elif rollback and served_before(state, candidate):
+        name = variant_name(candidate)
+        out = _complete(
+            state,
+            spec,
+            now,
+            f"rolled back: all traffic at once, {name} served this endpoint before",
+        )
+        out.deploy = True  # create before destroy: the old version is back before stable goes
+    else:
+        out = _enter(state, spec, 0, now, events)
+        out.deploy = True
+        out.retire = retire
         return out
-    out = _enter(state, spec, 0, now, events)
-    out.deploy = True
-    out.retire = retire
+    out.retire = retire + [v for v in out.retire if v not in retire]
+    out.events = events + out.events
     return out
 
 
+def served_before(state: RolloutState, candidate: dict[str, Any]) -> bool:
+    """Whether this rollout made ``candidate`` stable before (going back to it is a rollback)."""
+    return any(same_version(old, candidate) for old in state.released_before)
+
+
 def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
-    """One pass: act on requests, the deadline, due analyses and ended pauses."""
+    """One pass: act on requests, the deadline, due analyses and ended pauses.
+
+    Every outcome carries the traffic the recorded state wants (``Outcome.traffic``), so a
+    controller killed between recording a step and setting its weights converges on its
+    next pass, whatever that pass decides."""
+    return _with_traffic(_advance(spec, state, obs))
+
+
+def _advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
     if state.phase in (Phase.COMPLETED, Phase.ABORTED):
-        return Outcome(state)
+        # settled: re-assert what the record says (the alias too, when it completed)
+        done = state.phase is Phase.COMPLETED and spec.alias and state.stable
+        return Outcome(state, alias=dict(state.stable or {}) if done else None)
     state = replace(state, looks=list(state.looks), tally=dict(state.tally))
     now = obs.now
     asked = f"requested by {state.requested_by or 'a request'}"
@@ -188,19 +247,24 @@ def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
         state = replace(
             state, requested=None, requested_by=None, phase=Phase.PROGRESSING, waiting=None
         )
+        if state.deadline is not None and now >= state.deadline:
+            # a person took over a rollout past its timeout: it no longer bounds the rest
+            state = replace(state, deadline=None)
         if full:
             return _complete(state, spec, now, f"promoted to 100% (--full), {asked}")
         return _next_step(state, spec, now, f"promoted, {asked}")
-    if state.deadline is not None and now >= state.deadline and state.phase is not Phase.PAUSED:
-        return _pause(state, spec, now, Waiting.TIMEOUT, f"past its timeout ({spec.timeout})")
     if state.phase is Phase.PAUSED:
-        return Outcome(state)
-    if state.next_look_at is not None and now >= state.next_look_at:
-        return _look(state, spec, obs)
+        return Outcome(state)  # waits for a person, whatever the clock says
+    if state.deadline is not None and now >= state.deadline:
+        return _pause(state, spec, now, Waiting.TIMEOUT, f"past its timeout ({spec.timeout})")
     if state.pause_until is not None and now >= state.pause_until:
+        # the end of a pause moves on only on a passed analysis (when there is one); it
+        # comes first, so an interval look due at the same moment does not pre-empt it
         if spec.analysis is not None or spec.strategy == "ab":
             return _look(state, spec, obs, end_of_pause=True)
         return _next_step(state, spec, now, "pause ended")
+    if state.next_look_at is not None and now >= state.next_look_at:
+        return _look(state, spec, obs)
     return Outcome(state, due_at=_due(state))
 
 
@@ -257,7 +321,7 @@ def _enter(
         state = replace(state, pause_until=None, next_look_at=now + every)
         label += f", deciding on {spec.decision.metric if spec.decision else 'the outcome'}"
     state.message = label
-    out = Outcome(state, traffic=_traffic(state), events=[*events, label])
+    out = Outcome(state, traffic=traffic_of(state), events=[*events, label])
     if not step.manual and duration is None and spec.strategy != "ab":
         # no pause: straight on (this step's traffic is set first)
         nxt = _next_step(state, spec, now, "no pause")
@@ -284,6 +348,7 @@ def _complete(
     assert new is not None
     done = replace(
         state,
+        released_before=_released_before(state),
         step=max(0, state.steps - 1),
         phase=Phase.COMPLETED,
         waiting=None,
@@ -296,11 +361,19 @@ def _complete(
     )
     return Outcome(
         done,
-        traffic=Traffic(stable=new) if state.endpoint else None,
         retire=[old] if state.endpoint and old and old != new else [],
         alias=dict(state.candidate or {}) if spec.alias else None,
         events=[*(events or []), done.message],
     )
+
+
+def _released_before(state: RolloutState) -> list[dict[str, Any]]:
+    """The versions made stable before, once the candidate becomes stable (newest last)."""
+    earlier = [dict(old) for old in state.released_before]
+    if state.stable and not same_version(state.stable, state.candidate):
+        earlier = [old for old in earlier if not same_version(old, state.stable)]
+        earlier.append(dict(state.stable))
+    return [old for old in earlier if not same_version(old, state.candidate)][-KEEP_RELEASED:]
 
 
 def _abort(state: RolloutState, spec: Rollout, now: float, why: str, severity: str) -> Outcome:
@@ -319,7 +392,6 @@ def _abort(state: RolloutState, spec: Rollout, now: float, why: str, severity: s
     candidate = state.candidate_variant
     return Outcome(
         out,
-        traffic=Traffic(stable=stable) if stable else None,
         retire=[candidate] if candidate and candidate != stable else [],
         alert=_alert(out, spec, "aborted", why, severity),
         events=[out.message],
@@ -355,7 +427,12 @@ def _look(
             tally = tally.record_error()
             look.update(verdict="error", reason=str(exc))
         else:
-            verdict = run_verdict(measurements) if measurements else Verdict.PASS
+            if measurements or spec.strategy != "ab":
+                verdict = run_verdict(measurements)  # none taken: inconclusive, never a pass
+            else:
+                verdict = Verdict.PASS  # an A/B without guardrails: the sequential test decides
+            if not measurements:
+                look["reason"] = "nothing could be measured in the window"
             if spec.strategy == "ab" and verdict is not Verdict.FAIL:  # guardrails first
                 verdict, decided = _decide_ab(spec, state, obs, look)
                 if decided is not None:
@@ -472,11 +549,20 @@ def _ab_ends(
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _traffic(state: RolloutState) -> Traffic | None:
+def traffic_of(state: RolloutState) -> Traffic | None:
+    """The traffic ``state`` records: stable alone once settled, else the step's split."""
     stable = state.stable_variant
     if stable is None or state.endpoint is None:
         return None
+    if state.phase in (Phase.COMPLETED, Phase.ABORTED):
+        return Traffic(stable)
     return Traffic(stable, state.candidate_variant, state.weight, state.mirror)
+
+
+def _with_traffic(out: Outcome) -> Outcome:
+    """``out``, its traffic set to what its state records (every pass re-asserts it)."""
+    out.traffic = traffic_of(out.state)
+    return out
 
 
 def _due(state: RolloutState) -> float | None:
@@ -495,6 +581,8 @@ def _summary(look: dict[str, Any]) -> str:
     if look.get("verdict") == "error":
         return f"analysis could not be taken: {look.get('reason')}"
     parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
+    if not parts and look.get("reason"):
+        parts = [str(look["reason"])]
     head = f"analysis {look['verdict']}"
     return head + (" (" + "; ".join(parts) + ")" if parts else "")
 

@@ -20,6 +20,10 @@ class Phase(StrEnum):
     ABORTED = "aborted"  # stable serves everything; the candidate is out
 
 
+#: How many earlier stable versions a rollout remembers (Argo Rollouts' ``rollbackWindow``).
+KEEP_RELEASED = 10
+
+
 class Waiting(StrEnum):
     """Why a paused rollout waits, and for what."""
 
@@ -65,6 +69,9 @@ class RolloutState:
     requested: str | None = None
     #: who asked, and why: ``bob: support tickets doubled`` (recorded in the rollout's message)
     requested_by: str | None = None
+    #: outputs of the versions this rollout made stable before the current one, newest last
+    #: (at most ``KEEP_RELEASED``): going back to one of them is a rollback, at once
+    released_before: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def candidate_variant(self) -> str | None:
@@ -100,6 +107,15 @@ class RolloutState:
 
 def version_of(outputs: dict[str, Any]) -> Any:
     return outputs.get("version", outputs.get("revision"))
+
+
+def same_version(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two version outputs name the same bytes (by fingerprint, else by version)."""
+    if not a or not b:
+        return False
+    if a.get("fingerprint") and b.get("fingerprint"):
+        return bool(a["fingerprint"] == b["fingerprint"])
+    return version_of(a) is not None and version_of(a) == version_of(b)
 
 
 def variant_name(outputs: dict[str, Any] | None) -> str | None:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from inference.store import LogStore
 
 _RECORD_COLUMNS = [T.c[f.name] for f in fields(InferenceRecord)]
+#: The status of a caller who hung up or timed out (nginx's 499): nobody's error.
+CALLER_GONE = 499
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ class VariantSummary:
     Latency percentiles are nearest-rank percentiles read from log-scale buckets stored with
     each row (``inference.buckets``): approximate, within 1 % (relative) of the exact value,
     and exact when the percentile falls on a bucket's smallest or largest latency. They are
-    None when there are no requests. ``feedback`` counts feedback records given to the
+    None when there are no requests. ``server_errors`` counts statuses >= 500 and
+    ``client_errors`` 4xx statuses but 499 (a caller who hung up or timed out is nobody's
+    error: ``abandoned`` counts those). ``feedback`` counts feedback records given to the
     variant's requests in the window, ``mean_score`` averages their numeric scores, and
     ``successes`` counts requests with at least one feedback scoring > 0.
 
@@ -207,6 +211,9 @@ class VariantSummary:
     feedback: int = 0
     mean_score: float | None = None
     successes: int = 0
+    #: requests whose caller hung up or timed out (status 499): counted in ``requests``,
+    #: in neither error count (nobody's failure, no refusal)
+    abandoned: int = 0
 
     @property
     def error_rate(self) -> float | None:
@@ -266,9 +273,13 @@ def variant_summary(
         T.c.latency_bucket,
         func.count().label("n"),
         func.sum(case((T.c.status >= 500, one), else_=zero)).label("server"),
-        func.sum(case((and_(T.c.status >= 400, T.c.status < 500), one), else_=zero)).label(
-            "client"
-        ),
+        func.sum(
+            case(
+                (and_(T.c.status >= 400, T.c.status < 500, T.c.status != CALLER_GONE), one),
+                else_=zero,
+            )
+        ).label("client"),
+        func.sum(case((T.c.status == CALLER_GONE, one), else_=zero)).label("gone"),
         func.sum(T.c.cost_usd).label("cost"),
         func.sum(T.c.input_tokens).label("tin"),
         func.sum(T.c.output_tokens).label("tout"),
@@ -279,7 +290,7 @@ def variant_summary(
     # Feedback comes after its request; a 5-minute margin absorbs clock skew between replicas.
     fb_since = [] if since is None else [F.c.ts >= since - 300.0]
     fb_where = [F.c.environment == environment, F.c.endpoint == endpoint, *fb_since]
-    keys = ("n", "server", "client", "tin", "tout", "hits", "fn", "fcount", "fok")
+    keys = ("n", "server", "client", "gone", "tin", "tout", "hits", "fn", "fcount", "fok")
     acc: dict[str, dict[str, Any]] = {}
     with store.engine.connect() as conn:
         with_feedback = conn.execute(select(F.c.id).where(*fb_where).limit(1)).first() is not None
@@ -341,6 +352,7 @@ def variant_summary(
             feedback=a["fn"],
             mean_score=a["fsum"] / a["fcount"] if a["fcount"] else None,
             successes=a["fok"],
+            abandoned=a["gone"],
         )
     return out
 

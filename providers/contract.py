@@ -161,6 +161,9 @@ class Change:
     fields: tuple[str, ...] = ()
     #: Continue an operation that returned ``IN_PROGRESS`` (``prior.outputs`` says where it is).
     resume: bool = False
+    #: The update replays an earlier state version (``mlx rollback``): a release going back
+    #: to a version it served before moves all traffic at once.
+    rollback: bool = False
 
 
 @dataclass(frozen=True)
@@ -473,7 +476,12 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class VariantMetrics:
-    """Traffic one role of an endpoint served in a time window (what analyses judge)."""
+    """Traffic one role of an endpoint served in a time window (what analyses judge).
+
+    ``requests`` counts the answers the role gave (a caller who hung up or timed out, 499,
+    is left out: nobody got an answer); ``server_errors`` those with status >= 500,
+    ``client_errors`` those with a 4xx status.
+    """
 
     requests: int = 0
     server_errors: int = 0
@@ -483,6 +491,7 @@ class VariantMetrics:
     cost_usd: float = 0.0
     feedback_count: int = 0
     feedback_mean: float | None = None
+    client_errors: int = 0
 
 
 class Serving(ABC):

@@ -132,7 +132,7 @@ class RolloutProvider(Provider):
             return drive.resume(state)  # released already: nothing new (a metadata edit)
         if fingerprint == state.aborted_fingerprint and not in_flight:
             return drive.resume(state)  # aborted: stays out until `mlx rollout retry`
-        return drive.begin(candidate, state)
+        return drive.begin(candidate, state, rollback=change.rollback)
 
     def delete(self, prior: Prior) -> None:
         subject, alias = prior.outputs.get("subject"), prior.outputs.get("alias")

@@ -10,6 +10,10 @@ from specs.base import Duration, OwnedResource, SpecModel, ref_field
 from specs.evals import Threshold
 from specs.kinds import Kind
 
+#: How much higher than stable's a candidate's client-error (4xx) share may be by default:
+#: a candidate that refuses what stable accepts is failing (docs/statistics.md).
+DEFAULT_CLIENT_ERROR_DROP = 0.01
+
 
 class Pause(SpecModel):
     """``pause: {duration: 10m}``; ``pause: {}`` waits for ``mlx rollout promote``."""
@@ -43,6 +47,12 @@ class Analysis(SpecModel):
     """Judged on the candidate against stable over the same window (docs/statistics.md)."""
 
     error_rate: Threshold | None = None
+    client_error_rate: Threshold = Field(
+        default_factory=lambda: Threshold(max_drop=DEFAULT_CLIENT_ERROR_DROP),
+        description="The candidate's share of 4xx answers (499 excluded) against stable's: "
+        "judged at every look whenever stable had traffic, by default at most "
+        f"{DEFAULT_CLIENT_ERROR_DROP} above it.",
+    )
     latency_p50_ms: Threshold | None = None
     latency_p95_ms: Threshold | None = None
     latency_p99_ms: Threshold | None = None

@@ -341,7 +341,8 @@ class Applier:
             done = _ING[change.action][1]
             if Reason.EVIDENCE_REUSED in change.reasons:
                 done = "Verdict reused"
-            return f"{at} {done} after {elapsed:.1f}s{_brief(outcome.outputs)}"
+            said = f": {outcome.message}" if outcome.message else ""
+            return f"{at} {done} after {elapsed:.1f}s{_brief(outcome.outputs)}{said}"
         if outcome.status is OutcomeStatus.UNCHANGED:
             return f"{at} no changes after all (its inputs resolved to the same values)"
         if outcome.status is OutcomeStatus.IN_PROGRESS:
@@ -468,7 +469,9 @@ class Applier:
                 result.next_step or "continues later",
                 result.outputs,
             )
-        return Outcome(change.address, change.action, OutcomeStatus.OK, None, result.outputs)
+        # an operation that finished in this apply says how (a rollout: "completed: …")
+        done = result.next_step
+        return Outcome(change.address, change.action, OutcomeStatus.OK, done, result.outputs)
 
     def _delete(self, change: ResourceChange, provider: Provider, prior: Prior | None) -> Outcome:
         if prior is not None:  # a record someone removed meanwhile: nothing left to delete
@@ -497,6 +500,7 @@ class Applier:
             content=prior_rec is not None and prior_rec.content_hash != desired.fingerprint,
             fields=tuple(f.path for f in change.fields),
             resume=prior.status == Status.IN_PROGRESS,
+            rollback=self.plan.options.operation == "rollback",
         )
         if Reason.DRIFTED in change.reasons or Reason.RELEASE_PENDING in change.reasons:
             # a drifted object is restored, a pending release made, whatever the hashes say

@@ -10,6 +10,9 @@ from typing import Any
 from engine.diagnostics import MlxError, did_you_mean
 from state.store import StateReader
 
+#: The action of a step recorded before it is taken (``engine.apply.recording.checkpoint``).
+CHECKPOINT = "step"
+
 
 def _iso(value: Any) -> str | None:
     if value is None:
@@ -144,7 +147,7 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
             )
         }
     introduced = reader.version(current["serial"], with_spec=False) or {}
-    events = reader.events(address=address)
+    events = merged_events(reader.events(address=address))
     actors = {v["serial"]: v["actor"] for v in reader.versions()}
     attributes = current.get("attributes") or {}
     lineage = attributes.get("lineage") or {}
@@ -192,6 +195,30 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
         ],
         "evidence": _evidence_for(reader, current.get("outputs") or {}),
     }
+
+
+def merged_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per thing that happened: a step recorded before it was taken (a
+    checkpoint, action ``step``) and the record written once it was taken are one event.
+
+    Both are kept in state — the checkpoint is what a controller killed mid-step resumes
+    from — but history shows the step once: the later record, carrying the checkpoint's
+    note when it has none of its own. A checkpoint with nothing after it (a controller
+    killed mid-step) is shown as it is.
+    """
+    out: list[dict[str, Any]] = []
+    for event in events:
+        before = out[-1] if out else None
+        if (
+            before is not None
+            and before["action"] == CHECKPOINT
+            and before["address"] == event["address"]
+            and before["serial"] == event["serial"]
+        ):
+            out[-1] = {**event, "error": event.get("error") or before.get("error")}
+            continue
+        out.append(event)
+    return out
 
 
 def _evidence_for(reader: StateReader, outputs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from engine.diagnostics import MlxError, did_you_mean
+from engine.inspect.queries import merged_events
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
 from providers.contract import ProviderError, Serving, capability
@@ -49,7 +50,7 @@ def status_of(session: Session, name: str) -> dict[str, Any]:
             "at": e["created_at"],
             "note": e["error"],
         }
-        for e in reader.events(address=address)
+        for e in merged_events(reader.events(address=address))
     ]
     return data
 

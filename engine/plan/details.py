@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.plan.model import Action, Reason
 from engine.release import evidence
+from engine.release.released import served_before, served_serials
 from specs.introspect import kind_info
 
 if TYPE_CHECKING:
@@ -113,6 +114,18 @@ class Explainer:
         )
         fp = self.planner.fingerprint_now(subject)
         shown = f"v{now}" if now is not None else "a new version" + (f" ({fp[:19]}…)" if fp else "")
+        back = self.planner.options.operation == "rollback"
+        if back and rec is not None and served_before(dict(rec.outputs), fp):
+            assert fp is not None
+            serials = served_serials(self.planner.reader, p.address, fp)
+            when = ""
+            if serials:
+                first, last = serials[0], serials[-1]
+                when = f" (serial {first})" if first == last else f" (serials {first}-{last})"
+            return [
+                f"rolls back to {shown}: all traffic at once, {shown} served before{when} "
+                f"(users get v{was} now)"
+            ]
         return [f"releases {subject} {shown} (users get v{was} now)"]
 
     def _in_progress(self, p: Planned, _prior: IndexRow | None, _u: tuple[str, ...]) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from providers.contract import Released
 from specs.introspect import kind_info
+from state.evidence import Verdict
 from state.status import Status
 from state.store import Record, StateReader
 
@@ -25,7 +26,8 @@ def released_outputs(outputs: dict[str, Any]) -> dict[str, Any] | None:
 def released_finder(
     reader: StateReader, record: Callable[[str], Record | None]
 ) -> Callable[[str, str | None], Released | None]:
-    """``(subject, gate) -> Released``: behind a recorded release, else the last passed verdict.
+    """``(subject, gate) -> Released``: behind a recorded release, else the newest version
+    ``gate`` passed that no gate rejected (:func:`last_accepted`).
 
     Records are read through ``record`` (the run's snapshot as it started), so a gate
     running in an apply compares with what users got before the apply.
@@ -49,8 +51,8 @@ def released_finder(
                 via = rec.outputs.get("alias")
                 how = f" (alias {via})" if via else ""
                 return Released(outputs, f"released by {address}{how}")
-        verdict = reader.evidence().last_passed(subject, [gate] if gate else None)
-        if verdict is not None and verdict.subject_outputs:
+        verdict = last_accepted(reader.evidence().history(subject=subject), gate)
+        if verdict is not None:
             return Released(
                 verdict.subject_outputs,
                 f"the last version {verdict.gate} passed (state version {verdict.serial})",
@@ -58,6 +60,43 @@ def released_finder(
         return None
 
     return find
+
+
+def last_accepted(history: list[Verdict], gate: str | None) -> Verdict | None:
+    """The newest version ``gate`` (any gate: ``None``) passed that no gate rejected.
+
+    ``history`` is a subject's verdicts, oldest first. Each gate's latest verdict on a
+    fingerprint stands (a rerun that passed clears an earlier failure); a version whose
+    latest verdict from any gate failed was rejected — never a baseline, even when the
+    asking gate itself passed it.
+    """
+    latest = {(v.gate, v.subject_fingerprint): v for v in history}
+    rejected = {fp for (_gate, fp), v in latest.items() if not v.passed}
+    for verdict in reversed(history):
+        if not verdict.passed or verdict.subject_fingerprint in rejected:
+            continue
+        if (gate is None or verdict.gate == gate) and verdict.subject_outputs:
+            return verdict
+    return None
+
+
+def served_before(outputs: dict[str, Any], fingerprint: str | None) -> bool:
+    """Whether a rollout's record says it made the version ``fingerprint`` stable before
+    (releasing it again is a rollback: all traffic at once, ``controller.reconcile``)."""
+    if not fingerprint:
+        return False
+    earlier = outputs.get("released_before") or []
+    return any(isinstance(o, dict) and o.get("fingerprint") == fingerprint for o in earlier)
+
+
+def served_serials(reader: StateReader, address: str, fingerprint: str) -> list[int]:
+    """The state versions in which ``address`` released the version ``fingerprint``."""
+    serials = []
+    for event in reader.events(address=address):
+        released = released_outputs(dict(event.get("outputs") or {}))
+        if released is not None and released.get("fingerprint") == fingerprint:
+            serials.append(int(event["serial"]))
+    return sorted(set(serials))
 
 
 def driver_of(decls: Any, graph: Any, address: str) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.apply.recording import base_of, checkpoint, record_touched
@@ -43,6 +43,22 @@ class PassResult:
     due_at: float | None = None
     #: a request's recorded reason (``--reason``, or "promoted by <actor>")
     reason: str | None = None
+    #: in flight: what it waits for, and until when (``engine.render.rollout.wait_line``)
+    waiting_for: str | None = None
+
+    @property
+    def said(self) -> bool:
+        """Whether its events already told where it ended (its message is one of them)."""
+        return bool(self.message) and self.message in self.events
+
+    def closing_line(self) -> str | None:
+        """The one line that ends a report on this rollout, when its events did not say it:
+        what a person must do, where it stands, or how it ended before this run."""
+        if self.waiting or not self.done:
+            return f"{self.address}: {self.waiting_for}" if self.waiting_for else None
+        if self.said:
+            return None
+        return f"{self.address}: {self.message or self.phase}"
 
 
 def _address(name: str) -> str:
@@ -223,7 +239,9 @@ def _pass(
     new = dict(result.outputs)
     events = _events(list(new.pop("events", []) or []), asked)
     done = result.completion is Completion.DONE
-    changed = bool(events)
+    # a pass that settles a record still in progress (a controller killed after recording
+    # the last step) writes it, even when it had nothing new to say
+    changed = bool(events) or (done and rec.status == Status.IN_PROGRESS)
     if changed:
         version.begin()
         writer.put(
@@ -243,7 +261,10 @@ def _pass(
         writer.finish(VersionStatus.COMPLETE, summary, message)
         for event in events:
             echo(f"{rec.address}: {event}")
+    from engine.render.rollout import wait_line
+
     state = RolloutState.from_outputs(new)
+    analysed = bool(rec.attributes.get("analysis")) or state.strategy == "ab"
     return PassResult(
         rec.address,
         str(state.phase),
@@ -254,6 +275,7 @@ def _pass(
         changed=changed,
         due_at=_due(state),
         reason=asked.reason if asked else None,
+        waiting_for=wait_line(new, analysed=analysed),
     )
 
 
@@ -300,20 +322,35 @@ def run(
     max_passes: int | None = None,
 ) -> list[PassResult]:
     """Drive rollouts until each completes, aborts, or (``stop_when_paused``) waits for a
-    person. ``names``: these rollouts (default: every rollout in progress)."""
+    person. ``names``: these rollouts (default: every rollout in progress).
+
+    Every line is said once: each step as it is taken, what a rollout waits for (and until
+    when) whenever that changes, and how one ended when no step said it. What a person must
+    do next is the caller's to say (``PassResult.closing_line``). The results carry every
+    event of the run."""
     targets = [_address(n) for n in names] if names else in_progress(session)
     last: dict[str, PassResult] = {}
+    events: dict[str, list[str]] = {}
+    waits: dict[str, str | None] = {}
     passes = 0
     while targets:
         for address in list(targets):
             result = step(session, address, echo=echo)
-            last[address] = result
+            events.setdefault(address, []).extend(result.events)
+            last[address] = replace(result, events=list(events[address]))
             if result.done or (stop_when_paused and result.waiting):
                 targets.remove(address)
+            elif result.waiting_for != waits.get(address) and not result.waiting:
+                waits[address] = result.waiting_for
+                if result.waiting_for:
+                    echo(f"{address}: {result.waiting_for}")
         passes += 1
         if not targets or (max_passes is not None and passes >= max_passes):
             break
         due = [r.due_at for a, r in last.items() if a in targets and r.due_at]
         nap = min(due) - clock() if due else MAX_NAP_S
         sleep(max(0.02, min(MAX_NAP_S, nap)))
+    for result in last.values():
+        if result.done and not result.said:
+            echo(f"{result.address}: {result.message or result.phase}")
     return list(last.values())

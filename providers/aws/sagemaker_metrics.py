@@ -2,7 +2,8 @@
 
 SageMaker publishes, per ``EndpointName``/``VariantName``, one-minute metrics:
 ``Invocations`` (every request the variant got, errors included),
-``Invocation5XXErrors`` (the model or container failed) and ``ModelLatency``
+``Invocation5XXErrors`` (the model or container failed), ``Invocation4XXErrors`` (it
+refused the request: compared with stable's share by every analysis) and ``ModelLatency``
 (microseconds; reported here in milliseconds).
 
 **The window.** The controller asks about ``since..until`` (half-open) and
@@ -171,7 +172,7 @@ def _total(points: list[dict[str, Any]]) -> int:
 def variant_metrics(
     client: Any, endpoint: str, variant: str, win: Window, log: Callable[[str], None]
 ) -> VariantMetrics:
-    """Requests, 5XX errors and latency of one variant in ``win``.
+    """Requests, 5XX and 4XX errors and latency of one variant in ``win``.
 
     SageMaker bills instance-hours, not requests, and has no feedback route:
     ``cost_usd`` stays 0 and the feedback fields empty.
@@ -182,6 +183,7 @@ def variant_metrics(
     ]
     requests = _total(_datapoints(client, "Invocations", dimensions, win, ["Sum"]))
     errors = _total(_datapoints(client, "Invocation5XXErrors", dimensions, win, ["Sum"]))
+    refused = _total(_datapoints(client, "Invocation4XXErrors", dimensions, win, ["Sum"]))
     latency = summarize_latency(_latency_points(client, dimensions, win))
     if latency.approximate:
         log(
@@ -191,6 +193,7 @@ def variant_metrics(
     return VariantMetrics(
         requests=requests,
         server_errors=errors,
+        client_errors=refused,
         latency_p50_ms=latency.p50_ms,
         latency_p95_ms=latency.p95_ms,
         latency_p99_ms=latency.p99_ms,

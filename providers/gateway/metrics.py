@@ -29,8 +29,9 @@ def role_metrics(
         if s is None:
             continue
         out[role] = VariantMetrics(
-            requests=s.requests,
+            requests=s.requests - s.abandoned,  # answers given: a caller's 499 is nobody's
             server_errors=s.server_errors,
+            client_errors=s.client_errors,
             latency_p50_ms=s.latency_p50_ms,
             latency_p95_ms=s.latency_p95_ms,
             latency_p99_ms=s.latency_p99_ms,

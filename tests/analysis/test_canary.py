@@ -15,8 +15,10 @@ PASS, FAIL, INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
 
 
 def analysis(**fields: Any) -> Analysis:
-    """The real spec model, so the judgement is tested against what users write."""
-    return Analysis.model_validate(fields)
+    """The real spec model, so the judgement is tested against what users write — without
+    the client-error comparison every analysis has by default (tested on its own in
+    test_client_errors.py), so that each test here sees only the metric it sets."""
+    return Analysis.model_validate(fields).model_copy(update={"client_error_rate": None})
 
 
 def stats(requests: int = 1000, errors: int = 0, **fields: Any) -> VariantStats:
@@ -289,7 +291,14 @@ def test_an_empty_threshold_is_reported_not_judged() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"requests": 10, "server_errors": 11}, r"server_errors \(11\) exceed requests \(10\)"),
+        (
+            {"requests": 10, "server_errors": 11},
+            r"server_errors \(11\) and client_errors \(0\) exceed requests \(10\)",
+        ),
+        (
+            {"requests": 10, "server_errors": 4, "client_errors": 7},
+            r"server_errors \(4\) and client_errors \(7\) exceed requests \(10\)",
+        ),
         ({"requests": -1, "server_errors": 0}, "requests must be >= 0"),
         ({"requests": 10.5, "server_errors": 0}, "requests must be a whole number"),
         ({"requests": 10, "server_errors": 0, "latency_p95_ms": float("nan")}, "latency_p95_ms"),
@@ -323,11 +332,12 @@ def test_built_from_the_inference_logs_variant_summary() -> None:
         feedback=50,
         mean_score=0.8,
         successes=40,
+        abandoned=3,
     )
     got = VariantStats.from_summary(summary)
-    assert got == VariantStats(400, 2, 40.0, 180.0, 260.0, 1.2, 50, 0.8)
-    assert got.error_rate == summary.error_rate
-    assert got.cost_per_request_usd == summary.cost_per_request
+    # a caller who hung up (499) got no answer: the analysis counts the 397 answers given
+    assert got == VariantStats(397, 2, 40.0, 180.0, 260.0, 1.2, 50, 0.8, client_errors=7)
+    assert got.error_rate == 2 / 397 and got.client_error_rate == 7 / 397
 
 
 def test_a_custom_metric_named_like_a_built_in_is_refused() -> None:

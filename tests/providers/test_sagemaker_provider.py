@@ -91,8 +91,10 @@ def put_traffic(
     requests: int,
     errors: int,
     latencies_ms: Sequence[float],
+    refused: int = 0,
 ) -> None:
-    """What SageMaker publishes for a variant: invocations, 5XX errors, latency in µs."""
+    """What SageMaker publishes for a variant: invocations, 5XX and 4XX errors, latency
+    in µs."""
     dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": variant}]
     now = datetime.now(UTC)
     data: list[dict[str, Any]] = [
@@ -102,6 +104,12 @@ def put_traffic(
             "Dimensions": dims,
             "Timestamp": now,
             "Value": errors,
+        },
+        {
+            "MetricName": "Invocation4XXErrors",
+            "Dimensions": dims,
+            "Timestamp": now,
+            "Value": refused,
         },
     ]
     micros = [ms * 1000 for ms in latencies_ms]
@@ -476,10 +484,10 @@ def test_the_stable_variant_is_never_retired(setup: Setup) -> None:
 def test_latency_fallback_is_the_mean_and_the_maximum(setup: Setup) -> None:
     prior = setup.create(setup.desired(setup.version(1)))
     name = prior.outputs["endpoint_name"]
-    put_traffic(setup.endpoint, name, "v1", 4, 1, [10.0, 20.0, 30.0, 100.0])
+    put_traffic(setup.endpoint, name, "v1", 4, 1, [10.0, 20.0, 30.0, 100.0], refused=2)
     now = datetime.now(UTC).timestamp()
     got = setup.provider.variant_metrics(prior, now - 60, now + 60)[Role.STABLE]
-    assert (got.requests, got.server_errors) == (4, 1)
+    assert (got.requests, got.server_errors, got.client_errors) == (4, 1, 2)
     assert (got.latency_p50_ms, got.latency_p95_ms, got.latency_p99_ms) == (40.0, 100.0, 100.0)
     assert any("no ModelLatency percentiles" in line for line in setup.provider.logs)  # type: ignore[attr-defined]
 

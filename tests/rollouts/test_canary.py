@@ -167,3 +167,40 @@ def test_a_rollout_past_its_timeout_pauses_and_alerts(tmp_path: Path) -> None:
     alerts = [json.loads(x) for x in (ws.root / ".mlx/alerts.jsonl").read_text().splitlines()]
     assert "past its timeout" in alerts[-1]["text"] and alerts[-1]["owner"] == "team-ml"
     assert _route(ws)["traffic"]["weight"] == 10, "a timed-out rollout holds, it does not spin"
+
+
+def test_a_completion_recorded_before_its_traffic_moved_is_settled_by_the_next_pass(
+    canary: Workspace,
+) -> None:
+    """Issue 18, item 6: a controller killed after recording "completed" (the checkpoint)
+    but before moving traffic, the alias and the record's status: the next pass re-asserts
+    what the record says and settles the record."""
+    from controller import reconcile
+    from controller.state import RolloutState
+    from engine.apply.recording import base_of, checkpoint
+    from specs.rollouts import Rollout
+    from state.status import VersionStatus
+
+    canary.write({"model.txt": "score=0.97"})
+    assert canary.apply() is not None
+    assert _route(canary)["traffic"]["weight"] == 10
+    session = canary.session()
+    try:
+        with session.writer("rollout") as writer:
+            rec = writer.records(["rollouts.m"])["rollouts.m"]
+            spec = Rollout.model_validate(rec.attributes)
+            state = RolloutState.from_outputs(dict(rec.outputs))
+            done = reconcile.advance(spec, reconcile.promote(state, True), reconcile.Observation(0))
+            assert done.state.phase == "completed"
+            writer.begin("rollout", actor="controller")
+            checkpoint(writer, base_of(rec), done.state.to_outputs(), done.events[-1])
+            writer.finish(VersionStatus.INTERRUPTED, {}, "killed")  # the process died here
+        assert canary.statuses()["rollouts.m"] == "in_progress"
+        assert _route(canary)["traffic"]["weight"] == 10 and _production(canary) == 1
+        result = rollouts.step(session, "m")
+    finally:
+        session.close()
+    assert result.done and result.phase == "completed"
+    assert _route(canary)["traffic"] == only("v2")
+    assert _production(canary) == 2
+    assert canary.statuses()["rollouts.m"] == "ok"

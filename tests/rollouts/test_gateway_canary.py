@@ -179,3 +179,36 @@ def test_a_failing_candidate_aborts_and_stable_keeps_serving(served: Any) -> Non
     wait_until_only(gateway, "1")
     obj = ws.registry_object("models", "m") or {}
     assert obj["aliases"]["production"] == 1
+
+
+def _train_wider(path: Path) -> None:
+    """A candidate that expects five columns where stable takes four: every request the
+    callers send (four values) is one it refuses with a 400 — and it never fails with 5xx."""
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 5))
+    joblib.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), path)
+
+
+def test_a_candidate_that_refuses_what_stable_accepts_is_aborted(served: Any) -> None:
+    """Issue 18, item 1: no 5xx at all, every answer a 400 — the client-error comparison
+    (on by default) aborts it; it is never promoted."""
+    ws, gateway, _v1 = served
+    _train_wider(ws.root / "model.joblib")
+    report = ws.apply()
+    assert report is not None and report.ok, ws.output
+    with Traffic(gateway) as traffic:
+        result = _drive(ws)
+    refused = [s for s, r, _ in traffic.replies if r == "candidate"]
+    assert refused and all(400 <= s < 500 for s in refused), refused
+    assert all(s == 200 for s, r, _ in traffic.replies if r == "stable")
+    assert result.phase == "aborted", result
+    assert "client_error_rate" in result.message and "breaches max_drop 0.01" in result.message
+    assert "error_rate 0 (0/" in result.message  # the 5xx count saw nothing wrong
+    wait_until_only(gateway, "1")
+    obj = ws.registry_object("models", "m") or {}
+    assert obj["aliases"]["production"] == 1
+    assert ws.outputs("rollouts.m")["released_version"] == 1

@@ -282,8 +282,7 @@ def wait_for_rollouts(session: Any) -> int:
     click.echo("\nWaiting for rollouts in progress (Ctrl-C stops waiting; they stay in progress).")
     results = run(session, None, echo)
     code = EXIT_OK
-    for r in results:
-        click.echo(f"{r.address}: {r.phase} — {r.message}")
+    for r in results:  # each step was said as it was taken
         if r.phase == "aborted":
             code = EXIT_ERROR
         elif not r.done:

@@ -100,19 +100,22 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
             max_passes=1 if once else None,
         )
         for result in results:
-            _report(result, as_json)
+            if as_json:
+                _report(result, as_json)
+            elif result.waiting:  # the steps were said as they were taken: what is left to do
+                click.echo(result.closing_line())
         if not results and not as_json:
             click.echo("No rollout is in progress.")
         return EXIT_ERROR if any(r.phase == "aborted" for r in results) else EXIT_OK
 
 
 def _report(result: Any, as_json: bool) -> None:
+    """The result as JSON, or the one line its events did not say already."""
     if as_json:
         from dataclasses import asdict
 
         click.echo(json.dumps(asdict(result), sort_keys=True, default=str))
         return
-    line = f"{result.address}: {result.phase}"
-    if result.message:
-        line += f" — {result.message}"
-    click.echo(line)
+    line = result.closing_line()
+    if line:
+        click.echo(line)
