@@ -38,6 +38,7 @@ def build(spec: SpecSet) -> SpecGraph:
     for address, decl in spec.decls.items():
         templates[address] = _templates_of(spec, address, decl, sites, diags)
         _depends_on(spec, address, decl, sites, diags)
+    diags.extend(_contested(spec, templates))
     if diags:
         raise MlxError(diags)
     _implicit_gate_edges(spec, templates, sites)
@@ -114,6 +115,53 @@ def _depends_on(
             )
         else:
             sites.setdefault((dep, address), []).append(("depends_on", i))
+
+
+def _contested(
+    spec: SpecSet, templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+) -> list[Diagnostic]:
+    """Targets two resources of a kind would both drive (two rollouts on one endpoint).
+
+    Each would report its own outcome while the other's traffic split serves, so the
+    second is an error at its place, naming the first and where it was written.
+    """
+    diags: list[Diagnostic] = []
+    claimed: dict[tuple[str, int, tuple[str, ...]], str] = {}
+    for address, decl in spec.decls.items():
+        for index, rule in enumerate(kind_info(decl.section).exclusive):
+            target = _target(decl.body, templates.get(address, {}), rule.fields)
+            if target is None:
+                continue
+            first = claimed.setdefault((decl.section, index, target), address)
+            if first == address:
+                continue
+            field = rule.fields[-1]
+            what = rule.shown.format(*target)
+            diags.append(
+                Diagnostic(
+                    f"{first} and {address} both drive {what}: {rule.rule}",
+                    spec.source(address, field),
+                    related=((f"{first} names it", spec.source(first, field)),),
+                    detail=rule.hint,
+                )
+            )
+    return diags
+
+
+def _target(
+    body: dict[str, Any],
+    templates: dict[tuple[str | int, ...], list[Any]],
+    fields: tuple[str, ...],
+) -> tuple[str, ...] | None:
+    """The values of ``fields`` (a reference as its address), or None unless all are set."""
+    values: list[str] = []
+    for field in fields:
+        ref = _subject(templates, field)
+        value = ref if ref is not None else body.get(field)
+        if value is None or value == "":
+            return None
+        values.append(str(value))
+    return tuple(values)
 
 
 def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> str | None:

@@ -201,3 +201,57 @@ def test_all_errors_of_a_run_are_reported_together(applied: Path) -> None:
     result = run_mlx(["validate"], applied)
     assert result.code == 1
     assert "models.yaml:3:5" in result.err and "extra.yaml:1:1" in result.err, result
+
+
+TWO_ROLLOUTS = {
+    "endpoints.yaml": (
+        "endpoints:\n  fraud:\n    serves: ${models.fraud}\n    owner: team-ml\n"
+        "rollouts:\n  canary:\n    subject: ${models.fraud}\n    endpoint: ${endpoints.fraud}\n"
+        "    strategy: canary\n    steps: [{weight: 25, pause: 10m}, {weight: 100}]\n"
+        "    owner: team-ml\n"
+    ),
+    "direct.yaml": (
+        "rollouts:\n  direct:\n    owner: team-ml\n    subject: ${models.fraud}\n"
+        "    endpoint: ${endpoints.fraud}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["apply", "--yes"]])
+def test_two_rollouts_on_one_endpoint_are_refused_naming_both(
+    applied: Path, command: list[str]
+) -> None:
+    """Issue 18, item 4: a canary and a direct rollout on one endpoint fought over it."""
+    db = applied / ".mlx" / "state.db"
+    before = _state_snapshot(db)
+    write_spec(applied, TWO_ROLLOUTS)
+    result = run_mlx(command, applied)
+    assert result.code == 1, result
+    assert (
+        "rollouts.direct and rollouts.canary both drive endpoints.fraud: "
+        "an endpoint has at most one rollout"
+    ) in result.err, result
+    # the second one read (files in name order) at its `endpoint:`, the first one beside it
+    assert "--> endpoints.yaml:8:5" in result.err, result
+    assert "rollouts.direct names it --> direct.yaml:5:5" in result.err, result
+    assert "Traceback" not in result.err and "Apply" not in result.out, result
+    assert _state_snapshot(db) == before
+
+
+def test_two_rollouts_moving_one_alias_are_refused(applied: Path) -> None:
+    write_spec(
+        applied,
+        {
+            "rollouts.yaml": (
+                "rollouts:\n  a:\n    subject: ${models.fraud}\n    alias: production\n"
+                "    owner: team-ml\n  b:\n    subject: ${models.fraud}\n"
+                "    alias: production\n    owner: team-ml\n"
+                "  staging:\n    subject: ${models.fraud}\n    alias: staging\n"
+                "    owner: team-ml\n"
+            )
+        },
+    )
+    result = run_mlx(["validate"], applied)
+    assert result.code == 1, result
+    assert "rollouts.a and rollouts.b both drive alias 'production' of models.fraud" in result.err
+    assert "--> rollouts.yaml:8:5" in result.err and "rollouts.staging" not in result.err, result
