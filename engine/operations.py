@@ -47,6 +47,9 @@ def validate(session: Session) -> ValidateResult:
         resolve_provider_configs(session)
     except MlxError as exc:
         diags.extend(exc.diagnostics)
+    from engine.load.secrets import check_statically
+
+    diags.extend(check_statically(spec, graph, inputs.sensitive_vars))
     if diags:
         raise MlxError(diags)
     return ValidateResult(len(spec.files), len(spec.decls), graph.graph.number_of_edges())

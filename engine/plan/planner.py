@@ -16,6 +16,7 @@ import networkx as nx
 
 from engine.apply.heartbeat import Heartbeat
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from engine.load import secrets
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide
 from engine.plan.details import KEEPS_HISTORY, Explainer
@@ -25,7 +26,7 @@ from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, Re
 from engine.plugins import ProviderSet, Unsupported, prior_of
 from engine.release import evidence
 from engine.session import Session
-from engine.values import UNKNOWN, path_allowed, redact, reveal, secret_paths
+from engine.values import UNKNOWN, redact, reveal, secret_paths
 from providers.contract import Desired, Prior, Provider, Registry
 from specs.introspect import kind_info
 from state.status import Status
@@ -324,25 +325,8 @@ class Planner:
         """A secret may reach a provider only through a field it declares secret."""
         section = address.split(".", 1)[0]
         allowed = tuple(provider.secret_fields.get(section, ()))
-        bad = [p for p in secret_paths(body) if not path_allowed(p, allowed)]
-        for path in bad:
-            dotted = ".".join(str(x) for x in path)
-            kept = (
-                f"fields it keeps secret: {', '.join(allowed)}"
-                if allowed
-                else "it keeps no field secret"
-            )
-            self.diags.append(
-                Diagnostic(
-                    f"{address}.{dotted} holds a secret (${{env.…}} or a sensitive variable), "
-                    f"but provider {key.removeprefix('default:')!r} would not keep it secret "
-                    f"there ({kept}): it "
-                    "could be written in clear to state, files, registry tags or logs",
-                    self.spec.source(address, *path, key=False),
-                    detail="For a value that is not secret (a CI build number in a label), "
-                    "declare a variable and use ${var.NAME}, set with MLX_VAR_NAME=….",
-                )
-            )
+        bad = secrets.exposed(self.spec, address, secret_paths(body), key, allowed)
+        self.diags.extend(bad)
         return not bad
 
     def _apply_ignore(

@@ -255,3 +255,32 @@ def test_two_rollouts_moving_one_alias_are_refused(applied: Path) -> None:
     assert result.code == 1, result
     assert "rollouts.a and rollouts.b both drive alias 'production' of models.fraud" in result.err
     assert "--> rollouts.yaml:8:5" in result.err and "rollouts.staging" not in result.err, result
+
+
+def test_validate_refuses_a_secret_in_a_published_field_as_plan_does(applied: Path) -> None:
+    """Issue 18, item 24: `mlx validate` said "Success!" to a secret in a model's labels."""
+    write_spec(
+        applied,
+        {
+            "models.yaml": MODELS + '    labels: {build: "${env.MLX_TEST_TOKEN}"}\n',
+            "hooks.yaml": (
+                "variables:\n  token: {sensitive: true, default: s3cr3t}\n"
+                "alerts:\n  hook:\n    type: webhook\n"
+                '    url: "https://hooks.example/${var.token}"\n'
+                '    description: "token ${var.token}"\n'
+            ),
+        },
+    )
+    env = {"MLX_TEST_TOKEN": "s3cr3t-token-value"}
+    refused = {
+        "models.fraud.labels.build holds a secret": "models.yaml:8:",
+        "alerts.hook.description holds a secret": "hooks.yaml:7:",
+    }
+    for command in (["validate"], ["plan"]):
+        result = run_mlx(command, applied, env=env)
+        assert result.code == 1, result
+        for message, where in refused.items():
+            assert f"Error: {message}" in result.err, result
+            assert re.search(re.escape(message) + r".*\n  --> " + re.escape(where), result.err)
+        assert "alerts.hook.url" not in result.err, "a webhook keeps its url secret"
+        assert "s3cr3t" not in result.err + result.out, result
