@@ -79,6 +79,17 @@ def provider_key(section: str, body: Mapping[str, Any]) -> str:
     return f"default:{default if default is not None else body.get('type')}"
 
 
+def missing_default_type(key: str) -> str | None:
+    """The type a ``default:<type>`` key names when no provider of it is installed (a kind
+    not built yet: monitors, budgets); ``None`` for every other key."""
+    if not key.startswith("default:"):
+        return None
+    type_name = key.split(":", 1)[1]
+    if type_name in available_types() or type_name not in _default_types():
+        return None
+    return type_name
+
+
 def provider_class(key: str, configs: Mapping[str, Mapping[str, Any]]) -> type[Provider] | None:
     """The class behind a provider key, imported but not created; ``None`` if it cannot be
     found or loaded (the plan, which builds it, says why)."""

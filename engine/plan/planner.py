@@ -16,14 +16,14 @@ import networkx as nx
 
 from engine.apply.heartbeat import Heartbeat
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
-from engine.load import secrets
+from engine.load import availability, secrets
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide
 from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
-from engine.plugins import ProviderSet, Unsupported, prior_of
+from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import UNKNOWN, redact, reveal, secret_paths
@@ -186,8 +186,12 @@ class Planner:
         scope = self._scope()
         self._prefetch(self._attribute_targets())
         resolver = Resolver(self.spec, self.graph, self.session.inputs)
+        left_out = set(availability.missing(self.spec, scope))
         for address in self.graph.order:
             if scope is not None and address not in scope:
+                continue
+            if address in left_out:  # a kind mlx cannot act on yet: said, never planned
+                self.plan_warnings.append(availability.warning(self.spec, address))
                 continue
             try:
                 if self.beat is None:
@@ -310,10 +314,6 @@ class Planner:
             meta_hash,
             fingerprint,
         )
-        if isinstance(provider, Unsupported):
-            self.plan_warnings.append(
-                f"no provider for {decl.section} is installed yet: applying {address} will fail"
-            )
         self.planned[address] = planned
         self._decide(planned, prior)
         if planned.action is not Action.NOOP:
