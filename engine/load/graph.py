@@ -24,6 +24,16 @@ class SpecGraph:
     order: list[str]
     #: Parsed templates per address: path → parts.
     templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+    #: Edges that order without making a dependency: a release waits for the gates its
+    #: ``requires`` leaves out (their verdict in the same apply can still refuse it), but
+    #: is neither blocked by their failure nor re-applied because they ran.
+    ordering: frozenset[tuple[str, str]] = frozenset()
+
+    def dependency_view(self) -> nx.DiGraph:
+        """The graph without ordering-only edges: what a failure upstream blocks."""
+        if not self.ordering:
+            return self.graph
+        return nx.restricted_view(self.graph, [], list(self.ordering))
 
 
 def build(spec: SpecSet) -> SpecGraph:
@@ -41,13 +51,18 @@ def build(spec: SpecSet) -> SpecGraph:
     diags.extend(_contested(spec, templates))
     if diags:
         raise MlxError(diags)
-    _implicit_gate_edges(spec, templates, sites)
+    gates_of = _gates_by_subject(spec, templates)
+    _implicit_gate_edges(spec, templates, sites, gates_of)
     g.add_edges_from(sites)
     try:
         order = list(nx.topological_sort(g))
     except nx.NetworkXUnfeasible:
         raise MlxError(_cycles(spec, g, sites)) from None
-    return SpecGraph(g, order, templates)
+    ordering = _skipped_gate_edges(spec, templates, gates_of, g)
+    if ordering:
+        g.add_edges_from(ordering)
+        order = list(nx.topological_sort(g))
+    return SpecGraph(g, order, templates, frozenset(ordering))
 
 
 def _templates_of(
@@ -171,18 +186,25 @@ def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> s
     return None
 
 
-def _implicit_gate_edges(
-    spec: SpecSet,
-    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
-    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
-) -> None:
-    """A release without ``requires`` waits for every gate on its subject (release.evidence)."""
+def _gates_by_subject(
+    spec: SpecSet, templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+) -> dict[str, list[str]]:
     gates_of: dict[str, list[str]] = {}
     for address, decl in spec.decls.items():
         if kind_info(decl.section).is_gate:
             subject = _subject(templates.get(address, {}), "subject")
             if subject:
                 gates_of.setdefault(subject, []).append(address)
+    return gates_of
+
+
+def _implicit_gate_edges(
+    spec: SpecSet,
+    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
+    gates_of: dict[str, list[str]],
+) -> None:
+    """A release without ``requires`` waits for every gate on its subject (release.evidence)."""
     for address, decl in spec.decls.items():
         field = kind_info(decl.section).release_field
         if field is None or "requires" in decl.body:
@@ -190,6 +212,27 @@ def _implicit_gate_edges(
         subject = _subject(templates.get(address, {}), field)
         for gate in gates_of.get(subject or "", []):
             sites.setdefault((gate, address), []).append((field,))
+
+
+def _skipped_gate_edges(
+    spec: SpecSet,
+    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
+    gates_of: dict[str, list[str]],
+    g: nx.DiGraph,
+) -> list[tuple[str, str]]:
+    """A release whose ``requires`` leaves out a gate on its subject runs after that gate,
+    so that a verdict reached in the same apply is seen by the release check — unless the
+    gate itself comes after the release (it judges what the release deployed)."""
+    edges: list[tuple[str, str]] = []
+    for address, decl in spec.decls.items():
+        field = kind_info(decl.section).release_field
+        if field is None or "requires" not in decl.body:
+            continue
+        subject = _subject(templates.get(address, {}), field)
+        for gate in gates_of.get(subject or "", []):
+            if not g.has_edge(gate, address) and not nx.has_path(g, address, gate):
+                edges.append((gate, address))
+    return edges
 
 
 def _check_ref(spec: SpecSet, ref: Ref) -> str | None:

@@ -318,6 +318,10 @@ class Planner:
         self._decide(planned, prior)
         if planned.action is not Action.NOOP:
             planned.warnings.extend(_review_warnings(planned))
+        if planned.changes_behaviour and kind_info(decl.section).release_field:
+            opt_out = evidence.opt_out_warning(self.spec.decls, address, planned.body)
+            if opt_out:
+                planned.warnings.append(opt_out)
 
     def _secrets_allowed(
         self, address: str, body: dict[str, Any], key: str, provider: Provider
@@ -349,7 +353,9 @@ class Planner:
             sorted(
                 dep
                 for dep in self.graph.graph.predecessors(p.address)
-                if dep in self.planned and self.planned[dep].changes_behaviour
+                if dep in self.planned
+                and self.planned[dep].changes_behaviour
+                and (dep, p.address) not in self.graph.ordering
             )
         )
         status = None
