@@ -9,7 +9,7 @@ resources whose hashes differ are deep-diffed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -27,7 +27,7 @@ from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import UNKNOWN, redact, reveal, secret_paths
-from providers.contract import Desired, Prior, Provider, Registry
+from providers.contract import Desired, Prior, Provider, ProviderError, Registry
 from specs.introspect import kind_info
 from state.status import Status
 from state.store import IndexRow, Record, StateReader
@@ -58,6 +58,8 @@ class Planned:
     #: Gates: what the gate would judge now; the passed verdict reused, if any.
     judged: evidence.Judged | None = None
     reused: dict[str, Any] | None = None
+    #: A restore whose local file holds other bytes, which mlx cannot rewrite: why.
+    unrestorable: str | None = None
 
     @property
     def changes_behaviour(self) -> bool:
@@ -268,7 +270,9 @@ class Planner:
                 )
                 return
             fingerprint = pin.content_hash
+            unrestorable = self._local_copy_differs(provider, desired, pin.content_hash)
         else:
+            unrestorable = None
             problems = provider.check(desired)
             for problem in problems:
                 self.diags.append(
@@ -314,8 +318,13 @@ class Planner:
             meta_hash,
             fingerprint,
         )
+        planned.unrestorable = unrestorable
         self.planned[address] = planned
         self._decide(planned, prior)
+        if unrestorable and planned.action is Action.NOOP:
+            self.plan_warnings.append(f"{address}: {unrestorable}")
+        elif unrestorable:
+            planned.warnings.append(unrestorable)
         if planned.action is not Action.NOOP:
             planned.warnings.extend(_review_warnings(planned))
         if planned.changes_behaviour and kind_info(decl.section).release_field:
@@ -332,6 +341,34 @@ class Planner:
         bad = secrets.exposed(self.spec, address, secret_paths(body), key, allowed)
         self.diags.extend(bad)
         return not bad
+
+    def _local_copy_differs(
+        self, provider: Provider, desired: Desired, restored: str | None
+    ) -> str | None:
+        """A restore (rollback, promotion) of content that lives in a local file holding
+        other bytes: mlx restores its registry's record, never the user's files. Why, or None.
+        """
+        field_name = kind_info(desired.section).content_field
+        found, path = _at(desired.spec, field_name) if field_name else (False, None)
+        if not found or not isinstance(path, str) or "://" in path or restored is None:
+            return None
+        try:
+            now = provider.fingerprint(replace(desired, restore=None))
+        except (ProviderError, OSError):
+            now = None
+        if now == restored:
+            return None
+        prior = self.index.get(desired.address)
+        if now is None:
+            what = f"{path} is missing"
+        elif prior is not None and prior.content_hash == restored:
+            what = f"its bytes at {path} changed outside mlx"
+        else:
+            version = _version_label(desired.restore or {})
+            what = f"{path} holds other bytes than version {version} ({now[:19]}…)"
+        return (
+            f"{what}; mlx cannot restore local files: restore {path} yourself (recorded {restored})"
+        )
 
     def _apply_ignore(
         self, address: str, redacted: dict[str, Any], paths: list[str]
@@ -375,6 +412,7 @@ class Planner:
             content=content,
             meta=prior is not None and p.meta_hash != prior.meta_hash,
             restoring=p.desired.restore is not None,
+            unrestorable=p.unrestorable is not None,
             upstream=upstream,
             follows_upstream=info.follows_upstream
             and not (info.release_field and self._releases_through_rollout(p)),
