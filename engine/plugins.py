@@ -79,15 +79,20 @@ def provider_key(section: str, body: Mapping[str, Any]) -> str:
     return f"default:{default if default is not None else body.get('type')}"
 
 
+@cache
+def missing_default_types() -> frozenset[str]:
+    """Default provider types of registered kinds that no installed provider offers (kinds
+    not built yet: monitors, budgets)."""
+    return frozenset(t for t in _default_types() if t not in available_types())
+
+
 def missing_default_type(key: str) -> str | None:
-    """The type a ``default:<type>`` key names when no provider of it is installed (a kind
-    not built yet: monitors, budgets); ``None`` for every other key."""
+    """The type a ``default:<type>`` key names when no provider of it is installed;
+    ``None`` for every other key."""
     if not key.startswith("default:"):
         return None
     type_name = key.split(":", 1)[1]
-    if type_name in available_types() or type_name not in _default_types():
-        return None
-    return type_name
+    return type_name if type_name in missing_default_types() else None
 
 
 def provider_class(key: str, configs: Mapping[str, Mapping[str, Any]]) -> type[Provider] | None:

@@ -32,8 +32,10 @@ _CONSEQUENCE = {
 
 def missing(spec: SpecSet, addresses: Iterable[str] | None = None) -> list[str]:
     """The declared resources (of ``addresses``, default all) whose kind mlx cannot act on."""
-    from engine.plugins import missing_default_type, provider_key
+    from engine.plugins import missing_default_type, missing_default_types, provider_key
 
+    if not missing_default_types():
+        return []
     out = []
     for address in spec.decls if addresses is None else addresses:
         decl = spec.decls.get(address)

@@ -19,13 +19,13 @@ from engine.load.references import Ref
 from engine.load.spec_set import SpecSet
 from engine.values import path_allowed
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 
 
 def exposed(
     spec: SpecSet,
     address: str,
-    paths: Iterable[Path],
+    paths: Iterable[FieldPath],
     key: str,
     allowed: tuple[str, ...],
 ) -> list[Diagnostic]:
@@ -53,8 +53,8 @@ def exposed(
 
 
 def secret_templates(
-    templates: Mapping[Path, list[Any]], sensitive_vars: frozenset[str]
-) -> list[Path]:
+    templates: Mapping[FieldPath, list[Any]], sensitive_vars: frozenset[str]
+) -> list[FieldPath]:
     """Where a resource's templates put a secret: any part reading ``env`` or a sensitive var."""
     return [
         path
