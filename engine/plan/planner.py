@@ -355,12 +355,14 @@ class Planner:
         try:
             now = provider.fingerprint(replace(desired, restore=None))
         except (ProviderError, OSError):
-            now = None
-        if now == restored:
+            now = ""  # unreadable
+        if now is None and not desired.path(self.session.root, path).exists():
+            now = ""  # gone (a provider fingerprints a missing file as None)
+        if now is None or now == restored:  # None: the provider does not fingerprint it
             return None
         prior = self.index.get(desired.address)
-        if now is None:
-            what = f"{path} is missing"
+        if not now:
+            what = f"{path} is missing or unreadable"
         elif prior is not None and prior.content_hash == restored:
             what = f"its bytes at {path} changed outside mlx"
         else:

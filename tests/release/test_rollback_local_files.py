@@ -86,3 +86,13 @@ def test_a_rollback_to_older_bytes_says_the_local_file_still_holds_newer_ones(
 
     (spec / "data" / "x.csv").write_text(A)  # the user restores it, as told
     assert "No changes." in _ok(run_mlx(["plan"], spec)).out
+
+
+def test_a_rollback_says_a_local_file_is_gone(spec: Path) -> None:
+    (spec / "data" / "x.csv").unlink()
+    rollback = _ok(run_mlx(["rollback", "--to", "2", "--yes"], spec))
+    assert (
+        "datasets.x: data/x.csv is missing or unreadable; mlx cannot restore local files: "
+        f"restore data/x.csv yourself (recorded {_sha(B)})"
+    ) in rollback.out + rollback.err, rollback
+    assert not (spec / "data" / "x.csv").exists()
