@@ -29,15 +29,20 @@ class ValidateResult:
 
 def validate(session: Session) -> ValidateResult:
     """Load, validate, resolve and build the graph; touch no state and no provider."""
-    spec, graph = session.spec, session.graph
-    inputs = session.inputs
+    from engine.diagnostics import MlxError
+    from engine.load import availability
     from engine.load.resolve import Resolver
+    from engine.load.secrets import check_statically
     from engine.values import UNKNOWN
 
+    spec = session.spec
+    # blocks mlx cannot act on yet are said together with every other problem found
+    diags = availability.errors(spec)
+    try:
+        graph, inputs = session.graph, session.inputs
+    except MlxError as exc:
+        raise MlxError([*exc.diagnostics, *diags]) from None
     resolver = Resolver(spec, graph, inputs)
-    diags = []
-    from engine.diagnostics import MlxError
-
     for address in graph.order:
         try:
             resolver.resolve(address, lambda _a, _b: UNKNOWN)
@@ -47,6 +52,7 @@ def validate(session: Session) -> ValidateResult:
         resolve_provider_configs(session)
     except MlxError as exc:
         diags.extend(exc.diagnostics)
+    diags.extend(check_statically(spec, graph, inputs.sensitive_vars))
     if diags:
         raise MlxError(diags)
     return ValidateResult(len(spec.files), len(spec.decls), graph.graph.number_of_edges())

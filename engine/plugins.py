@@ -70,6 +70,47 @@ def import_factory(spec: str) -> type[Provider]:
     return obj
 
 
+def provider_key(section: str, body: Mapping[str, Any]) -> str:
+    """A resource's provider as recorded in state: a configured name or ``default:<type>``."""
+    named = body.get("provider")
+    if named:
+        return str(named)
+    default = kind_info(section).default_provider
+    return f"default:{default if default is not None else body.get('type')}"
+
+
+@cache
+def missing_default_types() -> frozenset[str]:
+    """Default provider types of registered kinds that no installed provider offers (kinds
+    not built yet: monitors, budgets)."""
+    return frozenset(t for t in _default_types() if t not in available_types())
+
+
+def missing_default_type(key: str) -> str | None:
+    """The type a ``default:<type>`` key names when no provider of it is installed;
+    ``None`` for every other key."""
+    if not key.startswith("default:"):
+        return None
+    type_name = key.split(":", 1)[1]
+    return type_name if type_name in missing_default_types() else None
+
+
+def provider_class(key: str, configs: Mapping[str, Mapping[str, Any]]) -> type[Provider] | None:
+    """The class behind a provider key, imported but not created; ``None`` if it cannot be
+    found or loaded (the plan, which builds it, says why)."""
+    try:
+        if key.startswith("default:"):
+            return load_class(key.split(":", 1)[1])
+        config = configs.get(key)
+        if config is None:
+            return None
+        if config.get("type") == "python":
+            return import_factory(str(config.get("factory")))
+        return load_class(str(config.get("type")))
+    except MlxError:
+        return None
+
+
 class _UnknownType(MlxError):
     def __init__(self, type_name: str):
         known = sorted(available_types())
@@ -180,12 +221,7 @@ class ProviderSet:
         return prior_of(rec) if rec is not None else None
 
     def key_for(self, section: str, body: Mapping[str, Any]) -> str:
-        """The provider's name as recorded in state: a configured name or ``default:<type>``."""
-        named = body.get("provider")
-        if named:
-            return str(named)
-        default = kind_info(section).default_provider
-        return f"default:{default if default is not None else body.get('type')}"
+        return provider_key(section, body)
 
     def get(self, key: str, address: str | None = None) -> Provider:
         with self._lock:

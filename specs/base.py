@@ -13,6 +13,7 @@ Two pieces of field metadata drive the engine without it knowing any kind:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -72,6 +73,19 @@ class Lifecycle(SpecModel):
     ignore_changes: list[str] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Exclusive:
+    """Fields whose values together name a target only one resource of a kind may drive."""
+
+    fields: tuple[str, ...]
+    #: The rule, as users read it: "an endpoint has at most one rollout".
+    rule: str
+    #: How the target is named in the error, from the fields' values in order.
+    shown: str = "{0}"
+    #: What to do instead, when there is something to say.
+    hint: str | None = None
+
+
 class Resource(SpecModel):
     """Fields every resource has (SPEC.md, "Fields every resource has")."""
 
@@ -98,6 +112,11 @@ class Resource(SpecModel):
     #: Replace by creating the new object before deleting the old (an endpoint must
     #: never be down between the two): Terraform's ``create_before_destroy``.
     create_before_destroy: ClassVar[bool] = False
+    #: What only one resource of this kind may drive, and the rule users are told: each
+    #: entry's fields, all set, name one target (a rollout's ``endpoint``; its ``subject`` and
+    #: ``alias``). Two resources naming the same target would fight over it (one reports
+    #: "completed" while the other's weights serve), so the spec refuses the second.
+    exclusive: ClassVar[tuple[Exclusive, ...]] = ()
 
     owner: str | None = metadata_field(None, description="Team or person who answers for it.")
     description: str | None = metadata_field(None)

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from specs.base import META_KEY, REF_KEY, REPLACE_KEY, OwnedResource, Resource
+from specs.base import META_KEY, REF_KEY, REPLACE_KEY, Exclusive, OwnedResource, Resource
 from specs.kinds import kind as registered_kind
 
 
@@ -37,6 +37,8 @@ class KindInfo:
     release_field: str | None = None
     keeps_history: bool = False
     create_before_destroy: bool = False
+    #: what only one resource of this kind may drive (``specs.base.Exclusive``)
+    exclusive: tuple[Exclusive, ...] = ()
     #: from the kind's registration (``specs.kinds.Kind``)
     default_provider: str | None = None
     version_output: str | None = None
@@ -99,6 +101,7 @@ def kind_info(section: str) -> KindInfo:
         release_field=first.release_field,
         keeps_history=first.keeps_history,
         create_before_destroy=first.create_before_destroy,
+        exclusive=first.exclusive,
         default_provider=declared.default_provider,
         version_output=declared.version_output,
         reviewed=declared.reviewed,

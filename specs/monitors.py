@@ -1,38 +1,94 @@
-"""``monitors``: drift, performance, latency, error-rate and cost watches."""
+"""``monitors``: drift, performance, latency, error-rate, cost and eval watches.
+
+Not built yet (no ``monitor`` provider ships with this version of mlx): ``mlx
+validate`` refuses a monitor and ``mlx plan`` leaves it out, saying so
+(``engine.load.availability``). Its fields are checked now, so a monitor written
+today works unchanged once the kind exists.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
+from specs import cron
 from specs.base import Duration, OwnedResource, ref_field
+from specs.evals import Slices
 from specs.kinds import Kind
+
+MonitorType = Literal[
+    "data_drift", "prediction_drift", "performance", "latency", "error_rate", "cost", "eval"
+]
+DRIFT = frozenset({"data_drift", "prediction_drift"})
+#: Types that read an endpoint's inference log: they need a live ``target``.
+LIVE_ONLY = frozenset({"latency", "error_rate", "cost"})
+
+Schedule = Annotated[str, AfterValidator(cron.check)]
 
 
 class Monitor(OwnedResource):
     section: ClassVar[str] = "monitors"
     computed: ClassVar[tuple[str, ...]] = ("last_value", "status")
 
-    target: str | None = Field(None, description="A rollout or endpoint (reads its inference log).")
-    current: str | None = ref_field(None, kinds=("datasets",))
-    type: Literal["data_drift", "prediction_drift", "performance", "latency", "error_rate", "cost"]
+    target: str | None = ref_field(
+        None,
+        kinds=("rollouts", "endpoints"),
+        description="A rollout or endpoint: the monitor reads its inference log.",
+    )
+    current: str | None = ref_field(
+        None, kinds=("datasets",), description="Batch: the dataset compared with `reference`."
+    )
+    type: MonitorType
     reference: str | None = ref_field(None, kinds=("datasets",))
-    features: list[str] = Field(default_factory=list)
-    method: Literal["auto", "psi", "ks", "wasserstein", "chisquare", "jensenshannon"] = "auto"
-    metric: str | None = None
-    threshold: float | None = None
+    features: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    method: Literal["auto", "psi", "ks", "wasserstein", "chisquare", "jensenshannon"] | None = (
+        Field(None, description="Drift test; default auto (as Evidently picks).")
+    )
+    metric: str | None = Field(None, min_length=1, description="performance: the metric watched.")
+    threshold: Annotated[float, Strict()] | None = Field(None, ge=0, allow_inf_nan=False)
     window: Duration | None = None
-    schedule: str | None = None
+    schedule: Schedule | None = Field(None, description='Cron, UTC: "0 * * * *".')
     alert: str | None = ref_field(None, kinds=("alerts",))
+    gate: str | None = ref_field(
+        None, kinds=("evals",), description="type: eval — the gate re-run on the released version."
+    )
+    slices: Slices | None = None
+    min_labels: Annotated[int, Strict()] | None = Field(
+        None, ge=1, description="performance: fewer labels is insufficient_data."
+    )
+    for_: Annotated[int, Strict()] | None = Field(
+        None, alias="for", ge=1, description="Consecutive runs past the threshold before firing."
+    )
 
     @model_validator(mode="after")
-    def _one_source(self) -> Monitor:
-        if (self.target is None) == (self.current is None):
-            raise ValueError("a monitor needs exactly one of `target` (live) or `current` (batch)")
-        if self.type in ("data_drift", "prediction_drift") and self.reference is None:
-            raise ValueError(f"a {self.type} monitor needs a `reference` dataset")
+    def _consistent(self) -> Monitor:
+        for problem in (self._source_problem(), self._type_problem()):
+            if problem:
+                raise ValueError(problem)
         return self
+
+    def _source_problem(self) -> str | None:
+        if self.type == "eval":
+            if self.gate is None:
+                return "a monitor of type eval needs `gate: ${evals.NAME}`"
+            return None
+        if self.gate is not None:
+            return "`gate` belongs to monitors of type eval"
+        if (self.target is None) == (self.current is None):
+            return "a monitor needs exactly one of `target` (live) or `current` (batch)"
+        if self.type in LIVE_ONLY and self.target is None:
+            return f"a {self.type} monitor reads the inference log: it needs `target`"
+        return None
+
+    def _type_problem(self) -> str | None:
+        if self.type in DRIFT and self.reference is None:
+            return f"a {self.type} monitor needs a `reference` dataset"
+        if self.method is not None and self.type not in DRIFT:
+            return f"`method` is a drift test: a {self.type} monitor has none"
+        if self.min_labels is not None and self.type != "performance":
+            return "`min_labels` belongs to performance monitors"
+        return None
 
 
 KIND = Kind("monitors", Monitor, default_provider="monitor", order=70)

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from specs.base import Duration, OwnedResource, SpecModel, ref_field
+from specs.base import Duration, Exclusive, OwnedResource, SpecModel, ref_field
 from specs.evals import Threshold
 from specs.kinds import Kind
 
@@ -89,6 +89,19 @@ class Rollout(OwnedResource):
     plan_outputs: ClassVar[tuple[str, ...]] = ("released_version",)
     follows_upstream: ClassVar[bool] = True
     release_field: ClassVar[str | None] = "subject"
+    exclusive: ClassVar[tuple[Exclusive, ...]] = (
+        Exclusive(
+            ("endpoint",),
+            "an endpoint has at most one rollout",
+            hint="Keep one: a canary's last step (weight 100) is its full release, so one "
+            "rollout covers a gradual and a direct release.",
+        ),
+        Exclusive(
+            ("subject", "alias"),
+            "a registry alias is moved by at most one rollout",
+            "alias {1!r} of {0}",
+        ),
+    )
 
     subject: str = ref_field(..., kinds=("models", "prompts"))
     endpoint: str | None = ref_field(None, kinds=("endpoints",))

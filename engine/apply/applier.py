@@ -217,19 +217,28 @@ class Applier:
                 self._settle(self._run_one(pending.pop(address)))
 
     # -- creates, updates, replaces, gates: in graph order ---------------------------------
-    def _waits_for(self, address: str) -> set[str]:
+    def _waits_for(self, address: str, graph: nx.DiGraph | None = None) -> set[str]:
         """Planned changes this one must wait for: its ancestors that change.
 
         Transitive, because a no-op in between (a model whose dataset failed to
         update) must not let a gate downstream run as if nothing happened.
         """
-        return {a for a in nx.ancestors(self.graph, address) if a in self.changes}
+        return {a for a in nx.ancestors(graph or self.graph, address) if a in self.changes}
+
+    def _blocked_by(self, waits: dict[str, set[str]]) -> dict[str, set[str]]:
+        """What a failure of which skips each change: its waits, less those it only runs
+        after (``SpecGraph.ordering``: a gate a release's ``requires`` leaves out)."""
+        if not self.session.graph.ordering:
+            return waits
+        view = self.session.graph.dependency_view()
+        return {a: self._waits_for(a, view) for a in waits}
 
     def _forward(self) -> None:
         """Run every change once all it waits for is done: a ready queue, not a rescan."""
         order = [a for a in self.session.graph.order if a in self.changes]
         position = {a: i for i, a in enumerate(order)}
         waits = {a: self._waits_for(a) for a in order}
+        blockers = self._blocked_by(waits)
         pending = {a: len(w) for a, w in waits.items()}
         dependents: dict[str, list[str]] = {a: [] for a in order}
         for address, before in waits.items():
@@ -258,7 +267,7 @@ class Applier:
                     while ready:
                         _, address = heapq.heappop(ready)
                         change = self.changes[address]
-                        blocked = [p for p in waits[address] if p in self.blocked]
+                        blocked = [p for p in blockers[address] if p in self.blocked]
                         if blocked:
                             self._skip(change, blocked)
                             finished(address)
@@ -615,20 +624,33 @@ class Applier:
                 f"refusing to release {label}: it has no registered version yet"
             )
         log = self.writer.evidence()
-        for gate in evidence.required_gates(self.session.spec.decls, address, body):
-            gate_body = self._body_of(gate)
-            spec_hash, content_hash = self._gate_identity(gate)
-            judged = (
-                evidence.judged(gate, gate_body, spec_hash, content_hash, self._fingerprint)
-                if gate_body is not None
-                else None
-            )
+        decls = self.session.spec.decls
+        for gate in evidence.required_gates(decls, address, body):
+            judged = self._judged_now(gate)
             if judged is None or log.passed(judged.key) is None:
                 what = judged.describe(version) if judged else label
                 raise evidence.ReleaseRefused(
                     f"refusing to release {label}: {gate} has not passed for exactly {what}; "
                     f"run `mlx apply` (the gate is due) or `mlx eval {gate.split('.', 1)[1]}`"
                 )
+        for gate in evidence.skipped_gates(decls, address, body):
+            judged = self._judged_now(gate)
+            latest = log.latest(judged.key) if judged is not None else None
+            if judged is not None and latest is not None and not latest.passed:
+                raise evidence.ReleaseRefused(
+                    f"refusing to release {label}: {gate} failed for exactly "
+                    f"{judged.describe(version)} (state version {latest.serial}); "
+                    f"{address}'s requires does not wait for {gate} to pass, but never "
+                    "releases a version it rejected"
+                )
+
+    def _judged_now(self, gate: str) -> evidence.Judged | None:
+        """What ``gate`` judges with the spec and the fingerprints of this run."""
+        gate_body = self._body_of(gate)
+        if gate_body is None:
+            return None
+        spec_hash, content_hash = self._gate_identity(gate)
+        return evidence.judged(gate, gate_body, spec_hash, content_hash, self._fingerprint)
 
     def _gate_identity(self, gate: str) -> tuple[str | None, str | None]:
         if gate in self.hashes:

@@ -24,6 +24,16 @@ class SpecGraph:
     order: list[str]
     #: Parsed templates per address: path → parts.
     templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+    #: Edges that order without making a dependency: a release waits for the gates its
+    #: ``requires`` leaves out (their verdict in the same apply can still refuse it), but
+    #: is neither blocked by their failure nor re-applied because they ran.
+    ordering: frozenset[tuple[str, str]] = frozenset()
+
+    def dependency_view(self) -> nx.DiGraph:
+        """The graph without ordering-only edges: what a failure upstream blocks."""
+        if not self.ordering:
+            return self.graph
+        return nx.restricted_view(self.graph, [], list(self.ordering))
 
 
 def build(spec: SpecSet) -> SpecGraph:
@@ -38,15 +48,21 @@ def build(spec: SpecSet) -> SpecGraph:
     for address, decl in spec.decls.items():
         templates[address] = _templates_of(spec, address, decl, sites, diags)
         _depends_on(spec, address, decl, sites, diags)
+    diags.extend(_contested(spec, templates))
     if diags:
         raise MlxError(diags)
-    _implicit_gate_edges(spec, templates, sites)
+    gates_of = _gates_by_subject(spec, templates)
+    _implicit_gate_edges(spec, templates, sites, gates_of)
     g.add_edges_from(sites)
     try:
         order = list(nx.topological_sort(g))
     except nx.NetworkXUnfeasible:
         raise MlxError(_cycles(spec, g, sites)) from None
-    return SpecGraph(g, order, templates)
+    ordering = _skipped_gate_edges(spec, templates, gates_of, g)
+    if ordering:
+        g.add_edges_from(ordering)
+        order = list(nx.topological_sort(g))
+    return SpecGraph(g, order, templates, frozenset(ordering))
 
 
 def _templates_of(
@@ -116,6 +132,53 @@ def _depends_on(
             sites.setdefault((dep, address), []).append(("depends_on", i))
 
 
+def _contested(
+    spec: SpecSet, templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+) -> list[Diagnostic]:
+    """Targets two resources of a kind would both drive (two rollouts on one endpoint).
+
+    Each would report its own outcome while the other's traffic split serves, so the
+    second is an error at its place, naming the first and where it was written.
+    """
+    diags: list[Diagnostic] = []
+    claimed: dict[tuple[str, int, tuple[str, ...]], str] = {}
+    for address, decl in spec.decls.items():
+        for index, rule in enumerate(kind_info(decl.section).exclusive):
+            target = _target(decl.body, templates.get(address, {}), rule.fields)
+            if target is None:
+                continue
+            first = claimed.setdefault((decl.section, index, target), address)
+            if first == address:
+                continue
+            field = rule.fields[-1]
+            what = rule.shown.format(*target)
+            diags.append(
+                Diagnostic(
+                    f"{first} and {address} both drive {what}: {rule.rule}",
+                    spec.source(address, field),
+                    related=((f"{first} names it", spec.source(first, field)),),
+                    detail=rule.hint,
+                )
+            )
+    return diags
+
+
+def _target(
+    body: dict[str, Any],
+    templates: dict[tuple[str | int, ...], list[Any]],
+    fields: tuple[str, ...],
+) -> tuple[str, ...] | None:
+    """The values of ``fields`` (a reference as its address), or None unless all are set."""
+    values: list[str] = []
+    for field in fields:
+        ref = _subject(templates, field)
+        value = ref if ref is not None else body.get(field)
+        if value is None or value == "":
+            return None
+        values.append(str(value))
+    return tuple(values)
+
+
 def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> str | None:
     parts = templates.get((field,))
     if parts and len(parts) == 1 and isinstance(parts[0], Ref) and parts[0].is_resource:
@@ -123,18 +186,25 @@ def _subject(templates: dict[tuple[str | int, ...], list[Any]], field: str) -> s
     return None
 
 
-def _implicit_gate_edges(
-    spec: SpecSet,
-    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
-    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
-) -> None:
-    """A release without ``requires`` waits for every gate on its subject (release.evidence)."""
+def _gates_by_subject(
+    spec: SpecSet, templates: dict[str, dict[tuple[str | int, ...], list[Any]]]
+) -> dict[str, list[str]]:
     gates_of: dict[str, list[str]] = {}
     for address, decl in spec.decls.items():
         if kind_info(decl.section).is_gate:
             subject = _subject(templates.get(address, {}), "subject")
             if subject:
                 gates_of.setdefault(subject, []).append(address)
+    return gates_of
+
+
+def _implicit_gate_edges(
+    spec: SpecSet,
+    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
+    sites: dict[tuple[str, str], list[tuple[str | int, ...]]],
+    gates_of: dict[str, list[str]],
+) -> None:
+    """A release without ``requires`` waits for every gate on its subject (release.evidence)."""
     for address, decl in spec.decls.items():
         field = kind_info(decl.section).release_field
         if field is None or "requires" in decl.body:
@@ -142,6 +212,27 @@ def _implicit_gate_edges(
         subject = _subject(templates.get(address, {}), field)
         for gate in gates_of.get(subject or "", []):
             sites.setdefault((gate, address), []).append((field,))
+
+
+def _skipped_gate_edges(
+    spec: SpecSet,
+    templates: dict[str, dict[tuple[str | int, ...], list[Any]]],
+    gates_of: dict[str, list[str]],
+    g: nx.DiGraph,
+) -> list[tuple[str, str]]:
+    """A release whose ``requires`` leaves out a gate on its subject runs after that gate,
+    so that a verdict reached in the same apply is seen by the release check — unless the
+    gate itself comes after the release (it judges what the release deployed)."""
+    edges: list[tuple[str, str]] = []
+    for address, decl in spec.decls.items():
+        field = kind_info(decl.section).release_field
+        if field is None or "requires" not in decl.body:
+            continue
+        subject = _subject(templates.get(address, {}), field)
+        for gate in gates_of.get(subject or "", []):
+            if not g.has_edge(gate, address) and not nx.has_path(g, address, gate):
+                edges.append((gate, address))
+    return edges
 
 
 def _check_ref(spec: SpecSet, ref: Ref) -> str | None:

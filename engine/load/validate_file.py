@@ -189,6 +189,7 @@ def _real_path(body: Any, loc: Sequence[Any]) -> list[Any]:
             pass  # a tag: skip it
         elif (
             i == len(items) - 1
+            and isinstance(node, dict)  # a missing key; under a scalar it is a union's tag
             and isinstance(item, str)
             and not item.startswith(("function-", "tagged-union["))
         ):

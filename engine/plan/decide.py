@@ -32,6 +32,9 @@ class Facts:
     meta: bool = False
     #: Rollback/promotion: the content is pinned to a recorded version.
     restoring: bool = False
+    #: Restoring: the content lives in a local file that holds other bytes, and mlx cannot
+    #: rewrite the user's files (it restores only what its registry records).
+    unrestorable: bool = False
     #: Dependencies whose behaviour changes in this plan.
     upstream: tuple[str, ...] = ()
     #: Re-applied when a dependency changes (a rollout follows its subject).
@@ -78,6 +81,10 @@ def _by_status(f: Facts) -> Decision | None:
     if f.status is Status.MISSING:
         return Decision(Action.CREATE, (Reason.DELETED_OUTSIDE,))
     if f.status is Status.DRIFTED and not f.content:
+        if f.unrestorable:
+            # the registry already records this version and the drifted bytes are a local
+            # file's: nothing to do that mlx could do (the plan says so); the drift stays
+            return NOOP
         # restored to what was recorded: dependents see the same version and are not re-run
         return Decision(Action.UPDATE, (Reason.DRIFTED,))
     if f.replace_requested:

@@ -44,6 +44,10 @@ class Explainer:
             if pending:
                 verb = "passes" if len(pending) == 1 else "pass"
                 out.append(f"released only if {', '.join(pending)} {verb} first")
+            vetoing = self._gates_running(p, evidence.skipped_gates)
+            if vetoing:
+                verb = "rejects" if len(vetoing) == 1 else "reject"
+                out.append(f"released unless {', '.join(vetoing)} {verb} it")
         return out
 
     # -- one per reason ----------------------------------------------------------------
@@ -139,11 +143,16 @@ class Explainer:
         return []
 
     def _gates_pending(self, p: Planned) -> list[str]:
+        return self._gates_running(p, evidence.required_gates)
+
+    def _gates_running(self, p: Planned, which: GateList) -> list[str]:
+        """Those of the release's gates (required, or skipped) that run in this plan."""
         planned = self.planner.planned
-        gates = evidence.required_gates(self.planner.spec.decls, p.address, p.body)
+        gates = which(self.planner.spec.decls, p.address, p.body)
         return [g for g in gates if g in planned and planned[g].action is Action.RUN]
 
 
+GateList = Callable[[Mapping[str, Any], str, Mapping[str, Any]], list[str]]
 Detail = Callable[[Explainer, "Planned", "IndexRow | None", tuple[str, ...]], list[str]]
 
 _BY_REASON: dict[Reason, Detail] = {

@@ -9,24 +9,25 @@ resources whose hashes differ are deep-diffed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
 from engine.apply.heartbeat import Heartbeat
 from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from engine.load import availability, secrets
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide
 from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
-from engine.plugins import ProviderSet, Unsupported, prior_of
+from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
-from engine.values import UNKNOWN, path_allowed, redact, reveal, secret_paths
-from providers.contract import Desired, Prior, Provider, Registry
+from engine.values import UNKNOWN, redact, reveal, secret_paths
+from providers.contract import Desired, Prior, Provider, ProviderError, Registry
 from specs.introspect import kind_info
 from state.status import Status
 from state.store import IndexRow, Record, StateReader
@@ -57,6 +58,8 @@ class Planned:
     #: Gates: what the gate would judge now; the passed verdict reused, if any.
     judged: evidence.Judged | None = None
     reused: dict[str, Any] | None = None
+    #: A restore whose local file holds other bytes, which mlx cannot rewrite: why.
+    unrestorable: str | None = None
 
     @property
     def changes_behaviour(self) -> bool:
@@ -185,8 +188,12 @@ class Planner:
         scope = self._scope()
         self._prefetch(self._attribute_targets())
         resolver = Resolver(self.spec, self.graph, self.session.inputs)
+        left_out = set(availability.missing(self.spec, scope))
         for address in self.graph.order:
             if scope is not None and address not in scope:
+                continue
+            if address in left_out:  # a kind mlx cannot act on yet: said, never planned
+                self.plan_warnings.append(availability.warning(self.spec, address))
                 continue
             try:
                 if self.beat is None:
@@ -263,7 +270,9 @@ class Planner:
                 )
                 return
             fingerprint = pin.content_hash
+            unrestorable = self._local_copy_differs(provider, desired, pin.content_hash)
         else:
+            unrestorable = None
             problems = provider.check(desired)
             for problem in problems:
                 self.diags.append(
@@ -309,14 +318,19 @@ class Planner:
             meta_hash,
             fingerprint,
         )
-        if isinstance(provider, Unsupported):
-            self.plan_warnings.append(
-                f"no provider for {decl.section} is installed yet: applying {address} will fail"
-            )
+        planned.unrestorable = unrestorable
         self.planned[address] = planned
         self._decide(planned, prior)
+        if unrestorable and planned.action is Action.NOOP:
+            self.plan_warnings.append(f"{address}: {unrestorable}")
+        elif unrestorable:
+            planned.warnings.append(unrestorable)
         if planned.action is not Action.NOOP:
             planned.warnings.extend(_review_warnings(planned))
+        if planned.changes_behaviour and kind_info(decl.section).release_field:
+            opt_out = evidence.opt_out_warning(self.spec.decls, address, planned.body)
+            if opt_out:
+                planned.warnings.append(opt_out)
 
     def _secrets_allowed(
         self, address: str, body: dict[str, Any], key: str, provider: Provider
@@ -324,26 +338,39 @@ class Planner:
         """A secret may reach a provider only through a field it declares secret."""
         section = address.split(".", 1)[0]
         allowed = tuple(provider.secret_fields.get(section, ()))
-        bad = [p for p in secret_paths(body) if not path_allowed(p, allowed)]
-        for path in bad:
-            dotted = ".".join(str(x) for x in path)
-            kept = (
-                f"fields it keeps secret: {', '.join(allowed)}"
-                if allowed
-                else "it keeps no field secret"
-            )
-            self.diags.append(
-                Diagnostic(
-                    f"{address}.{dotted} holds a secret (${{env.…}} or a sensitive variable), "
-                    f"but provider {key.removeprefix('default:')!r} would not keep it secret "
-                    f"there ({kept}): it "
-                    "could be written in clear to state, files, registry tags or logs",
-                    self.spec.source(address, *path, key=False),
-                    detail="For a value that is not secret (a CI build number in a label), "
-                    "declare a variable and use ${var.NAME}, set with MLX_VAR_NAME=….",
-                )
-            )
+        bad = secrets.exposed(self.spec, address, secret_paths(body), key, allowed)
+        self.diags.extend(bad)
         return not bad
+
+    def _local_copy_differs(
+        self, provider: Provider, desired: Desired, restored: str | None
+    ) -> str | None:
+        """A restore (rollback, promotion) of content that lives in a local file holding
+        other bytes: mlx restores its registry's record, never the user's files. Why, or None.
+        """
+        field_name = kind_info(desired.section).content_field
+        found, path = _at(desired.spec, field_name) if field_name else (False, None)
+        if not found or not isinstance(path, str) or "://" in path or restored is None:
+            return None
+        try:
+            now = provider.fingerprint(replace(desired, restore=None))
+        except (ProviderError, OSError):
+            now = ""  # unreadable
+        if now is None and not desired.path(self.session.root, path).exists():
+            now = ""  # gone (a provider fingerprints a missing file as None)
+        if now is None or now == restored:  # None: the provider does not fingerprint it
+            return None
+        prior = self.index.get(desired.address)
+        if not now:
+            what = f"{path} is missing or unreadable"
+        elif prior is not None and prior.content_hash == restored:
+            what = f"its bytes at {path} changed outside mlx"
+        else:
+            version = _version_label(desired.restore or {})
+            what = f"{path} holds other bytes than version {version} ({now[:19]}…)"
+        return (
+            f"{what}; mlx cannot restore local files: restore {path} yourself (recorded {restored})"
+        )
 
     def _apply_ignore(
         self, address: str, redacted: dict[str, Any], paths: list[str]
@@ -365,7 +392,9 @@ class Planner:
             sorted(
                 dep
                 for dep in self.graph.graph.predecessors(p.address)
-                if dep in self.planned and self.planned[dep].changes_behaviour
+                if dep in self.planned
+                and self.planned[dep].changes_behaviour
+                and (dep, p.address) not in self.graph.ordering
             )
         )
         status = None
@@ -385,6 +414,7 @@ class Planner:
             content=content,
             meta=prior is not None and p.meta_hash != prior.meta_hash,
             restoring=p.desired.restore is not None,
+            unrestorable=p.unrestorable is not None,
             upstream=upstream,
             follows_upstream=info.follows_upstream
             and not (info.release_field and self._releases_through_rollout(p)),

@@ -56,10 +56,54 @@ def required_gates(decls: Mapping[str, Any], address: str, body: Mapping[str, An
     requires = body.get("requires")
     if requires is not None:
         return sorted({a for a in (address_in(r) for r in requires) if a})
+    return gates_on(decls, subject)
+
+
+def gates_on(decls: Mapping[str, Any], subject: str) -> list[str]:
+    """Every declared gate whose subject is ``subject``."""
     return sorted(
         a
         for a, d in decls.items()
         if kind_info(d.section).is_gate and address_in(d.body.get("subject")) == subject
+    )
+
+
+def opted_out(decls: Mapping[str, Any], address: str, body: Mapping[str, Any]) -> bool:
+    """Whether the release's ``requires`` is explicit and leaves out a gate (or is ``[]``)."""
+    section = address.split(".", 1)[0]
+    subject = released_subject(section, body)
+    if subject is None or body.get("requires") is None:
+        return False
+    return not body["requires"] or bool(skipped_gates(decls, address, body))
+
+
+def skipped_gates(decls: Mapping[str, Any], address: str, body: Mapping[str, Any]) -> list[str]:
+    """Gates on the subject that an explicit ``requires`` leaves out (``[]``: all of them).
+
+    The release does not wait for their pass; a *failed* verdict of one of them for exactly
+    the version released still refuses it (``refusing``).
+    """
+    section = address.split(".", 1)[0]
+    subject = released_subject(section, body)
+    if subject is None or body.get("requires") is None:
+        return []
+    required = set(required_gates(decls, address, body))
+    return [g for g in gates_on(decls, subject) if g not in required]
+
+
+def opt_out_warning(decls: Mapping[str, Any], address: str, body: Mapping[str, Any]) -> str | None:
+    """What a plan says about a release that skips gates on its subject, if it does."""
+    if not opted_out(decls, address, body):
+        return None
+    subject = released_subject(address.split(".", 1)[0], body)
+    skipped = skipped_gates(decls, address, body)
+    if not skipped:
+        return f"requires: [] and no gate judges {subject}: it is released without any verdict"
+    how = "requires: []" if not body["requires"] else "its requires"
+    return (
+        f"{how} skips {', '.join(skipped)} (on {subject}): the release does not wait for "
+        f"{'its' if len(skipped) == 1 else 'their'} pass, though a failed verdict for "
+        "exactly the version released still refuses it"
     )
 
 

@@ -113,7 +113,12 @@ def render_drift(items: list[dict[str, Any]], *, live: bool) -> list[str]:
         else:
             lines.append(f"  # {d['address']} has changed outside mlx")
             lines.extend(f"      ~ {line}" for line in d["differences"])
-    lines += ["", "Unless the spec says otherwise, `mlx apply` restores what mlx recorded.", ""]
+    lines += [
+        "",
+        "Unless the spec says otherwise, `mlx apply` restores what mlx recorded, except local",
+        "files, which it cannot rewrite: their new bytes are registered as a new version.",
+        "",
+    ]
     return lines
 
 

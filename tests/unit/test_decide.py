@@ -28,6 +28,16 @@ TABLE = [
     (Facts(Status.TAINTED), Action.REPLACE, (R.TAINTED,), False),
     (Facts(Status.MISSING), Action.CREATE, (R.DELETED_OUTSIDE,), False),
     (Facts(Status.DRIFTED), Action.UPDATE, (R.DRIFTED,), False),
+    # a rollback to the recorded version of bytes a local file no longer holds: mlx cannot
+    # rewrite the file, so it claims nothing (the plan says so) and the drift stays recorded
+    (Facts(Status.DRIFTED, restoring=True, unrestorable=True), Action.NOOP, (), False),
+    # ... while a rollback to an older version still moves the registry back
+    (
+        Facts(OK, content=True, restoring=True, unrestorable=True),
+        Action.UPDATE,
+        (R.RESTORED,),
+        True,
+    ),
     # local bytes that drifted are a content change: dependents re-run
     (Facts(Status.DRIFTED, content=True), Action.UPDATE, (R.CONTENT_CHANGED,), True),
     (Facts(Status.IN_PROGRESS), Action.UPDATE, (R.IN_PROGRESS,), False),

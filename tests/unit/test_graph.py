@@ -66,3 +66,30 @@ def test_ref_field_must_point_at_the_right_kind(tmp_path: Path) -> None:
     )
     with pytest.raises(MlxError, match="`subject` must reference models or prompts, not datasets"):
         build(load(spec))
+
+
+RELEASE = {
+    "m.yaml": "models:\n  m:\n    artifact: m.bin\n    owner: t\n",
+    "e.yaml": "endpoints:\n  e:\n    serves: ${models.m}\n    owner: t\n    requires: []\n",
+}
+
+
+def test_a_release_runs_after_the_gates_its_requires_leaves_out(tmp_path: Path) -> None:
+    """Issue 18, item 17: ordering only, so their verdict in the same apply is seen."""
+    gate = "evals:\n  g:\n    subject: ${models.m}\n    cases: c.yaml\n"
+    g = build(load(write_spec(tmp_path, {**RELEASE, "g.yaml": gate})))
+    assert ("evals.g", "endpoints.e") in g.graph.edges
+    assert g.ordering == {("evals.g", "endpoints.e")}
+    assert g.order.index("evals.g") < g.order.index("endpoints.e")
+    assert ("evals.g", "endpoints.e") not in g.dependency_view().edges
+
+
+def test_a_gate_that_comes_after_the_release_it_skips_makes_no_cycle(tmp_path: Path) -> None:
+    """A smoke gate judging what the endpoint deployed depends on it: no edge back."""
+    gate = (
+        "evals:\n  smoke:\n    subject: ${models.m}\n    depends_on: [endpoints.e]\n"
+        "    cases: c.yaml\n"
+    )
+    g = build(load(write_spec(tmp_path, {**RELEASE, "g.yaml": gate})))
+    assert g.ordering == frozenset()
+    assert g.order.index("endpoints.e") < g.order.index("evals.smoke")

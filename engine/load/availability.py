@@ -1,0 +1,81 @@
+"""Kinds mlx cannot act on yet: a block whose default provider is not installed.
+
+Monitors and budgets are part of the spec language, but no provider of type
+``monitor`` or ``budget`` ships with this version of mlx. Planning one as a create
+that fails every apply after it helped nobody, nor did a "Success!" for a block
+nothing acts on. So:
+
+* ``mlx validate`` refuses each such block: an error at its file:line, reported
+  with every other problem of the spec (the rest is validated as usual, the block's
+  own fields included);
+* ``mlx plan`` and ``mlx apply`` leave it out of the plan with the same message as a
+  warning at its file:line, and plan and apply the rest of the spec: nothing else is
+  blocked by it.
+
+The rule is the provider's presence, not a list of kinds: a plugin that provides
+``monitor`` makes monitors available at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.diagnostics import Diagnostic, Source
+from engine.load.spec_set import SpecSet
+
+#: What nobody gets from a block that is left out, by section (default: nothing acts on it).
+_CONSEQUENCE = {
+    "monitors": "nothing watches what it describes and nothing alerts",
+    "budgets": "nothing counts or enforces its limit",
+}
+
+
+def missing(spec: SpecSet, addresses: Iterable[str] | None = None) -> list[str]:
+    """The declared resources (of ``addresses``, default all) whose kind mlx cannot act on."""
+    from engine.plugins import missing_default_type, missing_default_types, provider_key
+
+    if not missing_default_types():
+        return []
+    out = []
+    for address in spec.decls if addresses is None else addresses:
+        decl = spec.decls.get(address)
+        if decl is not None and missing_default_type(provider_key(decl.section, decl.body)):
+            out.append(address)
+    return out
+
+
+def message(spec: SpecSet, address: str) -> str:
+    section = spec.decls[address].section
+    return f"{address}: {section} are not available yet in this version of mlx"
+
+
+def _consequence(section: str) -> str:
+    return _CONSEQUENCE.get(section, "nothing acts on it")
+
+
+def errors(spec: SpecSet) -> list[Diagnostic]:
+    """``mlx validate``: one error per block mlx cannot act on yet."""
+    return [
+        Diagnostic(
+            message(spec, address),
+            _where(spec, address),
+            detail="`mlx plan` and `mlx apply` leave this block out (saying so) and handle "
+            "the rest of the spec; "
+            f"until then {_consequence(spec.decls[address].section)}. Its fields are checked "
+            "now, so it works unchanged once the kind is available.",
+        )
+        for address in missing(spec)
+    ]
+
+
+def warning(spec: SpecSet, address: str) -> str:
+    """``mlx plan``: why a block is not in the plan, with its place."""
+    section = spec.decls[address].section
+    return (
+        f"{message(spec, address)} ({_where(spec, address)}): left out of this plan, so "
+        f"{_consequence(section)}"
+    )
+
+
+def _where(spec: SpecSet, address: str) -> Source:
+    return spec.source(address)
