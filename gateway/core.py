@@ -173,7 +173,7 @@ class GatewayCore:
                 status,
                 latency,
                 key_hash=key_hash(call.key),
-                error=fail.message,
+                error=fail.logged_error,
             )
 
         return Answer(orjson.dumps(payload), status, headers, after)

@@ -34,6 +34,7 @@ CODES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
     502: "UPSTREAM_ERROR",
@@ -50,7 +51,10 @@ ROUTES = (
 
 
 class Fail(Exception):
-    """An error answer; ``logged``: whether it is an inference-log record (a variant was asked)."""
+    """An error answer; ``logged``: whether it is an inference-log record (a variant was asked).
+
+    ``message`` is what the caller reads; ``detail``, when given, what the record's ``error``
+    keeps instead — the part a caller must not see (an upstream's address, what it wrote)."""
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class Fail(Exception):
         logged: bool = True,
         headers: list[tuple[bytes, bytes]] | None = None,
         extra: dict[str, Any] | None = None,
+        detail: str | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -67,6 +72,12 @@ class Fail(Exception):
         self.logged = logged
         self.headers = headers or []
         self.extra = extra or {}
+        self.detail = detail
+
+    @property
+    def logged_error(self) -> str:
+        """The record's ``error``."""
+        return self.detail or self.message
 
 
 class Answer(Response):

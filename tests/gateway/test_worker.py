@@ -17,7 +17,7 @@ import pytest
 
 from gateway.models import SklearnModel
 from gateway.worker import HEADER, Worker, _open_writer
-from tests.gateway.conftest import FEATURES, train, training_frame
+from tests.gateway.conftest import FEATURES, floats, train, training_frame
 from tests.gateway.support import records
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -38,7 +38,7 @@ class Counted:
 
 def _model(tmp_path: Path, name: str, seed: int) -> tuple[SklearnModel, Counted]:
     counted = Counted(train(tmp_path / name / "model.joblib", seed=seed))
-    return SklearnModel(counted, tmp_path / name, tuple(FEATURES), 3, True), counted
+    return SklearnModel(counted, floats(FEATURES), True), counted
 
 
 def _rows(n: int) -> list[list[float]]:
