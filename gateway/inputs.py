@@ -340,20 +340,29 @@ def _reordered(frame: Frame, features: Sequence[str]) -> list[list[Any]]:
         return frame.rows
     index = {c: i for i, c in enumerate(given)}
     missing = [f for f in features if f not in index]
-    if missing:
-        raise InputError(
-            f"{frame.format}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(map(repr, missing))} (the model takes {_names(features)})"
-        )
     wanted = set(features)
     unknown = [c for c in given if c not in wanted]
-    if unknown:
-        raise InputError(
-            f"{frame.format}: unknown column{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))} (the model takes {_names(features)})"
-        )
+    if missing or unknown:
+        said = []
+        if unknown:
+            said.append(
+                f"unknown column{'s' if len(unknown) > 1 else ''} "
+                + ", ".join(f"{c!r}{_did_you_mean(c, missing)}" for c in unknown)
+            )
+        if missing:
+            said.append(
+                f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+            )
+        raise InputError(f"{frame.format}: {'; '.join(said)} (the model takes {_names(features)})")
     order = [index[f] for f in features]
     return [[row[i] for i in order] for row in frame.rows]
+
+
+def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def checked(frame: Frame, schema: InputSchema | None) -> tuple[list[str] | None, list[list[Any]]]:

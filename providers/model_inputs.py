@@ -106,6 +106,35 @@ def for_model(spec: Mapping[str, Any], artifact: Path | None) -> Schema | None:
     return mine
 
 
+class SchemaMemo:
+    """``for_model`` remembered by content: a plan asks for a changed model's outputs several
+    times, and reading a large pickle is not free."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str, str], Schema | None] = {}
+
+    def of(
+        self, spec: Mapping[str, Any], artifact: Path | None, fingerprint: str | None
+    ) -> Schema | None:
+        if fingerprint is None:
+            return for_model(spec, artifact)
+        inputs = json.dumps(spec.get("inputs"), sort_keys=True, default=str)
+        key = (fingerprint, inputs, str(spec.get("flavor")))
+        if key not in self._found:
+            self._found[key] = for_model(spec, artifact)
+        return self._found[key]
+
+    def problem(self, spec: Mapping[str, Any], artifact: Path | None) -> str | None:
+        """Why the spec's ``inputs:`` cannot describe the artifact, if it declares any."""
+        if not spec.get("inputs") or artifact is None:
+            return None
+        try:
+            self.of(spec, artifact, None)
+        except SchemaConflict as exc:
+            return str(exc)
+        return None
+
+
 def conflict(mine: Schema, found: Schema | None) -> str | None:
     """Why ``inputs:`` cannot describe an artifact whose own schema is ``found``, if so."""
     if not found or not found.get("columns"):

@@ -217,6 +217,7 @@ class GatewayProvider(Provider, Serving):
             if not metadata_only:
                 new = routes.with_traffic(new, self._recorded_split(prior, new, current))
                 new = self._refetched(desired, new)
+                new = routes.with_input_schema(new, current, outputs)
             generation = self._put(desired, new) if new != doc else route.generation
             return Result(self._outputs(new, generation))
         # a new version: create-before-destroy, one document write per step

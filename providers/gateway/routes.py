@@ -73,6 +73,24 @@ def with_variant(doc: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, 
     return {**doc, "variants": {**doc["variants"], str(entry["name"]): dict(entry)}}
 
 
+def with_input_schema(
+    doc: Mapping[str, Any], name: str, outputs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``doc`` with variant ``name`` checking requests by the version's recorded input schema
+    (``outputs``: the version's; a spec's ``inputs:`` changes it without a new version)."""
+    if "input_schema" not in outputs or doc.get("kind") != "model":
+        return dict(doc)
+    entry = dict(doc["variants"][name])
+    schema = outputs["input_schema"]
+    if entry.get("input_schema") == schema:
+        return dict(doc)
+    if schema is None:
+        entry.pop("input_schema", None)
+    else:
+        entry["input_schema"] = schema
+    return with_variant(doc, entry)
+
+
 def with_traffic(doc: Mapping[str, Any], traffic: Traffic) -> dict[str, Any]:
     return {**doc, "traffic": traffic.as_dict()}
 
