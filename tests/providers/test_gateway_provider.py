@@ -660,6 +660,22 @@ def test_a_served_copy_swapped_with_its_manifest_is_drift_and_fetched_again(
     assert again is not None and again.differences(prior.outputs) == []
 
 
+def test_the_route_carries_the_versions_input_schema_and_follows_a_declared_one(
+    setup: Setup,
+) -> None:
+    """An ``inputs:`` added to the model's spec changes its schema, not its version: the
+    route's variant then checks requests by the new schema (no redeploy, same variant)."""
+    read = {"source": "sklearn", "columns": [{"name": None, "type": "float", "nullable": False}]}
+    v1 = {**setup.version(1), "input_schema": read}
+    prior = setup.create(setup.desired(v1))
+    assert setup.doc()["variants"]["v1"]["input_schema"] == read
+    declared = {"source": "spec", "columns": [{"name": "x", "type": "int", "nullable": True}]}
+    setup.update(prior, setup.desired({**v1, "input_schema": declared}))
+    doc = setup.doc()
+    assert list(doc["variants"]) == ["v1"] and doc["variants"]["v1"]["input_schema"] == declared
+    assert_route_shape(doc, "model")
+
+
 def test_a_registry_that_hands_out_other_bytes_is_refused(setup: Setup) -> None:
     v1 = setup.version(1)
     setup.peers.artifacts[v1["fingerprint"]] = _file(setup.tmp_path / "other.bin", b"not it")
