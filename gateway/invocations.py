@@ -47,18 +47,28 @@ ACCEPTED = (Media.JSON.value, Media.CSV.value)
 
 def media_type(header: str | None) -> Media:
     """What the body is: JSON (also with no ``Content-Type``, as MLflow's server takes it)
-    or CSV; anything else is a 415 naming the two."""
+    or CSV, in UTF-8; anything else is a 415 naming what is taken (MLflow's scoring server
+    refuses another charset, and parameters other than ``charset``, the same way)."""
     if header is None:
         return Media.JSON
-    value = header.split(";", 1)[0].strip().lower()
-    if value in ("", Media.JSON.value):
-        return Media.JSON
-    if value == Media.CSV.value:
-        return Media.CSV
-    raise Fail(
-        415,
-        f"Content-Type {value!r} is not taken here: send {' or '.join(ACCEPTED)}",
-        extra={"accepted": list(ACCEPTED)},
+    value, *parameters = (part.strip() for part in header.split(";"))
+    value = value.lower()
+    media = {"": Media.JSON, Media.JSON.value: Media.JSON, Media.CSV.value: Media.CSV}.get(value)
+    if media is None:
+        raise _unsupported(f"Content-Type {value!r} is not taken here")
+    for parameter in parameters:
+        key, _, given = parameter.partition("=")
+        key, given = key.strip().lower(), given.strip().strip('"').lower()
+        if key == "charset" and given not in ("utf-8", "utf8"):
+            raise _unsupported(f"charset {given!r} is not taken here (only UTF-8)")
+        if key not in ("charset", ""):
+            raise _unsupported(f"the Content-Type parameter {key!r} is not taken here")
+    return media
+
+
+def _unsupported(what: str) -> Fail:
+    return Fail(
+        415, f"{what}: send {' or '.join(ACCEPTED)} (UTF-8)", extra={"accepted": list(ACCEPTED)}
     )
 
 

@@ -253,6 +253,12 @@ def test_other_content_types_are_a_415_naming_what_is_taken(world: World) -> Non
         "fraud", raw=body, headers={"Content-Type": "application/json; charset=utf-8"}
     )
     assert charset.status == 200
+    for given, said in [
+        ("application/json; charset=latin-1", "charset 'latin-1' is not taken here"),
+        ("application/json; format=pandas-split", "parameter 'format' is not taken here"),
+    ]:
+        reply = world.invoke("fraud", raw=body, headers={"Content-Type": given})
+        assert reply.status == 415 and said in reply.json()["message"], reply.body
 
 
 def test_a_body_without_a_content_type_is_read_as_json(world: World) -> None:
