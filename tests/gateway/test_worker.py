@@ -190,3 +190,37 @@ def test_records_the_worker_could_not_write_are_reported_lost(
         "mlx serve: stopped; inference log: 5 record(s) written (and 3 by the shadow worker)"
     ]
     assert report_stop(False, clean, shadows) == 1  # the gateway's own writer lost some
+
+
+def test_the_worker_loads_only_bytes_with_the_recorded_digest(tmp_path: Path) -> None:
+    """A shadow candidate's artifact swapped for a hostile pickle is refused, not unpickled."""
+    import pickle
+
+    from gateway.integrity import digest_path
+    from tests.gateway.test_artifact_integrity import WritesAMarker
+
+    good = tmp_path / "good" / "model.joblib"
+    train(good)
+    marker = tmp_path / "the-pickle-ran"
+    evil = tmp_path / "evil" / "model.joblib"
+    evil.parent.mkdir()
+    evil.write_bytes(pickle.dumps(WritesAMarker(marker)))
+    worker = Worker(io.BytesIO())
+    for key, path in (("good", good), ("evil", evil)):
+        worker.load(
+            {
+                "op": "load",
+                "key": key,
+                "flavor": "sklearn",
+                "artifact": str(path),
+                "digest": digest_path(good),  # what was gated: the good model's bytes
+                "input_schema": None,
+            }
+        )
+    deadline = time.monotonic() + 30
+    while worker.loading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "good" in worker.models
+    assert "evil" not in worker.models and not marker.exists()
+    assert worker.failed["evil"].startswith("its artifact's bytes are not the recorded ones")
+    assert str(tmp_path) not in worker.failed["evil"]  # the gateway may log it: no path
