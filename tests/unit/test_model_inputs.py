@@ -426,3 +426,11 @@ def test_the_gateways_digest_is_the_registrys_fingerprint(tmp_path: Path) -> Non
     with pytest.raises(Mismatch) as wrong:
         read_verified(tmp_path / "f.joblib", "sha256:" + "0" * 64)
     assert wrong.value.got == hasher.digest(tmp_path / "f.joblib")
+    gated = hasher.digest(tmp_path / "d")
+    (tmp_path / "d" / "sub" / "model.pkl").write_bytes(b"\x80\x05other")  # one file swapped
+    with pytest.raises(Mismatch):
+        read_verified(tmp_path / "d", gated)
+    (tmp_path / "d" / "sub" / "model.pkl").write_bytes(b"\x80\x05weights")
+    (tmp_path / "d" / "extra.py").write_text("import os\n")  # a file added
+    with pytest.raises(Mismatch):
+        read_verified(tmp_path / "d", gated)
