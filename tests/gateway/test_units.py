@@ -206,3 +206,25 @@ def test_the_upstream_client_retries_and_maps_failures(tmp_path: Path) -> None:
     with pytest.raises(llm.UpstreamError) as err:  # nothing listens there any more
         asyncio.run(call(stub, retries=0))
     assert err.value.status == 502 and "cannot reach" in str(err.value)
+
+
+def test_model_failures_reach_stderr_at_most_once_per_version_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.invocations import ModelErrorLog
+
+    now = [0.0]
+    notes = ModelErrorLog(every_s=10.0, clock=lambda: now[0])
+    with caplog.at_level("ERROR", logger="mlx.gateway"):
+        said = [notes.note("fraud", "3", "the model failed: ValueError: x") for _ in range(5)]
+        assert notes.note("fraud", "4", "the model failed: KeyError: y")  # another version
+        now[0] = 10.0
+        assert notes.note("fraud", "3", "the model failed: ValueError: z")
+    assert said == [True, False, False, False, False]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "mlx serve: endpoint fraud version 3: the model failed: ValueError: x",
+        "mlx serve: endpoint fraud version 4: the model failed: KeyError: y",
+        "mlx serve: endpoint fraud version 3: the model failed: ValueError: z "
+        "(and 4 more since the last line)",
+    ]
