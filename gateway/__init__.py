@@ -8,6 +8,7 @@ Modules, one job each:
 * ``control``: the served snapshot and the poller that swaps it when a route moves
 * ``routing``: weights, sticky hashing, mirror and payload sampling (pure functions)
 * ``models`` / ``inputs``: loading a model by flavor; MLflow scoring-server input parsing
+  and the checks against a version's input schema; ``integrity``: only the gated bytes load
 * ``prompts`` / ``rules`` / ``params``: rendering a prompt version, its ``routing`` rules,
   what a caller may set (``allow_params``)
 * ``llm``: the OpenAI-compatible upstream (httpx: timeouts, retries, ``Retry-After``, a

@@ -13,12 +13,13 @@ so a lone caller pays what it paid without batching; batches form only from requ
 arrived while the previous ``predict`` ran, which is exactly when a caller would otherwise
 queue behind it. This is Triton's and MLServer's dynamic batching with a zero delay.
 
-What a caller can see: a malformed request is refused alone (it is checked before the
-batch); when the model refuses a batch, each of its requests is predicted alone, so only
-the bad one fails. A prediction may differ from the same row predicted alone in the last
-bits of a float (BLAS sums a matrix product in a different order than a vector's), as it
-does when a caller sends two rows in one request. ``mlx serve --max-batch 1`` turns this
-off.
+What a caller can see: a malformed request is refused alone (it is checked against the
+model's input schema before the batch); when the model raises on a batch, each of its
+requests is predicted alone, so only a request the model fails on fails — and that is the
+model's failure (``ModelFailure``: 500 ``MODEL_ERROR``), since its input passed the check.
+A prediction may differ from the same row predicted alone in the last bits of a float (BLAS
+sums a matrix product in a different order than a vector's), as it does when a caller sends
+two rows in one request. ``mlx serve --max-batch 1`` turns this off.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from gateway.models import decode
+from gateway.models import Media, decode
 from gateway.pool import DaemonPool, expire, resolve
 
 DEFAULT_MAX_REQUESTS = 32
@@ -45,7 +46,7 @@ class Batchable(Protocol):
     def predict_many(self, parts: Sequence[list[list[Any]]]) -> list[list[Any]] | None: ...
 
 
-_Item = tuple["asyncio.Future[Any]", bytes]
+_Item = tuple["asyncio.Future[Any]", bytes, Media]
 _Answer = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
@@ -77,7 +78,9 @@ class Batcher:
         with self._counts_lock:
             return self._batches, self._batched
 
-    async def run(self, timeout: float, model: Batchable, body: bytes) -> tuple[Any, list[Any]]:
+    async def run(
+        self, timeout: float, model: Batchable, body: bytes, media: Media = Media.JSON
+    ) -> tuple[Any, list[Any]]:
         """``(request document, predictions)`` for ``body``; ``pool.Expired`` after ``timeout``."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -85,7 +88,7 @@ class Batcher:
         if lane is None:
             lane = self._lanes.setdefault(model, _Lane())
         with lane.lock:
-            lane.items.append((fut, body))
+            lane.items.append((fut, body, media))
             start = not lane.draining
             lane.draining = True
         if start:
@@ -109,20 +112,23 @@ class Batcher:
             try:
                 answers = self._answer(model, items)
             except BaseException as exc:  # pragma: no cover - _answer catches per request
-                answers = [(fut, None, exc) for fut, _ in items]
+                answers = [(fut, None, exc) for fut, _, _ in items]
             self._send(answers)
 
     def _answer(self, model: Batchable, items: list[_Item]) -> list[_Answer]:
-        live = [(fut, body) for fut, body in items if not fut.done()]  # not expired meanwhile
+        live = [item for item in items if not item[0].done()]  # not expired meanwhile
         outcomes, shared = predict_all(
-            model, [body for _, body in live], skip=lambda i: live[i][0].done()
+            model,
+            [body for _, body, _ in live],
+            skip=lambda i: live[i][0].done(),
+            media=[media for _, _, media in live],
         )
         if shared:
             with self._counts_lock:
                 self._batches += 1
                 self._batched += len(live)
         answers: list[_Answer] = []
-        for (fut, _), outcome in zip(live, outcomes, strict=True):
+        for (fut, _, _), outcome in zip(live, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 answers.append((fut, None, outcome))
             elif outcome is not None:
@@ -145,19 +151,24 @@ Outcome = tuple[Any, list[Any]] | BaseException | None
 
 
 def predict_all(
-    model: Batchable, bodies: Sequence[bytes], skip: Callable[[int], bool] = lambda _: False
+    model: Batchable,
+    bodies: Sequence[bytes],
+    skip: Callable[[int], bool] = lambda _: False,
+    media: Sequence[Media] | None = None,
 ) -> tuple[list[Outcome], bool]:
     """Each body's outcome, in order, and whether one ``predict`` answered several of them.
 
-    Each body is decoded and checked alone (a bad one fails alone), the good ones' rows go to
-    one ``predict_many``; if the model refuses that batch, each is predicted alone (``skip(i)``
-    is asked first: a request that expired meanwhile is not predicted). Runs in a worker.
+    Each body is decoded (as ``media[i]``, JSON by default) and checked alone (a bad one
+    fails alone: ``InputError``), the good ones' rows go to one ``predict_many``; if the model
+    raises on that batch, each is predicted alone (``skip(i)`` is asked first: a request that
+    expired meanwhile is not predicted), and one the model raises on alone is its
+    ``ModelFailure``. Runs in a worker.
     """
     outcomes: list[Outcome] = [None] * len(bodies)
     ready: list[tuple[int, Any, list[str] | None, list[list[Any]]]] = []
     for i, body in enumerate(bodies):
         try:
-            doc = decode(body)
+            doc = decode(body, media[i] if media is not None else Media.JSON)
             columns, rows = model.checked_rows(doc)
         except Exception as exc:
             outcomes[i] = exc

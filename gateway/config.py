@@ -61,12 +61,26 @@ class VariantDoc(_Doc):
     fingerprint: str | None = None
     flavor: str | None = None
     artifact: str | None = None
+    #: models: ``sha256:`` of the artifact's bytes as the control plane installed them
+    #: (``gateway.integrity``); older documents have only the fingerprint
+    digest: str | None = None
+    #: models: the version's recorded input schema (``providers.model_inputs``)
+    input_schema: dict[str, Any] | None = None
     prompt: PromptDoc | None = None
     deployed_at: str | None = None
 
     @property
     def version_text(self) -> str:
         return str(self.version)
+
+    @property
+    def expected_digest(self) -> str | None:
+        """What the artifact's bytes must hash to: the recorded digest, else a ``sha256:``
+        fingerprint (a registry's fingerprint of the same bytes); None: nothing to check."""
+        if self.digest:
+            return self.digest
+        fp = self.fingerprint or ""
+        return fp if fp.startswith("sha256:") else None
 
 
 class Traffic(_Doc):

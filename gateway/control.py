@@ -13,11 +13,14 @@ Faults, and what keeps serving:
   traffic and no mirror (stable answers everything);
 * a route document that cannot be served (a newer format, a missing field) keeps the previous
   view of that endpoint serving, reported unhealthy; with no previous view, its requests get 503;
-* the state database being unreachable keeps the whole snapshot serving; polling goes on.
+* the state database being unreachable keeps the whole snapshot serving; polling goes on;
+* a model whose artifact bytes are not the ones recorded (``digest``) fails to load before
+  any of them is unpickled (``gateway.models.load``): it is never served. Its health error
+  names the version and the kind of failure; the path is only on stderr.
 
-A variant is loaded once per version (cached by endpoint, name, fingerprint and artifact), so
-a route change that only moves weights reloads nothing. Failed loads are retried when the
-endpoint's route moves again.
+A variant is loaded once per version (cached by endpoint, name, fingerprint, artifact, digest
+and input schema), so a route change that only moves weights reloads nothing. Failed loads
+are retried when the endpoint's route moves again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gateway.config import Kind, RouteDoc, RouteError, VariantDoc, parse
 from gateway.keys import UpstreamKey
@@ -55,6 +60,8 @@ class Loaded:
     prompt: PromptVariant | None = None
     flavor: str | None = None
     artifact: str | None = None  # a model's file or directory, absolute
+    digest: str | None = None  # what a model's artifact bytes hash to (checked at every load)
+    input_schema: dict[str, Any] | None = None  # a model's recorded input schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,29 +295,53 @@ class Control:
             return hit, None
         try:
             if route.kind is Kind.MODEL:
-                assert variant.artifact is not None  # checked by the route's validation
-                path = Path(variant.artifact.removeprefix("file://"))
-                path = path if path.is_absolute() else self.root / path
-                servable = load(variant.flavor, str(path), self.root)
-                loaded = Loaded(
-                    variant.name,
-                    variant.version_text,
-                    variant.fingerprint,
-                    model=servable,
-                    flavor=variant.flavor,
-                    artifact=str(path),
-                )
+                loaded = self._load_model(variant)
             else:
                 prompt = PromptVariant.build(route.endpoint, variant, route.client)
                 loaded = Loaded(
                     variant.name, variant.version_text, variant.fingerprint, prompt=prompt
                 )
-        except (LoadError, RouteError) as exc:
+        except RouteError as exc:
             return None, str(exc)
+        except LoadError as exc:
+            # callers and /healthz read the version and the kind of failure; the path and
+            # the exception's own words are the operator's (stderr)
+            if exc.detail != str(exc):
+                log.warning(
+                    "mlx serve: endpoint %s version %s: %s",
+                    route.endpoint,
+                    variant.version_text,
+                    exc.detail,
+                )
+            return None, f"version {variant.version_text}: {exc}"
         except Exception as exc:  # a model whose unpickling runs code can raise anything
-            return None, f"cannot load: {one_line(exc)}"
+            log.warning(
+                "mlx serve: endpoint %s version %s: cannot load: %s",
+                route.endpoint,
+                variant.version_text,
+                one_line(exc),
+            )
+            return None, f"version {variant.version_text}: cannot load it ({type(exc).__name__})"
         self._cache[key] = loaded
         return loaded, None
+
+    def _load_model(self, variant: VariantDoc) -> Loaded:
+        """A model variant, from bytes that match its recorded digest (``LoadError`` if not)."""
+        assert variant.artifact is not None  # checked by the route's validation
+        path = Path(variant.artifact.removeprefix("file://"))
+        path = path if path.is_absolute() else self.root / path
+        digest = variant.expected_digest
+        servable = load(variant.flavor, str(path), self.root, digest, variant.input_schema)
+        return Loaded(
+            variant.name,
+            variant.version_text,
+            variant.fingerprint,
+            model=servable,
+            flavor=variant.flavor,
+            artifact=str(path),
+            digest=digest,
+            input_schema=variant.input_schema,
+        )
 
     def _evict(self, snapshot: Snapshot) -> None:
         live = set()
@@ -324,7 +355,15 @@ class Control:
 
 def _cache_key(route: RouteDoc, variant: VariantDoc) -> tuple[Any, ...]:
     if route.kind is Kind.MODEL:
-        return (route.endpoint, variant.name, variant.fingerprint, variant.flavor, variant.artifact)
+        return (
+            route.endpoint,
+            variant.name,
+            variant.fingerprint,
+            variant.flavor,
+            variant.artifact,
+            variant.expected_digest,
+            orjson.dumps(variant.input_schema, option=orjson.OPT_SORT_KEYS),
+        )
     client = route.client.model_dump_json() if route.client else None
     return (
         route.endpoint,

@@ -7,16 +7,23 @@ The four formats of ``POST /invocations`` (MLflow's ``pyfunc`` scoring server)::
     {"instances": [{"a": 1, "b": 2}, ...]}   or  [[1, 2], ...]   (TF-serving rows)
     {"inputs": {"a": [1, 3], "b": [2, 4]}}   or  [[1, 2], ...]   (TF-serving columns / tensor)
 
-plus an optional ``params`` object. Pure Python (no pandas): a one-row request costs a few
-microseconds here. Every error is an ``InputError`` whose one-line message names the format,
-the row and the column, so that the gateway answers 400 and never a traceback.
+plus an optional ``params`` object; or a ``text/csv`` body with a header row (``parse_csv``).
+Pure Python (no pandas): a one-row request costs a few microseconds here. Every error is an
+``InputError`` whose one-line message names the format, the row and the column, so that the
+gateway answers 400 and never a traceback.
+
+Then the rows meet the model version's recorded input schema (``InputSchema``, ``checked``):
+named columns are reordered by name, positional rows checked for width, every value for its
+column's type and nullability — all before the model sees anything, so that whatever the
+model raises afterwards is the model's failure, not the caller's.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -29,12 +36,14 @@ class InputError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """Rows of a request: ``columns`` names them (None: by position)."""
+    """Rows of a request: ``columns`` names them (None: by position); ``text``: every cell is
+    still CSV text."""
 
     format: str
     columns: list[str] | None
     rows: list[list[Any]]
     params: dict[str, Any] | None = None
+    text: bool = False
 
 
 def _kind(value: Any) -> str:
@@ -55,6 +64,11 @@ def _kind(value: Any) -> str:
 
 def parse(body: Any) -> Frame:
     """The rows of a scoring request, in the order sent; ``InputError`` if malformed."""
+    if isinstance(body, CsvDocument):
+        split = body["dataframe_split"]
+        if not split["data"]:
+            raise InputError("csv holds no rows (only a header)")
+        return Frame("csv", list(split["columns"]), [list(r) for r in split["data"]], text=True)
     if not isinstance(body, dict):
         raise InputError(
             f"the body must be a JSON object with one of {', '.join(FORMATS)}, got {_kind(body)}"
@@ -66,9 +80,14 @@ def parse(body: Any) -> Frame:
             f"unknown field(s) {', '.join(map(repr, unknown))}: the body takes one of "
             f"{', '.join(FORMATS)} (and optionally params)"
         )
-    if len(present) != 1:
-        got = f" (got {', '.join(present)})" if present else ""
-        raise InputError(f"the body needs exactly one of {', '.join(FORMATS)}{got}")
+    if len(present) > 1:
+        both = ", ".join(present[:-1]) + f" and {present[-1]}"
+        raise InputError(
+            f"the body carries {len(present)} input formats, {both}: send exactly one "
+            "(nothing would say which to take)"
+        )
+    if not present:
+        raise InputError(f"the body needs exactly one of {', '.join(FORMATS)}")
     fmt = present[0]
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
@@ -189,71 +208,300 @@ def _unique(where: str, names: Sequence[str]) -> None:
         seen.add(n)
 
 
-# -- against a model -----------------------------------------------------------------------------
-def align(
-    frame: Frame, features: Sequence[str] | None, n_features: int | None
-) -> tuple[list[str] | None, list[list[Any]]]:
+# -- CSV (text/csv, as MLflow's scoring server takes it) -------------------------------------------
+class CsvDocument(dict[str, Any]):
+    """A ``text/csv`` body as the ``dataframe_split`` it is: a header row names the columns,
+    every cell is still text (``parse`` marks its frame ``text``; ``typed`` reads the cells
+    by the model's column types, so ``"02139"`` stays a string where a string is declared)."""
+
+
+def parse_csv(body: bytes) -> CsvDocument:
+    """A CSV body with a header row; ``InputError`` naming the row that is wrong."""
+    import csv
+
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"the CSV body is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from None
+    try:
+        lines = [row for row in csv.reader(text.splitlines()) if row]
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV: {exc}") from None
+    if not lines:
+        raise InputError("the CSV body is empty: it needs a header row naming the columns")
+    header, data = lines[0], lines[1:]
+    _unique("the CSV header", header)
+    for i, row in enumerate(data, start=1):
+        if len(row) != len(header):
+            raise InputError(
+                f"CSV row {i} has {len(row)} values, but the header names {len(header)} columns"
+            )
+    return CsvDocument(dataframe_split={"columns": header, "data": data})
+
+
+# -- against a model's input schema ----------------------------------------------------------------
+class ColumnType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STRING = "string"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str | None  # None: taken by position
+    type: ColumnType | None  # None: any value (the model judges it)
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """What a model version takes (``providers.model_inputs`` documents the recorded form)."""
+
+    columns: tuple[Column, ...]
+    source: str
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> InputSchema | None:
+        """The recorded schema (a version's ``input_schema``); None for none. ``ValueError``
+        for one this gateway cannot read."""
+        if doc is None:
+            return None
+        if not isinstance(doc, dict) or not isinstance(doc.get("columns"), list):
+            raise ValueError("input_schema must be an object with a list of columns")
+        columns = []
+        for i, c in enumerate(doc["columns"]):
+            if not isinstance(c, dict):
+                raise ValueError(f"input_schema.columns[{i}] must be an object")
+            name, type_ = c.get("name"), c.get("type")
+            if name is not None and not isinstance(name, str):
+                raise ValueError(f"input_schema.columns[{i}].name must be a string or null")
+            try:
+                kind = ColumnType(type_) if type_ is not None else None
+            except ValueError:
+                raise ValueError(f"input_schema.columns[{i}].type {type_!r} is unknown") from None
+            columns.append(Column(name, kind, bool(c.get("nullable", False))))
+        named = [c.name for c in columns if c.name is not None]
+        if named and len(named) != len(columns):
+            raise ValueError("input_schema names some columns and not others")
+        _unique("input_schema", named)
+        return cls(tuple(columns), str(doc.get("source") or "recorded"))
+
+    @property
+    def names(self) -> tuple[str, ...] | None:
+        if not self.columns or self.columns[0].name is None:
+            return None
+        return tuple(str(c.name) for c in self.columns)
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+    @functools.cached_property
+    def plain_floats(self) -> bool:
+        """Every column a float that takes no null (a numeric scikit-learn model's schema)."""
+        return all(c.type is ColumnType.FLOAT and not c.nullable for c in self.columns)
+
+    @property
+    def numeric(self) -> bool:
+        """Every value fits a float64 array (no strings, no untyped columns)."""
+        return all(c.type not in (ColumnType.STRING, None) for c in self.columns)
+
+
+def align(frame: Frame, schema: InputSchema | None) -> tuple[list[str] | None, list[list[Any]]]:
     """The rows with their values in the model's column order.
 
-    ``features``: the model's column names (``feature_names_in_``), if it has them;
-    ``n_features``: how many columns it takes. Missing and unknown columns are errors that
-    name them; positional rows must have exactly the model's width.
+    Named columns are reordered by name (missing and unknown ones are errors naming them); a
+    model that takes its columns by position refuses names (they would be ignored: a
+    silent wrong answer when they come in another order); positional rows must have
+    exactly the model's width. With no schema, rows go as sent.
     """
-    if frame.columns is not None and features is not None:
-        given = frame.columns
-        if list(given) == list(features):
-            return list(features), frame.rows
-        index = {c: i for i, c in enumerate(given)}
-        missing = [f for f in features if f not in index]
-        if missing:
+    if schema is None or not schema.columns:
+        return frame.columns, frame.rows
+    features = schema.names
+    if frame.columns is not None:
+        if features is None:
             raise InputError(
-                f"{frame.format}: missing column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(map(repr, missing))} (the model takes {_names(features)})"
+                f"{frame.format}: this model takes its {schema.width} columns by position (it "
+                f"was fitted without column names), so it cannot take named columns "
+                f"({_names(frame.columns)}): send rows as lists (instances, inputs, or "
+                "dataframe_split without columns), or declare `inputs:` on the model"
             )
-        wanted = set(features)
-        unknown = [c for c in given if c not in wanted]
-        if unknown:
-            raise InputError(
-                f"{frame.format}: unknown column{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))} (the model takes {_names(features)})"
-            )
-        order = [index[f] for f in features]
-        return list(features), [[row[i] for i in order] for row in frame.rows]
+        return list(features), _reordered(frame, features)
     width = len(frame.rows[0])
-    if n_features is not None and width != n_features:
+    if width != schema.width:
         takes = f" ({_names(features)})" if features is not None else ""
         raise InputError(
             f"{frame.format}: rows have {width} value{'s' if width != 1 else ''}, but the model "
-            f"takes {n_features} column{'s' if n_features != 1 else ''}{takes}"
+            f"takes {schema.width} column{'s' if schema.width != 1 else ''}{takes}"
         )
-    names = list(features) if features is not None else frame.columns
-    return names, frame.rows
+    return (list(features) if features is not None else None), frame.rows
 
 
-def check_numeric(fmt: str, columns: Sequence[str] | None, rows: list[list[Any]]) -> None:
-    """Every value a number, a boolean or null (NaN); else an ``InputError`` naming the column."""
+def _reordered(frame: Frame, features: Sequence[str]) -> list[list[Any]]:
+    given = frame.columns or []
+    if list(given) == list(features):
+        return frame.rows
+    index = {c: i for i, c in enumerate(given)}
+    missing = [f for f in features if f not in index]
+    wanted = set(features)
+    unknown = [c for c in given if c not in wanted]
+    if missing or unknown:
+        said = []
+        if unknown:
+            said.append(
+                f"unknown column{'s' if len(unknown) > 1 else ''} "
+                + ", ".join(f"{c!r}{_did_you_mean(c, missing)}" for c in unknown)
+            )
+        if missing:
+            said.append(
+                f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+            )
+        raise InputError(f"{frame.format}: {'; '.join(said)} (the model takes {_names(features)})")
+    order = [index[f] for f in features]
+    return [[row[i] for i in order] for row in frame.rows]
+
+
+def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def checked(frame: Frame, schema: InputSchema | None) -> tuple[list[str] | None, list[list[Any]]]:
+    """``align``, then every value read (CSV text) and checked against its column's type."""
+    columns, rows = align(frame, schema)
+    if frame.text:
+        rows = typed(frame.format, schema, columns, rows)
+    if schema is not None and schema.columns:
+        check_values(frame.format, schema, columns, rows)
+    return columns, rows
+
+
+def _label(columns: Sequence[str] | None, c: int) -> str:
+    return repr(columns[c]) if columns is not None else f"#{c}"
+
+
+def check_values(
+    fmt: str, schema: InputSchema, columns: Sequence[str] | None, rows: list[list[Any]]
+) -> None:
+    """Every value fits its column's type, and a null only where the column is nullable;
+    else an ``InputError`` naming the column and the row."""
+    if schema.plain_floats and _all_numbers(rows):  # the common case, on the request path
+        return
+    checks = [_CHECKS[c.type] if c.type is not None else None for c in schema.columns]
+    nullable = [c.nullable for c in schema.columns]
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
-            if v is None or (isinstance(v, int | float) and not isinstance(v, bool)):
+            if v is None or (v.__class__ is float and v != v):  # null, or NaN
+                if not nullable[c]:
+                    raise InputError(
+                        f"{fmt}: column {_label(columns, c)} takes no nulls, but row {r} has "
+                        f"{'null' if v is None else 'NaN'} (if the model takes them, declare "
+                        "the column `nullable: true` in the model's `inputs:`)"
+                    )
                 continue
-            if isinstance(v, bool):
-                continue
-            name = repr(columns[c]) if columns is not None else f"#{c}"
-            raise InputError(
-                f"{fmt}: column {name} must be a number, but row {r} has {_kind(v)} {_show(v)}"
-            )
+            check = checks[c]
+            if check is not None and not check[0](v):
+                raise InputError(
+                    f"{fmt}: column {_label(columns, c)} must be {check[1]}, but row {r} has "
+                    f"{_kind(v)} {_show(v)}"
+                )
 
 
-def nan_columns(columns: Sequence[str] | None, rows: list[list[Any]]) -> list[str]:
-    """Names of the columns holding a null (or NaN) value."""
-    out: list[str] = []
-    width = len(rows[0]) if rows else 0
-    for c in range(width):
-        if any(
-            row[c] is None or (isinstance(row[c], float) and math.isnan(row[c])) for row in rows
-        ):
-            out.append(repr(columns[c]) if columns is not None else f"#{c}")
+def _all_numbers(rows: list[list[Any]]) -> bool:
+    for row in rows:
+        for v in row:
+            cls = v.__class__
+            if cls is not float and cls is not int:
+                return False
+    return True
+
+
+def _is_float(v: Any) -> bool:
+    return v.__class__ is float or v.__class__ is int
+
+
+def _is_int(v: Any) -> bool:
+    return v.__class__ is int or (v.__class__ is float and v.is_integer())
+
+
+_CHECKS = {
+    ColumnType.FLOAT: (_is_float, "a number"),
+    ColumnType.INT: (_is_int, "a whole number"),
+    ColumnType.BOOL: (lambda v: v.__class__ is bool, "a boolean (true or false)"),
+    ColumnType.STRING: (lambda v: v.__class__ is str, "a string"),
+}
+
+
+def typed(
+    fmt: str, schema: InputSchema | None, columns: Sequence[str] | None, rows: list[list[Any]]
+) -> list[list[Any]]:
+    """CSV cells read as their columns' types (untyped columns: as pandas would guess them);
+    an empty cell is null. ``InputError`` naming the column and row of a cell that is not
+    its type."""
+    kinds = [c.type for c in schema.columns] if schema is not None and schema.columns else None
+    out = []
+    for r, row in enumerate(rows):
+        values = []
+        for c, cell in enumerate(row):
+            kind = kinds[c] if kinds is not None else None
+            try:
+                values.append(_read_cell(cell, kind))
+            except ValueError:
+                raise InputError(
+                    f"{fmt}: column {_label(columns, c)} must be "
+                    f"{_CHECKS[kind][1] if kind is not None else 'a value'}, but row {r} has "
+                    f"{_show(cell)}"
+                ) from None
+        out.append(values)
     return out
+
+
+_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
+
+
+def _read_cell(cell: Any, kind: ColumnType | None) -> Any:
+    if not isinstance(cell, str):
+        return cell
+    if cell == "":
+        return None
+    if kind is ColumnType.STRING:
+        return cell
+    if kind is ColumnType.FLOAT:
+        return float(cell)
+    if kind is ColumnType.INT:
+        number = float(cell)
+        if not number.is_integer():
+            raise ValueError(cell)
+        return int(number)
+    if kind is ColumnType.BOOL:
+        low = cell.strip().lower()
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise ValueError(cell)
+    return guess(cell)
+
+
+def guess(cell: str) -> Any:
+    """An untyped CSV cell: an int, a float, a boolean (true/false), else the text."""
+    if cell == "":
+        return None
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        return float(cell)
+    except ValueError:
+        pass
+    low = cell.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    return cell
 
 
 def _names(features: Sequence[str] | None) -> str:

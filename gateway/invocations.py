@@ -1,15 +1,25 @@
 """``POST /endpoints/{name}/invocations``: a model endpoint's predictions, and its shadows.
 
-The body is read within the endpoint's size limit and handed, as bytes, to a pool thread that
-decodes, checks and predicts (``gateway.models.predict_body``): the event loop never parses a
-frame or runs a model. A mirrored request's copy goes, after the answer, to the low-priority
-shadow worker (``gateway.shadow.ShadowProcess``), whose answer comes back as a record under
-variant ``shadow``.
+The body is ``application/json`` (MLflow's scoring-server JSON; a request without a
+``Content-Type`` is read as JSON, as MLflow's server does) or ``text/csv`` (a header row, then
+rows); anything else is a 415 naming the two. It is read within the endpoint's size limit and
+handed, as bytes, to a pool thread that decodes, checks and predicts
+(``gateway.models.predict_body``): the event loop never parses a frame or runs a model.
+
+What fails is answered by whose failure it is: a request the version's input schema refuses
+is a 400 (the caller's); an exception the model raises on a request that passed it is a 500
+``MODEL_ERROR`` of the variant that answered — its record says so, with the exception's text,
+which the caller's answer leaves out.
+
+A mirrored request's copy goes, after the answer, to the low-priority shadow worker
+(``gateway.shadow.ShadowProcess``), whose answer comes back as a record under variant
+``shadow``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -21,17 +31,76 @@ from starlette.responses import Response
 from gateway.config import Kind
 from gateway.control import Snapshot
 from gateway.core import GatewayCore
-from gateway.http import Answer, Fail, new_call
+from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
-from gateway.models import ModelFailure, Servable, SklearnModel, predict_body
+from gateway.models import Media, ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
 from gateway.records import keeps_payloads, known_fields
 from gateway.routing import Role, key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
 
+#: the ``error_code`` of a model's own failure (the caller's request passed its schema)
+MODEL_ERROR = "MODEL_ERROR"
+ACCEPTED = (Media.JSON.value, Media.CSV.value)
+
+
+def media_type(header: str | None) -> Media:
+    """What the body is: JSON (also with no ``Content-Type``, as MLflow's server takes it)
+    or CSV, in UTF-8; anything else is a 415 naming what is taken (MLflow's scoring server
+    refuses another charset, and parameters other than ``charset``, the same way)."""
+    if header is None:
+        return Media.JSON
+    value, *parameters = (part.strip() for part in header.split(";"))
+    value = value.lower()
+    media = {"": Media.JSON, Media.JSON.value: Media.JSON, Media.CSV.value: Media.CSV}.get(value)
+    if media is None:
+        raise _unsupported(f"Content-Type {value!r} is not taken here")
+    for parameter in parameters:
+        key, _, given = parameter.partition("=")
+        key, given = key.strip().lower(), given.strip().strip('"').lower()
+        if key == "charset" and given not in ("utf-8", "utf8"):
+            raise _unsupported(f"charset {given!r} is not taken here (only UTF-8)")
+        if key not in ("charset", ""):
+            raise _unsupported(f"the Content-Type parameter {key!r} is not taken here")
+    return media
+
+
+def _unsupported(what: str) -> Fail:
+    return Fail(
+        415, f"{what}: send {' or '.join(ACCEPTED)} (UTF-8)", extra={"accepted": list(ACCEPTED)}
+    )
+
+
+class ModelErrorLog:
+    """Models' own failures on stderr: one line per endpoint and version at most every
+    ``every_s`` seconds, with how many it left out (a failing candidate under load must not
+    flood the server's log; every failure is in the inference log)."""
+
+    def __init__(self, every_s: float = 10.0, clock: Any = time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+
+    def note(self, endpoint: str, version: str, detail: str) -> bool:
+        """Log this failure unless one was logged lately; True if it was logged."""
+        key, now = (endpoint, version), self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        more = f" (and {held} more since the last line)" if held else ""
+        log.error("mlx serve: endpoint %s version %s: %s%s", endpoint, version, detail, more)
+        return True
+
 
 class ModelRoutes(GatewayCore):
+    @functools.cached_property
+    def model_errors(self) -> ModelErrorLog:
+        return ModelErrorLog()
+
     async def startup(self) -> None:
         await super().startup()
         loop = asyncio.get_running_loop()
@@ -48,22 +117,40 @@ class ModelRoutes(GatewayCore):
         for view in snapshot.endpoints.values():
             c = view.candidate
             if view.mirror > 0 and c is not None and c.model is not None and c.artifact:
-                self.model_shadows.preload(c.flavor, c.artifact, c.fingerprint)
-                live.add(self.model_shadows.key(c.flavor, c.artifact, c.fingerprint))
+                self.model_shadows.preload(c)
+                live.add(self.model_shadows.key(c))
         self.model_shadows.keep(live)
 
-    async def _predict(self, model: Servable, body: bytes, timeout: float) -> tuple[Any, list[Any]]:
+    async def _predict(
+        self, call: Call, model: Servable, body: bytes, media: Media, timeout: float
+    ) -> tuple[Any, list[Any]]:
         try:
             if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
-                return await self.batcher.run(timeout, model, body)
-            result: tuple[Any, list[Any]] = await self.pool.run(timeout, predict_body, model, body)
+                return await self.batcher.run(timeout, model, body, media)
+            result: tuple[Any, list[Any]] = await self.pool.run(
+                timeout, predict_body, model, body, media
+            )
             return result
         except Expired:
             raise Fail(504, f"the model did not answer within {timeout:g}s") from None
         except InputError as exc:
             raise Fail(400, str(exc)) from None
         except ModelFailure as exc:
-            raise Fail(500, str(exc)) from None
+            raise self._model_failed(call, exc) from None
+
+    def _model_failed(self, call: Call, exc: ModelFailure) -> Fail:
+        """The model's own failure: 500 ``MODEL_ERROR`` naming the endpoint and the version;
+        its text goes to the record (and, now and then, stderr), not to the caller."""
+        view, loaded = call.view, call.loaded
+        name = view.name if view is not None else "?"
+        version = loaded.version if loaded is not None else "?"
+        self.model_errors.note(name, version, exc.detail)
+        return Fail(
+            500,
+            f"endpoint {name!r} version {version}: {exc}",
+            detail=exc.detail,
+            extra={"error_code": MODEL_ERROR},  # MLflow's field: overrides the status's code
+        )
 
     # -- models ----------------------------------------------------------------------------
     async def invocations(self, request: Request) -> Response:
@@ -72,10 +159,13 @@ class ModelRoutes(GatewayCore):
             self._authorize(request)
             view = self._endpoint(call, request.path_params["name"], Kind.MODEL)
             loaded = self._route(call, view, request.headers.get("x-mlx-key"))
+            media = media_type(request.headers.get("content-type"))
             body = await self._body(request, view.route.max_body_bytes)
             assert loaded.model is not None
-            doc, predictions = await self._predict(loaded.model, body, view.route.timeout_s)
-            content = orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+            doc, predictions = await self._predict(
+                call, loaded.model, body, media, view.route.timeout_s
+            )
+            content = _answer(call, predictions, self._model_failed)
         except Fail as fail:
             return self._failed(call, fail, "mlflow")
         except Exception as exc:
@@ -101,11 +191,9 @@ class ModelRoutes(GatewayCore):
                 # a busy gateway sheds its model shadows before they can cost a caller anything
                 sent = self.busy.inflight <= self.shadow_when_busy and self.model_shadows.submit(
                     ctx,
-                    shadow.flavor,
-                    shadow.artifact,
-                    shadow.fingerprint,
+                    shadow,
                     view.route.timeout_s,
-                    body,
+                    body if media is Media.JSON else orjson.dumps(doc),  # the worker reads JSON
                     known_fields(view, self.workspace, call.request_id, ts, shadow, kh),
                     keeps_payloads(view, call.request_id),
                 )
@@ -139,3 +227,11 @@ class ModelRoutes(GatewayCore):
         self.metrics.shadowed(view.name, "dropped")
         if reason.startswith("load failed"):
             log.warning("mlx serve: %s: shadow copy dropped: %s", view.name, reason)
+
+
+def _answer(call: Call, predictions: list[Any], failed: Any) -> bytes:
+    """The answer's body; predictions that are no JSON are the model's failure."""
+    try:
+        return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as exc:
+        raise failed(call, ModelFailure.of(exc)) from None

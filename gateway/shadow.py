@@ -21,11 +21,17 @@ variant ``shadow`` with its error.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from gateway.control import Loaded
 
 log = logging.getLogger("mlx.gateway")
 
@@ -80,8 +86,6 @@ class _Pipe(asyncio.SubprocessProtocol):
         self._process_exited = self._stdout_closed = False
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        import orjson
-
         buf = self.buffer
         buf += data
         size = self.header.size
@@ -155,14 +159,31 @@ class ShadowProcess:
         self.restarts = 0
 
     @staticmethod
-    def key(flavor: str | None, artifact: str, fingerprint: str | None) -> str:
-        return f"{flavor}\x00{artifact}\x00{fingerprint}"
+    def key(loaded: Loaded) -> str:
+        """The worker's name for a candidate's model: what it loads, and what it must hash to."""
+        schema = orjson.dumps(loaded.input_schema, option=orjson.OPT_SORT_KEYS)
+        return "\x00".join(
+            (
+                str(loaded.flavor),
+                str(loaded.artifact),
+                str(loaded.fingerprint),
+                str(loaded.digest),
+                hashlib.sha256(schema).hexdigest()[:16],
+            )
+        )
 
-    def preload(self, flavor: str | None, artifact: str, fingerprint: str | None) -> None:
-        key = self.key(flavor, artifact, fingerprint)
+    def preload(self, loaded: Loaded) -> None:
+        key = self.key(loaded)
         if key in self.loads:
             return
-        meta = {"op": "load", "key": key, "flavor": flavor, "artifact": artifact}
+        meta = {
+            "op": "load",
+            "key": key,
+            "flavor": loaded.flavor,
+            "artifact": loaded.artifact,
+            "digest": loaded.digest,
+            "input_schema": loaded.input_schema,
+        }
         self.loads[key] = meta
         if self._running():
             self._send(meta)
@@ -182,9 +203,7 @@ class ShadowProcess:
     def submit(
         self,
         ctx: Any,
-        flavor: str | None,
-        artifact: str,
-        fingerprint: str | None,
+        loaded: Loaded,
         timeout: float,
         body: bytes,
         record: dict[str, Any] | None = None,
@@ -196,9 +215,9 @@ class ShadowProcess:
         variant, status, latency and error); ``keep``: whether its payloads are sampled."""
         if len(self.pending) >= self.limit or self._closing:
             return False
-        key = self.key(flavor, artifact, fingerprint)
+        key = self.key(loaded)
         if key not in self.loads or not self._running():
-            self.preload(flavor, artifact, fingerprint)
+            self.preload(loaded)
             if not self._running():
                 return False
         self._next += 1
@@ -206,8 +225,6 @@ class ShadowProcess:
             "op": "job",
             "id": self._next,
             "key": key,
-            "flavor": flavor,
-            "artifact": artifact,
             "timeout": timeout,
             "sent": time.monotonic(),
             "record": record,

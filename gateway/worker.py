@@ -15,12 +15,16 @@ be opened) it sends the outputs back for the gateway to log instead.
 
 Protocol (stdin → stdout), frames of ``>II`` (meta length, body length), meta JSON, body bytes:
 
-* ``{"op": "load", "key", "flavor", "artifact"}``: load a model now (a thread; jobs go on)
+* ``{"op": "load", "key", "flavor", "artifact", "digest", "input_schema"}``: load a model
+  now (a thread; jobs go on) — from bytes that hash to ``digest`` only, as the gateway does
+  (``gateway.models.load``): a candidate whose artifact was swapped is never unpickled here
 * ``{"op": "keep", "keys"}``: forget every model but these (candidates no longer mirrored)
-* ``{"op": "job", "id", "key", "flavor", "artifact", "timeout", "sent", "record", "keep"}`` +
-  the request body (``record``: the log record's fields the gateway knows; ``keep``: whether
-  the request's payloads are sampled): answered ``{"id", "status", "latency_ms", "error"?,
-  "logged": true}`` (or with ``"outputs"`` and no ``logged``), or ``{"id", "skipped": why}``
+* ``{"op": "job", "id", "key", "timeout", "sent", "record", "keep"}`` +
+  the request body (JSON; ``record``: the log record's fields the gateway knows; ``keep``:
+  whether the request's payloads are sampled): answered ``{"id", "status", "latency_ms",
+  "error"?, "logged": true}`` (or with ``"outputs"`` and no ``logged``) — status 400 for a
+  request the model's schema refuses, 500 for the model's own failure — or ``{"id",
+  "skipped": why}``
   when it never ran (its model is still loading or failed to load, or it waited past its
   timeout before starting: it says nothing about the candidate)
 * at the end of its input it writes every record still queued and answers
@@ -76,6 +80,7 @@ class Worker:
         self.out = out
         self.writer = writer  # inference.writer.LogWriter, or None: the gateway logs
         self.models: dict[str, Any] = {}
+        self.known: dict[str, dict[str, Any]] = {}  # what each key loads (its "load" op)
         self.failed: dict[str, str] = {}
         self.loading: set[str] = set()
         self.lock = threading.Lock()
@@ -100,20 +105,28 @@ class Worker:
     def load(self, meta: dict[str, Any]) -> None:
         key = meta["key"]
         with self.lock:
+            if meta.get("op") == "load":
+                self.known[key] = meta
             if key in self.models or key in self.loading or key in self.failed:
                 return
             self.loading.add(key)
         threading.Thread(target=self._load, args=(meta,), daemon=True).start()
 
     def _load(self, meta: dict[str, Any]) -> None:
-        from gateway.models import load, one_line
+        from gateway.models import LoadError, load, one_line
 
         key = meta["key"]
         try:
-            model: Any = load(meta.get("flavor"), meta["artifact"], Path("/"))
+            model: Any = load(
+                meta.get("flavor"),
+                meta["artifact"],
+                Path("/"),
+                meta.get("digest"),
+                meta.get("input_schema"),
+            )
             error = None
-        except Exception as exc:
-            model, error = None, one_line(exc)
+        except Exception as exc:  # LoadError: its one line names no path
+            model, error = None, str(exc) if isinstance(exc, LoadError) else one_line(exc)
         with self.lock:
             self.loading.discard(key)
             if model is not None:
@@ -126,6 +139,8 @@ class Worker:
         with self.lock:
             for key in [k for k in self.models if k not in keys]:
                 del self.models[key]
+            for key in [k for k in self.known if k not in keys]:
+                del self.known[key]
             for key in [k for k in self.failed if k not in keys]:
                 del self.failed[key]
 
@@ -160,7 +175,7 @@ class Worker:
             failed = self.failed.get(key)
         if model is None:
             if failed is None:
-                self.load(group[0][0])
+                self.load(self.known.get(key) or group[0][0])
             why = f"load failed: {failed}" if failed else "loading"
             self.reply_all([{"id": meta["id"], "skipped": why} for meta, _ in group])
             return
@@ -258,8 +273,8 @@ def _outcomes(model: Any, bodies: list[bytes]) -> list[tuple[dict[str, Any], Any
     for result in results:
         if isinstance(result, InputError):
             out.append(({"status": 400, "error": f"shadow: {result}"}, None, None))
-        elif isinstance(result, ModelFailure):
-            out.append(({"status": 500, "error": f"shadow: {result}"}, None, None))
+        elif isinstance(result, ModelFailure):  # the candidate's own failure: its text logged
+            out.append(({"status": 500, "error": f"shadow: {result.detail}"}, None, None))
         elif isinstance(result, BaseException) or result is None:
             why = one_line(result) if result is not None else "not run"
             out.append(({"status": 500, "error": f"shadow: {why}"}, None, None))

@@ -23,6 +23,7 @@ from engine.plan.details import KEEPS_HISTORY, Explainer
 from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
+from engine.plan.schema_change import changes as schema_changes
 from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
@@ -327,6 +328,7 @@ class Planner:
             planned.warnings.append(unrestorable)
         if planned.action is not Action.NOOP:
             planned.warnings.extend(_review_warnings(planned))
+            planned.warnings.extend(self._input_schema_warnings(planned))
         if planned.changes_behaviour and kind_info(decl.section).release_field:
             opt_out = evidence.opt_out_warning(self.spec.decls, address, planned.body)
             if opt_out:
@@ -434,6 +436,35 @@ class Planner:
             return True
         rec = self._record(address)
         return bool(rec and rec.outputs)
+
+    # -- input schemas -----------------------------------------------------------------
+    def _input_schema_warnings(self, p: Planned) -> list[str]:
+        """A new version whose input schema differs from the released one's: what callers
+        would feel, for the reviewer (a kind with an ``input_schema`` output: models)."""
+        if "input_schema" not in kind_info(p.section).computed or not p.changes_behaviour:
+            return []
+        now = self._outputs_now(p.address) or {}
+        if "input_schema" not in now:
+            return []  # not known before apply (this provider does not read it at plan time)
+        return schema_changes(self._released_schema(p.address), now["input_schema"])
+
+    def _released_schema(self, address: str) -> Any:
+        """The input schema of the version users get now: behind its release, else the
+        version recorded last (None: nothing recorded, or it recorded none)."""
+        from engine.release.released import released_finder
+
+        rec = self._record(address)
+        if rec is None:
+            return None
+        released = released_finder(self.reader, self._record)(address, None)
+        fingerprint = released.outputs.get("fingerprint") if released is not None else None
+        if fingerprint is None or fingerprint == rec.outputs.get("fingerprint"):
+            return rec.outputs.get("input_schema")
+        for event in reversed(self.reader.events(address=address)):
+            outputs = event.get("outputs") or {}
+            if outputs.get("fingerprint") == fingerprint and "input_schema" in outputs:
+                return outputs["input_schema"]
+        return rec.outputs.get("input_schema")
 
     # -- gates and releases ------------------------------------------------------------
     def fingerprint_now(self, address: str) -> str | None:

@@ -5,6 +5,11 @@ file, or under ``--out DIR`` (examples/mlflow trains with this same script).
 Deterministic: the same code and data give the same bytes, so a re-run does not
 change the plan — while editing a hyper-parameter below (or ``--C``) does: a
 new model version.
+
+The model is fitted on a DataFrame, so it knows its columns by name
+(``feature_names_in_``): mlx records that input schema with each version, and
+the gateway takes a request's columns by name, in any order, refusing a
+misspelled or missing one — never a silent wrong answer.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 from pathlib import Path
 
 import joblib
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -63,14 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(out / "data" / "eval.csv", header, rows(x_eval, y_eval, 1))
 
     model = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=MAX_ITER))
-    model.fit(x_train, 1 - y_train)
-    model.feature_names = features  # type: ignore[attr-defined]
+    model.fit(pd.DataFrame(x_train, columns=features), 1 - y_train)
     (out / "artifacts").mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / "artifacts" / "model.joblib")
     # a request body for the served model (`curl … -d @request.json`): two eval biopsies
     request = {"dataframe_split": {"columns": features, "data": x_eval[:2].round(6).tolist()}}
     (out / "request.json").write_text(json.dumps(request) + "\n")
-    acc = model.score(x_eval, 1 - y_eval)
+    acc = model.score(pd.DataFrame(x_eval, columns=features), 1 - y_eval)
     print(f"trained: {len(x_train)} train rows, {len(x_eval)} eval rows, eval accuracy {acc:.3f}")
     print(f"wrote {out / 'artifacts' / 'model.joblib'}")
     return 0

@@ -4,8 +4,15 @@ A version is fetched (``peers.materialize``) once per fingerprint into a scratch
 described by a manifest (``.mlx-artifact.json``: the file name and the SHA-256 of every file)
 and renamed into place, so a directory under its final name is always complete. The next
 deploy of that fingerprint — another endpoint, a roll back — re-uses it after checking the
-bytes against the manifest; a copy that fails the check (edited, truncated) is replaced.
-Copies are never removed by mlx: retiring a variant keeps its artifact for a fast roll back.
+bytes against the manifest (and the manifest against the digest recorded for the version); a
+copy that fails the check (edited, truncated, swapped) is replaced. Copies are never removed
+by mlx: retiring a variant keeps its artifact for a fast roll back.
+
+A copy's *digest* (``gateway.integrity``: the sha256 of a file, or of a directory's manifest,
+as the registries fingerprint content) goes into the route document, and ``mlx serve`` loads
+only bytes with that digest. A single file fetched for a ``sha256:`` fingerprint must hash to
+exactly that fingerprint: a registry that hands out other bytes than it fingerprinted is an
+error here, before anything is served.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.integrity import manifest_digest
 from providers.contract import ProviderError
 
 MANIFEST = ".mlx-artifact.json"
@@ -54,6 +63,14 @@ def manifest(path: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Installed:
+    """A copy in place: where it is, and the digest of its bytes."""
+
+    path: Path
+    digest: str
+
+
 class ArtifactCache:
     def __init__(self, root: Path):
         self.root = root
@@ -61,17 +78,25 @@ class ArtifactCache:
     def home(self, fingerprint: str) -> Path:
         return self.root / token(fingerprint)
 
-    def find(self, fingerprint: str) -> Path | None:
-        """The intact copy of ``fingerprint``, if there is one."""
-        return _intact(self.home(fingerprint))
+    def find(self, fingerprint: str, digest: str | None = None) -> Installed | None:
+        """The intact copy of ``fingerprint`` (whose bytes have ``digest``, if given)."""
+        found = _intact(self.home(fingerprint))
+        return found if found is not None and digest in (None, found.digest) else None
 
-    def ensure(self, fingerprint: str, name: str, fetch: Callable[[Path], Path]) -> Path:
-        """The copy of ``fingerprint``, fetched with ``fetch(target)`` unless already there.
+    def ensure(
+        self,
+        fingerprint: str,
+        name: str,
+        fetch: Callable[[Path], Path],
+        digest: str | None = None,
+    ) -> Installed:
+        """The copy of ``fingerprint``, fetched with ``fetch(target)`` unless already there
+        (with ``digest``, when one was recorded before: a copy with other bytes is replaced).
 
         ``fetch`` writes the content at ``target`` (a file or a directory) and returns where
         it is (``target``, or a file of its own that is then copied).
         """
-        found = self.find(fingerprint)
+        found = self.find(fingerprint, digest)
         if found is not None:
             return found
         home = self.home(fingerprint)
@@ -84,19 +109,23 @@ class ArtifactCache:
                 _copy(got, target)
             if not target.exists():
                 raise ProviderError(f"fetching {fingerprint} produced nothing at {target}")
-            record = {"fingerprint": fingerprint, "name": target.name, "files": manifest(target)}
+            files = manifest(target)
+            _check_fetched(fingerprint, files)
+            record = {"fingerprint": fingerprint, "name": target.name, "files": files}
             (scratch / MANIFEST).write_text(json.dumps(record, sort_keys=True, indent=2))
-            return self._install(scratch, home) / target.name
+            digest = manifest_digest(files)
+            return Installed(self._install(scratch, home, digest) / target.name, digest)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _install(self, scratch: Path, home: Path) -> Path:
+    def _install(self, scratch: Path, home: Path, digest: str) -> Path:
         try:
             os.rename(scratch, home)
             return home
         except OSError:
             pass
-        if _intact(home) is not None:  # another process installed it meanwhile
+        there = _intact(home)
+        if there is not None and there.digest == digest:  # another process installed it
             return home
         aside = self.root / f".{home.name}.stale-{uuid.uuid4().hex[:8]}"
         os.rename(home, aside)
@@ -107,14 +136,27 @@ class ArtifactCache:
         return home
 
 
-def _intact(home: Path) -> Path | None:
+def _check_fetched(fingerprint: str, files: dict[str, str]) -> None:
+    """A file fetched for a ``sha256:`` fingerprint is exactly the fingerprinted bytes."""
+    if fingerprint.startswith("sha256:") and set(files) == {"."}:
+        got = manifest_digest(files)
+        if got != fingerprint:
+            raise ProviderError(
+                f"the registry gave other bytes than version {fingerprint} holds (they hash to "
+                f"{got}): refusing to serve them"
+            )
+
+
+def _intact(home: Path) -> Installed | None:
     """``home``'s content if its files are exactly those its manifest lists, else None."""
     try:
         record = json.loads((home / MANIFEST).read_text())
         name = str(record["name"])
         files = dict(record["files"])
         path = home / name
-        return path if path.exists() and manifest(path) == files else None
+        if not (path.exists() and manifest(path) == files):
+            return None
+        return Installed(path, manifest_digest(files))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

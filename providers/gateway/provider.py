@@ -217,6 +217,7 @@ class GatewayProvider(Provider, Serving):
             if not metadata_only:
                 new = routes.with_traffic(new, self._recorded_split(prior, new, current))
                 new = self._refetched(desired, new)
+                new = routes.with_input_schema(new, current, outputs)
             generation = self._put(desired, new) if new != doc else route.generation
             return Result(self._outputs(new, generation))
         # a new version: create-before-destroy, one document write per step
@@ -246,15 +247,21 @@ class GatewayProvider(Provider, Serving):
         return routes.traffic_of(doc)
 
     def _refetched(self, desired: Desired, doc: dict[str, Any]) -> dict[str, Any]:
-        """``doc`` with every variant whose artifact copy is gone fetched again."""
-        for name in routes.missing_artifacts(doc):
+        """``doc`` with every variant whose artifact copy is gone, or is not the recorded
+        bytes, fetched again (the copy is replaced; its digest stays the recorded one)."""
+        broken = [*routes.missing_artifacts(doc), *routes.unverified_artifacts(doc)]
+        for name in sorted(set(broken)):
             entry = doc["variants"][name]
-            outputs = entry.get("outputs") or {
+            outputs = {
                 "version": entry.get("version"),
                 "fingerprint": entry.get("fingerprint"),
+                **(entry.get("outputs") or {}),
             }
+            if "input_schema" in entry:
+                outputs["input_schema"] = entry["input_schema"]
             variant = self._variant(name, str(doc["subject"]), outputs)
-            doc = routes.with_variant(doc, self._entries.entry(variant, desired.address))
+            fresh = self._entries.entry(variant, desired.address, routes.expected_digest(entry))
+            doc = routes.with_variant(doc, fresh)
         return doc
 
     def delete(self, prior: Prior) -> None:
@@ -288,6 +295,12 @@ class GatewayProvider(Provider, Serving):
         notes = [
             f"the artifact of {name} is gone: {doc['variants'][name]['artifact']}"
             for name in routes.missing_artifacts(doc)
+        ]
+        notes += [
+            f"the served copy of {name} (version {doc['variants'][name].get('version')}) is not "
+            f"the gated bytes: {doc['variants'][name]['artifact']}: {why} (mlx serve refuses "
+            "to load it; `mlx apply` fetches it again)"
+            for name, why in routes.unverified_artifacts(doc).items()
         ]
         edited = endpoint_settings.edited(doc, prior.attributes)
         if edited:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from providers.contract import Traffic
@@ -70,6 +71,24 @@ def with_settings(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[s
 def with_variant(doc: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` with one more variant, taking no traffic."""
     return {**doc, "variants": {**doc["variants"], str(entry["name"]): dict(entry)}}
+
+
+def with_input_schema(
+    doc: Mapping[str, Any], name: str, outputs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``doc`` with variant ``name`` checking requests by the version's recorded input schema
+    (``outputs``: the version's; a spec's ``inputs:`` changes it without a new version)."""
+    if "input_schema" not in outputs or doc.get("kind") != "model":
+        return dict(doc)
+    entry = dict(doc["variants"][name])
+    schema = outputs["input_schema"]
+    if entry.get("input_schema") == schema:
+        return dict(doc)
+    if schema is None:
+        entry.pop("input_schema", None)
+    else:
+        entry["input_schema"] = schema
+    return with_variant(doc, entry)
 
 
 def with_traffic(doc: Mapping[str, Any], traffic: Traffic) -> dict[str, Any]:
@@ -174,6 +193,42 @@ def missing_artifacts(doc: Mapping[str, Any]) -> list[str]:
         for name, entry in sorted(doc["variants"].items())
         if not (isinstance(entry.get("artifact"), str) and os.path.exists(entry["artifact"]))
     ]
+
+
+def expected_digest(entry: Mapping[str, Any]) -> str | None:
+    """What a model variant's artifact bytes must hash to (as ``mlx serve`` checks them)."""
+    digest = entry.get("digest")
+    if isinstance(digest, str) and digest:
+        return digest
+    fingerprint = entry.get("fingerprint")
+    if isinstance(fingerprint, str) and fingerprint.startswith("sha256:"):
+        return fingerprint
+    return None
+
+
+def unverified_artifacts(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Variants of a model route whose artifact copy is there but is not the recorded bytes,
+    each with what was found (sorted by name). Reads every byte of every copy."""
+    from gateway.integrity import digest_path
+
+    if doc.get("kind") != "model":
+        return {}
+    out: dict[str, str] = {}
+    for name, entry in sorted(doc["variants"].items()):
+        path, want = entry.get("artifact"), expected_digest(entry)
+        if not (isinstance(path, str) and os.path.exists(path)):
+            continue  # missing_artifacts says so
+        if want is None:
+            out[str(name)] = "no digest of its bytes is recorded"
+            continue
+        try:
+            got = digest_path(Path(path))
+        except OSError as exc:
+            out[str(name)] = f"it cannot be read ({exc.strerror or exc})"
+            continue
+        if got != want:
+            out[str(name)] = f"its bytes hash to {got[:19]}…, not the recorded {want[:19]}…"
+    return out
 
 
 def served_by(doc: Mapping[str, Any], fingerprint: str | None, version: Any) -> str | None:

@@ -1,7 +1,9 @@
 """A served version (``Variant``) into its route-document entry.
 
 Models: the artifact, materialized through the engine's peers into the content-addressed
-cache, and the model's ``flavor`` (how ``mlx serve`` loads it). Prompts: what an upstream
+cache, the digest of its bytes (``mlx serve`` loads nothing else), the model's ``flavor``
+(how ``mlx serve`` loads it) and the version's recorded ``input_schema`` (what it checks
+requests against). Prompts: what an upstream
 call is made of — template, system, model, params, variables, routing — read from the
 registered version (the prompt document a registry stores, ``prompt_document`` in
 ``providers/local/provider.py``), so a served version is exactly the one registered, whatever
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.contract import Peers, ProviderError, Variant
-from providers.gateway.artifacts import ArtifactCache
+from providers.gateway.artifacts import ArtifactCache, Installed
 from providers.gateway.routes import kind_of
 
 _OUTPUT_KEYS = ("version", "revision", "fingerprint", "uri")
@@ -34,8 +36,9 @@ class EntryBuilder:
             raise ProviderError(f"{address}: serving needs the engine's peers (run it via mlx)")
         return self.peers
 
-    def entry(self, variant: Variant, address: str) -> dict[str, Any]:
-        """The document entry of ``variant`` (materializing its content if need be)."""
+    def entry(self, variant: Variant, address: str, digest: str | None = None) -> dict[str, Any]:
+        """The document entry of ``variant`` (materializing its content if need be; a copy
+        whose bytes are not ``digest``, when one was recorded, is fetched again)."""
         fingerprint = variant.fingerprint
         if not fingerprint:
             raise ProviderError(
@@ -49,8 +52,13 @@ class EntryBuilder:
         }
         spec = self._spec(variant, address)
         if kind_of(variant.subject) == "model":
+            installed = self._artifact(variant, spec, address, digest)
             entry["flavor"] = spec.get("flavor") or _default_flavor()
-            entry["artifact"] = str(self._artifact(variant, spec, address).resolve())
+            entry["artifact"] = str(installed.path.resolve())
+            entry["digest"] = installed.digest  # what mlx serve checks the bytes against
+            schema = variant.outputs.get("input_schema")
+            if schema is not None:
+                entry["input_schema"] = schema  # what it checks requests against
         else:
             entry["prompt"] = self._prompt(variant, spec, address)
         entry["deployed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -61,7 +69,9 @@ class EntryBuilder:
             return variant.spec
         return self._peers(address).spec(variant.subject) or {}
 
-    def _fetch(self, variant: Variant, address: str, name: str) -> Path:
+    def _fetch(
+        self, variant: Variant, address: str, name: str, digest: str | None = None
+    ) -> Installed:
         peers = self._peers(address)
         fingerprint = str(variant.fingerprint)
 
@@ -69,21 +79,23 @@ class EntryBuilder:
             return peers.materialize(variant.subject, variant.outputs, target)
 
         try:
-            return self.cache.ensure(fingerprint, name, fetch)
+            return self.cache.ensure(fingerprint, name, fetch, digest)
         except OSError as exc:
             raise ProviderError(
                 f"{address}: cannot copy version {variant.version} of {variant.subject} into "
                 f"{self.cache.root}: {exc.strerror or exc}"
             ) from exc
 
-    def _artifact(self, variant: Variant, spec: Mapping[str, Any], address: str) -> Path:
+    def _artifact(
+        self, variant: Variant, spec: Mapping[str, Any], address: str, digest: str | None
+    ) -> Installed:
         declared = spec.get("artifact")
         # the declared file's name (``model.joblib``); the cache keeps only its last part
         name = str(declared) if isinstance(declared, str) and declared else "model"
-        return self._fetch(variant, address, name)
+        return self._fetch(variant, address, name, digest)
 
     def _prompt(self, variant: Variant, spec: Mapping[str, Any], address: str) -> dict[str, Any]:
-        path = self._fetch(variant, address, PROMPT_FILE)
+        path = self._fetch(variant, address, PROMPT_FILE).path
         if not path.is_file():
             raise ProviderError(
                 f"{address}: version {variant.version} of {variant.subject} is not a prompt "

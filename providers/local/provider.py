@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from providers.contract import (
 )
 from providers.files import PathGuard, PathRefused, hasher_for
 from providers.local.registry import LocalRegistry
+from providers.model_inputs import SchemaConflict, SchemaMemo
 
 _PATH_FIELD = {"models": "artifact", "datasets": "uri"}
 _WHAT = {"models": "artifact", "datasets": "dataset file", "prompts": "template file"}
@@ -67,6 +69,7 @@ class LocalRegistryProvider(Provider, Registry):
         self._guard = PathGuard(context.root, context.allowed_paths)
         self._real: dict[str, str] = {}  # spec value -> real path, as check() found it
         self._root_refused: str | None = None
+        self._schemas = SchemaMemo()  # models' input schemas, by content
 
     # -- planning -----------------------------------------------------------------
     def _source(self, desired: Desired) -> str | None:
@@ -140,6 +143,10 @@ class LocalRegistryProvider(Provider, Registry):
             return [Problem((field,), str(exc))]
         if not os.path.exists(real):
             return [Problem((field,), f"{what} not found: {source}")]
+        if desired.section == "models":
+            problem = self._schemas.problem(desired.spec, Path(real))
+            if problem:
+                return [Problem(("inputs",), problem)]
         return []
 
     def fingerprint(self, desired: Desired) -> str | None:
@@ -155,9 +162,15 @@ class LocalRegistryProvider(Provider, Registry):
         return sorted(self._checked | self.hasher.touched)
 
     def planned_outputs(self, desired: Desired) -> dict[str, Any]:
-        """A prompt's fingerprint covers its whole document: computed now, as ``_register`` will."""
-        if desired.restore is not None or desired.section != "prompts":
+        """A prompt's fingerprint covers its whole document: computed now, as ``_register`` will.
+        A model's input schema is read now too (declared, or from the artifact, never run)."""
+        if desired.restore is not None or desired.section not in ("prompts", "models"):
             return super().planned_outputs(desired)
+        if desired.section == "models":
+            out = super().planned_outputs(desired)
+            with contextlib.suppress(SchemaConflict):  # check() reported it: known once fixed
+                out["input_schema"] = self._input_schema(desired)
+            return out
         blob = self._prompt_blob(desired)
         return {} if blob is None else {"fingerprint": "sha256:" + hashlib.sha256(blob).hexdigest()}
 
@@ -320,8 +333,16 @@ class LocalRegistryProvider(Provider, Registry):
         self.registry.put_object(section, name, obj)
 
     # -- helpers --------------------------------------------------------------------
+    def _input_schema(self, desired: Desired) -> dict[str, Any] | None:
+        """The model version's input schema: ``inputs:``, else read from its artifact."""
+        source = self._source(desired)
+        path = Path(source) if source is not None and os.path.exists(source) else None
+        return self._schemas.of(desired.spec, path, desired.fingerprint)
+
     def _register(self, desired: Desired) -> Result:
         section, name = desired.section, desired.name
+        # read before anything is written: a schema the spec contradicts registers nothing
+        schema = self._recorded_schema(desired) if section == "models" else None
         if desired.restore is not None:
             fingerprint = str(desired.restore.get("fingerprint"))
             content = self._stored_content(section, name, desired.restore)
@@ -351,7 +372,19 @@ class LocalRegistryProvider(Provider, Registry):
         else:
             outputs["version"] = version
             outputs["uri"] = self._uri(section, name, version)
+        if section == "models":
+            outputs["input_schema"] = schema
         return Result(outputs)
+
+    def _recorded_schema(self, desired: Desired) -> dict[str, Any] | None:
+        """What a version records as its input schema (a restored one: what it recorded)."""
+        if desired.restore is not None:
+            schema = desired.restore.get("input_schema")
+            return dict(schema) if isinstance(schema, Mapping) else None
+        try:
+            return self._input_schema(desired)
+        except SchemaConflict as exc:
+            raise ProviderError(f"{desired.address}: {exc}") from None
 
     def _write_object(self, desired: Desired, version: int) -> None:
         obj = self.registry.get_object(desired.section, desired.name) or {"aliases": {}}

@@ -35,7 +35,15 @@ class ModelRegistry(AliasedRegistry):
         self.experiment_id = experiment_id
 
     # -- registering -------------------------------------------------------------------
-    def register(self, desired: Desired, source: Path | str, fingerprint: str) -> dict[str, Any]:
+    def register(
+        self,
+        desired: Desired,
+        source: Path | str,
+        fingerprint: str,
+        input_schema: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The version holding ``fingerprint`` (made if need be); its outputs record
+        ``input_schema`` (``providers.model_inputs``: what the gateway checks requests by)."""
         name = desired.name
         self._ensure_model(desired)
         mv = self._by_fingerprint(name, fingerprint)
@@ -45,7 +53,9 @@ class ModelRegistry(AliasedRegistry):
                 name, uri, run_id=run_id, tags=T.lineage_tags(desired, fingerprint)
             )
         self.sync_metadata(desired, as_int(mv.version))
-        return self.outputs(name, mv, fingerprint)
+        out = self.outputs(name, mv, fingerprint)
+        out["input_schema"] = dict(input_schema) if input_schema is not None else None
+        return out
 
     def restore(self, desired: Desired, restore: Mapping[str, Any]) -> dict[str, Any]:
         """A rollback to the version ``restore`` describes — by number or content, else
@@ -67,7 +77,10 @@ class ModelRegistry(AliasedRegistry):
                 tags=T.lineage_tags(desired, fingerprint),
             )
         self.sync_metadata(desired, None)
-        return self.outputs(name, mv, fingerprint)
+        out = self.outputs(name, mv, fingerprint)
+        schema = restore.get("input_schema")  # what the version recorded when it was made
+        out["input_schema"] = dict(schema) if isinstance(schema, Mapping) else None
+        return out
 
     def _ensure_model(self, desired: Desired) -> None:
         """The registered model, created — or adopted, when it exists (retired or not)."""

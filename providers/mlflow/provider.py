@@ -45,6 +45,7 @@ from providers.mlflow.client import (
 )
 from providers.mlflow.models import ModelRegistry
 from providers.mlflow.prompts import PromptRegistry
+from providers.model_inputs import SchemaConflict, SchemaMemo
 from specs.providers import MlflowProviderConfig
 
 
@@ -71,6 +72,7 @@ class MlflowProvider(Provider, Registry):
         self._lock = threading.RLock()
         #: what check()/fingerprint() looked at: local files, or (None) an S3 object
         self._looked_at: set[str] | None = set()
+        self._schemas = SchemaMemo()  # models' input schemas, by content
         # one writer at a time on a database opened in this process (SQLite locks otherwise)
         serverless = is_serverless(self.registry_uri or self.tracking_uri)
         self._write_lock = threading.RLock() if serverless else contextlib.nullcontext()
@@ -184,7 +186,8 @@ class MlflowProvider(Provider, Registry):
                 return [Problem(("artifact",), str(exc))]
             if not source.exists():
                 return [Problem(("artifact",), f"artifact not found: {source}")]
-            return []
+            problem = self._schemas.problem(desired.spec, source)
+            return [Problem(("inputs",), problem)] if problem else []
         if not source.startswith(("s3://", "runs:/")):
             return [
                 Problem(
@@ -215,7 +218,19 @@ class MlflowProvider(Provider, Registry):
 
     def planned_outputs(self, desired: Desired) -> dict[str, Any]:
         # a prompt's fingerprint covers its resolved document: known after apply
-        return {} if desired.section == "prompts" else super().planned_outputs(desired)
+        if desired.section == "prompts":
+            return {}
+        out = super().planned_outputs(desired)
+        if desired.restore is None:
+            with contextlib.suppress(SchemaConflict):  # check() reported it
+                out["input_schema"] = self._input_schema(desired)
+        return out
+
+    def _input_schema(self, desired: Desired) -> dict[str, Any] | None:
+        """``inputs:``, else what a local artifact says (a remote one is not read)."""
+        source = self._artifact(desired)
+        path = source if isinstance(source, Path) and source.exists() else None
+        return self._schemas.of(desired.spec, path, desired.fingerprint)
 
     # -- applying --------------------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
@@ -249,7 +264,11 @@ class MlflowProvider(Provider, Registry):
         fingerprint = desired.fingerprint or self.fingerprint(desired)
         if fingerprint is None:
             raise ProviderError(f"{desired.address}: {source} does not exist")
-        return self.models.register(desired, source, fingerprint)
+        try:  # read before anything is written: a contradicted schema registers nothing
+            schema = self._input_schema(desired)
+        except SchemaConflict as exc:
+            raise ProviderError(f"{desired.address}: {exc}") from None
+        return self.models.register(desired, source, fingerprint, schema)
 
     def delete(self, prior: Prior) -> None:
         with self._calling(f"{prior.address}: cannot delete"):

@@ -55,6 +55,13 @@ def dump(obj: Any, path: Path) -> Path:
     return path
 
 
+def floats(names: list[str], nullable: tuple[str, ...] = ()) -> Any:
+    """The input schema of a numeric model fitted on ``names`` (``gateway.inputs``)."""
+    from gateway.inputs import Column, ColumnType, InputSchema
+
+    return InputSchema(tuple(Column(n, ColumnType.FLOAT, n in nullable) for n in names), "sklearn")
+
+
 def spec_dir(root: Path, extra: str = "") -> Path:
     """A spec dir with a state database; ``extra`` YAML is added as ``spec.yaml``."""
     root.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,22 @@ class SlowSum:
         self.calls.append(len(x))
         time.sleep(self.seconds)
         return x.sum(axis=1)
+
+
+class Raises:
+    """A model whose predict raises ``error(message)`` on every input (a candidate with a bug
+    that a caller did nothing to cause)."""
+
+    def __init__(self, error: type[Exception], message: str, width: int):
+        self.error, self.message = error, message
+        self.n_features_in_ = width
+
+    def predict(self, x: Any) -> list[int]:
+        raise self.error(self.message)
+
+
+def linalg_error() -> type[Exception]:
+    """numpy's ``LinAlgError``: a subclass of ``ValueError`` that a model's own maths raises."""
+    import numpy as np
+
+    return np.linalg.LinAlgError

@@ -45,7 +45,7 @@ def http(
 ) -> Reply:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    if data is not None and "Content-Type" not in req.headers:
+    if data is not None and not req.has_header("Content-type"):  # urllib's capitalization
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -142,17 +142,31 @@ class Served:
 
 # -- route documents (what the gateway provider writes) -------------------------------------------
 def model_variant(
-    name: str, version: int, artifact: Path | str, flavor: str = "sklearn"
+    name: str,
+    version: int,
+    artifact: Path | str,
+    flavor: str = "sklearn",
+    input_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """A model variant as the gateway provider writes it: its fingerprint is the digest of
+    the artifact's bytes as they are now (a fake one for an artifact that does not exist)."""
+    from gateway.integrity import digest_path
+
+    path = Path(artifact)
+    fingerprint = digest_path(path) if path.exists() else f"sha256:{name}-{version}-missing"
+    entry = {
         "name": name,
         "version": version,
-        "fingerprint": f"sha256:{name}-{version}",
-        "outputs": {"version": version},
+        "fingerprint": fingerprint,
+        "outputs": {"version": version, "fingerprint": fingerprint},
         "flavor": flavor,
         "artifact": str(artifact),
+        "digest": fingerprint,
         "deployed_at": "2026-12-01T12:00:00+00:00",
     }
+    if input_schema is not None:
+        entry["input_schema"] = input_schema
+    return entry
 
 
 def prompt_variant(name: str, version: int, **prompt: Any) -> dict[str, Any]:

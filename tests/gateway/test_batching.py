@@ -18,9 +18,9 @@ import pytest
 
 from gateway.batching import Batcher
 from gateway.inputs import InputError
-from gateway.models import SklearnModel
+from gateway.models import ModelFailure, SklearnModel
 from gateway.pool import DaemonPool, Expired
-from tests.gateway.conftest import FEATURES, train, training_frame
+from tests.gateway.conftest import FEATURES, floats, train, training_frame
 
 # the gateway hands numeric models arrays in their own column order (names checked before)
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -47,7 +47,8 @@ class Held:
 def held(tmp_path: Path) -> tuple[SklearnModel, Held]:
     inner = train(tmp_path / "model.joblib")
     model = Held(inner)
-    servable = SklearnModel(model, tmp_path / "model.joblib", tuple(FEATURES), 3, True)
+    # "amount" is declared nullable: a null reaches the model, which raises on it
+    servable = SklearnModel(model, floats(FEATURES, nullable=("amount",)), True)
     assert servable.batchable
     return servable, model
 
@@ -148,6 +149,8 @@ def test_a_bad_request_in_a_batch_fails_alone(
         b"{not json",
         orjson.dumps({"dataframe_split": {"columns": ["amount", "age"], "data": [[1.0, 2.0]]}}),
         orjson.dumps({"dataframe_split": {"columns": FEATURES, "data": [["x", 1, 2]]}}),
+        orjson.dumps({"instances": [rows[0]], "inputs": [rows[0]]}),  # two formats
+        orjson.dumps({"dataframe_split": {"columns": FEATURES, "data": [[1.0, None, 2.0]]}}),
     ]
 
     good_bodies = [_body([r]) for r in rows[1:]]
@@ -158,13 +161,16 @@ def test_a_bad_request_in_a_batch_fails_alone(
     assert "malformed JSON" in str(bad[0])
     assert "missing column 'hour'" in str(bad[1])
     assert "amount" in str(bad[2])
+    assert "carries 2 input formats, instances and inputs" in str(bad[3])
+    assert "column 'age' takes no nulls, but row 0 has null" in str(bad[4])
     assert model.calls == [1, 3]  # the three good ones shared a predict; the bad never reached it
 
 
-def test_a_batch_the_model_refuses_is_predicted_request_by_request(
+def test_a_batch_the_model_raises_on_is_predicted_request_by_request(
     held: tuple[SklearnModel, Held], pool: DaemonPool
 ) -> None:
-    """A null passes the gateway's checks and the model refuses it: only its request fails."""
+    """A null in a nullable column passes the gateway's checks and the model raises on it:
+    only its request fails, and as the model's failure (its input was the kind declared)."""
     servable, model = held
     rows = _rows(3)
     null_row: list[Any] = [None, 30, 4]
@@ -174,7 +180,8 @@ def test_a_batch_the_model_refuses_is_predicted_request_by_request(
     assert first[1] == _expected(model, [rows[0]])
     assert one[1] == _expected(model, [rows[1]])
     assert two[1] == _expected(model, [rows[2]])
-    assert isinstance(null, InputError) and "null values in column 'amount'" in str(null)
+    assert isinstance(null, ModelFailure) and str(null) == "the model failed (ValueError)"
+    assert "Input X contains NaN" in null.detail
     assert model.calls == [1, 3, 1, 1, 1]  # the refused batch of three, then each alone
     assert batcher.counts() == (0, 0)
 
@@ -219,6 +226,6 @@ def test_a_request_that_expired_in_the_lane_is_never_predicted(
 def test_models_that_batch() -> None:
     """Numeric rows of a known width batch; a pipeline that takes strings, or a model of
     unknown width, does not."""
-    assert SklearnModel(object(), Path("m"), None, 3, True).batchable
-    assert not SklearnModel(object(), Path("m"), None, None, True).batchable
-    assert not SklearnModel(object(), Path("m"), ("a",), 1, False).batchable
+    assert SklearnModel(object(), floats(["a", "b", "c"]), True).batchable
+    assert not SklearnModel(object(), None, True).batchable
+    assert not SklearnModel(object(), floats(["a"]), False).batchable

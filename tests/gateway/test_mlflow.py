@@ -50,3 +50,53 @@ def test_an_mlflow_model_directory_is_served_with_its_signature(tmp_path: Path) 
         assert "Traceback" not in bad.body.decode()
     finally:
         assert server.stop() == 0
+
+
+def test_an_mlflow_model_that_raises_is_a_500_and_its_signature_refusals_are_400s(
+    tmp_path: Path,
+) -> None:
+    """MLflow's schema enforcement is the caller's 400; what predict raises is the model's
+    500 MODEL_ERROR (before: a ValueError from predict answered 400)."""
+    require_extra("mlflow", "mlflow")
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from tests.gateway.mlflow_models import RaisesOnPredict
+
+    x, _ = training_frame(seed=5)
+    x = x.astype(float)
+    path = tmp_path / "raises"
+    mlflow.pyfunc.save_model(
+        str(path), python_model=RaisesOnPredict(), signature=infer_signature(x, [0.0] * len(x))
+    )
+    spec = spec_dir(tmp_path / "spec")
+    routes(spec).put(
+        "default", "raises", route("raises", "model", [model_variant("v2", 2, path)], stable="v2")
+    )
+    server = Served(spec, env={"MLFLOW_DISABLE_TELEMETRY": "1"}).wait_ready(timeout=120)
+    try:
+        rows = x.head(2)
+        good = server.post(
+            "/endpoints/raises/invocations", {"dataframe_records": rows.to_dict(orient="records")}
+        )
+        assert good.status == 500, good.body
+        assert good.json() == {
+            "error_code": "MODEL_ERROR",
+            "message": "endpoint 'raises' version 2: the model failed (ValueError)",
+        }
+        csv = "amount,age,hour\n" + "\n".join(",".join(map(str, r)) for r in rows.values)
+        as_csv = server.post(
+            "/endpoints/raises/invocations",
+            raw=csv.encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert as_csv.status == 500 and as_csv.json()["error_code"] == "MODEL_ERROR"
+        missing = rows.drop(columns=["age"]).to_dict(orient="records")
+        bad = server.post("/endpoints/raises/invocations", {"dataframe_records": missing})
+        assert bad.status == 400, bad.body
+        assert "age" in bad.json()["message"] and bad.json()["error_code"] == "BAD_REQUEST"
+    finally:
+        assert server.stop() == 0

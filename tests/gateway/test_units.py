@@ -13,7 +13,7 @@ from gateway import routing
 from gateway.auth import AuthConfigError, Bearer, configured_token, is_loopback
 from gateway.cache import ResponseCache, key
 from gateway.config import Price, RouteError, parse
-from gateway.inputs import InputError, align, check_numeric
+from gateway.inputs import Column, ColumnType, InputError, InputSchema, align, checked
 from gateway.inputs import parse as parse_input
 from gateway.pricing import cost_usd
 from gateway.rules import RuleError, compile_condition, compile_mapping, estimate_tokens
@@ -65,7 +65,10 @@ def test_conditions_compile_and_evaluate() -> None:
 # -- inputs --------------------------------------------------------------------------------------
 def test_inputs_parse_every_format_and_name_bad_columns() -> None:
     split = parse_input({"dataframe_split": {"columns": ["b", "a"], "data": [[2, 1]]}})
-    assert align(split, ("a", "b"), 2) == (["a", "b"], [[1, 2]])
+    floats = InputSchema(
+        (Column("a", ColumnType.FLOAT, False), Column("b", ColumnType.FLOAT, False)), "sklearn"
+    )
+    assert align(split, floats) == (["a", "b"], [[1, 2]])
     assert parse_input({"inputs": {"a": 1, "b": 2}}).rows == [[1, 2]]
     assert parse_input({"instances": [5, 6]}).rows == [[5], [6]]
     with pytest.raises(InputError, match=r"dataframe_records\[1\] lacks column 'b'"):
@@ -73,7 +76,7 @@ def test_inputs_parse_every_format_and_name_bad_columns() -> None:
     with pytest.raises(InputError, match=r"inputs\['b'\] has 1 values"):
         parse_input({"inputs": {"a": [1, 2], "b": [3]}})
     with pytest.raises(InputError, match=r"column 'b' must be a number, but row 1 has string 'no'"):
-        check_numeric("x", ["a", "b"], [[1, 2], [1, "no"]])
+        checked(parse_input({"dataframe_records": [{"a": 1, "b": 2}, {"a": 1, "b": "no"}]}), floats)
     with pytest.raises(InputError, match="must be a JSON object"):
         parse_input([1, 2])
 
@@ -203,3 +206,25 @@ def test_the_upstream_client_retries_and_maps_failures(tmp_path: Path) -> None:
     with pytest.raises(llm.UpstreamError) as err:  # nothing listens there any more
         asyncio.run(call(stub, retries=0))
     assert err.value.status == 502 and "cannot reach" in str(err.value)
+
+
+def test_model_failures_reach_stderr_at_most_once_per_version_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.invocations import ModelErrorLog
+
+    now = [0.0]
+    notes = ModelErrorLog(every_s=10.0, clock=lambda: now[0])
+    with caplog.at_level("ERROR", logger="mlx.gateway"):
+        said = [notes.note("fraud", "3", "the model failed: ValueError: x") for _ in range(5)]
+        assert notes.note("fraud", "4", "the model failed: KeyError: y")  # another version
+        now[0] = 10.0
+        assert notes.note("fraud", "3", "the model failed: ValueError: z")
+    assert said == [True, False, False, False, False]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "mlx serve: endpoint fraud version 3: the model failed: ValueError: x",
+        "mlx serve: endpoint fraud version 4: the model failed: KeyError: y",
+        "mlx serve: endpoint fraud version 3: the model failed: ValueError: z "
+        "(and 4 more since the last line)",
+    ]

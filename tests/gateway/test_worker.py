@@ -17,7 +17,7 @@ import pytest
 
 from gateway.models import SklearnModel
 from gateway.worker import HEADER, Worker, _open_writer
-from tests.gateway.conftest import FEATURES, train, training_frame
+from tests.gateway.conftest import FEATURES, floats, train, training_frame
 from tests.gateway.support import records
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -38,7 +38,7 @@ class Counted:
 
 def _model(tmp_path: Path, name: str, seed: int) -> tuple[SklearnModel, Counted]:
     counted = Counted(train(tmp_path / name / "model.joblib", seed=seed))
-    return SklearnModel(counted, tmp_path / name, tuple(FEATURES), 3, True), counted
+    return SklearnModel(counted, floats(FEATURES), True), counted
 
 
 def _rows(n: int) -> list[list[float]]:
@@ -190,3 +190,37 @@ def test_records_the_worker_could_not_write_are_reported_lost(
         "mlx serve: stopped; inference log: 5 record(s) written (and 3 by the shadow worker)"
     ]
     assert report_stop(False, clean, shadows) == 1  # the gateway's own writer lost some
+
+
+def test_the_worker_loads_only_bytes_with_the_recorded_digest(tmp_path: Path) -> None:
+    """A shadow candidate's artifact swapped for a hostile pickle is refused, not unpickled."""
+    import pickle
+
+    from gateway.integrity import digest_path
+    from tests.gateway.test_artifact_integrity import WritesAMarker
+
+    good = tmp_path / "good" / "model.joblib"
+    train(good)
+    marker = tmp_path / "the-pickle-ran"
+    evil = tmp_path / "evil" / "model.joblib"
+    evil.parent.mkdir()
+    evil.write_bytes(pickle.dumps(WritesAMarker(marker)))
+    worker = Worker(io.BytesIO())
+    for key, path in (("good", good), ("evil", evil)):
+        worker.load(
+            {
+                "op": "load",
+                "key": key,
+                "flavor": "sklearn",
+                "artifact": str(path),
+                "digest": digest_path(good),  # what was gated: the good model's bytes
+                "input_schema": None,
+            }
+        )
+    deadline = time.monotonic() + 30
+    while worker.loading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "good" in worker.models
+    assert "evil" not in worker.models and not marker.exists()
+    assert worker.failed["evil"].startswith("its artifact's bytes are not the recorded ones")
+    assert str(tmp_path) not in worker.failed["evil"]  # the gateway may log it: no path

@@ -8,6 +8,7 @@ suites, plus the gateway's own cases.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -339,14 +340,34 @@ _VARIANT_COMMON = {
     },
     "deployed_at": {"type": "string", "format": "date-time"},
 }
+_COLUMN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "type", "nullable"],
+    "properties": {
+        "name": {"type": ["string", "null"]},
+        "type": {"enum": ["float", "int", "bool", "string", None]},
+        "nullable": {"type": "boolean"},
+    },
+}
 _MODEL_VARIANT = {
     "type": "object",
     "additionalProperties": False,
-    "required": [*_VARIANT_COMMON, "flavor", "artifact"],
+    "required": [*_VARIANT_COMMON, "flavor", "artifact", "digest"],
     "properties": {
         **_VARIANT_COMMON,
         "flavor": {"type": "string"},
         "artifact": {"type": "string", "pattern": "^/"},
+        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source", "columns"],
+            "properties": {
+                "source": {"enum": ["spec", "sklearn", "mlflow"]},
+                "columns": {"type": "array", "items": _COLUMN},
+            },
+        },
     },
 }
 _PROMPT_VARIANT = {
@@ -636,6 +657,57 @@ def test_an_artifact_removed_from_disk_is_drift_and_fetched_again(setup: Setup) 
     assert paths["v2"].read_bytes() == b"fraud weights 2"
     observed = setup.provider.read(prior)
     assert observed is not None and observed.differences(prior.outputs) == []
+
+
+def test_a_served_copy_swapped_with_its_manifest_is_drift_and_fetched_again(
+    setup: Setup,
+) -> None:
+    """Someone who can write the artifact directory replaces the file *and* rewrites its
+    manifest to match: the copy is still not the recorded digest, so refresh reports it and
+    the next apply fetches the gated bytes again (mlx serve refuses to load it meanwhile)."""
+    desired = setup.desired(setup.version(1))
+    prior = setup.create(desired)
+    seen = setup.provider.read(prior)
+    assert seen is not None and seen.differences(prior.outputs) == []
+    entry = setup.doc()["variants"]["v1"]
+    path = Path(entry["artifact"])
+    assert entry["digest"] == entry["fingerprint"]  # a file: the sha256 of its bytes
+    path.write_bytes(b"another model")
+    record = json.loads((path.parent / MANIFEST).read_text())
+    record["files"] = {".": hashlib.sha256(b"another model").hexdigest()}
+    (path.parent / MANIFEST).write_text(json.dumps(record))
+    observed = setup.provider.read(prior)
+    assert observed is not None
+    [note] = observed.differences(prior.outputs)
+    assert note.startswith(f"the served copy of v1 (version 1) is not the gated bytes: {path}: ")
+    assert "its bytes hash to sha256:" in note and "mlx serve refuses to load it" in note
+    setup.provider.update(prior, desired, Change(behaviour=True))
+    assert path.read_bytes() == b"fraud weights 1"
+    again = setup.provider.read(prior)
+    assert again is not None and again.differences(prior.outputs) == []
+
+
+def test_the_route_carries_the_versions_input_schema_and_follows_a_declared_one(
+    setup: Setup,
+) -> None:
+    """An ``inputs:`` added to the model's spec changes its schema, not its version: the
+    route's variant then checks requests by the new schema (no redeploy, same variant)."""
+    read = {"source": "sklearn", "columns": [{"name": None, "type": "float", "nullable": False}]}
+    v1 = {**setup.version(1), "input_schema": read}
+    prior = setup.create(setup.desired(v1))
+    assert setup.doc()["variants"]["v1"]["input_schema"] == read
+    declared = {"source": "spec", "columns": [{"name": "x", "type": "int", "nullable": True}]}
+    setup.update(prior, setup.desired({**v1, "input_schema": declared}))
+    doc = setup.doc()
+    assert list(doc["variants"]) == ["v1"] and doc["variants"]["v1"]["input_schema"] == declared
+    assert_route_shape(doc, "model")
+
+
+def test_a_registry_that_hands_out_other_bytes_is_refused(setup: Setup) -> None:
+    v1 = setup.version(1)
+    setup.peers.artifacts[v1["fingerprint"]] = _file(setup.tmp_path / "other.bin", b"not it")
+    with pytest.raises(ProviderError, match="the registry gave other bytes than version sha256:"):
+        setup.create(setup.desired(v1))
 
 
 def test_a_directory_artifact_is_copied_whole(setup: Setup) -> None:
