@@ -54,7 +54,9 @@ def _install_lines() -> list[tuple[str, str]]:
         doc = yaml.safe_load((CI / name).read_text())
         scripts = _scripts(doc)
         for key in ("before_script",):
-            scripts += [s for job in doc.values() if isinstance(job, dict) for s in job.get(key, [])]
+            scripts += [
+                s for job in doc.values() if isinstance(job, dict) for s in job.get(key, [])
+            ]
         out += [(name, s) for s in scripts if "pip install" in s]
     return out
 
