@@ -3,6 +3,8 @@ walk the canary rollout to completion on generated traffic.
 
 Run from the quickstart directory after `mlx apply` (the Makefile does it all):
     python demo.py [--mlx PATH]
+With ``--walk`` it does not retrain: it serves, sends traffic and walks the rollout that
+is already in flight (the README's tour, after a retrain you applied yourself).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def rows(n: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlx", default=str(Path(sys.executable).parent / "mlx"))
+    parser.add_argument(
+        "--walk",
+        action="store_true",
+        help="do not retrain: walk the rollout in flight on generated traffic",
+    )
     args = parser.parse_args(argv)
     mlx = [args.mlx, "-C", str(HERE)]
     serve = subprocess.Popen(
@@ -70,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         version, variant = headers["x-mlx-version"], headers["x-mlx-variant"]
         print(f"    x-mlx-version: {version}, x-mlx-variant: {variant}")
 
-        print("--- retrain with C = 0.9 and apply: the gate runs, then the canary starts")
-        subprocess.run([sys.executable, str(HERE / "train.py"), "--C", "0.9"], check=True)
-        subprocess.run([*mlx, "apply", "--yes"], check=True)
+        if not args.walk:
+            print("--- retrain with C = 0.9 and apply: the gate runs, then the canary starts")
+            subprocess.run([sys.executable, str(HERE / "train.py"), "--C", "0.9"], check=True)
+            subprocess.run([*mlx, "apply", "--yes"], check=True)
 
         stop = threading.Event()
         served: dict[str, int] = {}

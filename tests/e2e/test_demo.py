@@ -15,19 +15,37 @@ from tests.conftest import MLX, REPO, run_mlx
 pytestmark = pytest.mark.slow
 
 
-def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
-    demo = tmp_path / "demo"
-    shutil.copytree(REPO / "examples" / "quickstart", demo)
-    subprocess.run([sys.executable, "train.py"], cwd=demo, check=True, capture_output=True)
-    assert run_mlx(["apply", "--yes"], demo).code == 0
-    result = subprocess.run(
-        [sys.executable, str(demo / "demo.py"), "--mlx", str(MLX)],
+def _demo(demo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(demo / "demo.py"), "--mlx", str(MLX), *args],
         capture_output=True,
         text=True,
         timeout=300,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "MLX_ACTOR": "demo"},
     )
+
+
+def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO / "examples" / "quickstart", demo)
+    subprocess.run([sys.executable, "train.py"], cwd=demo, check=True, capture_output=True)
+    assert run_mlx(["apply", "--yes"], demo).code == 0
+    result = _demo(demo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "POST /endpoints/tumor_classifier/invocations -> {'predictions': [" in result.stdout
     assert "completed: v2 serves everything" in result.stdout
     assert "requests answered, by version" in result.stdout
+
+    # the README's tour, step 2: retrain a good one, apply (the canary starts and waits),
+    # then `demo.py --walk` walks *that* canary instead of retraining over it
+    subprocess.run(
+        [sys.executable, "train.py", "--C", "0.7"], cwd=demo, check=True, capture_output=True
+    )
+    applied = run_mlx(["apply", "--yes"], demo)
+    assert applied.code == 0, applied
+    assert "[version=3]" in applied.out, applied
+    walked = _demo(demo, "--walk")
+    assert walked.returncode == 0, walked.stdout + walked.stderr
+    assert "retrain" not in walked.stdout
+    assert "completed: v3 serves everything" in walked.stdout, walked.stdout
+    assert "withdrawn" not in walked.stdout
