@@ -286,20 +286,22 @@ def test_too_many_connections_are_refused_503(tmp_path: Path) -> None:
     v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
     routes(spec).put("default", "fraud", route("fraud", "model", [v1], stable="v1"))
     server = Served(spec, args=["--max-connections", "4"]).wait_ready()
-    host, port = _addr(server)
-    idle = [socket.create_connection((host, port), timeout=PATIENCE_S) for _ in range(4)]
     try:
-        refused = server.post("/endpoints/fraud/invocations", json.loads(BODY))
-        assert refused.status == 503, refused.body
+        host, port = _addr(server)
+        idle = [socket.create_connection((host, port), timeout=PATIENCE_S) for _ in range(4)]
+        try:
+            refused = server.post("/endpoints/fraud/invocations", json.loads(BODY))
+            assert refused.status == 503, refused.body
+        finally:
+            for sock in idle:
+                sock.close()
+        server.wait_for(
+            lambda: server.post("/endpoints/fraud/invocations", json.loads(BODY)).status == 200,
+            timeout=PATIENCE_S,
+            what="a connection slot",
+        )
     finally:
-        for sock in idle:
-            sock.close()
-    server.wait_for(
-        lambda: server.post("/endpoints/fraud/invocations", json.loads(BODY)).status == 200,
-        timeout=PATIENCE_S,
-        what="a connection slot",
-    )
-    assert server.stop() == 0
+        assert server.stop() == 0
 
 
 TOKEN = "s3cret-gateway-token-42"

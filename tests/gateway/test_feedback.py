@@ -118,9 +118,11 @@ def test_feedback_reaches_a_request_another_replica_answered(tmp_path: Path, pg_
     train(tmp_path / "m" / "model.joblib")
     v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
     RouteStore.open(pg_url).put("default", "fraud", route("fraud", "model", [v1], stable="v1"))
-    one = Served(spec, args=["--state", pg_url]).wait_ready()
-    two = Served(spec, args=["--state", pg_url]).wait_ready()
+    one = Served(spec, args=["--state", pg_url])
+    two = Served(spec, args=["--state", pg_url])
     try:
+        one.wait_ready()
+        two.wait_ready()
         rid = one.post("/endpoints/fraud/invocations", BODY).headers["x-request-id"]
         wait_records(pg_url, "fraud", 1)  # written by the first replica's writer
         assert _feedback(two, rid, 1).status == 200

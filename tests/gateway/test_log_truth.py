@@ -140,9 +140,11 @@ def test_kill_9_with_sync_durability_loses_no_answered_record(tmp_path: Path) ->
     spec = spec_dir(tmp_path / "spec")
     _endpoint(spec, tmp_path)
     server = Served(spec, args=["--log-durability", "sync"]).wait_ready()
-    answered, threads = _load(server, 6, 300)
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait(PATIENCE_S)
+    try:
+        answered, threads = _load(server, 6, 300)
+    finally:
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(PATIENCE_S)
     for t in threads:
         t.join(PATIENCE_S)
     logged = {r.request_id for r in records(log_url(spec), "fraud")}
@@ -155,8 +157,10 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path, durability: str) -> No
     spec = spec_dir(tmp_path / "spec")
     _endpoint(spec, tmp_path)
     server = Served(spec, args=["--log-durability", durability]).wait_ready()
-    answered, threads = _load(server, 8, 300)
-    code = server.stop()
+    try:
+        answered, threads = _load(server, 8, 300)
+    finally:
+        code = server.stop()
     for t in threads:
         t.join(PATIENCE_S)
     assert code == 0, server.output()
@@ -229,36 +233,38 @@ def test_a_log_deleted_under_a_running_gateway_is_degraded_and_its_loss_counted(
     _endpoint(spec, tmp_path)
     server = Served(spec).wait_ready()
     answered = 0
-    for _ in range(20):
-        assert server.post("/endpoints/fraud/invocations", BODY).status == 200
-        answered += 1
-    wait_records(log_url(spec), "fraud", 20)
-    assert _health(server)["status"] == "ok" and server.get("/readyz").status == 200
     db = spec / ".mlx" / "inference.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    doc = server.wait_for(
-        lambda: (h := _health(server))["status"] == "degraded" and h,
-        timeout=PATIENCE_S,
-        what="/healthz to say degraded",
-    )
-    assert doc["log"]["state"] == "gone" and "was deleted" in doc["log"]["error"]
-    ready = server.get("/readyz")
-    assert ready.status == 503 and "inference log gone" in ready.json()["problems"][0]
-    for _ in range(7):
-        assert server.post("/endpoints/fraud/invocations", BODY).status == 200
-        answered += 1
-    metrics = server.wait_for(
-        lambda: (
-            (t := server.get("/metrics").body.decode())
-            and 'mlx_gateway_log_records{state="lost"} 7.0' in t
-            and t
-        ),
-        timeout=PATIENCE_S,
-        what="the 7 lost records in /metrics",
-    )
-    assert "mlx_gateway_log_writable 0.0" in metrics
-    code = server.stop()
+    try:
+        for _ in range(20):
+            assert server.post("/endpoints/fraud/invocations", BODY).status == 200
+            answered += 1
+        wait_records(log_url(spec), "fraud", 20)
+        assert _health(server)["status"] == "ok" and server.get("/readyz").status == 200
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        doc = server.wait_for(
+            lambda: (h := _health(server))["status"] == "degraded" and h,
+            timeout=PATIENCE_S,
+            what="/healthz to say degraded",
+        )
+        assert doc["log"]["state"] == "gone" and "was deleted" in doc["log"]["error"]
+        ready = server.get("/readyz")
+        assert ready.status == 503 and "inference log gone" in ready.json()["problems"][0]
+        for _ in range(7):
+            assert server.post("/endpoints/fraud/invocations", BODY).status == 200
+            answered += 1
+        metrics = server.wait_for(
+            lambda: (
+                (t := server.get("/metrics").body.decode())
+                and 'mlx_gateway_log_records{state="lost"} 7.0' in t
+                and t
+            ),
+            timeout=PATIENCE_S,
+            what="the 7 lost records in /metrics",
+        )
+        assert "mlx_gateway_log_writable 0.0" in metrics
+    finally:
+        code = server.stop()
     assert code == 1, server.output()
     said = re.search(r"inference log: (\d+) record\(s\) written, (\d+) lost", server.output())
     assert said, server.output()
