@@ -43,6 +43,7 @@ from gateway.http import (
     Fail,
     error_payload,
     hung_up,
+    logged_status,
     new_call,
     new_request_id,
     read_body,
@@ -272,7 +273,7 @@ class GatewayCore:
         answer could be sent — unless the variant failed (5xx), which stays the variant's."""
         at = call.ts if ts is None else ts
         caller = role != SHADOW
-        if caller and call.gone and status < 500:
+        if caller and logged_status(status, call.gone) != status:
             status = CALLER_GONE
             fields["error"] = fields.get("error") or "the caller hung up before the answer was sent"
         rec = record(

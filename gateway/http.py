@@ -203,6 +203,12 @@ def _without_trailing_slash(scope: Scope) -> str:
     return path
 
 
+def logged_status(status: int, gone: bool) -> int:
+    """The status of a caller's record: 499 when the caller left before its answer could be
+    sent (``Call.gone``) — unless the variant failed (5xx): that stays the variant's."""
+    return CALLER_GONE if gone and status < 500 else status
+
+
 def waiting_message(receive: Receive) -> dict[str, Any] | None:
     """The next ASGI message if the server has it now, else None — without waiting for it.
 
