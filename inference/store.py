@@ -264,8 +264,9 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def _writable_files(path: Path) -> None:
     """What SQLite writes besides the database: its directory (the ``-wal`` and ``-shm`` are
-    created there) and those files if they exist. An ``-shm`` SQLite cannot write is mapped
-    read-only, and writing through it later kills the process (SIGBUS)."""
+    created there) and those files if they exist. With any of them read-only every write would
+    fail later (SQLite 3.40 answers "attempt to write a readonly database"; the issue that asked
+    for this saw a SIGBUS from a read-only ``-shm`` elsewhere): refused up front, named."""
     for target in (path.parent, path, path.with_name(path.name + "-wal"),
                    path.with_name(path.name + "-shm")):  # fmt: skip
         if target.exists() and not os.access(target, os.W_OK):
