@@ -9,9 +9,11 @@ of its flush, every 0.2 s. A clean stop (SIGTERM, Ctrl-C) writes everything; a c
 so a killed process loses nothing it answered; a power loss can still take the last commits,
 as everywhere with ``synchronous=NORMAL``). The writer then commits as soon as anything is
 queued: records that arrive during a commit share the next one (group commit), so the wait is
-about one commit. When the log cannot be written an answer waits at most its endpoint's
-``timeout_s`` and is then sent anyway, counted in ``mlx_gateway_log_unconfirmed_total``: the
-log is reported degraded (``/healthz``, ``/readyz``) while that lasts.
+about one commit. While the log cannot be written (``failing``) an answer waits at most its
+endpoint's ``timeout_s`` and is then sent anyway, counted in
+``mlx_gateway_log_unconfirmed_total``; once the log's file is gone, answers go out at once and
+their records are counted lost. Either way the log is reported degraded (``/healthz``,
+``/readyz``) while that lasts.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
 handed to the server: the handlers build the log record, count metrics and start shadow
 copies there, so none of it is between the caller and the answer. ``FastPath`` sends the
 three endpoint POST routes straight to their handlers, routes a path with a trailing slash as
-the path without it, and notes a caller who hung up before its answer could be sent
-(``Call.gone``: the record says 499, the caller's doing, never the variant's).
+the path without it, and between answer and sending calls ``before_send`` (the gateway notes a
+caller who hung up, ``Call.gone``: the record says 499, the caller's doing, never the
+variant's).
 
 ``read_body`` reads a request body within a size limit and a deadline: a caller who hangs up
 part-way is ``Fail(499)``, one too slow to send it is answered 408 and logged 499.

@@ -311,3 +311,34 @@ def test_serve_refuses_an_unusable_durability(tmp_path: Path) -> None:
     run = run_mlx(["serve", "--log-durability", "maybe"], spec_dir(tmp_path / "spec"))
     assert run.code == 1
     assert "'maybe' is not one of 'batched', 'sync'" in run.err
+
+
+def test_sync_answers_wait_for_a_failing_log_at_most_their_timeout(tmp_path: Path) -> None:
+    """With --log-durability sync and a log that fails, an answer is held up to its endpoint's
+    timeout, then sent and counted unconfirmed; its record is written once the log recovers."""
+    from sqlalchemy import create_engine, text
+
+    spec = spec_dir(tmp_path / "spec")
+    train(tmp_path / "m" / "model.joblib")
+    v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
+    routes(spec).put("default", "fraud", route("fraud", "model", [v1], stable="v1", timeout_s=1))
+    server = Served(spec, args=["--log-durability", "sync"]).wait_ready()
+    engine = create_engine(log_url(spec))
+    try:
+        assert server.post("/endpoints/fraud/invocations", BODY).status == 200
+        assert len(records(log_url(spec), "fraud")) == 1  # written before it was answered
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE mlx_inference RENAME TO mlx_inference_away"))
+        held = server.post("/endpoints/fraud/invocations", BODY, headers={"x-request-id": "held"})
+        assert held.status == 200
+        text_ = server.get("/metrics").body.decode()
+        assert 'mlx_gateway_log_unconfirmed_total{endpoint="fraud"} 1.0' in text_
+        assert _health(server)["log"]["state"] == "failing"
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE mlx_inference_away RENAME TO mlx_inference"))
+        wait_records(log_url(spec), "fraud", 2)
+    finally:
+        engine.dispose()
+        code = server.stop()
+    assert code == 0, server.output()
+    assert {r.request_id for r in records(log_url(spec), "fraud")} >= {"held"}
