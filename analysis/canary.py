@@ -144,7 +144,7 @@ class VariantStats:
         its ``feedback`` count and ``mean_score`` are this class's feedback fields). A
         request whose caller hung up or timed out (499) got no answer: it is not counted."""
         return cls(
-            requests=summary.requests - getattr(summary, "abandoned", 0),  # answers given
+            requests=summary.requests,  # answers given: the summary leaves 499s out
             server_errors=summary.server_errors,
             client_errors=summary.client_errors,
             latency_p50_ms=summary.latency_p50_ms,

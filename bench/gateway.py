@@ -15,7 +15,9 @@ and 32 connections:
     candidate (a second model of the same size);
 
 and (a) once more on a second, identical endpoint of the same gateway: how far two identical
-configurations differ on this shared machine (the A/A noise floor the other ratios sit in).
+configurations differ on this shared machine (the A/A noise floor the other ratios sit in);
+and (d) a second gateway, identical but for ``--log-durability sync`` (each answer waits until
+its record is committed; its own log file): what closing the ``kill -9`` window costs.
 Runs are interleaved: every scenario once per connection count, ``--repeat`` times, in an
 order rotated each time, a second's pause after each. This machine's speed drifts by ±30 %
 over a minute (other tenants), far more than the figures being compared, so every ratio and
@@ -27,8 +29,9 @@ threads), and for (c) the shadow worker's beside it.
 
 It prints requests/s and p50/p99 for each, the ratios against the targets (a ≥ 0.6 x b's
 throughput at 8 connections; the gateway's p50 overhead over b ≤ 2 ms; c's p50 ≤ 1.1 x a's),
-and the log's counts: every request the gateway answered (its own ``/metrics``) against the
-records in the log after a SIGTERM shutdown, per variant. The benchmark never asserts.
+(d)/(a) throughput and p50 (no target: the price of ``sync``), and the log's counts: every
+request each gateway answered (its own ``/metrics``) against the records in its log after a
+SIGTERM shutdown, per variant. The benchmark never asserts.
 """
 
 from __future__ import annotations
@@ -321,7 +324,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name in ("MLX_LOG", "MLX_STATE", "MLX_ENV", "MLX_GATEWAY_TOKEN"):
         env.pop(name, None)
-    bare_port, gw_port = free_port(), free_port()
+    bare_port, gw_port, sync_port = free_port(), free_port(), free_port()
     bare = subprocess.Popen(
         [sys.executable, __file__, "--bare", str(bare_port), str(model_a)], env=env
     )
@@ -331,11 +334,19 @@ def main() -> None:
         env=env,
         stdout=subprocess.DEVNULL,
     )
+    sync_log = f"sqlite:///{spec / '.mlx' / 'inference-sync.db'}"
+    sync_args = ["--port", str(sync_port), "--log", sync_log, "--log-durability", "sync"]
+    sync = subprocess.Popen(
+        [str(mlx), "serve", "-C", str(spec), *sync_args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     urls = {
         "b": f"http://127.0.0.1:{bare_port}/endpoints/fraud/invocations",
         "a": f"http://127.0.0.1:{gw_port}/endpoints/fraud/invocations",
         "c": f"http://127.0.0.1:{gw_port}/endpoints/shadowed/invocations",
         "a2": f"http://127.0.0.1:{gw_port}/endpoints/again/invocations",
+        "d": f"http://127.0.0.1:{sync_port}/endpoints/fraud/invocations",
     }
     runs: dict[str, dict[int, list[dict[str, float]]]] = {
         k: {c: [] for c in connections} for k in urls
@@ -346,7 +357,7 @@ def main() -> None:
         time.sleep(3.0)  # the shadow worker loads its model
         for url in urls.values():
             wrk(url, 8, 2, script)  # warm up
-        pids = {"b": bare.pid, "a": gw.pid, "c": gw.pid, "a2": gw.pid}
+        pids = {"b": bare.pid, "a": gw.pid, "c": gw.pid, "a2": gw.pid, "d": sync.pid}
         keys = list(urls)
         for r in range(args.repeat):
             # interleaved, so that the machine's drift hits all alike, and in a rotated order,
@@ -363,21 +374,22 @@ def main() -> None:
         time.sleep(1.0)  # the last shadow calls finish
         with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/metrics", timeout=10) as resp:
             metrics = resp.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{sync_port}/metrics", timeout=10) as resp:
+            sync_metrics = resp.read().decode()
     finally:
         bare.terminate()
         gw.send_signal(signal.SIGTERM)
-        code = gw.wait(120)
+        sync.send_signal(signal.SIGTERM)
+        code = max(gw.wait(120), sync.wait(120))
         bare.wait(30)
     results = {k: {c: best(v) for c, v in per.items()} for k, per in runs.items()}
-    report(
-        results,
-        runs,
-        metric_counts(metrics),
-        log_counts(log_url),
-        shadow_counts(metrics),
-        code,
-        args.json,
-    )
+    answered = metric_counts(metrics)
+    logged = log_counts(log_url)
+    for (endpoint, variant), n in metric_counts(sync_metrics).items():
+        answered[(f"{endpoint}/sync", variant)] = n
+    for (endpoint, variant), m in log_counts(sync_log).items():
+        logged[(f"{endpoint}/sync", variant)] = m
+    report(results, runs, answered, logged, shadow_counts(metrics), code, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -408,10 +420,11 @@ def report(
         "b": "(b) bare Starlette",
         "c": "(c) gateway + shadow",
         "a2": "(a) again (A/A)",
+        "d": "(d) gateway, log sync",
     }
     head = ("", "conns", "req/s", "p50 ms", "p99 ms", "CPU us/req", "+worker", "errors")
     print("{:24} {:>5} {:>9} {:>8} {:>8} {:>11} {:>8} {:>7}".format(*head))
-    for scenario in ("a", "b", "c", "a2"):
+    for scenario in ("a", "b", "c", "a2", "d"):
         for conns, r in results[scenario].items():
             errs = int(r["errors"] + r["non2xx"])
             worker = f"{r['helper_cpu_us_per_request']:.0f}" if scenario == "c" else "-"
@@ -440,7 +453,13 @@ def report(
     def p50_minus(pair: Pair) -> float:
         return pair[0]["p50_ms"] - pair[1]["p50_ms"]
 
-    figures: dict[str, dict[int, float]] = {"throughput": {}, "overhead": {}, "shadow": {}}
+    figures: dict[str, dict[int, float]] = {
+        "throughput": {},
+        "overhead": {},
+        "shadow": {},
+        "sync_throughput": {},
+        "sync_p50": {},
+    }
     if 8 in results["a"]:
         tput = figures["throughput"][8] = paired(8, "a", "b", rps_ratio)
         what = "(a)/(b) throughput @ 8 conns"
@@ -457,21 +476,26 @@ def report(
         ratio = paired(n, "a2", "a", p50_ratio)
         what = f"A/A p50 @ {n:>2} conns (noise floor)"
         print(line.format(what, ratio, "", "(no target)", ""))
+    for n in conns:  # what --log-durability sync costs
+        tput = figures["sync_throughput"][n] = paired(n, "d", "a", rps_ratio)
+        ratio = figures["sync_p50"][n] = paired(n, "d", "a", p50_ratio)
+        print(line.format(f"(d)/(a) throughput @ {n:>2} conns", tput, "", "(sync; no target)", ""))
+        print(line.format(f"(d)/(a) p50 @ {n:>2} conns", ratio, "", "(sync; no target)", ""))
     # each repeat's ratio, and the ratio of the best-of figures in the table: how much of a
     # ratio is the configuration and how much the machine's drift between runs
     print()
     for n in conns:
-        for other, label in (("c", "(c)/(a)"), ("a2", "A/A")):
+        for other, label in (("c", "(c)/(a)"), ("a2", "A/A"), ("d", "(d)/(a)")):
             shown = " ".join(f"{r:.2f}" for r in each(n, other, "a", p50_ratio))
             of_best = results[other][n]["p50_ms"] / results["a"][n]["p50_ms"]
             print(f"{label:8} p50 @ {n:>2} conns: each repeat {shown}; best-of {of_best:.2f}")
     print()
     lost = 0
-    print(f"{'endpoint':10} {'variant':9} {'answered':>9} {'logged':>9}")
+    print(f"{'endpoint':14} {'variant':9} {'answered':>9} {'logged':>9}")
     for key in sorted(set(answered) | set(logged)):
         n_answered, n_logged = int(answered.get(key, 0)), logged.get(key, 0)
         lost += max(0, n_answered - n_logged)
-        print(f"{key[0]:10} {key[1]:9} {n_answered:>9} {n_logged:>9}")
+        print(f"{key[0]:14} {key[1]:9} {n_answered:>9} {n_logged:>9}")
     print(f"log records lost: {lost} (target 0) {_verdict(lost == 0)}; gateway exit {exit_code}")
     mirrored = answered.get(("shadowed", "stable"), 0.0)
     ran = answered.get(("shadowed", "shadow"), 0.0)
@@ -487,6 +511,8 @@ def report(
             "throughput_ratio": figures["throughput"],
             "p50_overhead_ms": figures["overhead"],
             "shadow_p50_ratio": figures["shadow"],
+            "sync_throughput_ratio": figures["sync_throughput"],
+            "sync_p50_ratio": figures["sync_p50"],
             "lost": lost,
             "exit": exit_code,
             "shadows": shadows,

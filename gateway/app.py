@@ -4,8 +4,12 @@
 ``POST /endpoints/{name}/invocations``    models: MLflow scoring JSON → ``{"predictions"}``
 ``POST /endpoints/{name}/v1/chat/…``      prompts: OpenAI chat completions (``variables``)
 ``POST /endpoints/{name}/feedback``       ``{"request_id", "label"|"outcome"|"value"}``
-``GET /healthz``, ``GET /metrics``        liveness + variant health; Prometheus text
+``GET /healthz``, ``GET /readyz``         liveness + variant and log health; readiness
+``GET /metrics``                          Prometheus text
 ========================================  ================================================
+
+A path with a trailing slash is routed as the path without it (``FastPath``): Starlette's
+default, a 307 redirect, loses a POST's body with most clients.
 
 The request path: check the bearer token, read the served snapshot (one attribute), pick the
 variant (a hash), read the body within the endpoint's size limit, answer — predicting in a
@@ -39,6 +43,7 @@ class Gateway(ModelRoutes, ChatRoutes):
             Route("/endpoints/{name}/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/endpoints/{name}/feedback", self.feedback, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_route, methods=["GET"]),
         ]
         app = Starlette(
@@ -46,9 +51,10 @@ class Gateway(ModelRoutes, ChatRoutes):
             exception_handlers={404: self.no_route, 405: self.no_route},
             lifespan=lifespan,
         )
+        app.router.redirect_slashes = False  # FastPath routes "/x/" as "/x"
         posts = {
             "invocations": self.invocations,
             "v1/chat/completions": self.chat,
             "feedback": self.feedback,
         }
-        return FastPath(app, posts, self.busy)
+        return FastPath(app, posts, self.busy, self.before_send)

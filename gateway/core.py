@@ -4,6 +4,15 @@
 prediction pool, the shadow runners and the upstream HTTP clients; the route mixins
 (``gateway.invocations``, ``gateway.chat``) add the endpoint routes, ``gateway.app`` puts
 them together.
+
+The request's life, as the log tells it: a request is the caller's from the moment it is
+routed. Its record's ``status`` is what the caller got — except 499, the caller's own failure:
+it hung up while sending its body or before its answer could be sent, or sent its body too
+slowly (answered 408, logged 499). A 499 is never an error of the variant that was asked
+(``inference.query``: neither a server nor a client error, and not a request its rates
+count). Its ``request_id`` is the caller's ``x-request-id`` unless this process already
+answered under that id (``gateway.ids``): then a fresh one, returned in ``x-request-id``,
+with the caller's kept as ``client_request_id``.
 """
 
 from __future__ import annotations
@@ -23,7 +32,25 @@ from gateway.auth import Bearer
 from gateway.batching import DEFAULT_MAX_REQUESTS, Batcher
 from gateway.config import Kind
 from gateway.control import Control, EndpointView, Loaded
-from gateway.http import ROUTES, Answer, Busy, Call, Fail, error_payload, new_call, request_id
+from gateway.durable import Durability, LogWaits
+from gateway.http import (
+    CALL_KEY,
+    CALLER_GONE,
+    ROUTES,
+    Answer,
+    Busy,
+    Call,
+    Fail,
+    error_payload,
+    hung_up,
+    logged_status,
+    new_call,
+    new_request_id,
+    read_body,
+    request_id,
+    unauthorized,
+)
+from gateway.ids import DEFAULT_CAPACITY, RecentIds
 from gateway.inputs import InputError
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.models import decode, one_line
@@ -31,10 +58,14 @@ from gateway.pool import DaemonPool
 from gateway.records import record
 from gateway.routing import Role, choose, key_hash
 from gateway.shadow import ShadowProcess, Shadows
-from inference.records import Feedback, FeedbackError
+from inference.records import SHADOW, Feedback, FeedbackError
 from inference.writer import LogWriter
 
 log = logging.getLogger("mlx.gateway")
+
+#: Seconds a caller has to send a request's whole body, from its headers (``mlx serve
+#: --body-timeout``): past it the request is answered 408 and logged 499.
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 class GatewayCore:
@@ -53,12 +84,21 @@ class GatewayCore:
         shadow_when_busy: int = 1,
         cache_entries: int = cache_mod.DEFAULT_MAX_ENTRIES,
         log_url: str | None = None,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        durability: Durability = Durability.BATCHED,
+        log_waits: LogWaits | None = None,
+        recent_ids: int = DEFAULT_CAPACITY,
     ):
         self.control = control
         self.writer = writer
         self.workspace = workspace
         self.bearer = bearer
-        self.metrics = Metrics(writer.stats, lambda: control.snapshot)
+        self.body_timeout_s = body_timeout_s
+        #: ``--log-durability sync``: answers wait for their records (``writer`` must be eager
+        #: and report to these waits: ``gateway.server`` builds them together)
+        self.log_waits = log_waits if durability is Durability.SYNC else None
+        self.recent = RecentIds(recent_ids)
+        self.metrics = Metrics(writer.stats, lambda: control.snapshot, writer.health)
         self.pool = DaemonPool(predict_workers, "mlx-predict")
         self.batcher = Batcher(self.pool, max_batch) if max_batch > 1 else None
         self.metrics.watch_batches(self.batcher.counts if self.batcher else lambda: (0, 0))
@@ -84,6 +124,8 @@ class GatewayCore:
     async def startup(self) -> None:
         self.http = llm.new_client()
         self.shadow_http = llm.new_client(64)
+        if self.log_waits is not None:
+            self.log_waits.start(asyncio.get_running_loop())
 
     async def shutdown(self, drain_s: float = 10.0) -> None:
         """After the server stopped taking requests: let shadows finish, close the upstreams."""
@@ -95,9 +137,10 @@ class GatewayCore:
 
     # -- the common steps ------------------------------------------------------------------
     def _authorize(self, request: Request) -> None:
-        if not self.bearer.allows(request.headers.get("authorization")):
+        header = request.headers.get("authorization")
+        if not self.bearer.allows(header):
             self.metrics.refused("unauthorized")
-            raise Fail(401, "missing or wrong bearer token (Authorization: Bearer …)", logged=False)
+            raise unauthorized("missing or wrong bearer token (Authorization: Bearer …)", header)
 
     def _endpoint(self, call: Call, name: str, kind: Kind) -> EndpointView:
         snap = self.control.snapshot
@@ -125,7 +168,17 @@ class GatewayCore:
                 logged=False,
             )
         call.view = view
+        self._claim_id(call, view.name)
         return view
+
+    def _claim_id(self, call: Call, endpoint: str) -> None:
+        """The request is the endpoint's from here on: its id must be one this process has not
+        answered under (SPEC.md: a reused ``x-request-id`` is logged under a fresh id)."""
+        if self.recent.claim(endpoint, call.request_id):
+            return
+        call.client_request_id = call.request_id
+        call.request_id = new_request_id()
+        self.recent.claim(endpoint, call.request_id)
 
     def _route(self, call: Call, view: EndpointView, key: str | None) -> Loaded:
         call.key = key
@@ -142,17 +195,14 @@ class GatewayCore:
         return loaded
 
     async def _body(self, request: Request, limit: int) -> bytes:
+        """The body, within ``limit`` bytes and ``body_timeout_s`` of the request's start:
+        413 if larger, 408 (logged 499) if too slow, 499 if the caller hung up."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise Fail(413, f"the body is {int(length)} bytes; this endpoint takes at most {limit}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Fail(413, f"the body is over {limit} bytes, the most this endpoint takes")
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        call: Call | None = request.scope.get(CALL_KEY)
+        started = call.t0 if call is not None else time.perf_counter()
+        return await read_body(request.receive, limit, self.body_timeout_s, started)
 
     def _failed(self, call: Call, fail: Fail, family: str) -> Answer:
         status = fail.status
@@ -163,6 +213,7 @@ class GatewayCore:
             return Answer(orjson.dumps(payload), status, headers)
         latency = call.elapsed_ms()
         role = call.role.value
+        logged_status = fail.record_status
 
         def after() -> None:
             self._answered(
@@ -170,7 +221,7 @@ class GatewayCore:
                 call,
                 role,
                 call.loaded,
-                status,
+                logged_status,
                 latency,
                 key_hash=key_hash(call.key),
                 error=fail.logged_error,
@@ -179,8 +230,30 @@ class GatewayCore:
         return Answer(orjson.dumps(payload), status, headers, after)
 
     def _crashed(self, call: Call, exc: Exception, family: str) -> Answer:
+        from starlette.requests import ClientDisconnect
+
+        if isinstance(exc, ClientDisconnect):  # the caller's doing: no traceback, 499
+            return self._failed(call, Fail(CALLER_GONE, "the caller hung up"), family)
         log.exception("mlx serve: request %s failed", call.request_id)
         return self._failed(call, Fail(500, f"internal error: {one_line(exc)}"), family)
+
+    async def before_send(self, scope: Any, receive: Any, response: Any) -> None:
+        """Between an endpoint's answer being ready and being sent (``FastPath``): note a
+        caller who has gone (its record says 499), and with ``--log-durability sync`` write the
+        record first and wait until it is in the database."""
+        call: Call | None = scope.get(CALL_KEY)
+        if call is None or call.loaded is None:
+            return
+        if hung_up(receive):
+            call.gone = True
+        waits = self.log_waits
+        if waits is None or not isinstance(response, Answer):
+            return
+        response.run_after()  # builds and queues the record now
+        if call.log_seq:
+            timeout = call.view.route.timeout_s if call.view is not None else 30.0
+            if not await waits.wait(call.log_seq, timeout) and call.view is not None:
+                self.metrics.unconfirmed(call.view.name)
 
     def _answered(
         self,
@@ -194,12 +267,30 @@ class GatewayCore:
         ts: float | None = None,
         **fields: Any,
     ) -> None:
-        """One answered request: its log record (``gateway.records.record``) and its metrics."""
+        """One answered request: its log record (``gateway.records.record``) and its metrics.
+
+        The caller's record (not a shadow's) says 499 when the caller had gone before its
+        answer could be sent — unless the variant failed (5xx), which stays the variant's."""
         at = call.ts if ts is None else ts
+        caller = role != SHADOW
+        if caller and logged_status(status, call.gone) != status:
+            status = CALLER_GONE
+            fields["error"] = fields.get("error") or "the caller hung up before the answer was sent"
         rec = record(
-            view, self.workspace, call.request_id, at, role, loaded, status, latency, **fields
+            view,
+            self.workspace,
+            call.request_id,
+            at,
+            role,
+            loaded,
+            status,
+            latency,
+            client_request_id=call.client_request_id,
+            **fields,
         )
-        self.writer.submit(rec)
+        seq = self.writer.submit(rec)
+        if caller:
+            call.log_seq = seq
         self.metrics.answered(view.name, role, status, latency / 1000.0)
 
     def _shadow_logged(
@@ -249,6 +340,13 @@ class GatewayCore:
                 fb = Feedback.from_body(name, decode(body), environment=self.workspace)
             except (InputError, FeedbackError) as exc:
                 raise Fail(400, str(exc), logged=False) from None
+            if not await self._was_answered(name, fb.request_id):
+                raise Fail(
+                    404,
+                    f"endpoint {name!r} never answered a request with id {fb.request_id!r} "
+                    "(feedback goes to the x-request-id its answer carried)",
+                    logged=False,
+                )
             if not self.writer.submit(fb):
                 raise Fail(
                     503, "the inference log is not taking records (full or closing)", logged=False
@@ -258,10 +356,31 @@ class GatewayCore:
         content = orjson.dumps({"accepted": True, "request_id": fb.request_id})
         return Answer(content, 200, call.headers())
 
+    async def _was_answered(self, endpoint: str, rid: str) -> bool:
+        """This process answered it lately (memory), or the log holds its record (the index on
+        ``request_id``: older ids, and those other replicas answered)."""
+        if self.recent.holds(endpoint, rid):
+            return True
+        store = self.writer.store
+        try:
+            return bool(
+                await asyncio.get_running_loop().run_in_executor(
+                    None, store.answered, endpoint, rid, self.workspace
+                )
+            )
+        except Exception as exc:
+            log.warning("mlx serve: feedback: cannot read the inference log: %s", one_line(exc))
+            raise Fail(
+                503, "cannot check the request id: the inference log cannot be read", logged=False
+            ) from None
+
     async def healthz(self, request: Request) -> Response:
         snap = self.control.snapshot
         rid = request_id(request.headers.get("x-request-id"))
-        healthy = all(v.healthy for v in snap.endpoints.values()) and not snap.broken
+        log_health = self.writer.health()
+        healthy = (
+            all(v.healthy for v in snap.endpoints.values()) and not snap.broken and log_health.ok
+        )
         doc: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
         if self.bearer.allows(request.headers.get("authorization")):
             doc["endpoints"] = {name: _view_health(v) for name, v in sorted(snap.endpoints.items())}
@@ -273,6 +392,8 @@ class GatewayCore:
                 }
             stats = self.writer.stats()
             doc["log"] = {
+                "state": log_health.state.value,
+                **({"error": log_health.error} if log_health.error else {}),
                 "accepted": stats.accepted,
                 "written": stats.written,
                 "dropped": stats.dropped,
@@ -281,13 +402,38 @@ class GatewayCore:
             }
         return Answer(orjson.dumps(doc), 200, [(b"x-request-id", rid.encode())])
 
+    async def readyz(self, request: Request) -> Response:
+        """200 when every endpoint has a version serving and the log is being written; else
+        503 (a load balancer takes the replica out). The reasons need the token, if any."""
+        problems = self._not_ready()
+        doc: dict[str, Any] = {"status": "not ready" if problems else "ready"}
+        if problems and self.bearer.allows(request.headers.get("authorization")):
+            doc["problems"] = problems
+        rid = request_id(request.headers.get("x-request-id"))
+        return Answer(
+            orjson.dumps(doc), 503 if problems else 200, [(b"x-request-id", rid.encode())]
+        )
+
+    def _not_ready(self) -> list[str]:
+        snap = self.control.snapshot
+        problems = [
+            f"endpoint {name!r}: no version loaded" for name, view in sorted(snap.endpoints.items())
+            if view.stable is None
+        ]  # fmt: skip
+        problems += [f"endpoint {name!r}: {b.error}" for name, b in sorted(snap.broken.items())]
+        health = self.writer.health()
+        if not health.ok:
+            problems.append(f"inference log {health.state.value}: {health.error}")
+        return problems
+
     async def metrics_route(self, request: Request) -> Response:
         rid = request_id(request.headers.get("x-request-id"))
-        if not self.bearer.allows(request.headers.get("authorization")):
+        header = request.headers.get("authorization")
+        if not self.bearer.allows(header):
             self.metrics.refused("unauthorized")
             return self._failed(
                 Call(rid, time.perf_counter(), time.time()),
-                Fail(401, "missing or wrong bearer token", logged=False),
+                unauthorized("missing or wrong bearer token", header),
                 "plain",
             )
         body = self.metrics.render()
@@ -302,10 +448,11 @@ class GatewayCore:
         call = Call(
             request_id(request.headers.get("x-request-id")), time.perf_counter(), time.time()
         )
-        if not self.bearer.allows(request.headers.get("authorization")):
+        header = request.headers.get("authorization")
+        if not self.bearer.allows(header):
             self.metrics.refused("unauthorized")
             return self._failed(
-                call, Fail(401, "missing or wrong bearer token", logged=False), "plain"
+                call, unauthorized("missing or wrong bearer token", header), "plain"
             )
         status = getattr(exc, "status_code", 404)
         self.metrics.refused("no_route")

@@ -194,7 +194,15 @@ class ModelRoutes(GatewayCore):
                     shadow,
                     view.route.timeout_s,
                     body if media is Media.JSON else orjson.dumps(doc),  # the worker reads JSON
-                    known_fields(view, self.workspace, call.request_id, ts, shadow, kh),
+                    known_fields(
+                        view,
+                        self.workspace,
+                        call.request_id,
+                        ts,
+                        shadow,
+                        kh,
+                        call.client_request_id,
+                    ),
                     keeps_payloads(view, call.request_id),
                 )
                 self.metrics.shadowed(view.name, "sent" if sent else "dropped")

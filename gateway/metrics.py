@@ -12,6 +12,12 @@ Series (all prefixed ``mlx_gateway_``):
   caller must not be able to create series)
 * ``log_records{state}``: the inference-log writer's counters (accepted, written, dropped,
   rejected, lost, pending), read at scrape time
+* ``log_writable``: 1 while the log is being written, 0 while writes fail or after its file
+  vanished (``/healthz`` and ``/readyz`` then say why)
+* ``log_unconfirmed_total{endpoint}``: with ``--log-durability sync``, answers sent before
+  their record was written (the log failed for longer than the endpoint's timeout)
+* ``connections_closed_total{reason}``: connections the server closed on a slow or oversized
+  caller before a request was read (``header_timeout``, ``header_too_large``)
 * ``variant_healthy{endpoint, variant, version, role}``: 1 if it loaded, 0 if it failed
 * ``route_generation{endpoint}``: the generation served
 * ``predict_batches_total`` / ``predict_batched_requests_total``: model ``predict`` calls
@@ -50,8 +56,13 @@ _BUCKETS = (
 
 
 class _State(Collector):
-    def __init__(self, writer_stats: Callable[[], Any], snapshot: Callable[[], Any]):
-        self.writer_stats, self.snapshot = writer_stats, snapshot
+    def __init__(
+        self,
+        writer_stats: Callable[[], Any],
+        snapshot: Callable[[], Any],
+        log_health: Callable[[], Any] | None,
+    ):
+        self.writer_stats, self.snapshot, self.log_health = writer_stats, snapshot, log_health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stats = self.writer_stats()
@@ -61,6 +72,12 @@ class _State(Collector):
         for name in ("accepted", "written", "dropped", "rejected", "lost", "pending"):
             records.add_metric([name], float(getattr(stats, name)))
         yield records
+        if self.log_health is not None:
+            yield GaugeMetricFamily(
+                "mlx_gateway_log_writable",
+                "1 while the inference log is being written, 0 while it cannot be",
+                value=1.0 if self.log_health().ok else 0.0,
+            )
         snap = self.snapshot()
         healthy = GaugeMetricFamily(
             "mlx_gateway_variant_healthy",
@@ -101,7 +118,12 @@ class _Batches(Collector):
 
 
 class Metrics:
-    def __init__(self, writer_stats: Callable[[], Any], snapshot: Callable[[], Any]):
+    def __init__(
+        self,
+        writer_stats: Callable[[], Any],
+        snapshot: Callable[[], Any],
+        log_health: Callable[[], Any] | None = None,
+    ):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -144,7 +166,19 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        r.register(_State(writer_stats, snapshot))
+        self.log_unconfirmed = Counter(
+            "mlx_gateway_log_unconfirmed",
+            "Answers sent before their record was written (--log-durability sync)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.closed = Counter(
+            "mlx_gateway_connections_closed",
+            "Connections closed on a caller too slow or too large before a request was read",
+            ["reason"],
+            registry=r,
+        )
+        r.register(_State(writer_stats, snapshot, log_health))
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def watch_batches(self, counts: Callable[[], tuple[int, int]]) -> None:
@@ -176,6 +210,12 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self._child(self.rejected, reason).inc()
+
+    def unconfirmed(self, endpoint: str) -> None:
+        self._child(self.log_unconfirmed, endpoint).inc()
+
+    def connection_closed(self, reason: str) -> None:
+        self._child(self.closed, reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,7 @@ def known_fields(
     ts: float,
     loaded: Loaded | None,
     key_hash: str | None = None,
+    client_request_id: str | None = None,
 ) -> dict[str, Any]:
     """The fields of a request's record known before anything answered it: what ``record``
     starts from, and what a model shadow job carries to the worker that logs it."""
@@ -39,6 +40,7 @@ def known_fields(
         "prompt_version": loaded.version if prompt is not None and loaded is not None else None,
         "retrieval_version": prompt.retrieval_version if prompt is not None else None,
         "key_hash": key_hash,
+        "client_request_id": client_request_id,
         "environment": workspace,
     }
 
@@ -66,10 +68,11 @@ def record(
     output_tokens: int | None = None,
     cost_usd: float | None = None,
     cache_hit: bool = False,
+    client_request_id: str | None = None,
 ) -> InferenceRecord:
     keep = keeps_payloads(view, request_id)
     return InferenceRecord(
-        **known_fields(view, workspace, request_id, ts, loaded, key_hash),
+        **known_fields(view, workspace, request_id, ts, loaded, key_hash, client_request_id),
         variant=role,
         status=status,
         latency_ms=latency_ms,

@@ -4,6 +4,15 @@ Start-up: open the inference log and its writer, open the route table, load ever
 route (models included) *before* binding, bind the socket, then serve; a ready line on stdout
 says where (``--port 0`` binds a free port, and the line names it).
 
+Before it binds, the log is probed with a real write (``LogStore.probe``): a log this process
+cannot write is refused with one line, exit 1.
+
+Slow and greedy callers are bounded (``Limits``): request headers must be complete within
+``header_timeout_s`` and ``max_header_bytes`` (``gateway.protocol``), a body within
+``body_timeout_s`` of its headers (408, logged 499 as the caller's), an idle kept-alive
+connection is closed after ``keep_alive_s``, and past ``max_connections`` open connections new
+requests are answered 503 by uvicorn (``limit_concurrency``).
+
 Shutdown on SIGTERM or Ctrl-C (uvicorn's graceful shutdown): stop accepting connections,
 finish the requests in flight (up to ``GRACE_S``), let running shadow calls finish and log
 (up to ``SHADOW_DRAIN_S``), then ``LogWriter.close()`` writes every queued record. The exit
@@ -27,6 +36,8 @@ if TYPE_CHECKING:
     from gateway.shadow import ShadowProcess
     from inference.writer import WriterStats
 
+from gateway.durable import Durability
+
 log = logging.getLogger("mlx.gateway")
 
 GRACE_S = 30.0
@@ -35,6 +46,18 @@ SHADOW_DRAIN_S = 10.0
 
 class ServeError(Exception):
     """The gateway cannot start; one line for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a caller may take of the server (``mlx serve`` options; defaults as nginx's and
+    Node's, shortened where a model request needs less)."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
+    max_header_bytes: int = 65_536
 
 
 @dataclass(frozen=True)
@@ -51,6 +74,8 @@ class ServeOptions:
     predict_workers: int = 4
     max_batch: int = 32
     shadow_limit: int = 64
+    limits: Limits = Limits()
+    durability: Durability = Durability.BATCHED
 
 
 def _logging() -> None:
@@ -90,7 +115,9 @@ def serve(opts: ServeOptions) -> int:
     from gateway.app import Gateway
     from gateway.auth import Bearer
     from gateway.control import Control, RouteSource
+    from gateway.durable import LogWaits
     from gateway.keys import KeyResolver
+    from gateway.protocol import deadlines
     from inference.store import LogError, open_log, private_to_process, redact_url
     from inference.writer import LogWriter
     from state.routes import RouteStore
@@ -103,13 +130,16 @@ def serve(opts: ServeOptions) -> int:
         )
     try:
         store = open_log(opts.log_url)
+        store.probe()  # a log this process cannot write is refused now, not found out later
     except LogError as exc:
         raise ServeError(str(exc)) from None
     try:
         routes = RouteStore.open(opts.state_url)
     except Exception as exc:
         raise ServeError(f"cannot open the state at {redact_url(opts.state_url)}: {exc}") from None
-    writer = LogWriter(store)
+    sync = opts.durability is Durability.SYNC
+    waits = LogWaits() if sync else None
+    writer = LogWriter(store, eager=sync, on_done=waits.done if waits is not None else None)
     keys = KeyResolver(opts.root, opts.environment)
     control = Control(
         RouteSource(routes, opts.workspace),
@@ -127,6 +157,9 @@ def serve(opts: ServeOptions) -> int:
         max_batch=opts.max_batch,
         log_url=opts.log_url,  # the shadow worker writes its records there too
         shadow_limit=opts.shadow_limit,
+        body_timeout_s=opts.limits.body_timeout_s,
+        durability=opts.durability,
+        log_waits=waits,
     )
     pricing.warm()
     control.poll_once()  # every model loaded before the first request can arrive
@@ -155,6 +188,7 @@ def serve(opts: ServeOptions) -> int:
             await gateway.shutdown(SHADOW_DRAIN_S)
             await asyncio.get_running_loop().run_in_executor(None, writer.close)
 
+    limits = opts.limits
     config = uvicorn.Config(
         gateway.app(lifespan),
         lifespan="on",
@@ -164,6 +198,11 @@ def serve(opts: ServeOptions) -> int:
         date_header=False,
         timeout_graceful_shutdown=int(GRACE_S),
         ws="none",
+        http=deadlines(
+            limits.header_timeout_s, limits.max_header_bytes, gateway.metrics.connection_closed
+        ),
+        timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+        limit_concurrency=limits.max_connections,
     )
     server = _Server(config)
     try:
@@ -178,15 +217,33 @@ def serve(opts: ServeOptions) -> int:
 def report_stop(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> int:
     """Say on stderr what the log kept when ``mlx serve`` stopped; its exit status: 1 if the log
     lost a record, whether the gateway's writer lost it (``closed`` false: it did not write
-    everything) or the shadow worker's (what the worker's last frame said)."""
-    lost = stats.lost + stats.pending + shadows.log_lost
-    ok = closed and not shadows.log_lost
+    everything) or the shadow worker's (what the worker's last frame said).
+
+    Lost is every record that is not in the log: dropped (the queue was full), refused by the
+    database, never written (its database failed until the end, or its file vanished), and the
+    shadow worker's. The first line ends with that count; the next says what it is made of.
+    """
+    unwritten = stats.lost + stats.pending
+    lost = unwritten + stats.dropped + stats.rejected + shadows.log_lost
+    ok = closed and lost == 0
     message = f"mlx serve: stopped; inference log: {stats.written} record(s) written"
     if shadows.log_written:
         message += f" (and {shadows.log_written} by the shadow worker)"
-    if stats.dropped or lost or stats.rejected:
-        message += f", {stats.dropped} dropped (queue full), {stats.rejected} refused, {lost} lost"
+    if lost:
+        message += f", {lost} lost"
     print(message, file=sys.stderr, flush=True)
+    if lost:
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (stats.dropped, "dropped (the queue was full)"),
+                (stats.rejected, "refused by the database"),
+                (unwritten, "never written (the database could not be written)"),
+                (shadows.log_lost, "of the shadow worker's"),
+            )
+            if n
+        ]
+        print(f"mlx serve: lost: {', '.join(parts)}", file=sys.stderr, flush=True)
     if not ok:
         log.error("mlx serve: the inference log lost %d record(s)", lost)
     return 0 if ok else 1

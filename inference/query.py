@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from inference import buckets
-from inference.records import DEFAULT_ENVIRONMENT, SHADOW, InferenceRecord
+from inference.records import CALLER_GONE, DEFAULT_ENVIRONMENT, SHADOW, InferenceRecord
 from inference.schema import feedback as F
 from inference.schema import inference as T
 from inference.store import load_json
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from inference.store import LogStore
 
 _RECORD_COLUMNS = [T.c[f.name] for f in fields(InferenceRecord)]
-#: The status of a caller who hung up or timed out (nginx's 499): nobody's error.
-CALLER_GONE = 499
 
 
 @dataclass(frozen=True)
@@ -184,11 +182,18 @@ class VariantSummary:
     Latency percentiles are nearest-rank percentiles read from log-scale buckets stored with
     each row (``inference.buckets``): approximate, within 1 % (relative) of the exact value,
     and exact when the percentile falls on a bucket's smallest or largest latency. They are
-    None when there are no requests. ``server_errors`` counts statuses >= 500 and
-    ``client_errors`` 4xx statuses but 499 (a caller who hung up or timed out is nobody's
-    error: ``abandoned`` counts those). ``feedback`` counts feedback records given to the
-    variant's requests in the window, ``mean_score`` averages their numeric scores, and
-    ``successes`` counts requests with at least one feedback scoring > 0.
+    None when there are no requests.
+
+    A request's outcome is its newest feedback (last write wins; every feedback stays in the
+    table): ``feedback`` counts the variant's requests in the window that have feedback, each
+    once, ``mean_score`` averages those requests' numeric scores, and ``successes`` counts
+    those whose score is > 0.
+
+    Status 499 is the caller's own failure (it hung up, or sent its body too slowly): those
+    records are ``abandoned`` and nothing else — not among ``requests`` (the denominator of
+    every rate), not ``server_errors`` (>= 500), not ``client_errors`` (the other 4xx), not in
+    the latency percentiles. A caller can then neither fail a variant nor dilute its error
+    rate by hanging up. Their spend still counts in ``cost_usd``.
 
     Derived per variant (each None where its denominator is zero): ``hit_rate`` (cache hits
     per request), ``cost_per_request`` (spend per request) and ``cost_per_success`` (all of
@@ -211,8 +216,6 @@ class VariantSummary:
     feedback: int = 0
     mean_score: float | None = None
     successes: int = 0
-    #: requests whose caller hung up or timed out (status 499): counted in ``requests``,
-    #: in neither error count (nobody's failure, no refusal)
     abandoned: int = 0
 
     @property
@@ -263,6 +266,7 @@ def variant_summary(
     """
     one: ColumnElement[int] = literal_column("1")
     zero: ColumnElement[int] = literal_column("0")
+    judged = T.c.status != CALLER_GONE  # a 499 is the caller's: none of the variant's figures
     in_window = [
         T.c.environment == environment,
         T.c.endpoint == endpoint,
@@ -271,21 +275,18 @@ def variant_summary(
     columns: list[Any] = [
         T.c.variant,
         T.c.latency_bucket,
-        func.count().label("n"),
+        func.sum(case((judged, one), else_=zero)).label("n"),
         func.sum(case((T.c.status >= 500, one), else_=zero)).label("server"),
-        func.sum(
-            case(
-                (and_(T.c.status >= 400, T.c.status < 500, T.c.status != CALLER_GONE), one),
-                else_=zero,
-            )
-        ).label("client"),
-        func.sum(case((T.c.status == CALLER_GONE, one), else_=zero)).label("gone"),
+        func.sum(case((and_(T.c.status >= 400, T.c.status < 500, judged), one), else_=zero)).label(
+            "client"
+        ),
+        func.sum(case((judged, zero), else_=one)).label("gone"),
         func.sum(T.c.cost_usd).label("cost"),
         func.sum(T.c.input_tokens).label("tin"),
         func.sum(T.c.output_tokens).label("tout"),
         func.sum(case((T.c.cache_hit, one), else_=zero)).label("hits"),
-        func.min(T.c.latency_ms).label("low"),
-        func.max(T.c.latency_ms).label("high"),
+        func.min(case((judged, T.c.latency_ms))).label("low"),
+        func.max(case((judged, T.c.latency_ms))).label("high"),
     ]
     # Feedback comes after its request; a 5-minute margin absorbs clock skew between replicas.
     fb_since = [] if since is None else [F.c.ts >= since - 300.0]
@@ -295,18 +296,7 @@ def variant_summary(
     with store.engine.connect() as conn:
         with_feedback = conn.execute(select(F.c.id).where(*fb_where).limit(1)).first() is not None
         if with_feedback:
-            per_request = (
-                select(
-                    F.c.request_id,
-                    func.count().label("fn"),
-                    func.sum(F.c.score).label("fsum"),
-                    func.count(F.c.score).label("fcount"),
-                    func.max(case((F.c.score > 0, one), else_=zero)).label("fok"),
-                )
-                .where(*fb_where)
-                .group_by(F.c.request_id)
-                .subquery("fb")
-            )
+            per_request = _outcomes(fb_where, one, zero)
             columns += [
                 func.sum(per_request.c.fn).label("fn"),
                 func.sum(per_request.c.fsum).label("fsum"),
@@ -332,7 +322,9 @@ def variant_summary(
                 a[key] += int(m.get(key) or 0)
             a["cost"] += float(r.cost or 0.0)
             a["fsum"] += float(m.get("fsum") or 0.0)
-            a.setdefault("bins", []).append(buckets.Bin(r.latency_bucket, r.n, r.low, r.high))
+            bins = a.setdefault("bins", [])
+            if r.n:
+                bins.append(buckets.Bin(r.latency_bucket, int(r.n), r.low, r.high))
     out: dict[str, VariantSummary] = {}
     for variant in sorted(acc):
         a = acc[variant]
@@ -355,6 +347,29 @@ def variant_summary(
             abandoned=a["gone"],
         )
     return out
+
+
+def _outcomes(fb_where: list[Any], one: Any, zero: Any) -> Any:
+    """Each request's outcome: its newest feedback (by ``ts``, then insertion), one row per
+    request id: ``fn`` 1, ``fsum`` its score, ``fcount`` 1 if the score is numeric, ``fok`` 1 if
+    it is > 0. Older feedback for the same request is kept in the table, never counted."""
+    newest_first = func.row_number().over(
+        partition_by=F.c.request_id, order_by=(F.c.ts.desc(), F.c.id.desc())
+    )
+    ranked = (
+        select(F.c.request_id, F.c.score, newest_first.label("rank")).where(*fb_where).subquery()
+    )
+    return (
+        select(
+            ranked.c.request_id,
+            one.label("fn"),
+            ranked.c.score.label("fsum"),
+            case((ranked.c.score.is_not(None), one), else_=zero).label("fcount"),
+            case((ranked.c.score > 0, one), else_=zero).label("fok"),
+        )
+        .where(ranked.c.rank == 1)
+        .subquery("fb")
+    )
 
 
 # -- (c) spend ---------------------------------------------------------------------------------

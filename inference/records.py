@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-#: The spec's fixed field names, in the spec's order (``--json`` prints them in this order).
+#: The spec's fixed field names, in the spec's order (``--json`` prints them in this order),
+#: then the added ones this log keeps (``client_request_id``).
 FIELDS: tuple[str, ...] = (
     "request_id",
     "ts",
@@ -37,10 +38,14 @@ FIELDS: tuple[str, ...] = (
     "inputs",
     "outputs",
     "error",
+    "client_request_id",
 )
 
 #: The variant a shadow copy of a request is logged under (same request_id as the caller's).
 SHADOW = "shadow"
+#: The status of a request the caller gave up on: it hung up, or sent its body too slowly.
+#: The caller's failure, never the variant's (``inference.query.VariantSummary``).
+CALLER_GONE = 499
 DEFAULT_ENVIRONMENT = "default"
 
 
@@ -53,6 +58,9 @@ class InferenceRecord:
     values kept for a sampled share of requests (``log: {payloads: 0.1}``), else None; the rest
     is kept for every request. ``(environment, endpoint, request_id, variant)`` identifies a
     request: a shadow copy has the caller's ``request_id`` and ``variant="shadow"``.
+    ``status`` 499 is the caller's own failure (it hung up, or sent its body too slowly): never
+    an error of the variant. ``client_request_id`` is the caller's ``x-request-id`` when it had
+    already been used (``request_id`` is then a fresh one, the one the caller got back).
     """
 
     request_id: str
@@ -74,6 +82,7 @@ class InferenceRecord:
     inputs: Any = None
     outputs: Any = None
     error: str | None = None
+    client_request_id: str | None = None
     environment: str = DEFAULT_ENVIRONMENT
 
     def to_json(self) -> dict[str, Any]:

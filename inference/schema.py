@@ -14,15 +14,21 @@ so there are few; see bench/README.md):
   row
 * ``(environment, endpoint, id)``: ``mlx logs`` tails and ``--follow`` cursors
 * ``(environment, ts)``: spend of a whole environment, or of one subject (budgets)
+* ``(request_id)`` (schema version 2): whether a request id was answered — the gateway's
+  404 for feedback on an id it never answered, when the id is not among the ones the
+  process remembers (``gateway.ids``). The ids the gateway makes start with the time
+  (``gateway.http.new_request_id``), so they land at the index's end like the row ids do and
+  cost nothing measurable; ids callers choose are random, and a B-tree over random keys
+  roughly halves SQLite's insert rate (bench/inference_log.py: 2*10^5 to 5*10^5 rows, still
+  ~20,000 rows/s, several times what one gateway process answers). Version 1 had no index on
+  ``request_id`` for that reason; refusing feedback for unknown ids needs one.
 * feedback ``(request_id, endpoint, environment)``: the feedback of the requests in a window
   (probed once per request of the window), and ``(environment, endpoint, ts)``: whether an
   endpoint has any feedback since a time (most model endpoints never get any, and their
   summaries then skip the join)
 
-There is deliberately no index on the records' ``request_id``: request ids are random, and a
-B-tree over random keys halved the insert rate at 2*10^5 rows and quartered it at 5*10^5
-(bench/inference_log.py). Queries that join on request id (shadow pairs, feedback) are bounded
-by a window and join within it.
+Queries that join on request id (shadow pairs, feedback) are bounded by a window and join
+within it.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ inference = Table(
     Column("inputs", Text),  # JSON text, or NULL when the request's payload was not sampled
     Column("outputs", Text),
     Column("error", Text),
+    Column("client_request_id", String),  # the caller's x-request-id when it was already used
     Index(
         "ix_mlx_inference_window",
         "environment",
@@ -90,6 +97,7 @@ inference = Table(
     ),
     Index("ix_mlx_inference_cursor", "environment", "endpoint", "id"),
     Index("ix_mlx_inference_env_ts", "environment", "ts"),
+    Index("ix_mlx_inference_request", "request_id"),
 )
 
 feedback = Table(
@@ -130,16 +138,88 @@ schema_version = Table(
 _ADVISORY_KEY = 7243101
 
 
+def _v1_tables() -> list[Table]:
+    """The tables as schema version 1 created them (frozen: step 1 must never change)."""
+    v1 = MetaData()
+    records = Table(
+        "mlx_inference",
+        v1,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("environment", String, nullable=False),
+        Column("endpoint", String, nullable=False),
+        Column("request_id", String, nullable=False),
+        Column("variant", String, nullable=False),
+        Column("ts", Double, nullable=False),
+        Column("subject", String),
+        Column("version", String),
+        Column("fingerprint", String),
+        Column("prompt_version", String),
+        Column("retrieval_version", String),
+        Column("status", Integer, nullable=False),
+        Column("latency_ms", Double, nullable=False),
+        Column("latency_bucket", SmallInteger, nullable=False),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("cost_usd", Double),
+        Column("cache_hit", Boolean, nullable=False),
+        Column("key_hash", String),
+        Column("inputs", Text),
+        Column("outputs", Text),
+        Column("error", Text),
+        Index(
+            "ix_mlx_inference_window",
+            "environment",
+            "endpoint",
+            "ts",
+            *("variant", "latency_bucket", "status", "latency_ms", "cost_usd", "input_tokens"),
+            *("output_tokens", "cache_hit", "request_id"),
+        ),
+        Index("ix_mlx_inference_cursor", "environment", "endpoint", "id"),
+        Index("ix_mlx_inference_env_ts", "environment", "ts"),
+    )
+    given = Table(
+        "mlx_feedback",
+        v1,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("environment", String, nullable=False),
+        Column("endpoint", String, nullable=False),
+        Column("request_id", String, nullable=False),
+        Column("ts", Double, nullable=False),
+        Column("label", Text),
+        Column("outcome", Text),
+        Column("value", Text),
+        Column("score", Double),
+        Index("ix_mlx_feedback_request", "request_id", "endpoint", "environment"),
+        Index("ix_mlx_feedback_window", "environment", "endpoint", "ts"),
+    )
+    done = Table(
+        "mlx_inference_batches",
+        v1,
+        Column("batch_id", String, primary_key=True),
+        Column("ts", Double, nullable=False),
+        Column("records", Integer, nullable=False),
+    )
+    return [records, given, done]
+
+
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[inference, feedback, batches])
+    tables = _v1_tables()
+    tables[0].metadata.create_all(conn, tables=tables)
+
+
+def _v2(conn: Connection) -> None:
+    """``client_request_id``, and the index on ``request_id`` that feedback checks need."""
+    conn.exec_driver_sql(f"ALTER TABLE {inference.name} ADD COLUMN client_request_id VARCHAR")
+    conn.exec_driver_sql(f"CREATE INDEX ix_mlx_inference_request ON {inference.name} (request_id)")
 
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
 #: Append ``(N, description, step)`` to change the schema; never edit a released step.
-#: (Step 1 creates the tables as defined above: once there is a step 2, give step 1 a frozen
-#: copy of the version-1 definitions.)
-MIGRATIONS: list[Migration] = [(1, "inference records and feedback", _v1)]
+MIGRATIONS: list[Migration] = [
+    (1, "inference records and feedback", _v1),
+    (2, "client_request_id; index on request_id", _v2),
+]
 CURRENT = MIGRATIONS[-1][0]
 
 

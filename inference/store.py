@@ -3,14 +3,24 @@
 One SQLAlchemy-core code path for both; only the JSON functions of ``inference.query`` are
 spelled per dialect. ``LogStore.write`` inserts a batch in one transaction. Reads are the
 functions of ``inference.query``, also reachable as methods.
+
+A SQLite log remembers which file it opened (device and inode): ``check()`` (before every
+batch, and on the writer's idle ticks) raises ``LogGone`` once the path no longer names that
+file — deleted or replaced — so records are never written into a file nobody can read again.
+``probe()`` is a real write (``mlx serve`` runs it before it binds): a log the process cannot
+write, a read-only file or directory or WAL index (``-shm``) among them, is refused at start,
+not discovered while answering.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, select
@@ -28,6 +38,10 @@ DEFAULT_URL = "sqlite:///.mlx/inference.db"
 
 class LogError(Exception):
     """The log cannot be opened or read; the message is one line for the user."""
+
+
+class LogGone(LogError):
+    """The SQLite file the log was writing vanished (deleted or replaced) under it."""
 
 
 def normalize_url(url: str) -> str:
@@ -63,6 +77,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # no memory-mapped I/O of the database file: a file truncated or a disk filled
+            # under a mapping is a SIGBUS that kills the process; read()/write() return errors
+            cur.execute("PRAGMA mmap_size=0")
             cur.close()
 
         return engine
@@ -90,6 +107,13 @@ def open_log(url: str = DEFAULT_URL) -> LogStore:
         ) from exc
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None: not SQLite, or in memory)."""
+    if not url.startswith("sqlite:///") or private_to_process(url):
+        return None
+    return Path(url[len("sqlite:///") :].split("?", 1)[0]).absolute()
+
+
 def _reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
@@ -108,6 +132,48 @@ class LogStore:
         schema.migrate(self.engine)
         self._insert_records = insert_records_sql(self.engine.dialect.paramstyle)
         self._writes = 0
+        self.path = sqlite_path(url)
+        self._identity = _identity(self.path) if self.path is not None else None
+
+    def check(self) -> None:
+        """Raise ``LogGone`` if the SQLite file this log opened is no longer at its path."""
+        if self.path is None or self._identity is None:
+            return
+        now = _identity(self.path)
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise LogGone(f"the log database {self.path} was {what} while the gateway wrote to it")
+
+    def probe(self) -> None:
+        """Write (and delete) a row, and check what SQLite will need to write later; a
+        ``LogError`` naming what is wrong if the log cannot be written."""
+        if self.path is not None:
+            _writable_files(self.path)
+        marker = f"probe-{uuid.uuid4().hex}"
+        batches = schema.batches
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(batches.insert().values(batch_id=marker, ts=time.time(), records=0))
+                conn.execute(batches.delete().where(batches.c.batch_id == marker))
+        except SQLAlchemyError as exc:
+            raise LogError(
+                f"cannot write the inference log at {redact_url(self.url)}: {_reason(exc)}"
+            ) from None
+
+    def answered(self, endpoint: str, request_id: str, environment: str) -> bool:
+        """Whether the log holds a record of ``request_id`` at ``endpoint`` (by its index)."""
+        t = schema.inference
+        query = (
+            select(t.c.id)
+            .where(
+                t.c.request_id == request_id,
+                t.c.endpoint == endpoint,
+                t.c.environment == environment,
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def write(
         self,
@@ -121,19 +187,13 @@ class LogStore:
         Writing the same ``batch_id`` twice inserts it once: the writer retries a batch whose
         commit may or may not have happened (the connection dropped during COMMIT).
         """
+        self.check()
         rows = [record_values(r) for r in records]
         fb_rows = [feedback_row(f) for f in feedback]
         batches = schema.batches
         with self.engine.begin() as conn:
-            if batch_id is not None:
-                done = select(batches.c.batch_id).where(batches.c.batch_id == batch_id)
-                if conn.execute(done).first() is not None:
-                    return False
-                conn.execute(
-                    batches.insert().values(
-                        batch_id=batch_id, ts=time.time(), records=len(rows) + len(fb_rows)
-                    )
-                )
+            if batch_id is not None and not self._claim_batch(conn, batch_id, rows, fb_rows):
+                return False
             if rows:
                 conn.exec_driver_sql(self._insert_records, rows)
             if fb_rows:
@@ -142,6 +202,27 @@ class LogStore:
             if batch_id is not None and self._writes % _PRUNE_EVERY == 1:
                 conn.execute(batches.delete().where(batches.c.ts < time.time() - _BATCH_MEMORY_S))
         return True
+
+    def _claim_batch(
+        self, conn: Any, batch_id: str, rows: Sequence[Any], fb_rows: Sequence[Any]
+    ) -> bool:
+        """Record ``batch_id`` in this transaction; False if it is already committed.
+
+        ``INSERT … ON CONFLICT DO NOTHING``: when the first attempt's transaction is still
+        committing (its COMMIT's answer was lost, the server not yet done), PostgreSQL makes
+        this insert wait for it and then skips the row; a SELECT first would have seen nothing
+        and the insert then failed on the key, and the batch been written again row by row.
+        """
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(schema.batches)
+            .values(batch_id=batch_id, ts=time.time(), records=len(rows) + len(fb_rows))
+            .on_conflict_do_nothing(index_elements=["batch_id"])
+            .returning(schema.batches.c.batch_id)
+        )
+        return conn.execute(stmt).first() is not None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,6 +252,26 @@ class LogStore:
         from inference import query
 
         return query.endpoints(self, **kw)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _writable_files(path: Path) -> None:
+    """What SQLite writes besides the database: its directory (the ``-wal`` and ``-shm`` are
+    created there) and those files if they exist. With any of them read-only every write would
+    fail later (SQLite 3.40 answers "attempt to write a readonly database"; the issue that asked
+    for this saw a SIGBUS from a read-only ``-shm`` elsewhere): refused up front, named."""
+    for target in (path.parent, path, path.with_name(path.name + "-wal"),
+                   path.with_name(path.name + "-shm")):  # fmt: skip
+        if target.exists() and not os.access(target, os.W_OK):
+            kind = "directory" if target.is_dir() else "file"
+            raise LogError(f"cannot write the inference log: the {kind} {target} is read-only")
 
 
 #: Batch ids are remembered for a day (a retry comes within seconds; a day is generous) and
@@ -215,6 +316,7 @@ def record_values(r: InferenceRecord) -> tuple[Any, ...]:
         payload_json(r.inputs),
         payload_json(r.outputs),
         _text(r.error),
+        _text(r.client_request_id),
     )
 
 

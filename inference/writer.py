@@ -21,6 +21,19 @@ by record and the bad ones are counted as ``rejected``.
 ``close()`` (the gateway calls it on shutdown, i.e. on SIGTERM) stops accepting, writes
 everything queued and returns whether nothing was lost. It is also registered with ``atexit``.
 Call it from normal code, not from inside a signal handler (set a flag there, as uvicorn does).
+
+``health()`` says whether the log is being written (``LogState``): ``failing`` from the first
+batch that could not be written until one is (the records are kept and retried), ``gone`` once
+the database file vanished under the writer (``inference.store.LogGone``: every record since is
+counted ``lost`` at once, never written into a deleted file). The store is also checked on every
+tick with nothing to write, so an idle gateway notices a deleted file within ``flush_interval``.
+
+``eager=True`` writes whatever is queued as soon as the thread is free (a group commit: records
+that arrive during a commit share the next one) instead of every ``flush_interval``; with
+``on_done`` it is how ``mlx serve --log-durability sync`` holds each answer until its record is
+in the database. ``submit`` returns the record's sequence number (1, 2, …; 0 if it was dropped),
+and ``on_done(n)`` is called from the writer thread once the first ``n`` are written (or
+rejected, or lost).
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from inference.records import Feedback, InferenceRecord
@@ -66,8 +80,31 @@ class WriterStats:
     flush_errors: int
 
 
+class LogState(StrEnum):
+    """Whether the writer can write (``LogWriter.health``)."""
+
+    OK = "ok"
+    FAILING = "failing"  # the last write failed: records are kept and retried
+    GONE = "gone"  # the database file vanished: records are counted lost, never retried
+
+
+@dataclass(frozen=True)
+class LogHealth:
+    state: LogState
+    error: str | None = None  # the last failure, one line
+    since: float | None = None  # when the state began (epoch s)
+
+    @property
+    def ok(self) -> bool:
+        return self.state is LogState.OK
+
+
 class _BadData(Exception):
     """The database refused a batch for what is in it (not for being unavailable)."""
+
+
+class _Gone(Exception):
+    """The database file vanished: nothing can be written any more."""
 
 
 class LogWriter:
@@ -79,6 +116,8 @@ class LogWriter:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         on_flush: Callable[[Sequence[Item]], None] | None = None,
+        eager: bool = False,
+        on_done: Callable[[int], None] | None = None,
     ):
         if flush_interval <= 0 or batch_size < 1 or max_pending < 1:
             raise ValueError("flush_interval must be > 0, batch_size and max_pending >= 1")
@@ -87,6 +126,9 @@ class LogWriter:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.on_flush = on_flush
+        self.eager = eager
+        self.on_done = on_done
+        self._health = LogHealth(LogState.OK)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
         self._queue: deque[Item] = deque()
@@ -103,26 +145,44 @@ class LogWriter:
         atexit.register(self.close)
 
     # -- the request path --------------------------------------------------------------
-    def submit(self, item: Item) -> bool:
-        """Queue a record (or feedback) to be written; False if it was dropped. Never raises."""
+    def submit(self, item: Item) -> int:
+        """Queue a record (or feedback) to be written: its sequence number (1, 2, …), or 0 if it
+        was dropped (queue full, closing). Never raises."""
         try:
             with self._lock:
                 if self._closing or len(self._queue) + self._inflight >= self.max_pending:
                     self._dropped += 1
-                    return False
+                    return 0
                 self._queue.append(item)
                 self._accepted += 1
-                full = len(self._queue) >= self.batch_size
-            if full and not self._wake.is_set():
+                seq = self._accepted
+                wake = self.eager or len(self._queue) >= self.batch_size
+            if wake and not self._wake.is_set():
                 self._wake.set()
-            return True
+            return seq
         except Exception:  # pragma: no cover - nothing above raises; the promise is kept anyway
-            return False
+            return 0
 
     # -- control -------------------------------------------------------------------------
     @property
     def pending(self) -> int:
         return len(self._queue) + self._inflight
+
+    def health(self) -> LogHealth:
+        return self._health
+
+    def _set_health(self, state: LogState, error: str | None = None) -> None:
+        if state is LogState.OK:
+            if self._health.state is LogState.FAILING:
+                log.warning("inference log: writing again after a database error")
+                self._health = LogHealth(LogState.OK)
+            return
+        if self._health.state is LogState.GONE:
+            return  # terminal
+        if self._health.state is not state:
+            self._health = LogHealth(state, error, time.time())
+        elif error != self._health.error:
+            self._health = LogHealth(state, error, self._health.since)
 
     def stats(self) -> WriterStats:
         with self._lock:
@@ -176,6 +236,7 @@ class LogWriter:
                         closing
                         or self._flush_now
                         or len(self._queue) >= self.batch_size
+                        or (self.eager and bool(self._queue))
                         or time.monotonic() >= next_tick
                     )
                     if due:
@@ -185,6 +246,8 @@ class LogWriter:
                 if not due:
                     continue
                 started = time.monotonic()
+                if not items:
+                    self._check_store()
                 while items:
                     batch = [items.popleft() for _ in range(min(self.batch_size, len(items)))]
                     self._write(batch)
@@ -194,6 +257,25 @@ class LogWriter:
             except Exception:  # pragma: no cover - a bug here must not stop the log
                 log.exception("inference log: writer thread error")
                 time.sleep(self.flush_interval)
+
+    def _check_store(self) -> None:
+        """Between batches: notice a database file that vanished (``gone``)."""
+        if self._health.state is LogState.GONE:
+            return
+        check = getattr(self.store, "check", None)
+        if check is None:
+            return
+        from inference.store import LogGone
+
+        try:
+            check()
+        except LogGone as exc:
+            self._gone(str(exc))
+
+    def _gone(self, message: str) -> None:
+        if self._health.state is not LogState.GONE:
+            log.error("inference log: %s; records from now on are lost", message)
+        self._set_health(LogState.GONE, message)
 
     def _write(self, batch: list[Item]) -> None:
         batch_id = uuid.uuid4().hex
@@ -209,12 +291,13 @@ class LogWriter:
                 except _BadData as exc:
                     rejected += 1
                     log.warning("inference log: a record was refused and skipped: %s", exc)
-                except TimeoutError:
+                except (TimeoutError, _Gone):
                     lost += 1
         except TimeoutError:
             lost = len(batch)
-        if lost:
             log.error("inference log: %d record(s) not written before close's deadline", lost)
+        except _Gone:
+            lost = len(batch)
         with self._progress:
             self._inflight -= len(batch)
             self._written += written
@@ -222,30 +305,43 @@ class LogWriter:
             self._lost += lost
             if written:
                 self._flushes += 1
+            done = self._done()
             self._progress.notify_all()
         if written and self.on_flush is not None:
             try:
                 self.on_flush(batch)
             except Exception:
                 log.exception("inference log: on_flush callback failed")
+        if self.on_done is not None:
+            try:
+                self.on_done(done)
+            except Exception:
+                log.exception("inference log: on_done callback failed")
 
     def _commit(self, batch: list[Item], batch_id: str) -> None:
         """Write one batch, retrying while the database is unavailable; ``TimeoutError`` once
-        ``close``'s deadline passed; ``_BadData`` if the database refuses the content."""
+        ``close``'s deadline passed; ``_BadData`` if the database refuses the content;
+        ``_Gone`` if its file vanished (nothing will ever be written there)."""
         from sqlalchemy.exc import DataError, IntegrityError
+
+        from inference.store import LogGone
 
         records = [i for i in batch if isinstance(i, InferenceRecord)]
         feedback = [i for i in batch if isinstance(i, Feedback)]
         delay = _BACKOFF_START_S
         failing = False
         while True:
+            if self._health.state is LogState.GONE:
+                raise _Gone
             if self._gave_up:
                 raise TimeoutError
             try:
                 self.store.write(records, feedback, batch_id=batch_id)
-                if failing:
-                    log.warning("inference log: writing again after a database error")
+                self._set_health(LogState.OK)
                 return
+            except LogGone as exc:
+                self._gone(str(exc))
+                raise _Gone from exc
             except (DataError, IntegrityError, TypeError, ValueError, OverflowError) as exc:
                 with self._lock:
                     self._flush_errors += 1
@@ -253,10 +349,12 @@ class LogWriter:
             except Exception as exc:
                 with self._lock:
                     self._flush_errors += 1
+                reason = _one_line(exc)
+                self._set_health(LogState.FAILING, reason)
                 if not failing:
                     log.warning(
                         "inference log: cannot write (%s); keeping %d record(s) and retrying",
-                        _one_line(exc),
+                        reason,
                         self.pending,
                     )
                 failing = True

@@ -29,7 +29,7 @@ def role_metrics(
         if s is None:
             continue
         out[role] = VariantMetrics(
-            requests=s.requests - s.abandoned,  # answers given: a caller's 499 is nobody's
+            requests=s.requests,  # answers given: the summary leaves a caller's 499 out
             server_errors=s.server_errors,
             client_errors=s.client_errors,
             latency_p50_ms=s.latency_p50_ms,

@@ -1,10 +1,12 @@
-"""Process life: SIGTERM under load loses no record; PostgreSQL replicas agree, share a log."""
+"""Process life: PostgreSQL replicas agree and share a log; SIGTERM with shadows in flight.
+
+(SIGTERM under load, in both log durabilities, and kill -9: tests/gateway/test_log_truth.py.)
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
-import threading
 import urllib.parse
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from tests.gateway.support import Served, model_variant, records, route, wait_re
 pytestmark = pytest.mark.slow
 
 BODY = json.dumps({"instances": [[10.0, 30, 12]]}).encode()
+#: how long a test waits for the idle-priority shadow worker's first record (a bound on a
+#: condition, generous for a machine whose cores are all busy; not a claim about speed)
+SHADOW_PATIENCE_S = 600.0
 
 
 def _post(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -35,46 +40,6 @@ def _post(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, 
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}
     finally:
         conn.close()
-
-
-def test_sigterm_under_load_loses_no_record(tmp_path: Path) -> None:
-    spec = spec_dir(tmp_path / "spec")
-    train(tmp_path / "m" / "model.joblib")
-    v1 = model_variant("v1", 1, tmp_path / "m" / "model.joblib")
-    routes(spec).put("default", "fraud", route("fraud", "model", [v1], stable="v1"))
-    server = Served(spec).wait_ready()
-    answered: list[str] = []
-    lock = threading.Lock()
-    enough = threading.Event()
-
-    def client(n: int) -> None:
-        i = 0
-        while True:
-            rid = f"term-{n}-{i}"
-            i += 1
-            try:
-                status, _ = _post(server.url, "/endpoints/fraud/invocations", {"x-request-id": rid})
-            except OSError:  # refused or reset: the server stopped taking connections
-                return
-            assert status == 200
-            with lock:
-                answered.append(rid)
-                if len(answered) >= 300:
-                    enough.set()
-            if i > 5000:
-                return
-
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(8)]
-    for t in threads:
-        t.start()
-    assert enough.wait(60), server.output()
-    code = server.stop()
-    for t in threads:
-        t.join(30)
-    assert code == 0, server.output()
-    logged = {r.request_id for r in records(log_url(spec), "fraud")}
-    assert logged == set(answered)  # every answered request, and nothing else
-    assert f"inference log: {len(answered)} record(s) written" in server.output()
 
 
 def test_replicas_on_postgresql_agree_on_sticky_variants_and_share_one_log(
@@ -136,7 +101,11 @@ def test_replicas_on_postgresql_agree_on_sticky_variants_and_share_one_log(
 
 def test_sigterm_with_model_shadows_loses_no_shadow_record(tmp_path: Path) -> None:
     """The shadow worker writes its own records; on SIGTERM it writes every one it holds,
-    and the gateway's last line counts them."""
+    and the gateway's last line counts them.
+
+    The worker runs only on a core nothing else wants (SCHED_IDLE): on a busy machine its first
+    shadow may take a long while. The test keeps sending requests one at a time until the worker
+    has logged one — the condition it needs — never for a fixed count."""
     import re
 
     spec = spec_dir(tmp_path / "spec")
@@ -151,16 +120,21 @@ def test_sigterm_with_model_shadows_loses_no_shadow_record(tmp_path: Path) -> No
     )
     server = Served(spec).wait_ready()
     sent: list[str] = []
+
+    def one_more_then_a_shadow_logged() -> bool:
+        rid = f"mirror-{len(sent)}"
+        status, headers = _post(server.url, "/endpoints/fraud/invocations", {"x-request-id": rid})
+        assert status == 200 and headers["x-mlx-version"] == "1"
+        sent.append(rid)
+        return any(r.variant == "shadow" for r in records(log_url(spec), "fraud"))
+
     try:
-        for i in range(400):
-            rid = f"mirror-{i}"
-            status, headers = _post(
-                server.url, "/endpoints/fraud/invocations", {"x-request-id": rid}
-            )
-            assert status == 200 and headers["x-mlx-version"] == "1"
-            sent.append(rid)
-            if i >= 40 and any(r.variant == "shadow" for r in records(log_url(spec), "fraud")):
-                break
+        server.wait_for(
+            one_more_then_a_shadow_logged, timeout=SHADOW_PATIENCE_S, what="a shadow record"
+        )
+        for i in range(20):  # and some copies still in flight when SIGTERM comes
+            _post(server.url, "/endpoints/fraud/invocations", {"x-request-id": f"late-{i}"})
+            sent.append(f"late-{i}")
     finally:
         code = server.stop()
     assert code == 0, server.output()

@@ -254,3 +254,33 @@ def test_summary_refuses_follow_and_unknown_endpoints(spec: Path) -> None:
     bad_since = run_mlx(["logs", "fraud", "--summary", "--since", "yesterdayish"], spec)
     assert bad_since.code == 1 and "yesterdayish" in bad_since.err, bad_since
     assert "Traceback" not in bad_since.err
+
+
+def test_the_summary_shows_what_callers_abandoned_apart_from_errors(spec: Path) -> None:
+    now = time.time()
+    store = _log(spec)
+    store.write(
+        [
+            rec("ok", ts=now - 30, latency_ms=10.0),
+            rec("failed", ts=now - 20, status=500, latency_ms=10.0),
+            *[rec(f"gone{i}", ts=now - 10, status=499, latency_ms=9000.0) for i in range(3)],
+        ]
+    )
+    got = json.loads(run_mlx(["logs", "fraud", "--summary", "--json"], spec).out)["variants"]
+    stable = got["stable"]
+    assert (stable["requests"], stable["server_errors"], stable["abandoned"]) == (2, 1, 3)
+    assert stable["error_rate"] == 0.5 and stable["latency_p99_ms"] == 10.0
+    text = run_mlx(["logs", "fraud", "--summary"], spec)
+    header, row = text.out.splitlines()
+    assert header.split()[:4] == ["VARIANT", "REQUESTS", "ERRORS", "ABANDONED"]
+    assert row.split()[:4] == ["stable", "2", "50.0%", "3"]
+
+
+def test_a_reused_request_id_shows_the_callers(spec: Path) -> None:
+    store = _log(spec)
+    store.write([rec("fresh-1", ts=time.time() - 5, client_request_id="mine")])
+    line = run_mlx(["logs", "fraud"], spec).out.strip()
+    assert line.split("  ")[1] == "fresh-1"
+    assert line.endswith("(caller's id mine, already used)")
+    as_json = json.loads(run_mlx(["logs", "fraud", "--json"], spec).out)
+    assert as_json["client_request_id"] == "mine" and list(as_json)[:-1] == list(FIELDS)

@@ -93,9 +93,9 @@ def test_variant_summary(filled: LogStore) -> None:
     for got, exact in ((stable.latency_p50_ms, 50), (stable.latency_p95_ms, 95),
                        (stable.latency_p99_ms, 99)):  # fmt: skip
         assert got is not None and abs(got - exact) / exact <= ALPHA
-    # s10 → 1, s11 → 1 then 0, s12 → "meh" (no score), s0 → 2; s0's shadow and the
-    # feedback for another endpoint do not count
-    assert (stable.feedback, stable.mean_score, stable.successes) == (5, 1.0, 3)
+    # one outcome per request, the newest: s10 → 1, s11 → 0 (its 1 came first), s12 → "meh"
+    # (no score), s0 → 2; s0's shadow and the feedback for another endpoint do not count
+    assert (stable.feedback, stable.mean_score, stable.successes) == (4, 1.0, 2)
 
     assert (canary.requests, canary.server_errors, canary.error_rate) == (20, 1, 0.05)
     # 10 ms ten times, 20 ms nine times, 100 ms once: each percentile is on a bin's edge: exact
@@ -110,7 +110,7 @@ def test_variant_summary(filled: LogStore) -> None:
 def test_variant_summary_windows_and_environments(filled: LogStore) -> None:
     everything = query.variant_summary(filled, "fraud")
     assert everything["stable"].requests == 102  # "early" and "late" too
-    assert everything["stable"].feedback == 6  # and early's feedback
+    assert everything["stable"].feedback == 5  # and early's feedback
     assert (
         query.variant_summary(filled, "fraud", since=T0 + 60, until=T0 + 70)["canary"].requests
         == 10
@@ -118,6 +118,42 @@ def test_variant_summary_windows_and_environments(filled: LogStore) -> None:
     prod = query.variant_summary(filled, "fraud", environment="prod")
     assert list(prod) == ["stable"] and prod["stable"].requests == 7
     assert query.variant_summary(filled, "nothing") == {}
+
+
+def test_a_caller_who_gave_up_is_none_of_the_variants_figures(store: LogStore) -> None:
+    """499 (the caller hung up, or sent its body too slowly) is neither a server error nor a
+    client error of the variant, nor a request its rates divide by, nor a latency it had."""
+    records = [rec(f"ok{i}", variant="candidate", latency_ms=10.0) for i in range(8)]
+    records += [rec("bad", variant="candidate", status=500, latency_ms=10.0)]
+    records += [rec("refused", variant="candidate", status=400, latency_ms=10.0)]
+    records += [
+        rec(f"gone{i}", variant="candidate", status=499, latency_ms=30_000.0, cost_usd=0.5)
+        for i in range(5)
+    ]
+    store.write(records)
+    got = query.variant_summary(store, "fraud")["candidate"]
+    assert (got.requests, got.server_errors, got.client_errors, got.abandoned) == (10, 1, 1, 5)
+    assert got.error_rate == 0.1
+    assert got.latency_p99_ms == 10.0  # the abandoned ones' 30 s is the caller's wait
+    assert got.cost_usd == pytest.approx(2.5)  # what they cost is still spent
+    assert got.to_json()["abandoned"] == 5
+
+
+def test_one_outcome_per_request_the_newest(store: LogStore) -> None:
+    """Feedback is last-write-wins: a request's newest feedback is its outcome, once."""
+    store.write([rec("r1"), rec("r2")])
+    store.write(
+        [],
+        [
+            Feedback(request_id="r1", endpoint="fraud", value=1, ts=T0 + 1),
+            Feedback(request_id="r1", endpoint="fraud", value=1, ts=T0 + 2),
+            Feedback(request_id="r1", endpoint="fraud", value=0, ts=T0 + 3),  # the outcome
+            Feedback(request_id="r2", endpoint="fraud", value=0, ts=T0 + 5),
+            Feedback(request_id="r2", endpoint="fraud", value=1, ts=T0 + 6),  # the outcome
+        ],
+    )
+    got = query.variant_summary(store, "fraud")["stable"]
+    assert (got.requests, got.feedback, got.successes, got.mean_score) == (2, 2, 1, 0.5)
 
 
 def test_spend(filled: LogStore) -> None:

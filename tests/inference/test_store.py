@@ -120,8 +120,47 @@ def test_migrations_are_numbered_and_reopening_is_a_no_op(log_url: str) -> None:
     with s.engine.connect() as conn:
         rows = conn.execute(select(schema.schema_version.c.version)).scalars().all()
         names = set(inspect(conn).get_table_names())
-    assert rows == [schema.CURRENT]
+    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2]
+    assert schema.CURRENT == 2
     assert {"mlx_inference", "mlx_feedback", "mlx_inference_schema"} <= names
+
+
+def test_a_version_1_log_is_migrated_and_keeps_its_records(log_url: str) -> None:
+    """A log written by an mlx before ``client_request_id`` (schema 1) opens, keeps its rows,
+    and gets the column and the index on ``request_id``."""
+    from sqlalchemy import create_engine
+
+    from inference.store import normalize_url, sqlite_path
+
+    path = sqlite_path(log_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(normalize_url(log_url))
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        step = schema.MIGRATIONS[0][2]
+        step(conn)
+        conn.execute(
+            schema.schema_version.insert().values(
+                version=1, applied_at=datetime.now(UTC), description="v1"
+            )
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO mlx_inference (environment, endpoint, request_id, variant, ts, status,"
+            " latency_ms, latency_bucket, cache_hit) VALUES"
+            " ('default', 'fraud', 'old-1', 'stable', 1.0, 200, 5.0, 0, false)"
+        )
+    engine.dispose()
+    s = open_log(log_url)
+    s.write([rec("new-1", client_request_id="mine")])
+    got = {x.record.request_id: x.record for x in query.tail(s, "fraud", limit=None)}
+    assert set(got) == {"old-1", "new-1"}
+    assert got["old-1"].client_request_id is None and got["new-1"].client_request_id == "mine"
+    with s.engine.connect() as conn:
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes("mlx_inference")}
+    assert "ix_mlx_inference_request" in indexes
+    assert s.answered("fraud", "old-1", "default") and not s.answered("fraud", "x", "default")
+    s.close()
 
 
 def test_a_log_from_a_newer_mlx_is_refused(sqlite_url: str) -> None:

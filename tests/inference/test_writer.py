@@ -17,9 +17,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
+from inference import schema
 from inference.records import Feedback
-from inference.store import LogStore, open_log
-from inference.writer import LogWriter
+from inference.store import LogStore, open_log, record_row
+from inference.writer import LogState, LogWriter
 from tests.conftest import REPO
 from tests.inference.conftest import rec
 
@@ -103,7 +104,7 @@ def test_queue_bound_drops_and_counts_and_submit_never_waits_for_the_database(
     writer = LogWriter(store, flush_interval=0.01, batch_size=5, max_pending=20)
     blocker = sqlite3.connect(sqlite_url[len("sqlite:///") :], isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # the writer's inserts now wait on this lock
-    results: list[bool] = []
+    results: list[int] = []
     submitter = threading.Thread(
         target=lambda: results.extend(writer.submit(rec(f"r{i}")) for i in range(30))
     )
@@ -112,7 +113,7 @@ def test_queue_bound_drops_and_counts_and_submit_never_waits_for_the_database(
     blocked = submitter.is_alive()
     blocker.execute("ROLLBACK")
     assert not blocked, "submit waited for the database"
-    assert results == [True] * 20 + [False] * 10
+    assert results == [*range(1, 21)] + [0] * 10  # sequence numbers; 0: dropped
     stats = writer.stats()
     assert (stats.accepted, stats.dropped) == (20, 10) and stats.pending <= 20
     assert writer.flush(timeout=DEADLINE_S)
@@ -154,7 +155,7 @@ def test_close_with_the_database_away_gives_up_at_its_deadline(store: LogStore) 
         assert writer.close(timeout=0.3) is False
     stats = writer.stats()
     assert (stats.lost, stats.written, stats.pending) == (5, 0, 0)
-    assert writer.submit(rec("after")) is False and writer.stats().dropped == 1
+    assert writer.submit(rec("after")) == 0 and writer.stats().dropped == 1
 
 
 def test_many_threads_submitting(store: LogStore) -> None:
@@ -236,3 +237,110 @@ def test_a_process_that_exits_without_closing_still_writes_everything(sqlite_url
     _out, err = child.communicate(timeout=DEADLINE_S)
     assert child.returncode == 0, err
     assert _ids(open_log(sqlite_url)) == [f"{seq:08d}" for seq in range(500)]
+
+
+class _LostReply:
+    """A store whose first commit goes through but whose answer is lost (the connection drops
+    during COMMIT): the writer sees an error and must retry without writing the batch twice."""
+
+    def __init__(self, store: LogStore):
+        self.store = store
+        self.failures = 0
+
+    def write(self, *args: object, **kw: object) -> bool:
+        done = self.store.write(*args, **kw)  # type: ignore[arg-type]
+        if self.failures == 0:
+            from sqlalchemy.exc import OperationalError
+
+            self.failures += 1
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        return done
+
+
+def test_a_batch_retried_after_a_lost_commit_reply_is_written_once(store: LogStore) -> None:
+    lossy = _LostReply(store)
+    writer = LogWriter(lossy, flush_interval=0.01, batch_size=50)  # type: ignore[arg-type]
+    for i in range(30):
+        writer.submit(rec(f"r{i}"))
+    writer.submit(Feedback(request_id="r1", endpoint="fraud", value=1))
+    assert writer.flush(timeout=DEADLINE_S)
+    assert lossy.failures == 1 and writer.stats().flush_errors >= 1
+    assert _ids(store) == [f"r{i}" for i in range(30)]  # each once
+    assert _count(store, "mlx_feedback") == 1
+    stats = writer.stats()
+    assert (stats.written, stats.pending, stats.lost) == (31, 0, 0)
+    assert writer.close()
+
+
+def test_a_retry_while_the_first_commit_is_still_finishing_writes_nothing_twice(
+    store: LogStore,
+) -> None:
+    """The first attempt's transaction has not finished committing when the retry arrives (its
+    COMMIT's answer was lost, the server still at it). The retry must wait for it and then
+    skip the batch — not see nothing, collide on the batch id and write the rows again."""
+    batch = [rec(f"r{i}") for i in range(5)]
+    first = store.engine.connect()
+    tx = first.begin()
+    first.execute(schema.batches.insert().values(batch_id="b-1", ts=time.time(), records=5))
+    first.execute(schema.inference.insert(), [record_row(r) for r in batch])
+    outcome: list[object] = []
+
+    def retry() -> None:
+        try:
+            outcome.append(store.write(batch, batch_id="b-1"))
+        except Exception as exc:
+            outcome.append(exc)
+
+    retrying = threading.Thread(target=retry)
+    retrying.start()
+    retrying.join(0.5)  # it waits on the first transaction (a lock), whatever the machine
+    tx.commit()
+    first.close()
+    retrying.join(DEADLINE_S)
+    assert outcome == [False]
+    assert _ids(store) == [f"r{i}" for i in range(5)]
+
+
+def test_health_says_failing_while_writes_fail_and_ok_once_they_succeed(store: LogStore) -> None:
+    writer = LogWriter(store, flush_interval=0.01)
+    assert writer.health().state is LogState.OK
+    with _table_missing(store):
+        writer.submit(rec("r0"))
+        _eventually(lambda: writer.health().state is LogState.FAILING, "failing")
+        health = writer.health()
+        assert health.error and "mlx_inference" in health.error and health.since is not None
+    _eventually(lambda: writer.health().state is LogState.OK, "ok again")
+    assert writer.flush(timeout=DEADLINE_S) and _ids(store) == ["r0"]
+    assert writer.close()
+
+
+def test_a_deleted_database_file_is_gone_and_its_records_lost_not_written_into_the_void(
+    sqlite_url: str,
+) -> None:
+    store = open_log(sqlite_url)
+    writer = LogWriter(store, flush_interval=0.01)
+    writer.submit(rec("before"))
+    assert writer.flush(timeout=DEADLINE_S)
+    path = sqlite_url[len("sqlite:///") :]
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    # noticed on an idle tick, before any record asks
+    _eventually(lambda: writer.health().state is LogState.GONE, "gone")
+    assert "was deleted" in (writer.health().error or "")
+    for i in range(3):
+        writer.submit(rec(f"after-{i}"))
+    assert writer.flush(timeout=DEADLINE_S)  # nothing waits: they are lost at once
+    stats = writer.stats()
+    assert (stats.written, stats.lost, stats.pending) == (1, 3, 0)
+    assert writer.close() is False
+
+
+def test_eager_writes_report_each_record_done(store: LogStore) -> None:
+    done: list[int] = []
+    writer = LogWriter(store, flush_interval=3600.0, eager=True, on_done=done.append)
+    seqs = [writer.submit(rec(f"r{i}")) for i in range(3)]
+    assert seqs == [1, 2, 3]
+    _eventually(lambda: bool(done) and done[-1] == 3, "every record written, with no interval")
+    assert _ids(store) == ["r0", "r1", "r2"]
+    assert writer.close()

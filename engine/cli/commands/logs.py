@@ -47,8 +47,9 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.option(
         "--summary",
         is_flag=True,
-        help="One line per variant instead: requests, error rate, latency p50/p95/p99, "
-        "cache hit rate, cost per request and per successful outcome (from feedback).",
+        help="One line per variant instead: requests, error rate, requests the callers "
+        "abandoned (499), latency p50/p95/p99, cache hit rate, cost per request and per "
+        "successful outcome (each request's newest feedback).",
     )
     @click.option(
         "--interval",
@@ -131,8 +132,8 @@ def _summary(
         return
     from engine.render.table import table
 
-    header = ["VARIANT", "REQUESTS", "ERRORS", "P50", "P95", "P99", "CACHE HITS", "$/REQUEST",
-              "$/SUCCESS"]  # fmt: skip
+    header = ["VARIANT", "REQUESTS", "ERRORS", "ABANDONED", "P50", "P95", "P99", "CACHE HITS",
+              "$/REQUEST", "$/SUCCESS"]  # fmt: skip
     click.echo(table(header, [_summary_row(v) for _, v in sorted(found.items())]), nl=False)
 
 
@@ -150,6 +151,7 @@ def _summary_row(v: Any) -> list[str]:
         v.variant,
         str(v.requests),
         pct(v.error_rate),
+        str(v.abandoned),  # status 499: the callers gave up; not among REQUESTS
         ms(v.latency_p50_ms),
         ms(v.latency_p95_ms),
         ms(v.latency_p99_ms),
@@ -280,6 +282,8 @@ def _text_line(logged: Any) -> str:
     ]
     if r.cache_hit:
         parts.append("cache-hit")
+    if r.client_request_id:
+        parts.append(f"(caller's id {r.client_request_id}, already used)")
     if r.error:
         parts.append(" ".join(str(r.error).split()))
     return "  ".join(parts)

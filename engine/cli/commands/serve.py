@@ -57,6 +57,44 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         help="Most requests to one scikit-learn model answered by one predict call, from "
         "those already waiting (nothing waits to fill a batch); 1 turns batching off.",
     )
+    @click.option(
+        "--log-durability",
+        type=click.Choice(["batched", "sync"]),
+        default="batched",
+        show_default=True,
+        help="batched: answer first, write records every 0.2 s (a crash or kill -9 loses the "
+        "records of the last 0.2 s of answers); sync: an answer waits until its record is "
+        "written (a killed process loses none; slower).",
+    )
+    @click.option(
+        "--header-timeout",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help="Seconds a connection has to send a request's headers (else 408, closed).",
+    )
+    @click.option(
+        "--body-timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds a caller has to send a request's body (else 408, logged as the "
+        "caller's: status 499).",
+    )
+    @click.option(
+        "--keep-alive",
+        type=click.FloatRange(min=1),
+        default=5.0,
+        show_default=True,
+        help="Seconds an idle kept-alive connection stays open.",
+    )
+    @click.option(
+        "--max-connections",
+        type=click.IntRange(min=1),
+        default=1000,
+        show_default=True,
+        help="Open connections at most; requests beyond get 503.",
+    )
     @click.pass_context
     def serve(ctx: click.Context, **options: Any) -> int:
         """Run the gateway for every applied endpoint, until SIGTERM or Ctrl-C.
@@ -65,7 +103,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         POST /endpoints/NAME/invocations          models (MLflow scoring JSON)
         POST /endpoints/NAME/v1/chat/completions  prompts (OpenAI chat completions)
         POST /endpoints/NAME/feedback             labels and outcomes
-        GET  /healthz, /metrics
+        GET  /healthz, /readyz, /metrics
         """
         from engine.cli.app import session_for
 
@@ -80,6 +118,11 @@ def _serve(
     poll: float,
     workers: int,
     max_batch: int,
+    log_durability: str,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive: float,
+    max_connections: int,
 ) -> int:
     from engine.diagnostics import MlxError
 
@@ -90,6 +133,7 @@ def _serve(
             f"mlx serve needs the serve extra: pip install 'mlxctl[serve]' ({exc})"
         ) from None
     from gateway.auth import AuthConfigError, configured_token, is_loopback
+    from gateway.durable import Durability
     from inference.location import log_url
 
     setting = _token_setting(session)
@@ -114,6 +158,13 @@ def _serve(
         poll_s=poll,
         predict_workers=workers,
         max_batch=max_batch,
+        limits=server.Limits(
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            keep_alive_s=keep_alive,
+            max_connections=max_connections,
+        ),
+        durability=Durability(log_durability),
     )
     try:
         return server.serve(opts)
