@@ -43,6 +43,7 @@ from gateway.http import (
     Fail,
     error_payload,
     hung_up,
+    internal_error,
     logged_status,
     new_call,
     new_request_id,
@@ -235,7 +236,8 @@ class GatewayCore:
         if isinstance(exc, ClientDisconnect):  # the caller's doing: no traceback, 499
             return self._failed(call, Fail(CALLER_GONE, "the caller hung up"), family)
         log.exception("mlx serve: request %s failed", call.request_id)
-        return self._failed(call, Fail(500, f"internal error: {one_line(exc)}"), family)
+        endpoint = call.view.name if call.view is not None else None
+        return self._failed(call, internal_error(endpoint, call.request_id, exc), family)
 
     async def before_send(self, scope: Any, receive: Any, response: Any) -> None:
         """Between an endpoint's answer being ready and being sent (``FastPath``): note a

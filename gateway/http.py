@@ -100,6 +100,20 @@ class Fail(Exception):
         return self.detail or self.message
 
 
+def internal_error(endpoint: str | None, request_id: str, exc: BaseException) -> Fail:
+    """A 500 for a failure in the gateway's own path. The exception's words often hold a path
+    or an address: they go to the record's ``error`` (and stderr); the caller reads the
+    endpoint and the request id to quote."""
+    where = f"endpoint {endpoint!r}: " if endpoint else ""
+    text = str(exc).strip().splitlines()
+    words = f"{type(exc).__name__}: {text[0].strip()}" if text else type(exc).__name__
+    return Fail(
+        500,
+        f"{where}internal error (request {request_id}; the gateway's log has the detail)",
+        detail=f"internal error: {words}",
+    )
+
+
 def unauthorized(message: str, header: str | None) -> Fail:
     """A 401 with the challenge RFC 6750 asks for (``WWW-Authenticate: Bearer``)."""
     challenge = 'Bearer realm="mlx"'

@@ -54,6 +54,21 @@ class Raises:
         raise self.error(self.message)
 
 
+class Opaque:
+    """A value the gateway cannot write as JSON."""
+
+
+class Unreadable:
+    """Answers values the gateway cannot encode: the failure is then in the gateway's own
+    path (an internal error), not a refusal or a failure of the model's."""
+
+    def __init__(self, width: int):
+        self.n_features_in_ = width
+
+    def predict(self, x: Any) -> list[Opaque]:
+        return [Opaque() for _ in range(len(x))]
+
+
 def linalg_error() -> type[Exception]:
     """numpy's ``LinAlgError``: a subclass of ``ValueError`` that a model's own maths raises."""
     import numpy as np

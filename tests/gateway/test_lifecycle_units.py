@@ -16,6 +16,7 @@ from gateway.http import (
     CALLER_GONE,
     Fail,
     hung_up,
+    internal_error,
     logged_status,
     new_request_id,
     read_body,
@@ -41,6 +42,39 @@ from gateway.ids import RecentIds
 )
 def test_logged_status(status: int, gone: bool, logged: int) -> None:
     assert logged_status(status, gone) == logged
+
+
+# -- the gateway's own failures -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("endpoint", "exc", "said", "kept"),
+    [
+        (
+            "fraud",
+            FileNotFoundError("[Errno 2] No such file: '/srv/mlx/.mlx/gateway/a/m.joblib'"),
+            "endpoint 'fraud': internal error (request r-1; the gateway's log has the detail)",
+            "internal error: FileNotFoundError: [Errno 2] No such file: "
+            "'/srv/mlx/.mlx/gateway/a/m.joblib'",
+        ),
+        (
+            None,
+            ConnectionError("http://10.0.0.7:8011/v1 refused\nmore"),
+            "internal error (request r-1; the gateway's log has the detail)",
+            "internal error: ConnectionError: http://10.0.0.7:8011/v1 refused",
+        ),
+        (
+            "x",
+            RuntimeError(),
+            "endpoint 'x': internal error (request r-1; the gateway's log has the detail)",
+            "internal error: RuntimeError",
+        ),
+    ],
+)
+def test_an_internal_error_tells_the_caller_where_never_the_exceptions_words(
+    endpoint: str | None, exc: Exception, said: str, kept: str
+) -> None:
+    fail = internal_error(endpoint, "r-1", exc)
+    assert (fail.status, fail.message, fail.logged_error) == (500, said, kept)
+    assert fail.logged  # a variant was asked: the record keeps the detail
 
 
 # -- request ids -------------------------------------------------------------------------------

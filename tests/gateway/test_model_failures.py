@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.gateway.conftest import FEATURES, dump, log_url, routes, spec_dir, train, training_frame
-from tests.gateway.slow_models import Raises, linalg_error
+from tests.gateway.slow_models import Raises, Unreadable, linalg_error
 from tests.gateway.support import Reply, Served, model_variant, records, route
 
 pytestmark = pytest.mark.slow
@@ -65,6 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     dump(Raises(ValueError, f"cannot read {secret}: no such row", 3), art / "value" / "m.joblib")
     dump(Raises(linalg_error(), "Singular matrix", 3), art / "linalg" / "m.joblib")
     dump(Raises(ValueError, "could not convert 'north'", 2), art / "strings" / "m.joblib")
+    dump(Unreadable(3), art / "unreadable" / "m.joblib")
     good = model_variant("v1", 1, art / "a" / "model.joblib")
     bad = model_variant("v3", 3, art / "value" / "m.joblib")
     store = routes(spec)
@@ -84,6 +85,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "mirrored",
         route("mirrored", "model", [good, bad], stable="v1", candidate="v3", mirror=100),
     )
+    odd = model_variant("v6", 6, art / "unreadable" / "m.joblib")
+    store.put("default", "odd", route("odd", "model", [odd], stable="v6"))
     server = Served(spec).wait_ready()
     rows, _ = training_frame(seed=7)
     yield World(spec, server, model, rows.head(4), log_url(spec))
@@ -191,6 +194,17 @@ def test_a_500_names_endpoint_and_version_and_no_path(world: World) -> None:
     rec = world.record("broken", "no-path-1")  # the operator's record keeps the detail
     assert str(world.spec / "secret" / "features.csv") in rec.error
     assert str(world.spec) in world.server.output()  # and the server's stderr
+
+
+def test_a_model_whose_answer_cannot_be_encoded_is_the_models_500(world: World) -> None:
+    reply = world.invoke("odd", _positional(world), headers={"x-request-id": "odd-1"})
+    assert reply.status == 500, reply.body
+    doc = reply.json()
+    assert doc["error_code"] == "MODEL_ERROR"
+    assert doc["message"] == "endpoint 'odd' version 6: the model failed (TypeError)"
+    rec = world.record("odd", "odd-1")  # the operator's record keeps the exception's words
+    assert rec.status == 500 and rec.version == "6"
+    assert "Opaque" in rec.error, rec.error
 
 
 # -- item 11: one input format per body ---------------------------------------------------------
