@@ -21,6 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 READY = "mlx serve: listening on http://"
+#: rollouts.yaml's analysis.min_requests (50), and some to spare
+MIN_CANDIDATE_REQUESTS = 60
 
 
 def post(
@@ -42,6 +44,20 @@ def rows(n: int) -> dict[str, object]:
     keep = [header.index(c) for c in features]
     data = [[float(line.split(",")[i]) for i in keep] for line in lines[1 : n + 1]]
     return {"dataframe_split": {"columns": features, "data": data}}
+
+
+def canary_in_flight(mlx: list[str]) -> bool:
+    """Whether the rollout has a candidate taking traffic (`mlx rollout status --json`)."""
+    status = subprocess.run(
+        [*mlx, "rollout", "status", "tumor_classifier", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if status.returncode != 0:
+        return False
+    doc = json.loads(status.stdout)
+    return bool(doc.get("phase") == "progressing" and doc.get("candidate"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,20 +99,32 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([*mlx, "apply", "--yes"], check=True)
 
         stop = threading.Event()
-        served: dict[str, int] = {}
+        served: dict[str, int] = {}  # requests answered, by version
+        by_variant: dict[str, int] = {}
 
         def traffic() -> None:
             while not stop.is_set():
                 _, h = post(endpoint, rows(1), key=uuid.uuid4().hex)
                 served[h["x-mlx-version"]] = served.get(h["x-mlx-version"], 0) + 1
-                time.sleep(0.01)
+                by_variant[h["x-mlx-variant"]] = by_variant.get(h["x-mlx-variant"], 0) + 1
 
-        worker = threading.Thread(target=traffic, daemon=True)
-        worker.start()
+        workers = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        # The canary's analysis judges the traffic of its step (min_requests per variant):
+        # let the candidate answer enough of it before the controller's next pass looks —
+        # on a slow machine five seconds of traffic may not be enough, and no data is never
+        # a pass (the rollout would pause for a person).
+        deadline = time.monotonic() + (120 if canary_in_flight(mlx) else 0)
+        while by_variant.get("candidate", 0) < MIN_CANDIDATE_REQUESTS:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         print("--- generated traffic while `mlx rollout run` walks the canary:")
         run = subprocess.run([*mlx, "rollout", "run", "tumor_classifier"])
         stop.set()
-        worker.join(timeout=10)
+        for worker in workers:
+            worker.join(timeout=10)
         print(f"--- requests answered, by version: {dict(sorted(served.items()))}")
         subprocess.run([*mlx, "rollout", "status", "tumor_classifier"], check=False)
         print("--- what the inference log says, per variant (`mlx logs --summary`):")
