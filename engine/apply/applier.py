@@ -150,6 +150,8 @@ class Applier:
         #: hashes applied in this run, by address (a gate's definition for the release check)
         self.hashes: dict[str, tuple[str | None, str | None]] = {}
         self.blocked: set[str] = set()
+        #: a no-op change skipped for its dependencies: what it was skipped for
+        self._passed_through: dict[str, list[str]] = {}
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
@@ -303,6 +305,11 @@ class Applier:
     def _skip(self, change: ResourceChange, because: list[str]) -> None:
         with self._lock:
             self.blocked.add(change.address)
+            # a dependency that had nothing to do was only passed through: name what it
+            # waited on instead (the failed gate, not the unchanged endpoint in between)
+            because = sorted({c for a in because for c in self._passed_through.get(a, [a])})
+            if change.action is Action.NOOP:
+                self._passed_through[change.address] = because
         if change.action is not Action.NOOP:
             waiting = [a for a in because if self._in_progress(a)]
             if waiting and len(waiting) == len(because):

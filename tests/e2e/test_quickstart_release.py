@@ -55,6 +55,9 @@ def test_a_failing_candidate_cannot_reach_production_through_target(quickstart: 
     assert applied.code == 1, applied
     assert "evals.tumor_release: Gate FAILED" in applied.out
     assert "recall on site=east" in applied.out
+    # what held the release back is the gate, not the unchanged endpoint in between
+    skipped = "rollouts.tumor_classifier: skipped: depends on evals.tumor_release, which did"
+    assert f"{skipped} not apply" in applied.out, applied
     assert _production(quickstart) == 1
     evaluated = run_mlx(["eval", "tumor_release"], quickstart)
     assert evaluated.code == 1, evaluated  # the candidate fails on its own, too
