@@ -124,10 +124,30 @@ def _provenance(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _brief(value: Any) -> Any:
+    """A value for reading: an input schema, wherever it is nested (a version's outputs, the
+    versions a rollout holds), is one line naming its first columns (``--json`` has it all)."""
+    if isinstance(value, dict):
+        return {
+            k: _schema_line(v) if k == "input_schema" and isinstance(v, dict) else _brief(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_brief(v) for v in value]
+    return value
+
+
+def _schema_line(schema: dict[str, Any]) -> str:
+    columns = [c for c in schema.get("columns") or [] if isinstance(c, dict)]
+    shown = ", ".join(f"{c.get('name')} {c.get('type')}" for c in columns[:3])
+    more = ", ..." if len(columns) > 3 else ""
+    return f"{len(columns)} column(s): {shown}{more}"
+
+
 def _outputs_lines(outputs: dict[str, Any]) -> list[str]:
     lines = ["  outputs:"]
     lines.extend(
-        f"    {k} = {_json(v)}"
+        f"    {k} = {_json(_brief(v) if k != 'input_schema' else v)}"
         for k, v in sorted(outputs.items())
         if k not in ("report", "evidence")  # a gate's report is printed as written, below
     )
