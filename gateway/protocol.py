@@ -70,13 +70,17 @@ class _Deadlines(HttpToolsProtocol):
         self._await_headers()
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
+        # The parser sees the bytes first: a chunk that completes the headers may carry the
+        # start of the body too (a client writes both at once, the transport reads up to
+        # 256 KiB), and those body bytes are not header bytes. A chunk after which the
+        # headers are still incomplete was all headers.
+        reading = self._reading_headers
+        super().data_received(data)
+        if reading and self._reading_headers:
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 limit = self.max_header_bytes
                 self._refuse(431, "header_too_large", f"request headers over {limit} bytes")
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

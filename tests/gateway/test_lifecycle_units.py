@@ -296,3 +296,42 @@ def test_report_stop_counts_every_missing_record(
         assert len(lines) == 1
     else:
         assert lines[1].startswith("mlx serve: lost: ") and detail in lines[1]
+
+
+# -- the header limit counts header bytes, not the body sent with them ------------------------
+@pytest.mark.parametrize(
+    ("chunks", "refused"),
+    [
+        # headers and a large body in one read: the body is not headers
+        ([b"POST / HTTP/1.1\r\nHost: x\r\n\r\n" + b"b" * 200_000], False),
+        # headers that never end, a chunk at a time: refused once over the limit
+        ([b"POST / HTTP/1.1\r\nX-Big: " + b"a" * 40_000, b"a" * 40_000], True),
+        # headers under the limit, then their end and a body
+        ([b"POST / HTTP/1.1\r\nX: " + b"a" * 60_000, b"\r\n\r\n" + b"b" * 100_000], False),
+    ],
+)
+def test_the_header_limit_counts_only_what_came_before_the_headers_ended(
+    monkeypatch: pytest.MonkeyPatch, chunks: list[bytes], refused: bool
+) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from gateway.protocol import _Deadlines
+
+    seen = bytearray()
+
+    def parse(self: Any, data: bytes) -> None:  # the parser: headers end at the blank line
+        seen.extend(data)
+        if self._reading_headers and b"\r\n\r\n" in seen:
+            self.on_headers_complete()
+
+    monkeypatch.setattr(HttpToolsProtocol, "data_received", parse)
+    monkeypatch.setattr(HttpToolsProtocol, "on_headers_complete", lambda self: None)
+    proto = object.__new__(_Deadlines)
+    proto._reading_headers = True
+    proto._header_bytes = 0
+    proto.max_header_bytes = 65_536
+    refusals: list[int] = []
+    proto._refuse = lambda status, reason, message: refusals.append(status)  # type: ignore[method-assign]
+    for chunk in chunks:
+        proto.data_received(chunk)
+    assert refusals == ([431] if refused else [])
