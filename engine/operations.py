@@ -29,7 +29,7 @@ class ValidateResult:
 
 def validate(session: Session) -> ValidateResult:
     """Load, validate, resolve and build the graph; touch no state and no provider."""
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
     from engine.load import availability
     from engine.load.resolve import Resolver
     from engine.load.secrets import check_statically
@@ -177,7 +177,7 @@ def apply(
 
 def evaluate(session: Session, name: str, progress: Echo | None = None) -> Any:
     """Run one gate now, applying nothing (``mlx eval NAME``). Returns the gate's Result."""
-    from engine.diagnostics import MlxError, did_you_mean
+    from common.diagnostics import MlxError, did_you_mean
     from providers.contract import Gate
 
     address = name if name.startswith("evals.") else f"evals.{name}"

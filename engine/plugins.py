@@ -15,7 +15,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from common.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.load.spec_set import SpecSet
 from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
 from specs.introspect import kind_info

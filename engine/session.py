@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 
 if TYPE_CHECKING:  # kept out of the import path: `mlx plan` starts parsing before these load
     from engine.load.graph import SpecGraph

@@ -57,7 +57,7 @@ class KeyResolver:
     def _spec(self) -> SpecLookup | None:
         if not self._fresh:
             self._fresh = True
-            from engine.diagnostics import MlxError
+            from common.diagnostics import MlxError
             from engine.load.resolve import declared_specs
             from engine.session import Options, Session
 
@@ -76,7 +76,7 @@ class KeyResolver:
 
     def resolve(self, address: str) -> UpstreamKey:
         """The upstream key of the endpoint at ``address`` (``endpoints.NAME``)."""
-        from engine.diagnostics import MlxError
+        from common.diagnostics import MlxError
 
         lookup = self._spec()
         if lookup is None:

@@ -25,7 +25,7 @@ def log_url(session: Any, override: str | None = None) -> str:
 
 
 def _setting(session: Any) -> str | None:
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
 
     try:
         value = session.spec.settings.get("log")

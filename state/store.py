@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy import delete as sa_delete
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 from state import locks, migrations
 from state.commits import GroupCommit
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import networkx as nx
 
+from common.diagnostics import MlxError
 from engine.apply.heartbeat import Heartbeat
 from engine.apply.recording import checkpoint, record_touched
-from engine.diagnostics import MlxError
 from engine.load.resolve import Resolver
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Plan, Reason, ResourceChange

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: every error is one clear message on stderr and exit 1."""
     import gc
 
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
 
     # mlx builds large, long-lived object graphs (10k resources: millions of objects) and
     # creates few reference cycles; CPython's default collector thresholds re-scan them so

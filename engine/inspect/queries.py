@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.diagnostics import MlxError, did_you_mean
+from common.diagnostics import MlxError, did_you_mean
 from state.store import StateReader
 
 #: The action of a step recorded before it is taken (``engine.apply.recording.checkpoint``).

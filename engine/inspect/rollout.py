@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.diagnostics import MlxError, did_you_mean
+from common.diagnostics import MlxError, did_you_mean
 from engine.inspect.queries import merged_events
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session

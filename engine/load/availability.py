@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.diagnostics import Diagnostic, Source
+from common.diagnostics import Diagnostic, Source
 from engine.load.spec_set import SpecSet
 
 #: What nobody gets from a block that is left out, by section (default: nothing acts on it).

@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from engine.diagnostics import Diagnostic, MlxError, did_you_mean
+from common.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.load.references import Ref, RefSyntaxError, decode, parse_template
 from engine.load.spec_set import SpecSet
 from specs.introspect import kind_info

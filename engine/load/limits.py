@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.diagnostics import Diagnostic, MlxError, Source
+from common.diagnostics import Diagnostic, MlxError, Source
 
 #: Environment variables that override each limit (see docs/spec.md, "Files and limits").
 LIMIT_VARIABLES = {

@@ -19,6 +19,7 @@ import engine
 
 _CODE_FILES = (
     "specs",
+    "common",
     "engine/load/validate_file.py",
     "engine/load/yaml_parse.py",
     "engine/load/limits.py",

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import Source
+from common.diagnostics import Source
 
 PathItem = str | int
 

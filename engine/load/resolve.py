@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.diagnostics import Diagnostic, MlxError
+from common.diagnostics import Diagnostic, MlxError
 from engine.load.graph import SpecGraph
 from engine.load.references import Ref
 from engine.load.spec_set import SpecSet

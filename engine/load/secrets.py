@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.diagnostics import Diagnostic
+from common.diagnostics import Diagnostic
 from engine.load.graph import SpecGraph
 from engine.load.references import Ref
 from engine.load.spec_set import SpecSet

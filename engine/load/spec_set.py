@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import Diagnostic, MlxError, Source
+from common.diagnostics import Diagnostic, MlxError, Source
 from engine.load.limits import Limits, too_big
 from engine.load.parse_cache import ParseCache
 from engine.load.positions import locate

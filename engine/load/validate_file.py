@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.diagnostics import Diagnostic, did_you_mean
+from common.diagnostics import Diagnostic, did_you_mean
 from engine.load.positions import locate
 from engine.load.references import RefSyntaxError, encode, find_templates, parse_template
 from engine.plan.hashes import static_hashes

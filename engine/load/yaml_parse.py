@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from engine.diagnostics import Diagnostic, Source
+from common.diagnostics import Diagnostic, Source
 from engine.load.limits import LIMIT_VARIABLES, Limits, too_big
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -14,8 +14,8 @@ from typing import Any
 
 import networkx as nx
 
+from common.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.apply.heartbeat import Heartbeat
-from engine.diagnostics import Diagnostic, MlxError, did_you_mean
 from engine.load import availability, secrets
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 from specs.introspect import kind_info
 
 Fingerprint = Callable[[str], "str | None"]

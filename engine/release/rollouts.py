@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from common.diagnostics import MlxError, did_you_mean
 from engine.apply.recording import base_of, checkpoint, record_touched
-from engine.diagnostics import MlxError, did_you_mean
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
 from providers.contract import Change, Completion, Desired, Prior, ProviderError

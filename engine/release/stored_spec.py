@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 from engine.load.spec_set import Decl, SpecSet
 from engine.plan.model import Pin
 from specs.introspect import kind_info

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from common.diagnostics import Diagnostic, MlxError
 from engine.apply.applier import Applier, ApplyReport
-from engine.diagnostics import Diagnostic, MlxError
 from engine.load.spec_set import SpecSet
 from engine.plan.model import Plan, PlanOptions
 from engine.plan.planner import Planner

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.diagnostics import MlxError
 from engine import operations
 from engine.apply.applier import ApplyReport
-from engine.diagnostics import MlxError
 from engine.plan.model import Plan, PlanOptions
 from engine.release import workflows as release
 from engine.session import Options, Session

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 from engine.load.graph import build, to_dot, to_mermaid
 from engine.load.spec_set import load
 from tests.conftest import write_spec

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.diagnostics import Diagnostic, MlxError, Source
+from common.diagnostics import Diagnostic, MlxError, Source
 from engine.load import spec_set as loader
 from engine.load.yaml_parse import Limits, parse, unquoted_flow_reference
 

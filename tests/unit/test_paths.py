@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.diagnostics import MlxError
+from common.diagnostics import MlxError
 from engine.load import spec_set as loader
 from providers.contract import Context, Desired, Problem
 from providers.file_alert import FileAlertProvider

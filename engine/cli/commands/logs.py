@@ -71,8 +71,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         interval: float,
     ) -> None:
         """Print the inference log of ENDPOINT: one line per request, oldest first."""
+        from common.diagnostics import MlxError
         from engine.cli.app import session_for
-        from engine.diagnostics import MlxError
 
         if summary and follow:
             raise MlxError("--summary and --follow do not go together")
@@ -91,7 +91,7 @@ def _opened(
 ) -> tuple[Any, float | None]:
     """The log's store (None: nothing served yet) and the ``--since`` time; an endpoint
     neither the log nor the spec knows is an error naming the ones there are."""
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
     from inference.location import log_url
     from inference.times import parse_since
 
@@ -196,7 +196,7 @@ def _logs(
 
 def _open(url: str, *, create: bool) -> Any:
     """The store, or None for a SQLite file that does not exist (never created by reading)."""
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
     from inference.store import LogError, open_log
 
     if url.startswith("sqlite:///") and not create:
@@ -211,7 +211,7 @@ def _open(url: str, *, create: bool) -> Any:
 
 def _declared_endpoints(session: Any) -> set[str]:
     """Endpoints the spec declares (known even before they have served anything)."""
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
 
     try:
         decls = session.spec.decls.values()
@@ -221,7 +221,7 @@ def _declared_endpoints(session: Any) -> set[str]:
 
 
 def _unknown(endpoint: str, url: str, environment: str, logged: list[str], store: Any) -> str:
-    from engine.diagnostics import did_you_mean
+    from common.diagnostics import did_you_mean
     from inference.store import redact_url
 
     where = f"the inference log at {redact_url(url)}"

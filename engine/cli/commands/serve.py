@@ -124,7 +124,7 @@ def _serve(
     keep_alive: float,
     max_connections: int,
 ) -> int:
-    from engine.diagnostics import MlxError
+    from common.diagnostics import MlxError
 
     try:
         import gateway.server as server
