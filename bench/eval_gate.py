@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from providers.contract import Context, Desired, Prior  # noqa: E402
+from contract import Context, Desired, Prior  # noqa: E402
 from providers.gates.provider import GateProvider  # noqa: E402
 
 

@@ -16,9 +16,7 @@ from typing import Any
 from analysis.base import AnalysisError
 from analysis.canary import VariantStats
 from analysis.shadow import Pair
-from controller import reconcile
-from controller.state import Phase, RolloutState, variant_name
-from providers.contract import (
+from contract import (
     AlertMessage,
     Completion,
     Peers,
@@ -29,6 +27,8 @@ from providers.contract import (
     Traffic,
     Variant,
 )
+from controller import reconcile
+from controller.state import Phase, RolloutState, variant_name
 from specs.rollouts import Rollout
 
 Clock = Any  # a callable returning epoch seconds

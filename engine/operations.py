@@ -178,7 +178,7 @@ def apply(
 def evaluate(session: Session, name: str, progress: Echo | None = None) -> Any:
     """Run one gate now, applying nothing (``mlx eval NAME``). Returns the gate's Result."""
     from common.diagnostics import MlxError, did_you_mean
-    from providers.contract import Gate
+    from contract import Gate
 
     address = name if name.startswith("evals.") else f"evals.{name}"
     if address not in session.spec.decls:

@@ -1,4 +1,4 @@
-"""The engine's side of ``providers.contract.Peers``: cross-resource access for providers.
+"""The engine's side of ``contract.Peers``: cross-resource access for providers.
 
 A gate needs its subject's previous artifact, a rollout moves its subject's
 alias or an endpoint's traffic, a monitor alerts a channel: each goes through
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import (
+from contract import (
     AlertMessage,
     Desired,
     Notifier,

@@ -16,8 +16,8 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from common.diagnostics import Diagnostic, MlxError, did_you_mean
+from contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
 from engine.load.spec_set import SpecSet
-from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
 from specs.introspect import kind_info
 
 GROUP = "mlx.providers"
@@ -132,7 +132,7 @@ class Unsupported(Provider):
         return []
 
     def _refuse(self, address: str) -> Result:
-        from providers.contract import ProviderError
+        from contract import ProviderError
 
         raise ProviderError(
             f"{address}: not yet supported by this provider "

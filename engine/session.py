@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from common.diagnostics import MlxError
 
 if TYPE_CHECKING:  # kept out of the import path: `mlx plan` starts parsing before these load
+    from contract import Context
     from engine.load.graph import SpecGraph
     from engine.load.resolve import Inputs
     from engine.load.spec_set import PendingLoad, SpecSet
-    from providers.contract import Context
     from state.store import StateReader, StateStore, StateWriter
 
 DEFAULT_STATE = "sqlite:///.mlx/state.db"
@@ -188,7 +188,7 @@ class Session:
     # -- providers ------------------------------------------------------------------
     def provider_context(self) -> Context:
         """Where providers run; ``allowed_paths``: the spec's ``mlx.paths``, made absolute."""
-        from providers.contract import Context
+        from contract import Context
 
         paths = self.spec.settings.get("paths") or ()
         allowed = tuple(Path(os.path.normpath(self.root / str(p))) for p in paths)

@@ -112,7 +112,7 @@ class PromptVariant:
         return Prepared(out, model, estimate, rule)
 
     def _render(self, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
-        from providers.contract import ProviderError
+        from contract import ProviderError
         from providers.gates.llm.prompt import render
 
         try:

@@ -1,1 +1,1 @@
-"""Providers: the contract (``providers.contract``), embedded defaults and the conformance kit."""
+"""Providers: the contract (``contract``), embedded defaults and the conformance kit."""

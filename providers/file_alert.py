@@ -7,8 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from providers.channels import ChannelRecords
-from providers.contract import (
+from contract import (
     AlertMessage,
     Change,
     Desired,
@@ -20,6 +19,7 @@ from providers.contract import (
     ProviderError,
     Result,
 )
+from providers.channels import ChannelRecords
 from providers.files import PathGuard, PathRefused
 
 _CONFIG_KEYS = ("path", "severity", "owner")

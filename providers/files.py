@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 
 _CHUNK = 1 << 20
 #: A file changed less than this before it was hashed may change again within the

@@ -24,8 +24,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from providers.channels import ChannelRecords
-from providers.contract import (
+from contract import (
     AlertMessage,
     Change,
     Desired,
@@ -37,6 +36,7 @@ from providers.contract import (
     ProviderError,
     Result,
 )
+from providers.channels import ChannelRecords
 from specs.providers import WebhookProviderConfig
 
 _FORMATS = ("webhook", "slack")

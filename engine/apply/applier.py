@@ -29,6 +29,8 @@ from typing import Any
 import networkx as nx
 
 from common.diagnostics import MlxError
+from contract import Change as ProviderChange
+from contract import Completion, Desired, Prior, Provider, ProviderError, Result
 from engine.apply.heartbeat import Heartbeat
 from engine.apply.recording import checkpoint, record_touched
 from engine.load.resolve import Resolver
@@ -38,8 +40,6 @@ from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import Unknown, contains, redact, reveal
-from providers.contract import Change as ProviderChange
-from providers.contract import Completion, Desired, Prior, Provider, ProviderError, Result
 from specs.introspect import kind_info
 from state.evidence import Verdict, now
 from state.status import Status, VersionStatus

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract import AlertMessage, Prior, ProviderError
 from engine.plugins import ProviderSet, prior_of
-from providers.contract import AlertMessage, Prior, ProviderError
 from state.store import Record, StateReader, StateWriter
 
 READ_PARALLELISM = 8

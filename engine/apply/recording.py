@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from contract import ProviderError
 from engine.plugins import ProviderSet, prior_of
-from providers.contract import ProviderError
 from state.status import Status
 from state.store import Record, StateWriter
 

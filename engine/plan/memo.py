@@ -30,7 +30,7 @@ from typing import Any
 FORMAT = 1
 #: Files changed this close to when the memo was written are not trusted (racy stat).
 RACY_NS = 2_000_000_000
-_PACKAGES = ("common", "engine", "specs", "state", "providers", "controller")
+_PACKAGES = ("common", "contract", "engine", "specs", "state", "providers", "controller")
 
 
 def memo_file(data_dir: Path, workspace: str) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from common.diagnostics import Diagnostic, MlxError, did_you_mean
+from contract import Desired, Prior, Provider, ProviderError, Registry
 from engine.apply.heartbeat import Heartbeat
 from engine.load import availability, secrets
 from engine.load.resolve import Resolver
@@ -28,7 +29,6 @@ from engine.plugins import ProviderSet, prior_of
 from engine.release import evidence
 from engine.session import Session
 from engine.values import UNKNOWN, redact, reveal, secret_paths
-from providers.contract import Desired, Prior, Provider, ProviderError, Registry
 from specs.introspect import kind_info
 from state.status import Status
 from state.store import IndexRow, Record, StateReader
@@ -565,7 +565,7 @@ class Planner:
 
     def _run_gates(self) -> None:
         """``--run-evals``: judge each gate this plan would run, changing nothing."""
-        from providers.contract import Gate, ProviderError
+        from contract import Gate, ProviderError
 
         for p in self.planned.values():
             if p.action is not Action.RUN or not isinstance(p.provider, Gate):

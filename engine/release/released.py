@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from providers.contract import Released
+from contract import Released
 from specs.introspect import kind_info
 from state.evidence import Verdict
 from state.status import Status

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.diagnostics import MlxError, did_you_mean
+from contract import Change, Completion, Desired, Prior, ProviderError
 from engine.apply.recording import base_of, checkpoint, record_touched
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
-from providers.contract import Change, Completion, Desired, Prior, ProviderError
 from state.status import Status, VersionStatus
 from state.store import Record, StateWriter
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from contract import ProviderError
 from providers.aws.session import aws_error, error_code, status_code
-from providers.contract import ProviderError
 
 #: Object metadata key holding the sha256 of an object mlx uploaded.
 SHA_META = "mlx-sha256"

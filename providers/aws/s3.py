@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from providers.aws import objects
-from providers.aws.objects import ObjectInfo, S3Location
-from providers.aws.session import aws_error, make_client, settings
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,
@@ -39,6 +36,9 @@ from providers.contract import (
     Registry,
     Result,
 )
+from providers.aws import objects
+from providers.aws.objects import ObjectInfo, S3Location
+from providers.aws.session import aws_error, make_client, settings
 from providers.files import PathRefused, confined, hasher_for
 from specs.providers import S3ProviderConfig
 

@@ -36,6 +36,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract import (
+    Change,
+    Context,
+    Desired,
+    Observed,
+    Prior,
+    Problem,
+    Provider,
+    ProviderError,
+    Result,
+    Role,
+    Serving,
+    Traffic,
+    Variant,
+    VariantMetrics,
+)
 from providers.aws import sagemaker_artifacts as artifacts
 from providers.aws import sagemaker_names as names
 from providers.aws import sagemaker_traffic as traffic_rules
@@ -61,22 +77,6 @@ from providers.aws.sagemaker_live import (
 )
 from providers.aws.sagemaker_metrics import variant_metrics, window
 from providers.aws.session import make_client, settings
-from providers.contract import (
-    Change,
-    Context,
-    Desired,
-    Observed,
-    Prior,
-    Problem,
-    Provider,
-    ProviderError,
-    Result,
-    Role,
-    Serving,
-    Traffic,
-    Variant,
-    VariantMetrics,
-)
 from specs.providers import SageMakerProviderConfig
 
 

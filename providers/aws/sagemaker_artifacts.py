@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from contract import Peers, ProviderError, Variant
 from providers.aws import objects
 from providers.aws import sagemaker_archive as archive
 from providers.aws import sagemaker_names as names
 from providers.aws.objects import S3Location
 from providers.aws.sagemaker_live import fail
-from providers.contract import Peers, ProviderError, Variant
 
 
 def location(bucket: str, prefix: str, endpoint: str, fingerprint: str) -> S3Location:

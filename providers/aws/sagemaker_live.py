@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract import ProviderError, Traffic
 from providers.aws.session import aws_error, error_code
-from providers.contract import ProviderError, Traffic
 
 TAG_ADDRESS = "mlx:address"
 TAG_OWNER = "mlx:owner"

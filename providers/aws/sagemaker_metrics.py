@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from providers.contract import VariantMetrics
+from contract import VariantMetrics
 
 NAMESPACE = "AWS/SageMaker"
 _PERCENTILES = ("p50", "p95", "p99")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contract import ProviderError, Traffic
 from providers.aws.sagemaker_live import TAG_CANDIDATE, TAG_STABLE, TAG_WEIGHT, LiveEndpoint
-from providers.contract import ProviderError, Traffic
 
 
 def validate(address: str, traffic: Traffic) -> None:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 
 _lock = threading.Lock()
 

@@ -14,8 +14,7 @@ import json
 import threading
 from typing import Any
 
-from providers.aws.session import aws_error, error_code, make_client, settings
-from providers.contract import (
+from contract import (
     AlertMessage,
     Change,
     Context,
@@ -29,6 +28,7 @@ from providers.contract import (
     ProviderError,
     Result,
 )
+from providers.aws.session import aws_error, error_code, make_client, settings
 from specs.providers import SnsProviderConfig
 
 _SUBJECT_MAX = 100  # SNS refuses longer subjects

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from providers.contract import Context, Desired, Peers, ProviderError
+from contract import Context, Desired, Peers, ProviderError
 from providers.files import FileHasher
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

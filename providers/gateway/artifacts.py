@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract import ProviderError
 from gateway.integrity import manifest_digest
-from providers.contract import ProviderError
 
 MANIFEST = ".mlx-artifact.json"
 _CHUNK = 1 << 20

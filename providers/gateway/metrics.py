@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from providers.contract import Role, VariantMetrics
+from contract import Role, VariantMetrics
 
 if TYPE_CHECKING:
     from inference.store import LogStore

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from providers.contract import Context, ProviderError
+from contract import Context, ProviderError
 
 if TYPE_CHECKING:
     from inference.store import LogStore

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from providers.contract import Peers, ProviderError, Variant
+from contract import Peers, ProviderError, Variant
 from providers.gateway.artifacts import ArtifactCache, Installed
 from providers.gateway.routes import kind_of
 

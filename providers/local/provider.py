@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

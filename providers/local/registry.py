@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.files import FileHasher
 
 

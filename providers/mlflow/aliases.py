@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.mlflow import tags as T
 from providers.mlflow.client import as_int, ignore_missing, is_not_found
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from providers.contract import MissingExtra, ProviderError
+from contract import MissingExtra, ProviderError
 
 #: How mlx calls a tracking server, unless these variables are set already. MLflow retries
 #: (urllib3, every method) refused and dropped connections, read timeouts and HTTP 408, 429,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import Desired, Observed, Prior, ProviderError
+from contract import Desired, Observed, Prior, ProviderError
 from providers.mlflow import tags as T
 from providers.mlflow.aliases import AliasedRegistry
 from providers.mlflow.client import as_int, is_not_found

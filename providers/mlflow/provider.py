@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from providers.contract import Desired
+from contract import Desired
 
 PREFIX = "mlx."
 FINGERPRINT = "mlx.fingerprint"

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from providers.contract import Change, Context, Desired, Prior, Provider, ProviderError, Result
+from contract import Change, Context, Desired, Prior, Provider, ProviderError, Result
 from providers.testing.peers import FakePeers
 
 BEHAVIOUR = Change(behaviour=True, content=True)

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from providers.contract import Change, DiffResult, Prior, Provider
+from contract import Change, DiffResult, Prior, Provider
 from providers.testing import opened
 from providers.testing.base import BEHAVIOUR, METADATA, Conformance
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from providers.contract import Gate, Provider, Result
+from contract import Gate, Provider, Result
 from providers.testing.base import BEHAVIOUR, METADATA
 from providers.testing.crud import CrudConformance
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import AlertMessage, Notifier, Prior, Provider, ProviderError
+from contract import AlertMessage, Notifier, Prior, Provider, ProviderError
 from providers.testing.base import METADATA
 from providers.testing.crud import CrudConformance
 

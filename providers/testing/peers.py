@@ -1,4 +1,4 @@
-"""``FakePeers``: every method of ``providers.contract.Peers``, in memory.
+"""``FakePeers``: every method of ``contract.Peers``, in memory.
 
 The engine hands a provider a ``Peers`` to reach *other* resources (a gate
 loads its subject's artifact, a rollout moves an alias, a monitor sends an
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from providers.contract import AlertMessage, Prior, ProviderError, Released, Serving
+from contract import AlertMessage, Prior, ProviderError, Released, Serving
 
 #: Calls that change something outside the caller (what a gate must never make).
 WRITES = frozenset({"set_alias", "notify"})

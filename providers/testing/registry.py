@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from providers.contract import Desired, Prior, Provider, ProviderError, Registry, Result
+from contract import Desired, Prior, Provider, ProviderError, Registry, Result
 from providers.testing.base import BEHAVIOUR
 from providers.testing.crud import CrudConformance
 

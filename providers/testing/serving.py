@@ -51,7 +51,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import (
+from contract import (
     AlertMessage,
     Change,
     Desired,

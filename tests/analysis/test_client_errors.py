@@ -150,9 +150,9 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_the_log_summary_counts_4xx_but_not_499(log_url: str) -> None:
     """What the controller reads: 4xx per variant, 499 in neither count, and the
     analysis's request count is the answers given (the same SQL on both databases)."""
+    from contract import Role
     from inference.records import InferenceRecord
     from inference.store import open_log
-    from providers.contract import Role
     from providers.gateway.metrics import role_metrics
 
     store = open_log(log_url)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import AlertMessage, Context, Desired, Prior, ProviderError, Released
+from contract import AlertMessage, Context, Desired, Prior, ProviderError, Released
 from providers.files import FileHasher
 from providers.gates.provider import GateProvider
 from providers.gates.testing_server import OpenAIStub

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.gates.llm import text
 from providers.gates.llm.assertions import Answer, check
 from specs.evals import Assertion

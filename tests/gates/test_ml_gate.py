@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import Change, Prior
+from contract import Change, Prior
 from tests.gates.conftest import Bench, CancerData, train_cancer, write_csv
 
 SUBJECT = "models.clf"

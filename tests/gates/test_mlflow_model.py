@@ -27,7 +27,7 @@ def test_an_mlflow_model_directory_loads_and_predicts_like_the_model(tmp_path: P
 
 
 def test_a_broken_mlflow_directory_fails_with_a_clear_error(tmp_path: Path) -> None:
-    from providers.contract import ProviderError
+    from contract import ProviderError
 
     directory = tmp_path / "model"
     directory.mkdir()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from providers.contract import Desired, Provider
+from contract import Desired, Provider
 from providers.gates.provider import GateProvider
 from providers.gates.testing_server import OpenAIStub
 from providers.testing import GateConformance

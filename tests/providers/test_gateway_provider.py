@@ -19,9 +19,7 @@ from typing import Any
 
 import pytest
 
-from inference.records import Feedback, InferenceRecord
-from inference.store import open_log
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,
@@ -31,6 +29,8 @@ from providers.contract import (
     Traffic,
     Variant,
 )
+from inference.records import Feedback, InferenceRecord
+from inference.store import open_log
 from providers.gateway.artifacts import MANIFEST
 from providers.gateway.provider import GatewayProvider
 from providers.testing import CrudConformance

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import Change, Desired, Peers, Provider, Result
+from contract import Change, Desired, Peers, Provider, Result
 from providers.local.provider import LocalRegistryProvider
 from providers.testing import FakePeers, ProviderConformance
 from providers.testing.crud import CrudConformance

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from providers.contract import Desired, Prior, Provider, ProviderError
+from contract import Desired, Prior, Provider, ProviderError
 from providers.file_alert import FileAlertProvider
 from providers.local.provider import LocalRegistryProvider
 from providers.testing import NotifierConformance, RegistryConformance

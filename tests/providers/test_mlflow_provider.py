@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import Change, Context, Desired, MissingExtra, Prior, Provider
+from contract import Change, Context, Desired, MissingExtra, Prior, Provider
 from providers.mlflow.provider import MlflowProvider  # imports mlflow only when used
 from providers.testing import RegistryConformance
 from providers.testing.faults import inject
@@ -445,7 +445,7 @@ def test_restore_registers_a_deleted_version_again_from_its_run(
 def test_restore_of_a_version_gone_for_good_is_a_clear_error(
     tmp_path: Path, mlflow_db: str
 ) -> None:
-    from providers.contract import ProviderError
+    from contract import ProviderError
 
     provider = make(tmp_path, mlflow_db)
     v1 = applied(provider, prompt_spec(tmp_path, "v1"))
@@ -491,7 +491,7 @@ def test_s3_artifact_is_registered_as_is(
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    from providers.contract import ProviderError
+    from contract import ProviderError
     from tests.providers.conftest import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.contract import Change, Desired, Prior, Provider, ProviderError
+from contract import Change, Desired, Prior, Provider, ProviderError
 from providers.mlflow.provider import MlflowProvider
 from providers.testing import FlakyProxy, RegistryConformance
 from tests.conftest import REPO, run_mlx

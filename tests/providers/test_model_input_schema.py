@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import Context, Desired, Provider, ProviderError
+from contract import Context, Desired, Provider, ProviderError
 from providers.local.provider import LocalRegistryProvider
 from tests.gateway.conftest import train
 

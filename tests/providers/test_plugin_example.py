@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.contract import Provider
+from contract import Provider
 
 PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugin"
 sys.path.insert(0, str(PLUGIN / "src"))  # as `pip install -e examples/plugin` would

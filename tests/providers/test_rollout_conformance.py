@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from providers.contract import Desired, Prior, Provider, ProviderError
+from contract import Desired, Prior, Provider, ProviderError
 from providers.rollout import RolloutProvider
 from providers.testing import CrudConformance
 

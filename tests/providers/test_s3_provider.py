@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from contract import Change, Context, Desired, Prior, Provider, ProviderError
 from providers.aws.s3 import S3Provider
 from providers.aws.session import make_client
-from providers.contract import Change, Context, Desired, Prior, Provider, ProviderError
 from providers.testing import FlakyProxy, RegistryConformance
 
 BODIES = {"v1": b"weights-v1", "v2": b"weights-v2", "v3": b"weights-v3"}

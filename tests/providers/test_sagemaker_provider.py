@@ -21,12 +21,7 @@ from typing import Any
 
 import pytest
 
-from providers.aws import sagemaker_archive as archive
-from providers.aws import sagemaker_names as names
-from providers.aws.sagemaker import SageMakerProvider
-from providers.aws.sagemaker_metrics import summarize_latency, window
-from providers.aws.session import make_client
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,
@@ -36,6 +31,11 @@ from providers.contract import (
     Traffic,
     Variant,
 )
+from providers.aws import sagemaker_archive as archive
+from providers.aws import sagemaker_names as names
+from providers.aws.sagemaker import SageMakerProvider
+from providers.aws.sagemaker_metrics import summarize_latency, window
+from providers.aws.session import make_client
 from providers.testing.serving import (
     ENDPOINT,
     SUBJECT,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from contract import AlertMessage, Context, Desired, Prior, Provider, ProviderError
 from providers.aws.session import make_client
 from providers.aws.sns import SnsProvider
-from providers.contract import AlertMessage, Context, Desired, Prior, Provider, ProviderError
 from providers.testing import FlakyProxy, NotifierConformance
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from contract import AlertMessage, Context, Desired, Prior, Provider, ProviderError
 from providers import webhook
-from providers.contract import AlertMessage, Context, Desired, Prior, Provider, ProviderError
 from providers.testing import FlakyProxy, NotifierConformance
 from providers.webhook import SlackProvider, WebhookProvider
 from tests.providers.conftest import Receiver

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

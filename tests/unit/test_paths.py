@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from common.diagnostics import MlxError
+from contract import Context, Desired, Problem
 from engine.load import spec_set as loader
-from providers.contract import Context, Desired, Problem
 from providers.file_alert import FileAlertProvider
 from providers.files import FileHasher, PathRefused, confined
 from providers.gates.provider import GateProvider

@@ -456,7 +456,7 @@ class FakeServing:
         self.calls.append(("retire", variant))
 
     def variant_metrics(self, endpoint: Any, since: float, until: float) -> Any:
-        from providers.contract import VariantMetrics
+        from contract import VariantMetrics
 
         self.windows.append((since, until))
         return {
@@ -474,9 +474,9 @@ class FakeServing:
 
 
 def _drive(tmp_path: Path, serving: FakeServing, now: float) -> Any:
+    from contract import Prior, Serving
+    from contract import Traffic as LiveTraffic
     from controller.drive import Drive
-    from providers.contract import Prior, Serving
-    from providers.contract import Traffic as LiveTraffic
     from providers.testing.peers import FakePeers
 
     Serving.register(FakeServing)
@@ -488,7 +488,7 @@ def _drive(tmp_path: Path, serving: FakeServing, now: float) -> Any:
 
 
 def _live(weight: int) -> Any:
-    from providers.contract import Traffic as LiveTraffic
+    from contract import Traffic as LiveTraffic
 
     return LiveTraffic("v1", "v2", weight, 0)
 
@@ -503,8 +503,8 @@ def test_drive_puts_the_traffic_back_where_the_record_says(tmp_path: Path) -> No
 
 
 def test_drive_settles_a_completion_recorded_before_its_traffic_moved(tmp_path: Path) -> None:
-    from providers.contract import Completion
-    from providers.contract import Traffic as LiveTraffic
+    from contract import Completion
+    from contract import Traffic as LiveTraffic
 
     done = advance(SPEC, at_step_two(), Observation(T0 + 20 * MIN, metrics=HEALTHY)).state
     serving = FakeServing(live=_live(50))
@@ -539,7 +539,7 @@ def test_drive_counts_statistics_it_cannot_judge_as_an_error(tmp_path: Path) -> 
     serving.metrics = {}
 
     def broken(endpoint: Any, since: float, until: float) -> Any:
-        from providers.contract import VariantMetrics
+        from contract import VariantMetrics
 
         return {"candidate": VariantMetrics(requests=1, server_errors=5)}
 

@@ -16,7 +16,7 @@ import mlx_dirstore.provider as dirstore
 import pytest
 from mlx_dirstore import DirStoreProvider
 
-from providers.contract import Context, Desired, Prior, Provider, ProviderError
+from contract import Context, Desired, Prior, Provider, ProviderError
 from providers.testing import RegistryConformance
 from providers.testing.faults import inject
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.gates.llm import text
 from specs.evals import Assertion
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from specs.base import SpecModel
 from specs.evals import Assertion
 

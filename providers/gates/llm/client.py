@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from specs.evals import OpenAIClient, PythonClient
 
 MAX_BACKOFF_S = 30.0

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from providers.contract import Desired, ProviderError
+from contract import Desired, ProviderError
 from providers.gates.common import GateEnv, Verdict, now, version_of
 from providers.gates.llm import text
 from providers.gates.llm.assertions import Similarity

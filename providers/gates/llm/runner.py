@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.gates.llm.assertions import Answer, Checked, Similarity, check
 from providers.gates.llm.cache import ResponseCache, cache_key
 from providers.gates.llm.cases import Case

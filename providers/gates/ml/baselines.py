@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from providers.contract import Desired, Peers, ProviderError
+from contract import Desired, Peers, ProviderError
 from specs.evals import AliasBaseline, Baseline, HeuristicBaseline, ModelBaseline
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from providers.contract import Desired, ProviderError
+from contract import Desired, ProviderError
 from providers.gates.common import GateEnv, Verdict, now, version_of
 from providers.gates.ml import predict
 from providers.gates.ml.baselines import BaselinePlan, plan_baseline

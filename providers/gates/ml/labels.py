@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.gates.ml.metrics import REGRESSION
 
 

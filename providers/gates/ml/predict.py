@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from providers.contract import ProviderError
+from contract import ProviderError
 from providers.gates.ml.labels import Truth, key
 from providers.gates.ml.metrics import Scored
 from providers.gates.ml.table import Table

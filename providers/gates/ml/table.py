@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from providers.contract import ProviderError
+from contract import ProviderError
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 

@@ -6,7 +6,7 @@ Layout under ``root``::
     <section>/<name>/<n>/content      the file, as registered
     <section>/<name>/<n>/version.json its fingerprint
 
-It uses nothing of mlx but ``providers.contract`` (and ``providers.testing``
+It uses nothing of mlx but ``contract`` (and ``providers.testing``
 in its tests), which is all a third-party provider should need.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from providers.contract import (
+from contract import (
     Change,
     Context,
     Desired,

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from providers.contract import Change, Desired, Observed, Prior, Problem, Provider, Result
+from contract import Change, Desired, Observed, Prior, Problem, Provider, Result
 from specs.base import OwnedResource
 from specs.kinds import Kind
 
