@@ -1,12 +1,12 @@
-"""Rendering `mlx history`, `mlx show` and `mlx diff` (the data: ``engine.inspect.queries``)."""
+"""Rendering `mlx history`, `mlx show` and `mlx diff` (the data: ``readmodels.queries``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from engine.inspect.queries import describe_changes
 from engine.render.table import table
+from readmodels.queries import describe_changes
 
 
 def render_history(rows: list[dict[str, Any]]) -> str:

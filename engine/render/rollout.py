@@ -1,4 +1,4 @@
-"""Rendering ``mlx rollout status`` (the data: ``engine.inspect.rollout``)."""
+"""Rendering ``mlx rollout status`` (the data: ``readmodels.rollout``)."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def status(ctx: click.Context, name: str, as_json: bool) -> None:
         """Step n/m, desired vs live weights, the last analyses, what comes next."""
         from engine.cli.app import session_for
-        from engine.inspect.rollout import status_of
         from engine.render.rollout import render_status
+        from readmodels.rollout import status_of
 
         data = status_of(session_for(ctx), name)
         if as_json:

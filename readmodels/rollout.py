@@ -8,9 +8,9 @@ from typing import Any
 
 from common.diagnostics import MlxError, did_you_mean
 from contract import ProviderError, Serving, capability
-from engine.inspect.queries import merged_events
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
+from readmodels.queries import merged_events
 
 
 def status_of(session: Session, name: str) -> dict[str, Any]:
