@@ -62,7 +62,7 @@ def test_plan_imports_no_ml_or_cloud_packages(tmp_path) -> None:  # type: ignore
 def _run_script(body: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The console script's ``run`` in a fresh interpreter, after ``body`` ran."""
     argv = ["mlx", *args]
-    code = f"import sys\n{body}\nsys.argv = {argv!r}\nfrom engine.cli.app import run\nrun()\n"
+    code = f"import sys\n{body}\nsys.argv = {argv!r}\nfrom cli.app import run\nrun()\n"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
@@ -90,10 +90,7 @@ def test_the_console_script_keeps_every_exit_code() -> None:
     assert unknown.returncode == 1 and "No such command" in unknown.stderr
     for raised, code, stderr in (("'went wrong'", 1, "went wrong"), ("3", 3, ""), ("None", 0, "")):
         body = (
-            "import engine.cli.app as app\n"
-            "def main():\n"
-            f"    raise SystemExit({raised})\n"
-            "app.main = main"
+            f"import cli.app as app\ndef main():\n    raise SystemExit({raised})\napp.main = main"
         )
         proc = _run_script(body)
         assert proc.returncode == code, (raised, proc)

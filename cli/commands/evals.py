@@ -18,8 +18,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Run the gate NAME (evals.NAME) against the current spec; exit 1 if it fails."""
         import json
 
+        from cli.app import EXIT_ERROR, EXIT_OK, session_for
         from engine import operations
-        from engine.cli.app import EXIT_ERROR, EXIT_OK, session_for
 
         result = operations.evaluate(
             session_for(ctx), name, progress=lambda line: click.echo(line, err=True)

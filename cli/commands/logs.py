@@ -71,8 +71,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         interval: float,
     ) -> None:
         """Print the inference log of ENDPOINT: one line per request, oldest first."""
+        from cli.app import session_for
         from common.diagnostics import MlxError
-        from engine.cli.app import session_for
 
         if summary and follow:
             raise MlxError("--summary and --follow do not go together")

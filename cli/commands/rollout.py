@@ -24,7 +24,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def status(ctx: click.Context, name: str, as_json: bool) -> None:
         """Step n/m, desired vs live weights, the last analyses, what comes next."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.render.rollout import render_status
         from readmodels.rollout import status_of
 
@@ -37,7 +37,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def _request(
         ctx: click.Context, name: str, request: str, reason: str | None, as_json: bool
     ) -> None:
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.release.rollouts import step
 
         operation = "rollout-" + request.split("-")[0]
@@ -90,7 +90,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def run(ctx: click.Context, name: str | None, once: bool, as_json: bool) -> int:
         """Drive NAME (default: every rollout in progress) until it completes, aborts or
         waits for a person. Exit 1 if one aborted."""
-        from engine.cli.app import EXIT_ERROR, EXIT_OK, session_for
+        from cli.app import EXIT_ERROR, EXIT_OK, session_for
         from engine.release.rollouts import run as drive
 
         results = drive(

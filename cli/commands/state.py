@@ -19,7 +19,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def list_(ctx: click.Context) -> None:
         """List the resources recorded in the state."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
 
         for address, row in sorted(session_for(ctx).reader().index().items()):
             flag = "" if row.status == "ok" else f"  ({row.status})"
@@ -33,8 +33,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Print one resource's record as JSON."""
         from dataclasses import asdict
 
+        from cli.app import session_for
         from common.diagnostics import MlxError, did_you_mean
-        from engine.cli.app import session_for
 
         reader = session_for(ctx).reader()
         rec = reader.records([address]).get(address)
@@ -49,8 +49,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def rm(ctx: click.Context, addresses: tuple[str, ...], lock_timeout: float) -> None:
         """Forget resources: mlx stops managing them; the objects themselves stay."""
+        from cli.app import session_for
         from common.diagnostics import MlxError, did_you_mean
-        from engine.cli.app import session_for
 
         session = session_for(ctx, lock_timeout=lock_timeout)
         with session.writer("state-rm") as writer:
@@ -73,8 +73,8 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def unlock(ctx: click.Context, lock_id: str) -> None:
         """Remove a lock left by a process that is gone (see the lock error for its ID)."""
+        from cli.app import session_for
         from common.diagnostics import MlxError
-        from engine.cli.app import session_for
 
         session = session_for(ctx)
         try:

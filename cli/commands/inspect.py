@@ -16,7 +16,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def history(ctx: click.Context, as_json: bool) -> None:
         """List state versions: serial, time, actor, git SHA, operation, changes."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.render.inspect import render_history
         from readmodels.queries import history_rows
 
@@ -34,7 +34,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def show(ctx: click.Context, address: str | None, serial: int | None, as_json: bool) -> None:
         """Show the state, one state version, or one resource's value and lineage."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.render.inspect import render_show
         from readmodels.queries import show_data
 
@@ -52,7 +52,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
         """Field-level differences of every resource between state versions A and B."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.render.inspect import render_diff
         from readmodels.queries import diff_data
 
@@ -70,7 +70,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def graph(ctx: click.Context, fmt: str) -> None:
         """Print the dependency graph of the spec."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.load.graph import to_dot, to_mermaid
 
         g = session_for(ctx).graph.graph

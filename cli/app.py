@@ -109,9 +109,9 @@ def session_for(ctx: click.Context, **kw: Any) -> Any:
     return Session(Options(chdir=g.chdir, state_url=g.state_url, environment=g.environment, **kw))
 
 
-from engine.cli.commands import register  # noqa: E402  (commands attach themselves to `cli`)
-from engine.cli.commands.logs import register as register_logs  # noqa: E402
-from engine.cli.commands.serve import register as register_serve  # noqa: E402
+from cli.commands import register  # noqa: E402  (commands attach themselves to `cli`)
+from cli.commands.logs import register as register_logs  # noqa: E402
+from cli.commands.serve import register as register_serve  # noqa: E402
 
 register(cli, common)
 register_logs(cli, common)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from engine.cli.commands.logs import LOG_OPTION
+from cli.commands.logs import LOG_OPTION
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -105,7 +105,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         POST /endpoints/NAME/feedback             labels and outcomes
         GET  /healthz, /readyz, /metrics
         """
-        from engine.cli.app import session_for
+        from cli.app import session_for
 
         return _serve(session_for(ctx), **options)
 

@@ -27,8 +27,8 @@ def _register_validate(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.pass_context
     def validate(ctx: click.Context) -> None:
         """Load, validate, resolve and build the graph (no state touched)."""
+        from cli.app import session_for
         from engine import operations
-        from engine.cli.app import session_for
 
         result = operations.validate(session_for(ctx))
         click.echo(
@@ -89,7 +89,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
         """Show what apply would do."""
         import os
 
-        from engine.cli.app import EXIT_CHANGES, EXIT_OK, globals_of
+        from cli.app import EXIT_CHANGES, EXIT_OK, globals_of
         from engine.plan import memo as plancache
 
         if as_json and markdown:
@@ -108,7 +108,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
                 click.echo(remembered, nl=False)
                 return EXIT_OK
 
-        from engine.cli.app import session_for
+        from cli.app import session_for
 
         session = session_for(ctx)
         session.start_loading()  # parse in worker processes while the planner imports
@@ -196,7 +196,7 @@ def _register_apply(cli: click.Group, common: Callable[..., Any]) -> None:
         wait: bool,
     ) -> int:
         """Plan, ask and apply — or apply a saved plan FILE exactly, without asking."""
-        from engine.cli.app import session_for
+        from cli.app import session_for
 
         session = session_for(ctx, lock_timeout=lock_timeout)
         session.start_loading()  # parse in worker processes while the rest imports
@@ -243,8 +243,8 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
         """Read every managed object and report what changed outside mlx."""
         import json
 
+        from cli.app import EXIT_CHANGES, EXIT_OK, session_for
         from engine import operations
-        from engine.cli.app import EXIT_CHANGES, EXIT_OK, session_for
         from engine.render.text import render_drift
 
         session = session_for(ctx, lock_timeout=lock_timeout)
@@ -274,7 +274,7 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
 
 def wait_for_rollouts(session: Any) -> int:
     """``apply --wait``: drive every rollout in progress until it completes or aborts."""
-    from engine.cli.app import EXIT_ERROR, EXIT_OK
+    from cli.app import EXIT_ERROR, EXIT_OK
     from engine.release.rollouts import in_progress, run
 
     if not in_progress(session):
@@ -308,7 +308,7 @@ def echo(line: str) -> None:
 
 def finish(report: Any) -> int:
     """Print an apply's summary; the exit code (1 when anything failed)."""
-    from engine.cli.app import EXIT_ERROR, EXIT_OK
+    from cli.app import EXIT_ERROR, EXIT_OK
     from engine.render.text import render_apply_summary
 
     if report is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.cli.commands.core import RERUN_HELP, delivery_for, finish
+from cli.commands.core import RERUN_HELP, delivery_for, finish
 
 
 def delivery_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -68,7 +68,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         Gates whose passed verdict covers exactly the restored versions are not run
         again (the plan shows the verdict it reuses); --rerun-gates runs them.
         """
-        from engine.cli.app import session_for
+        from cli.app import session_for
         from engine.release.workflows import rollback as run
 
         session = session_for(ctx, lock_timeout=lock_timeout)
@@ -100,7 +100,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Plan ENV --to with exactly the versions and fingerprints ENV --from has applied."""
         from dataclasses import replace
 
-        from engine.cli.app import globals_of, session_for
+        from cli.app import globals_of, session_for
         from engine.release.workflows import promote as run
 
         root = ctx.find_root()

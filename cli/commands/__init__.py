@@ -9,7 +9,7 @@ import click
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
-    from engine.cli.commands import core, evals, inspect, release, rollout, state
+    from cli.commands import core, evals, inspect, release, rollout, state
 
     for module in (core, evals, inspect, release, rollout, state):
         module.register(cli, common)
