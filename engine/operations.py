@@ -15,7 +15,7 @@ from engine.session import Session
 
 if TYPE_CHECKING:
     from engine.apply.applier import ApplyReport
-    from engine.release.workflows import Delivery
+    from engine.workflows.release import Delivery
 
 Echo = Callable[[str], None]
 
@@ -164,7 +164,7 @@ def apply(
     session: Session, delivery: Delivery, options: PlanOptions | None = None
 ) -> ApplyReport | None:
     """Lock, plan against the locked state, show it, ask, apply. ``None`` if nothing to do."""
-    from engine.release.workflows import plan_and_apply, refuse_if_protected
+    from engine.workflows.release import plan_and_apply, refuse_if_protected
 
     refuse_if_protected(session, "mlx plan")
     session.inputs  # noqa: B018 - a broken spec is reported before the lock is taken

@@ -185,7 +185,7 @@ class ProviderSet:
             recorded_provider_configs,
             resolve_provider_configs,
         )
-        from engine.release.released import released_finder
+        from engine.policy.released import released_finder
 
         reader = session.reader()
         record = record or reader.record

@@ -7,7 +7,7 @@ direct (at once), canary, shadow or A/B — one controller pass per call
 (``controller.drive``): ``create``/``update`` start it, ``update`` with
 ``Change.resume`` continues it, and the result says ``IN_PROGRESS`` until it completed
 or aborted. The engine applies a rollout only once every gate it requires has passed
-for exactly the released version (``engine.release.evidence``).
+for exactly the released version (``engine.policy.evidence``).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class Resource(SpecModel):
     content_field: ClassVar[str | None] = None
     #: The field naming what this kind releases to users (a rollout's ``subject``, an
     #: endpoint's ``serves``): such a resource is applied only when every gate it requires
-    #: has passed for exactly that version's fingerprints (``engine.release.evidence``).
+    #: has passed for exactly that version's fingerprints (``engine.policy.evidence``).
     release_field: ClassVar[str | None] = None
     #: Registries keep history: a forced replacement creates (adopting the existing
     #: object and its versions) and never deletes first; nothing is ever lost.

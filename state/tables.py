@@ -102,7 +102,7 @@ class Evidence(SQLModel, table=True):
 
     A version is released (an alias moved, endpoint traffic given) only if every gate it
     requires has a *passed* row whose ``key`` covers exactly the gate's definition, the
-    subject's fingerprint and the dataset's fingerprint (``engine.release.evidence``).
+    subject's fingerprint and the dataset's fingerprint (``engine.policy.evidence``).
     """
 
     __tablename__ = "mlx_evidence"

@@ -145,7 +145,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
 
             click.echo(render_plan(the_plan), nl=False)
         if out is not None:
-            from engine.release.workflows import save_plan
+            from engine.workflows.release import save_plan
 
             save_plan(the_plan, out)
             click.echo(
@@ -203,7 +203,7 @@ def _register_apply(cli: click.Group, common: Callable[..., Any]) -> None:
 
         from engine import operations
         from engine.plan.model import PlanOptions
-        from engine.release.workflows import apply_saved
+        from engine.workflows.release import apply_saved
 
         delivery = delivery_for(auto_approve, parallelism)
         if plan_file is not None:
@@ -275,7 +275,7 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
 def wait_for_rollouts(session: Any) -> int:
     """``apply --wait``: drive every rollout in progress until it completes or aborts."""
     from cli.app import EXIT_ERROR, EXIT_OK
-    from engine.release.rollouts import in_progress, run
+    from engine.workflows.rollouts import in_progress, run
 
     if not in_progress(session):
         return EXIT_OK
@@ -297,7 +297,7 @@ def wait_for_rollouts(session: Any) -> int:
 
 def delivery_for(auto_approve: bool, parallelism: int | None, out: Path | None = None) -> Any:
     """What the apply-like commands share: print, ask unless --yes, maybe save (-o)."""
-    from engine.release.workflows import Delivery
+    from engine.workflows.release import Delivery
 
     return Delivery(echo, lambda _plan: auto_approve or ask(), parallelism, out)
 

@@ -69,7 +69,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         again (the plan shows the verdict it reuses); --rerun-gates runs them.
         """
         from cli.app import session_for
-        from engine.release.workflows import rollback as run
+        from engine.workflows.release import rollback as run
 
         session = session_for(ctx, lock_timeout=lock_timeout)
         delivery = delivery_for(auto_approve, parallelism, out)
@@ -101,7 +101,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from dataclasses import replace
 
         from cli.app import globals_of, session_for
-        from engine.release.workflows import promote as run
+        from engine.workflows.release import promote as run
 
         root = ctx.find_root()
         root.obj = replace(globals_of(ctx), environment=target)

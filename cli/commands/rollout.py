@@ -38,7 +38,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         ctx: click.Context, name: str, request: str, reason: str | None, as_json: bool
     ) -> None:
         from cli.app import session_for
-        from engine.release.rollouts import step
+        from engine.workflows.rollouts import step
 
         operation = "rollout-" + request.split("-")[0]
         result = step(
@@ -91,7 +91,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Drive NAME (default: every rollout in progress) until it completes, aborts or
         waits for a person. Exit 1 if one aborted."""
         from cli.app import EXIT_ERROR, EXIT_OK, session_for
-        from engine.release.rollouts import run as drive
+        from engine.workflows.rollouts import run as drive
 
         results = drive(
             session_for(ctx),

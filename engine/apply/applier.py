@@ -11,7 +11,7 @@ the update again) — so one network error never turns into a replacement.
 Before anything is released to users (an alias moved, endpoint traffic given)
 the applier checks the evidence itself: every gate the release requires must
 have a passed verdict for exactly the subject's, the dataset's and the gate
-definition's fingerprints (``engine.release.evidence``), whatever the plan said.
+definition's fingerprints (``engine.policy.evidence``), whatever the plan said.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from engine.load.resolve import Resolver
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Plan, Reason, ResourceChange
 from engine.plugins import ProviderSet, prior_of
-from engine.release import evidence
+from engine.policy import evidence
 from engine.session import Session
 from engine.values import Unknown, contains, redact, reveal
 from specs.introspect import kind_info
@@ -601,7 +601,7 @@ class Applier:
     ) -> tuple[str, dict[str, Any]] | None:
         """An endpoint a rollout drives serves what that rollout released last (its subject's
         newest version reaches it only through the rollout)."""
-        from engine.release.released import driver_of, released_outputs
+        from engine.policy.released import driver_of, released_outputs
 
         subject = evidence.released_subject(section, body)
         driver = driver_of(self.session.spec.decls, self.graph, address) if subject else None

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.plan.model import Action, Reason
-from engine.release import evidence
-from engine.release.released import served_before, served_serials
+from engine.policy import evidence
+from engine.policy.released import served_before, served_serials
 from specs.introspect import kind_info
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
 from engine.plan.schema_change import changes as schema_changes
 from engine.plugins import ProviderSet, prior_of
-from engine.release import evidence
+from engine.policy import evidence
 from engine.session import Session
 from engine.values import UNKNOWN, redact, reveal, secret_paths
 from specs.introspect import kind_info
@@ -451,7 +451,7 @@ class Planner:
     def _released_schema(self, address: str) -> Any:
         """The input schema of the version users get now: behind its release, else the
         version recorded last (None: nothing recorded, or it recorded none)."""
-        from engine.release.released import released_finder
+        from engine.policy.released import released_finder
 
         rec = self._record(address)
         if rec is None:
@@ -540,7 +540,7 @@ class Planner:
 
     def _releases_through_rollout(self, p: Planned) -> bool:
         """A release another release drives (an endpoint a rollout names) waits for it."""
-        from engine.release.released import driver_of
+        from engine.policy.released import driver_of
 
         return driver_of(self.spec.decls, self.graph.graph, p.address) is not None
 

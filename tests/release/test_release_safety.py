@@ -98,7 +98,7 @@ def test_the_applier_refuses_a_release_the_plan_forgot_to_gate(ws: Workspace) ->
     """Even a plan without the gate (a planner bug, a hand-edited plan) cannot release v2."""
     from engine import operations
     from engine.plan.model import PlanOptions
-    from engine.release.workflows import Delivery, plan_and_apply
+    from engine.workflows.release import Delivery, plan_and_apply
 
     ws.write({"model.txt": "score=0.50"})
     assert ws.apply(targets=["models.m"]) is not None

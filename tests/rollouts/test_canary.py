@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from engine.release import rollouts
+from engine.workflows import rollouts
 from tests.rollouts.conftest import traffic
 from tests.support.harness import Workspace
 

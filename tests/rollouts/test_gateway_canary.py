@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.release import rollouts
+from engine.workflows import rollouts
 from tests.gateway.slow_models import Crashy
 from tests.gateway.support import Served
 from tests.support.harness import Workspace

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from engine.release import rollouts
+from engine.workflows import rollouts
 from providers.aws.session import make_client
 from tests.providers.conftest import SAGEMAKER_IMAGE as IMAGE
 from tests.providers.conftest import SAGEMAKER_ROLE as ROLE

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.release import rollouts
+from engine.workflows import rollouts
 from tests.release.test_release_safety import SPEC
 from tests.rollouts.conftest import traffic
 from tests.support.harness import Workspace

@@ -1,7 +1,7 @@
 """The engine in-process, for tests that apply many times: a spec dir, its state, its registry.
 
 Faster than running the ``mlx`` command for every step, and the same code path
-behind it (``engine.operations`` / ``engine.release.workflows``); the CLI itself keeps a
+behind it (``engine.operations`` / ``engine.workflows.release``); the CLI itself keeps a
 few smoke tests.
 """
 
@@ -19,8 +19,8 @@ from common.diagnostics import MlxError
 from engine import operations
 from engine.apply.applier import ApplyReport
 from engine.plan.model import Plan, PlanOptions
-from engine.release import workflows as release
 from engine.session import Options, Session
+from engine.workflows import release as release
 from tests.support.registry_rows import find_record
 
 

@@ -15,7 +15,7 @@ def _plan(spec: Path, **env: str):  # type: ignore[no-untyped-def]
 
 
 def _apply(spec: Path) -> None:
-    from engine.release.workflows import Delivery
+    from engine.workflows.release import Delivery
 
     report = operations.apply(
         Session(Options(chdir=spec, environ={})), Delivery(echo=lambda _l: None)

@@ -315,7 +315,7 @@ def test_a_new_step_starts_a_new_window() -> None:
 
 # -- item 9: what a rollout says is released ---------------------------------------------
 def test_an_aborted_canary_releases_the_stable_version() -> None:
-    from engine.release.released import released_outputs
+    from engine.policy.released import released_outputs
 
     out = advance(SPEC, started(), Observation(T0 + 600, metrics=FAILING))
     outputs = out.state.to_outputs()
@@ -326,7 +326,7 @@ def test_an_aborted_canary_releases_the_stable_version() -> None:
 
 
 def test_in_flight_the_stable_version_is_released_and_completion_releases_the_candidate() -> None:
-    from engine.release.released import released_outputs
+    from engine.policy.released import released_outputs
 
     assert released_outputs(at_step_two().to_outputs()) == V1
     done = advance(SPEC, at_step_two(), Observation(T0 + 20 * MIN, metrics=HEALTHY))

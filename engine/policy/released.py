@@ -118,6 +118,6 @@ def driver_of(decls: Any, graph: Any, address: str) -> str | None:
 
 
 def _ref(value: Any) -> str | None:
-    from engine.release.evidence import address_in
+    from engine.policy.evidence import address_in
 
     return address_in(value)

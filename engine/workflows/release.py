@@ -21,9 +21,9 @@ from engine.load.spec_set import SpecSet
 from engine.plan.model import Plan, PlanOptions
 from engine.plan.planner import Planner
 from engine.plugins import ProviderSet
-from engine.release.stored_spec import pins_from, spec_from_state
 from engine.render.text import render_plan
 from engine.session import Session
+from engine.workflows.stored_spec import pins_from, spec_from_state
 from state.store import StateWriter
 
 Echo = Callable[[str], None]
