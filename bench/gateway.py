@@ -170,7 +170,7 @@ def train(directory: Path) -> tuple[Path, Path]:
 
 
 def setup(spec: Path, model_a: Path, model_b: Path) -> str:
-    from state.routes import RouteStore
+    from dataplane.table import RouteStore
 
     (spec / ".mlx").mkdir(parents=True, exist_ok=True)
     (spec / "mlx.yaml").write_text("mlx:\n  state: sqlite:///.mlx/state.db\n")

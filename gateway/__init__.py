@@ -1,7 +1,7 @@
 """The embedded serving gateway (``mlx serve``): the data plane of the ``gateway`` provider.
 
 One ASGI process (Starlette on uvicorn) serving every endpoint whose route document the
-control plane wrote into the state database (``state.routes``, ``docs/gateway.md``).
+control plane wrote into the state database (``dataplane.table``, ``docs/gateway.md``).
 Modules, one job each:
 
 * ``config``: the route document, parsed and checked (``RouteError`` names what is wrong)

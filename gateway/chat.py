@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dataplane.route import Kind
 from gateway import cache as cache_mod
 from gateway import llm, pricing
-from gateway.config import Kind
 from gateway.control import EndpointView, Loaded
 from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from gateway.config import Kind, RouteDoc, RouteError, VariantDoc, parse
+from dataplane.route import Kind, RouteDoc, RouteError, VariantDoc, parse
 from gateway.keys import UpstreamKey
 from gateway.models import LoadError, Servable, load, one_line
 from gateway.prompts import PromptVariant
@@ -126,7 +126,7 @@ class Snapshot:
 
 
 class RouteSource:
-    """What the poller reads: ``state.routes.RouteStore`` for one workspace."""
+    """What the poller reads: ``dataplane.table.RouteStore`` for one workspace."""
 
     def __init__(self, store: Any, workspace: str):
         self.store, self.workspace = store, workspace

@@ -26,11 +26,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dataplane.route import Kind
 from gateway import cache as cache_mod
 from gateway import llm
 from gateway.auth import Bearer
 from gateway.batching import DEFAULT_MAX_REQUESTS, Batcher
-from gateway.config import Kind
 from gateway.control import Control, EndpointView, Loaded
 from gateway.durable import Durability, LogWaits
 from gateway.http import (

@@ -28,7 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.config import Kind
+from dataplane.route import Kind
 from gateway.control import Snapshot
 from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call

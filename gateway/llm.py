@@ -35,7 +35,7 @@ from typing import Any, NoReturn
 import httpx
 import orjson
 
-from gateway.config import DEFAULT_MAX_RESPONSE_BYTES
+from dataplane.route import DEFAULT_MAX_RESPONSE_BYTES
 
 MAX_BACKOFF_S = 30.0
 #: How much of an error answer is read (only its first 200 characters are kept).

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from gateway.config import Price
+from dataplane.route import Price
 
 log = logging.getLogger("mlx.gateway")
 

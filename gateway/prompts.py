@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import ClientDoc, RouteError, VariantDoc
+from dataplane.route import ClientDoc, RouteError, VariantDoc
 from gateway.inputs import InputError
 from gateway.params import Allowed, ParamRefused, ParamsError
 from gateway.rules import Rule, RuleError, compile_rules, estimate_tokens, pick

@@ -111,6 +111,7 @@ def serve(opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 if every log record was written."""
     import uvicorn
 
+    from dataplane.table import RouteStore
     from gateway import pricing
     from gateway.app import Gateway
     from gateway.auth import Bearer
@@ -120,7 +121,6 @@ def serve(opts: ServeOptions) -> int:
     from gateway.protocol import deadlines
     from inference.store import LogError, open_log, private_to_process, redact_url
     from inference.writer import LogWriter
-    from state.routes import RouteStore
 
     _logging()
     if private_to_process(opts.log_url):

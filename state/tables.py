@@ -129,7 +129,7 @@ class Evidence(SQLModel, table=True):
 
 class GatewayRoute(SQLModel, table=True):
     """The embedded gateway's live routing for one endpoint: written by the ``gateway``
-    provider, read by every ``mlx serve`` replica (``state.routes``)."""
+    provider, read by every ``mlx serve`` replica (``dataplane.table``)."""
 
     __tablename__ = "mlx_gateway_routes"
 

@@ -1,7 +1,7 @@
 """Endpoints on the embedded gateway (``type: gateway``, the default provider of ``endpoints``).
 
 The control plane of ``mlx serve``: an endpoint is one *route document*
-(``docs/gateway.md``) in the state database's route table (``state.routes``), keyed by
+(``docs/gateway.md``) in the state database's route table (``dataplane.table``), keyed by
 environment and endpoint name. Every ``mlx serve`` replica polls the table and serves what
 the documents say; nothing here talks to a replica.
 
@@ -51,7 +51,7 @@ from providers.gateway.variants import EntryBuilder
 from specs.providers import GatewayProviderConfig
 
 if TYPE_CHECKING:
-    from state.routes import Route
+    from dataplane.table import Route
 
 
 class GatewayProvider(Provider, Serving):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from contract import Context, ProviderError
 
 if TYPE_CHECKING:
+    from dataplane.table import Route, RouteStore
     from inference.store import LogStore
-    from state.routes import Route, RouteStore
 
 T = TypeVar("T")
 #: Where ``mlx logs`` and ``mlx serve`` look when nothing says otherwise (``inference.location``).
@@ -54,7 +54,7 @@ class Stores:
                         f"{address}: the gateway keeps its routes in the state database, and "
                         "this run names none"
                     )
-                from state.routes import RouteStore
+                from dataplane.table import RouteStore
                 from state.store import normalize_url
 
                 root = self.context.root

@@ -73,7 +73,7 @@ def spec_dir(root: Path, extra: str = "") -> Path:
 
 
 def routes(spec: Path) -> Any:
-    from state.routes import RouteStore
+    from dataplane.table import RouteStore
 
     return RouteStore.open(f"sqlite:///{spec / '.mlx' / 'state.db'}")
 

@@ -45,7 +45,7 @@ class WritesAMarker:
 
 
 def _served_copy(spec: Path) -> Path:
-    from state.routes import RouteStore
+    from dataplane.table import RouteStore
 
     store = RouteStore.open(f"sqlite:///{spec / '.mlx' / 'state.db'}")
     try:

@@ -112,7 +112,7 @@ def test_a_reused_request_id_is_logged_under_a_fresh_one(tmp_path: Path) -> None
 
 
 def test_feedback_reaches_a_request_another_replica_answered(tmp_path: Path, pg_url: str) -> None:
-    from state.routes import RouteStore
+    from dataplane.table import RouteStore
 
     spec = spec_dir(tmp_path / "spec")
     train(tmp_path / "m" / "model.joblib")

@@ -45,7 +45,7 @@ def _post(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, 
 def test_replicas_on_postgresql_agree_on_sticky_variants_and_share_one_log(
     tmp_path: Path, pg_url: str
 ) -> None:
-    from state.routes import RouteStore
+    from dataplane.table import RouteStore
 
     spec = spec_dir(tmp_path / "spec")
     train(tmp_path / "a" / "model.joblib", seed=0)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from dataplane.route import Price, RouteError, parse
 from gateway import routing
 from gateway.auth import AuthConfigError, Bearer, configured_token, is_loopback
 from gateway.cache import ResponseCache, key
-from gateway.config import Price, RouteError, parse
 from gateway.inputs import Column, ColumnType, InputError, InputSchema, align, checked
 from gateway.inputs import parse as parse_input
 from gateway.pricing import cost_usd

@@ -1,6 +1,6 @@
 """The embedded gateway's serving provider: route documents in a real state database.
 
-Everything is real: the route table is ``state.routes`` on SQLite (and once on PostgreSQL),
+Everything is real: the route table is ``dataplane.table`` on SQLite (and once on PostgreSQL),
 the inference log is ``inference.store`` on SQLite, artifacts are files the fake peers
 materialize. The provider runs the shared ``ServingConformance`` and ``CrudConformance``
 suites, plus the gateway's own cases.
@@ -29,6 +29,7 @@ from contract import (
     Traffic,
     Variant,
 )
+from dataplane.table import Route, RouteStore
 from inference.records import Feedback, InferenceRecord
 from inference.store import open_log
 from providers.gateway.artifacts import MANIFEST
@@ -42,7 +43,6 @@ from providers.testing.serving import (
     LatencyAccuracy,
     ServingConformance,
 )
-from state.routes import Route, RouteStore
 
 ENV = "default"
 PROMPT = "prompts.support"
