@@ -62,9 +62,9 @@ class VariantDoc(_Doc):
     flavor: str | None = None
     artifact: str | None = None
     #: models: ``sha256:`` of the artifact's bytes as the control plane installed them
-    #: (``gateway.integrity``); older documents have only the fingerprint
+    #: (``common.digests``); older documents have only the fingerprint
     digest: str | None = None
-    #: models: the version's recorded input schema (``providers.model_inputs``)
+    #: models: the version's recorded input schema (``common.model_inputs``)
     input_schema: dict[str, Any] | None = None
     prompt: PromptDoc | None = None
     deployed_at: str | None = None

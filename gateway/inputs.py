@@ -258,7 +258,7 @@ class Column:
 
 @dataclass(frozen=True)
 class InputSchema:
-    """What a model version takes (``providers.model_inputs`` documents the recorded form)."""
+    """What a model version takes (``common.model_inputs`` documents the recorded form)."""
 
     columns: tuple[Column, ...]
     source: str

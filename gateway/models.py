@@ -8,7 +8,7 @@
   scoring-server parser decide what a request may hold.
 
 **Only the gated bytes load.** ``load`` reads the artifact once into memory, checks its digest
-against the one mlx recorded (``gateway.integrity``) and loads *those bytes*: a pickle is
+against the one mlx recorded (``common.digests``) and loads *those bytes*: a pickle is
 unpickled from memory, an MLflow directory is written from memory into a private temporary
 directory and loaded from there. Bytes that differ — an artifact replaced under the gateway's
 artifact directory — are refused before any of them is unpickled (``LoadError``).
@@ -43,8 +43,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from common.digests import Mismatch, Verified, read_verified
 from gateway.inputs import InputError, InputSchema, checked, guess, parse, parse_csv
-from gateway.integrity import Mismatch, Verified, read_verified
 
 # Numeric models get arrays in feature_names_in_'s order: the names are checked here already.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -207,7 +207,7 @@ class SklearnModel:
             ) from None
         if not callable(getattr(model, "predict", None)):
             raise LoadError(f"it holds a {type(model).__name__}, which has no predict()")
-        from providers.model_inputs import of_estimator, takes_objects
+        from common.model_inputs import of_estimator, takes_objects
 
         schema = recorded or InputSchema.from_doc(of_estimator(model))
         numeric = not takes_objects(model) and (schema is None or schema.numeric)

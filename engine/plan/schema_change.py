@@ -1,6 +1,6 @@
 """What a new model version's input schema changes for its callers (a pure function).
 
-A schema is the recorded form ``providers.model_inputs`` documents: ``{"source", "columns":
+A schema is the recorded form ``common.model_inputs`` documents: ``{"source", "columns":
 [{"name", "type", "nullable"}]}`` in the model's column order, names null for a model that
 takes its columns by position. ``changes(old, new)`` lists, in words a reviewer reads in the
 plan, every difference a caller would feel: a column removed or added, a type changed, nulls

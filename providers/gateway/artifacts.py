@@ -8,7 +8,7 @@ bytes against the manifest (and the manifest against the digest recorded for the
 copy that fails the check (edited, truncated, swapped) is replaced. Copies are never removed
 by mlx: retiring a variant keeps its artifact for a fast roll back.
 
-A copy's *digest* (``gateway.integrity``: the sha256 of a file, or of a directory's manifest,
+A copy's *digest* (``common.digests``: the sha256 of a file, or of a directory's manifest,
 as the registries fingerprint content) goes into the route document, and ``mlx serve`` loads
 only bytes with that digest. A single file fetched for a ``sha256:`` fingerprint must hash to
 exactly that fingerprint: a registry that hands out other bytes than it fingerprinted is an
@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.digests import manifest_digest
 from contract import ProviderError
-from gateway.integrity import manifest_digest
 
 MANIFEST = ".mlx-artifact.json"
 _CHUNK = 1 << 20

@@ -209,7 +209,7 @@ def expected_digest(entry: Mapping[str, Any]) -> str | None:
 def unverified_artifacts(doc: Mapping[str, Any]) -> dict[str, str]:
     """Variants of a model route whose artifact copy is there but is not the recorded bytes,
     each with what was found (sorted by name). Reads every byte of every copy."""
-    from gateway.integrity import digest_path
+    from common.digests import digest_path
 
     if doc.get("kind") != "model":
         return {}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.model_inputs import SchemaConflict, SchemaMemo
 from contract import (
     Change,
     Context,
@@ -24,7 +25,6 @@ from contract import (
 )
 from providers.files import PathGuard, PathRefused, hasher_for
 from providers.local.registry import LocalRegistry
-from providers.model_inputs import SchemaConflict, SchemaMemo
 
 _PATH_FIELD = {"models": "artifact", "datasets": "uri"}
 _WHAT = {"models": "artifact", "datasets": "dataset file", "prompts": "template file"}

@@ -43,7 +43,7 @@ class ModelRegistry(AliasedRegistry):
         input_schema: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The version holding ``fingerprint`` (made if need be); its outputs record
-        ``input_schema`` (``providers.model_inputs``: what the gateway checks requests by)."""
+        ``input_schema`` (``common.model_inputs``: what the gateway checks requests by)."""
         name = desired.name
         self._ensure_model(desired)
         mv = self._by_fingerprint(name, fingerprint)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from common.model_inputs import SchemaConflict, SchemaMemo
 from contract import (
     Change,
     Context,
@@ -45,7 +46,6 @@ from providers.mlflow.client import (
 )
 from providers.mlflow.models import ModelRegistry
 from providers.mlflow.prompts import PromptRegistry
-from providers.model_inputs import SchemaConflict, SchemaMemo
 from specs.providers import MlflowProviderConfig
 
 

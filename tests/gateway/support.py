@@ -150,7 +150,7 @@ def model_variant(
 ) -> dict[str, Any]:
     """A model variant as the gateway provider writes it: its fingerprint is the digest of
     the artifact's bytes as they are now (a fake one for an artifact that does not exist)."""
-    from gateway.integrity import digest_path
+    from common.digests import digest_path
 
     path = Path(artifact)
     fingerprint = digest_path(path) if path.exists() else f"sha256:{name}-{version}-missing"

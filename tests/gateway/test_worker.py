@@ -196,7 +196,7 @@ def test_the_worker_loads_only_bytes_with_the_recorded_digest(tmp_path: Path) ->
     """A shadow candidate's artifact swapped for a hostile pickle is refused, not unpickled."""
     import pickle
 
-    from gateway.integrity import digest_path
+    from common.digests import digest_path
     from tests.gateway.test_artifact_integrity import WritesAMarker
 
     good = tmp_path / "good" / "model.joblib"

@@ -1,6 +1,6 @@
 """Input schemas, table by table: read from artifacts without running them
-(``providers.model_inputs``), compared for a plan (``engine.plan.schema_change``), checked
-against requests (``gateway.inputs``), and artifact digests (``gateway.integrity``)."""
+(``common.model_inputs``), compared for a plan (``engine.plan.schema_change``), checked
+against requests (``gateway.inputs``), and artifact digests (``common.digests``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ from typing import Any
 
 import pytest
 
+from common.digests import Mismatch, digest_path, read_verified
+from common.model_inputs import (
+    SchemaConflict,
+    conflict,
+    declared,
+    for_model,
+    of_artifact,
+    of_estimator,
+    of_mlmodel,
+    of_pickle,
+)
 from engine.plan.schema_change import changes
 from gateway.inputs import (
     Column,
@@ -22,17 +33,6 @@ from gateway.inputs import (
     checked,
     parse,
     parse_csv,
-)
-from gateway.integrity import Mismatch, digest_path, read_verified
-from providers.model_inputs import (
-    SchemaConflict,
-    conflict,
-    declared,
-    for_model,
-    of_artifact,
-    of_estimator,
-    of_mlmodel,
-    of_pickle,
 )
 
 joblib = pytest.importorskip("joblib")
