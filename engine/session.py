@@ -192,7 +192,7 @@ class Session:
 
         paths = self.spec.settings.get("paths") or ()
         allowed = tuple(Path(os.path.normpath(self.root / str(p))) for p in paths)
-        from inference.location import log_url
+        from engine.log_location import log_url
 
         return Context(
             root=self.root,

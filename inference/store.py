@@ -89,7 +89,7 @@ def make_engine(url: str) -> Engine:
 def open_log(url: str = DEFAULT_URL) -> LogStore:
     """Open (creating or migrating its tables) the log at ``url``.
 
-    A relative SQLite path is relative to the current directory; ``inference.location.log_url``
+    A relative SQLite path is relative to the current directory; ``engine.log_location.log_url``
     resolves it against the spec dir.
     """
     url = normalize_url(url)

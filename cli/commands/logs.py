@@ -92,7 +92,7 @@ def _opened(
     """The log's store (None: nothing served yet) and the ``--since`` time; an endpoint
     neither the log nor the spec knows is an error naming the ones there are."""
     from common.diagnostics import MlxError
-    from inference.location import log_url
+    from engine.log_location import log_url
     from inference.times import parse_since
 
     try:

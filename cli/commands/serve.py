@@ -132,9 +132,9 @@ def _serve(
         raise MlxError(
             f"mlx serve needs the serve extra: pip install 'mlxctl[serve]' ({exc})"
         ) from None
+    from engine.log_location import log_url
     from gateway.auth import AuthConfigError, configured_token, is_loopback
     from gateway.durable import Durability
-    from inference.location import log_url
 
     setting = _token_setting(session)
     try:

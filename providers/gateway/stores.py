@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from inference.store import LogStore
 
 T = TypeVar("T")
-#: Where ``mlx logs`` and ``mlx serve`` look when nothing says otherwise (``inference.location``).
+#: Where ``mlx logs`` and ``mlx serve`` look when nothing says otherwise (``engine.log_location``).
 DEFAULT_LOG = "sqlite:///.mlx/inference.db"
 
 

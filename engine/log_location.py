@@ -8,13 +8,16 @@ path is relative to the spec directory.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 DEFAULT_LOG = "sqlite:///.mlx/inference.db"
 
 
-def log_url(session: Any, override: str | None = None) -> str:
-    """The log URL for ``session`` (an ``engine.session.Session``), normalized."""
+def log_url(session: Session, override: str | None = None) -> str:
+    """The log URL for ``session``, normalized."""
     from state.store import normalize_url
 
     url = override or session.options.environ.get("MLX_LOG") or _setting(session)
@@ -24,7 +27,7 @@ def log_url(session: Any, override: str | None = None) -> str:
     return normalize_url(url, session.root)
 
 
-def _setting(session: Any) -> str | None:
+def _setting(session: Session) -> str | None:
     from common.diagnostics import MlxError
 
     try:
