@@ -197,3 +197,15 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
     message = str(err.value)
     assert message.startswith("cannot open the inference log at postgresql+psycopg://nobody@")
     assert "\n" not in message
+
+
+def test_sqlite_log_pragmas(sqlite_url: str) -> None:
+    """The state's pragmas, and no memory-mapped I/O (a truncated file under a map is SIGBUS)."""
+    s = open_log(sqlite_url)
+    with s.engine.connect() as conn:
+        got = {
+            p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+            for p in ("journal_mode", "synchronous", "busy_timeout", "mmap_size")
+        }
+    assert got == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000, "mmap_size": 0}
+    s.close()
