@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.db import redact_url
 from inference import schema
 from inference.buckets import bucket_of
 from inference.records import FIELDS, Feedback, InferenceRecord
@@ -54,15 +55,6 @@ def normalize_url(url: str) -> str:
 def private_to_process(url: str) -> bool:
     """An in-memory SQLite log: no other process (a shadow worker) can write to it."""
     return normalize_url(url) in ("sqlite://", "sqlite:///:memory:")
-
-
-def redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 def make_engine(url: str) -> Engine:

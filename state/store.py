@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy import delete as sa_delete
 
+from common.db import redact_url
 from common.diagnostics import MlxError
 from state import locks, migrations
 from state.commits import GroupCommit
@@ -103,16 +104,6 @@ def normalize_url(url: str, base: Path) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``; works on URLs that do not parse."""
-    scheme, sep, rest = url.partition("://")
-    at = rest.partition("?")[0].rfind("@")
-    if not sep or at < 0:
-        return url
-    user, colon, _password = rest[:at].partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
 
 
 def _where(engine: Engine) -> str:

@@ -209,3 +209,21 @@ def test_sqlite_log_pragmas(sqlite_url: str) -> None:
         }
     assert got == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000, "mmap_size": 0}
     s.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),  # '@' in the password
+        ("postgresql://u:secret@h:notaport/db", "postgresql://u:***@h:notaport/db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),  # shown as written, not %3A-quoted
+        ("postgresql+psycopg://u:p@h:5432/db?sslmode=require",
+         "postgresql+psycopg://u:***@h:5432/db?sslmode=require"),
+    ],
+)  # fmt: skip
+def test_the_log_url_in_messages_never_shows_its_password(url: str, shown: str) -> None:
+    """The log's messages (``mlx serve``'s start line, ``mlx logs``' errors) redact as the
+    state's do: a URL SQLAlchemy cannot parse kept its password, one with '@' in it its tail."""
+    from inference.store import redact_url
+
+    assert redact_url(url) == shown
