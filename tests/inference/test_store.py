@@ -130,12 +130,12 @@ def test_a_version_1_log_is_migrated_and_keeps_its_records(log_url: str) -> None
     and gets the column and the index on ``request_id``."""
     from sqlalchemy import create_engine
 
-    from inference.store import normalize_url, sqlite_path
+    from common.db import psycopg_url, sqlite_path
 
     path = sqlite_path(log_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(normalize_url(log_url))
+    engine = create_engine(psycopg_url(log_url))
     with engine.begin() as conn:
         schema.metadata.create_all(conn, tables=[schema.schema_version])
         step = schema.MIGRATIONS[0][2]
@@ -224,6 +224,6 @@ def test_sqlite_log_pragmas(sqlite_url: str) -> None:
 def test_the_log_url_in_messages_never_shows_its_password(url: str, shown: str) -> None:
     """The log's messages (``mlx serve``'s start line, ``mlx logs``' errors) redact as the
     state's do: a URL SQLAlchemy cannot parse kept its password, one with '@' in it its tail."""
-    from inference.store import redact_url
+    from common.db import redact_url
 
     assert redact_url(url) == shown
