@@ -10,16 +10,22 @@ needs, its migrations, its version table and its advisory lock (``state.store``,
   (a relative SQLite path is relative to the spec directory; ``postgresql://`` means psycopg 3),
   ``redact_url`` (for messages: never a password), ``sqlite_path`` and ``in_memory``.
 * ``make_engine``: an engine with the store's SQLite pragmas run on every new connection.
+* ``migrate``: one runner of numbered migrations for both stores. It records each step in the
+  store's version table, refuses a database written by a newer mlx, and is safe when two
+  processes open a fresh database at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 
 class Backend(StrEnum):
@@ -139,3 +145,97 @@ def make_engine(url: str, *, pragmas: Sequence[str] = WAL_PRAGMAS) -> Engine:
         cur.close()
 
     return engine
+
+
+# -- migrations ---------------------------------------------------------------------------
+class Migration(NamedTuple):
+    """One schema step: never edited once released; a change is a new one appended."""
+
+    version: int
+    description: str
+    step: Callable[[Connection], None]
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer mlx than this one."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One store's numbered migrations and where it records them.
+
+    ``table`` has the columns ``version`` (primary key), ``applied_at`` and ``description``;
+    each store keeps its own (on disk since its first release: the names never change).
+    ``advisory_key`` serialises the store's migrations on PostgreSQL.
+    """
+
+    what: str
+    table: Table
+    migrations: tuple[Migration, ...]
+    advisory_key: int
+
+    def __post_init__(self) -> None:
+        numbers = [m.version for m in self.migrations]
+        if not numbers or numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"{self.what} migrations must be numbered 1, 2, …: {numbers}")
+
+    @property
+    def current(self) -> int:
+        return self.migrations[-1].version
+
+
+def current_version(conn: Connection, table: Table) -> int:
+    """The newest step recorded in ``table`` (0: none, or no table yet)."""
+    if not inspect(conn).has_table(table.name):
+        return 0
+    return max(conn.execute(select(table.c.version)).scalars().all(), default=0)
+
+
+def migrate(engine: Engine, schema: Schema) -> int:
+    """Bring ``schema`` to its current version in one transaction; ``SchemaTooNew`` if the
+    database is newer. Safe when two processes race: PostgreSQL takes the store's advisory
+    lock; on SQLite the loser's "already exists" or "locked" is retried (it then finds the
+    steps done). Any other error is raised at once (an unreachable server is not retried)."""
+    last: Exception | None = None
+    for _attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                return _migrate(conn, schema)
+        except (IntegrityError, ProgrammingError) as exc:
+            last = exc
+        except OperationalError as exc:
+            if not _is_race(exc):
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _migrate(conn: Connection, schema: Schema) -> int:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({schema.advisory_key})")
+    have = current_version(conn, schema.table)
+    if have > schema.current:
+        raise SchemaTooNew(
+            f"this {schema.what} uses schema version {have}, newer than this mlx "
+            f"understands ({schema.current}); upgrade mlx"
+        )
+    if have == schema.current:
+        return have
+    schema.table.metadata.create_all(conn, tables=[schema.table])
+    for migration in schema.migrations:
+        if migration.version > have:
+            migration.step(conn)
+            conn.execute(
+                schema.table.insert().values(
+                    version=migration.version,
+                    applied_at=datetime.now(UTC),
+                    description=migration.description,
+                )
+            )
+    return schema.current
+
+
+def _is_race(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "already exists" in text or "locked" in text

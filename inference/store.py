@@ -63,7 +63,7 @@ def open_log(url: str = DEFAULT_URL) -> LogStore:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
         return LogStore(url)
-    except schema.SchemaTooNew as exc:
+    except db.SchemaTooNew as exc:
         raise LogError(str(exc)) from exc
     except SQLAlchemyError as exc:
         raise LogError(

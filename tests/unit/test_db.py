@@ -1,13 +1,15 @@
-"""common.db: the URL rules and the engines of the state and the log."""
+"""common.db: the URL rules, the engines and the one migration runner of the state and the log."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy.exc import OperationalError
 
 from common import db
-from common.db import Backend
+from common.db import Backend, Migration, Schema, SchemaTooNew
 
 
 class Refused(Exception):
@@ -111,3 +113,127 @@ def test_each_new_sqlite_connection_runs_the_pragmas_in_order(tmp_path: Path) ->
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+# -- the migration runner ---------------------------------------------------------------
+def _version_table() -> Table:
+    return Table(
+        "toy_schema",
+        MetaData(),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("applied_at", DateTime(timezone=True), nullable=False),
+        Column("description", String, nullable=False),
+    )
+
+
+def _schema(steps: int, calls: list[int], table: Table | None = None) -> Schema:
+    def step(n: int) -> Migration:
+        def run(conn: Connection) -> None:
+            calls.append(n)
+            conn.exec_driver_sql(f"CREATE TABLE toy_{n} (x INTEGER)")
+
+        return Migration(n, f"step {n}", run)
+
+    table = _version_table() if table is None else table
+    return Schema("toy", table, tuple(step(n) for n in range(1, steps + 1)), 1)
+
+
+def _recorded(url: str, table: Table) -> list[int]:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        got = list(conn.execute(select(table.c.version).order_by(table.c.version)).scalars())
+    engine.dispose()
+    return got
+
+
+def test_a_fresh_database_runs_every_step_once_and_reopening_runs_none(tmp_path: Path) -> None:
+    url, calls, table = f"sqlite:///{tmp_path}/m.db", [], _version_table()
+    engine = db.make_engine(url)
+    assert db.migrate(engine, _schema(2, calls, table)) == 2
+    assert db.migrate(engine, _schema(2, calls, table)) == 2
+    assert calls == [1, 2]
+    assert _recorded(url, table) == [1, 2]
+    engine.dispose()
+
+
+def test_an_older_database_runs_only_the_new_steps(tmp_path: Path) -> None:
+    url, calls, table = f"sqlite:///{tmp_path}/m.db", [], _version_table()
+    engine = db.make_engine(url)
+    db.migrate(engine, _schema(1, calls, table))
+    assert db.migrate(engine, _schema(3, calls, table)) == 3
+    assert calls == [1, 2, 3]
+    with engine.connect() as conn:
+        assert db.current_version(conn, table) == 3
+    engine.dispose()
+
+
+def test_a_database_from_a_newer_mlx_is_refused_untouched(tmp_path: Path) -> None:
+    url, calls, table = f"sqlite:///{tmp_path}/m.db", [], _version_table()
+    engine = db.make_engine(url)
+    db.migrate(engine, _schema(3, calls, table))
+    with pytest.raises(SchemaTooNew) as err:
+        db.migrate(engine, _schema(2, calls, table))
+    assert str(err.value) == (
+        "this toy uses schema version 3, newer than this mlx understands (2); upgrade mlx"
+    )
+    assert calls == [1, 2, 3]
+    engine.dispose()
+
+
+def test_no_version_table_is_version_0(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path}/m.db")
+    with engine.connect() as conn:
+        assert db.current_version(conn, _version_table()) == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("numbers", [(2,), (1, 3), (1, 1), ()])
+def test_migrations_are_numbered_from_one_without_gaps(numbers: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="numbered 1, 2"):
+        Schema("toy", _version_table(), tuple(Migration(n, "", print) for n in numbers), 1)
+
+
+class _Race(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("message", "attempts"),
+    [("table toy_1 already exists", 2), ("database is locked", 2), ("disk I/O error", 1)],
+)
+def test_a_lost_race_is_retried_any_other_error_raised_at_once(
+    tmp_path: Path, message: str, attempts: int
+) -> None:
+    """Two processes opening a fresh SQLite database: the loser's step fails on what the winner
+    created, and the next attempt finds the steps done. A real failure is not retried."""
+    tries: list[int] = []
+
+    def step(conn: Connection) -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise OperationalError("CREATE TABLE toy_1", {}, _Race(message))
+
+    schema = Schema("toy", _version_table(), (Migration(1, "one", step),), 1)
+    engine = db.make_engine(f"sqlite:///{tmp_path}/m.db")
+    if attempts == 1:
+        with pytest.raises(OperationalError, match="disk I/O error"):
+            db.migrate(engine, schema)
+    else:
+        assert db.migrate(engine, schema) == 1
+    assert len(tries) == attempts
+    engine.dispose()
+
+
+def test_the_state_and_the_log_keep_their_own_version_tables_and_locks() -> None:
+    """On disk since their first release: these names never change."""
+    from inference import schema as log_schema
+    from state import migrations
+
+    assert (migrations.SCHEMA.table.name, migrations.SCHEMA.advisory_key) == (
+        "mlx_schema_version",
+        7243100,
+    )
+    assert (log_schema.SCHEMA.table.name, log_schema.SCHEMA.advisory_key) == (
+        "mlx_inference_schema",
+        7243101,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from common.db import SchemaTooNew
 from state import locks, migrations
 from state.store import StateStore
 from state.tables import LockRecord, SchemaVersion
@@ -124,7 +125,7 @@ def test_schema_version_is_recorded_and_newer_state_refused(tmp_path: Path) -> N
                 version=migrations.CURRENT + 1, applied_at=datetime.now(UTC), description="x"
             )
         )
-    with pytest.raises(migrations.SchemaTooNew, match="newer than this mlx"):
+    with pytest.raises(SchemaTooNew, match="this state uses schema version 4, newer than this mlx"):
         StateStore(f"sqlite:///{tmp_path}/state.db")
 
 
