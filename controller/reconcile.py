@@ -26,6 +26,7 @@ from analysis import Limits, Tally, Verdict, decide, judge_canary, run_verdict
 from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
+from common.durations import parse_duration
 from controller.state import (
     KEEP_RELEASED,
     Phase,
@@ -94,13 +95,8 @@ class Outcome:
 
 
 def seconds(duration: str | None) -> float | None:
-    if duration is None:
-        return None
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for suffix in ("ms", "s", "m", "h", "d"):
-        if duration.endswith(suffix):
-            return float(duration[: -len(suffix)]) * units[suffix]
-    raise ValueError(f"not a duration: {duration!r}")
+    """Seconds in a spec duration (``common.durations``' grammar); None stays None."""
+    return None if duration is None else parse_duration(duration)
 
 
 def steps_of(spec: Rollout) -> list[Step]:

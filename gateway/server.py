@@ -111,6 +111,7 @@ def serve(opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 if every log record was written."""
     import uvicorn
 
+    from common.db import in_memory, redact_url
     from dataplane.table import RouteStore
     from gateway import pricing
     from gateway.app import Gateway
@@ -119,11 +120,11 @@ def serve(opts: ServeOptions) -> int:
     from gateway.durable import LogWaits
     from gateway.keys import KeyResolver
     from gateway.protocol import deadlines
-    from inference.store import LogError, open_log, private_to_process, redact_url
+    from inference.store import LogError, open_log
     from inference.writer import LogWriter
 
     _logging()
-    if private_to_process(opts.log_url):
+    if in_memory(opts.log_url):
         raise ServeError(
             f"--log {opts.log_url}: an in-memory log cannot be served (the log writer, the "
             "shadow worker and mlx logs each need to reach it): use a file or PostgreSQL"

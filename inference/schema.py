@@ -2,7 +2,8 @@
 
 They may share a PostgreSQL database with mlx's state, so every name starts with
 ``mlx_inference`` or ``mlx_feedback`` and the log keeps its own schema-version table
-(``mlx_inference_schema``); migrations take their own advisory lock.
+(``mlx_inference_schema``); migrations (run by ``common.db.migrate``, as the state's are) take
+their own advisory lock.
 
 Indexes, each for a query of ``inference.query`` (each one costs 15-20 % of the write rate,
 so there are few; see bench/README.md):
@@ -33,9 +34,6 @@ within it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -51,10 +49,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    inspect,
-    select,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from common import db
+from common.db import Migration
 
 metadata = MetaData()
 
@@ -213,62 +211,19 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql(f"CREATE INDEX ix_mlx_inference_request ON {inference.name} (request_id)")
 
 
-Migration = tuple[int, str, Callable[[Connection], None]]
-
-#: Append ``(N, description, step)`` to change the schema; never edit a released step.
-MIGRATIONS: list[Migration] = [
-    (1, "inference records and feedback", _v1),
-    (2, "client_request_id; index on request_id", _v2),
-]
-CURRENT = MIGRATIONS[-1][0]
-
-
-class SchemaTooNew(Exception):
-    pass
+#: Append ``Migration(N, description, step)`` to change the schema; never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "inference records and feedback", _v1),
+    Migration(2, "client_request_id; index on request_id", _v2),
+)
+SCHEMA = db.Schema("inference log", schema_version, MIGRATIONS, advisory_key=_ADVISORY_KEY)
+CURRENT = SCHEMA.current
 
 
 def current_version(conn: Connection) -> int:
-    if not inspect(conn).has_table(schema_version.name):
-        return 0
-    return max(conn.execute(select(schema_version.c.version)).scalars().all(), default=0)
+    return db.current_version(conn, schema_version)
 
 
 def migrate(engine: Engine) -> int:
-    """Bring the log's tables to ``CURRENT``; safe when two processes race to do it."""
-    last: Exception | None = None
-    for _attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_KEY})")
-                have = current_version(conn)
-                if have > CURRENT:
-                    raise SchemaTooNew(
-                        f"this inference log uses schema version {have}, newer than this mlx "
-                        f"understands ({CURRENT}); upgrade mlx"
-                    )
-                if have == CURRENT:
-                    return CURRENT
-                metadata.create_all(conn, tables=[schema_version])
-                for version, description, step in MIGRATIONS:
-                    if version > have:
-                        step(conn)
-                        conn.execute(
-                            schema_version.insert().values(
-                                version=version,
-                                applied_at=datetime.now(UTC),
-                                description=description,
-                            )
-                        )
-                return CURRENT
-        except (IntegrityError, OperationalError, ProgrammingError) as exc:
-            last = exc  # another process created the tables at the same moment: look again
-            if isinstance(exc, OperationalError) and not _is_race(exc):
-                raise
-    assert last is not None
-    raise last
-
-
-def _is_race(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return "already exists" in text or "locked" in text
+    """Bring the log's tables to ``CURRENT`` (``common.db.SchemaTooNew`` if they are newer)."""
+    return db.migrate(engine, SCHEMA)

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from common import db
+from common.db import redact_url
 from inference import schema
 from inference.buckets import bucket_of
 from inference.records import FIELDS, Feedback, InferenceRecord
@@ -44,46 +46,10 @@ class LogGone(LogError):
     """The SQLite file the log was writing vanished (deleted or replaced) under it."""
 
 
-def normalize_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def private_to_process(url: str) -> bool:
-    """An in-memory SQLite log: no other process (a shadow worker) can write to it."""
-    return normalize_url(url) in ("sqlite://", "sqlite:///:memory:")
-
-
-def redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL + synchronous=NORMAL: a committed batch survives the process being killed
-            # (only a power loss can take the last commits); readers never block the writer.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            # no memory-mapped I/O of the database file: a file truncated or a disk filled
-            # under a mapping is a SIGBUS that kills the process; read()/write() return errors
-            cur.execute("PRAGMA mmap_size=0")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+#: ``common.db``'s WAL pragmas, and no memory-mapped I/O of the database file: a file truncated
+#: or a disk filled under a mapping is a SIGBUS that kills the process; read()/write() return
+#: errors.
+PRAGMAS = (*db.WAL_PRAGMAS, "mmap_size=0")
 
 
 def open_log(url: str = DEFAULT_URL) -> LogStore:
@@ -92,26 +58,17 @@ def open_log(url: str = DEFAULT_URL) -> LogStore:
     A relative SQLite path is relative to the current directory; ``engine.log_location.log_url``
     resolves it against the spec dir.
     """
-    url = normalize_url(url)
+    url = db.psycopg_url(url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        from pathlib import Path
-
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
         return LogStore(url)
-    except schema.SchemaTooNew as exc:
+    except db.SchemaTooNew as exc:
         raise LogError(str(exc)) from exc
     except SQLAlchemyError as exc:
         raise LogError(
             f"cannot open the inference log at {redact_url(url)}: {_reason(exc)}"
         ) from exc
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None: not SQLite, or in memory)."""
-    if not url.startswith("sqlite:///") or private_to_process(url):
-        return None
-    return Path(url[len("sqlite:///") :].split("?", 1)[0]).absolute()
 
 
 def _reason(exc: BaseException) -> str:
@@ -125,14 +82,14 @@ class LogStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = db.make_engine(url, pragmas=PRAGMAS)
         self.dialect: str = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise LogError(f"the inference log supports SQLite and PostgreSQL, not {self.dialect}")
         schema.migrate(self.engine)
         self._insert_records = insert_records_sql(self.engine.dialect.paramstyle)
         self._writes = 0
-        self.path = sqlite_path(url)
+        self.path = db.sqlite_path(url)
         self._identity = _identity(self.path) if self.path is not None else None
 
     def check(self) -> None:

@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from common.durations import JSON_PATTERN, NOT_A_DURATION, DurationError, parse_duration
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)
@@ -63,7 +66,24 @@ Address = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z]+\.[a-z][a-z0-9_-]{0,62}$"),
 ]
-Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)$")]
+
+
+def _duration(text: str) -> str:
+    """The text as written (its spec hash is the user's text); refused if it is no duration."""
+    try:
+        parse_duration(text)
+    except DurationError:
+        raise PydanticCustomError("duration", NOT_A_DURATION) from None
+    return text
+
+
+#: A duration in ``common.durations``' grammar (``500ms``, ``10m``, ``1h30m``, ``2d``), kept
+#: as the text the user wrote; readers parse it with ``common.durations.parse_duration``.
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": JSON_PATTERN}),
+]
 
 
 class Lifecycle(SpecModel):

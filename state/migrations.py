@@ -1,22 +1,19 @@
-"""Numbered schema migrations. Old state keeps loading; newer state is refused.
+"""The state's numbered schema migrations. Old state keeps loading; newer state is refused.
 
-Add a migration by appending ``(N, description, function)`` to ``MIGRATIONS``
-and a fixture of the old schema to ``tests/fixtures/state/`` (dbt keeps one
-per state schema version, so should we).
+Add a migration by appending ``Migration(N, description, function)`` to ``MIGRATIONS`` and
+a test that a state at version N-1 opens (tests/unit/test_state.py builds each older
+version from these steps). The runner is ``common.db.migrate``, shared with the inference
+log; the state records its steps in ``mlx_schema_version``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-from sqlalchemy import Connection, inspect, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
+from common import db
+from common.db import Migration
 from state import tables
-
-Migration = tuple[int, str, Callable[[Connection], None]]
 
 
 def _v1(conn: Connection) -> None:
@@ -40,59 +37,25 @@ def _v3(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[tables.GatewayRoute.__table__])  # type: ignore[attr-defined]
 
 
-MIGRATIONS: list[Migration] = [
-    (1, "workspaces, state versions, resources, resource events, locks", _v1),
-    (2, "release evidence bound to fingerprints", _v2),
-    (3, "embedded gateway routes", _v3),
-]
-CURRENT = MIGRATIONS[-1][0]
-
-
-class SchemaTooNew(Exception):
-    pass
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "workspaces, state versions, resources, resource events, locks", _v1),
+    Migration(2, "release evidence bound to fingerprints", _v2),
+    Migration(3, "embedded gateway routes", _v3),
+)
+#: PostgreSQL: the state's migrations hold this advisory lock (the inference log's: 7243101).
+SCHEMA = db.Schema(
+    "state",
+    tables.SchemaVersion.__table__,  # type: ignore[attr-defined]
+    MIGRATIONS,
+    advisory_key=7243100,
+)
+CURRENT = SCHEMA.current
 
 
 def current_version(conn: Connection) -> int:
-    if not inspect(conn).has_table(tables.SchemaVersion.__tablename__):
-        return 0
-    rows = conn.execute(select(tables.SchemaVersion.version)).scalars().all()  # type: ignore[call-overload]
-    return max(rows, default=0)
+    return db.current_version(conn, SCHEMA.table)
 
 
-def migrate(engine: object) -> int:
-    """Bring the schema to ``CURRENT``; safe when two processes race to do it."""
-    from sqlalchemy import Engine
-
-    assert isinstance(engine, Engine)
-    last: Exception | None = None
-    for _attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243100)")
-                SQLModel.metadata.create_all(
-                    conn,
-                    tables=[tables.SchemaVersion.__table__],  # type: ignore[attr-defined]
-                )
-                have = current_version(conn)
-                if have > CURRENT:
-                    raise SchemaTooNew(
-                        f"this state uses schema version {have}, newer than this mlx "
-                        f"understands ({CURRENT}); upgrade mlx"
-                    )
-                for version, description, step in MIGRATIONS:
-                    if version > have:
-                        step(conn)
-                        conn.execute(
-                            tables.SchemaVersion.__table__.insert().values(  # type: ignore[attr-defined]
-                                version=version,
-                                applied_at=datetime.now(UTC),
-                                description=description,
-                            )
-                        )
-                return CURRENT
-        except (IntegrityError, OperationalError, ProgrammingError) as exc:
-            # another process created the tables at the same moment: look again
-            last = exc
-    assert last is not None
-    raise last
+def migrate(engine: Engine) -> int:
+    """Bring the state's schema to ``CURRENT`` (``common.db.SchemaTooNew`` if it is newer)."""
+    return db.migrate(engine, SCHEMA)

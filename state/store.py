@@ -20,9 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, insert, select, update
 from sqlalchemy import delete as sa_delete
 
+from common import db
+from common.db import redact_url
 from common.diagnostics import MlxError
 from state import locks, migrations
 from state.commits import GroupCommit
@@ -49,70 +51,12 @@ class StateError(MlxError):
     """
 
 
-#: URL schemes the state accepts, and what they are.
-_SCHEMES = {
-    "sqlite": "sqlite",
-    "sqlite+pysqlite": "sqlite",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "postgresql+psycopg": "postgresql",
-}
-_USE = "use sqlite:///PATH or postgresql://…"
-
-
-def check_url(url: str) -> str:
-    """``sqlite`` or ``postgresql``, or ``StateError`` saying what is wrong with ``url``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme:
-        raise StateError(f"invalid state URL {redact_url(url)!r}: {_USE}")
-    kind = _SCHEMES.get(scheme.lower())
-    if kind is None:
-        raise StateError(f"unsupported state URL scheme '{scheme}': {_USE}")
-    if kind == "sqlite":
-        if rest and not rest.startswith("/"):
-            raise StateError(
-                f"invalid state URL {url}: write sqlite:///relative/path.db (three slashes) "
-                "or sqlite:////absolute/path.db (four)"
-            )
-        return kind
-    from urllib.parse import urlsplit
-
-    try:
-        urlsplit(url).port  # noqa: B018 - raises on a port that is not a number in range
-    except ValueError:
-        raise StateError(
-            f"invalid state URL {redact_url(url)}: the port must be a number from 1 to 65535"
-        ) from None
-    return kind
-
-
 def normalize_url(url: str, base: Path) -> str:
     """Relative SQLite paths are relative to the spec dir; ``postgresql://`` uses psycopg 3.
 
     Raises ``StateError`` for a URL mlx cannot use (``mysql://``, a bad port).
     """
-    check_url(url)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel, mark, query = url[len("sqlite:///") :].partition("?")
-        if rel and rel != ":memory:":
-            path = (base / rel).resolve()
-            if base.is_dir():  # never create a spec dir that is not there
-                path.parent.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{path}{mark}{query}"
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``; works on URLs that do not parse."""
-    scheme, sep, rest = url.partition("://")
-    at = rest.partition("?")[0].rfind("@")
-    if not sep or at < 0:
-        return url
-    user, colon, _password = rest[:at].partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
+    return db.normalize_url(url, base, what="state", error=StateError)
 
 
 def _where(engine: Engine) -> str:
@@ -147,33 +91,22 @@ def _state_errors(ctx: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """The state's engine (``common.db``'s WAL pragmas on SQLite); ``StateError`` for a URL
+    mlx cannot use, and (``_state_errors``) for a database the user must fix."""
     from sqlalchemy.exc import ArgumentError
 
-    kind = check_url(url)
-    if kind == "postgresql":
+    backend = db.check_url(url, what="state", error=StateError)
+    if backend is db.Backend.POSTGRESQL:
         import importlib.util
 
         if importlib.util.find_spec("psycopg") is None:
             raise StateError("PostgreSQL state needs psycopg 3: pip install 'mlxctl[postgres]'")
     try:
-        if kind == "sqlite":
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
+        engine = db.make_engine(url, pragmas=db.WAL_PRAGMAS)
     except (ArgumentError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StateError(f"invalid state URL {redact_url(url)}: {reason}") from None
     event.listen(engine, "handle_error", _state_errors)
-    if kind == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
     return engine
 
 

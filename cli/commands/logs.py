@@ -221,8 +221,8 @@ def _declared_endpoints(session: Any) -> set[str]:
 
 
 def _unknown(endpoint: str, url: str, environment: str, logged: list[str], store: Any) -> str:
+    from common.db import redact_url
     from common.diagnostics import did_you_mean
-    from inference.store import redact_url
 
     where = f"the inference log at {redact_url(url)}"
     if store is None:

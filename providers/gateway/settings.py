@@ -8,11 +8,12 @@ from its own environment).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+
+from common.durations import DurationError, parse_duration
 
 #: The keys of the document these functions fill (a metadata-only change rewrites them).
 SETTING_KEYS = ("log", "cache", "client", "pricing", "timeout_s", "max_body_bytes")
@@ -21,8 +22,6 @@ _CLIENT_KEYS = ("type", "base_url", "timeout_s", "backoff_s", "model", "params")
 #: Client keys added since the first documents were written: a document without one reads as
 #: its default (the gateway's too), so it is not reported as changed outside mlx.
 _CLIENT_ADDED = ("max_response_bytes",)
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class SettingsError(ValueError):
@@ -34,13 +33,11 @@ class SettingsError(ValueError):
 
 
 def duration_s(text: str) -> float:
-    """Seconds in a spec ``Duration`` (``500ms``, ``30s``, ``10m``, ``2h``, ``1d``)."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise SettingsError(
-            f"cache.ttl: {text!r} is not a duration (e.g. 30s, 10m, 2h)", ("cache", "ttl")
-        )
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    """Seconds in a spec ``Duration`` (``common.durations``: ``500ms``, ``10m``, ``1h30m``)."""
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise SettingsError(f"cache.ttl: {exc}", ("cache", "ttl")) from None
 
 
 def _validated(model: Any, value: Any, where: str) -> Any:

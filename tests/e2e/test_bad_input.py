@@ -373,7 +373,8 @@ WATCH_CASES: dict[str, tuple[str, str, str]] = {
         "monitors:\n  w:\n    type: performance\n    current: ${datasets.train}\n"
         "    window: 10 minutes\n    owner: t\n",
         r"w\.yaml:5:",
-        "monitors.w.window: String should match pattern",
+        "monitors.w.window: not a duration: write a number and a unit (ms, s, m, h, d or w), "
+        "as in 10m or 1h30m (got '10 minutes')",
     ),
     "monitor_threshold": (
         "monitors:\n  w:\n    type: performance\n    current: ${datasets.train}\n"

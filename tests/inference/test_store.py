@@ -130,12 +130,12 @@ def test_a_version_1_log_is_migrated_and_keeps_its_records(log_url: str) -> None
     and gets the column and the index on ``request_id``."""
     from sqlalchemy import create_engine
 
-    from inference.store import normalize_url, sqlite_path
+    from common.db import psycopg_url, sqlite_path
 
     path = sqlite_path(log_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(normalize_url(log_url))
+    engine = create_engine(psycopg_url(log_url))
     with engine.begin() as conn:
         schema.metadata.create_all(conn, tables=[schema.schema_version])
         step = schema.MIGRATIONS[0][2]
@@ -197,3 +197,33 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
     message = str(err.value)
     assert message.startswith("cannot open the inference log at postgresql+psycopg://nobody@")
     assert "\n" not in message
+
+
+def test_sqlite_log_pragmas(sqlite_url: str) -> None:
+    """The state's pragmas, and no memory-mapped I/O (a truncated file under a map is SIGBUS)."""
+    s = open_log(sqlite_url)
+    with s.engine.connect() as conn:
+        got = {
+            p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+            for p in ("journal_mode", "synchronous", "busy_timeout", "mmap_size")
+        }
+    assert got == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000, "mmap_size": 0}
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),  # '@' in the password
+        ("postgresql://u:secret@h:notaport/db", "postgresql://u:***@h:notaport/db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),  # shown as written, not %3A-quoted
+        ("postgresql+psycopg://u:p@h:5432/db?sslmode=require",
+         "postgresql+psycopg://u:***@h:5432/db?sslmode=require"),
+    ],
+)  # fmt: skip
+def test_the_log_url_in_messages_never_shows_its_password(url: str, shown: str) -> None:
+    """The log's messages (``mlx serve``'s start line, ``mlx logs``' errors) redact as the
+    state's do: a URL SQLAlchemy cannot parse kept its password, one with '@' in it its tail."""
+    from common.db import redact_url
+
+    assert redact_url(url) == shown

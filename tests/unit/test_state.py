@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from common.db import SchemaTooNew
 from state import locks, migrations
 from state.store import StateStore
 from state.tables import LockRecord, SchemaVersion
@@ -124,7 +125,7 @@ def test_schema_version_is_recorded_and_newer_state_refused(tmp_path: Path) -> N
                 version=migrations.CURRENT + 1, applied_at=datetime.now(UTC), description="x"
             )
         )
-    with pytest.raises(migrations.SchemaTooNew, match="newer than this mlx"):
+    with pytest.raises(SchemaTooNew, match="this state uses schema version 4, newer than this mlx"):
         StateStore(f"sqlite:///{tmp_path}/state.db")
 
 
@@ -136,3 +137,59 @@ def test_interrupted_versions_are_closed_by_the_next_writer(tmp_path: Path) -> N
     w.lock.release()  # the process "died" without finishing
     store.writer("default", who="b", operation="apply").close()
     assert store.reader("default").versions()[0]["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_state_written_at_each_older_schema_version_opens_and_keeps_its_rows(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """State left by an older mlx (each schema version before ``CURRENT``) is migrated on open,
+    keeps what it held, and records every step once."""
+    from sqlalchemy import create_engine, select
+
+    for have in range(1, migrations.CURRENT):
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path}/state-v{have}.db"
+        else:
+            url = str(request.getfixturevalue("pg_url")).replace(
+                "postgresql://", "postgresql+psycopg://"
+            )
+            from sqlalchemy import text
+
+            with create_engine(url).begin() as conn:  # a fresh database for each version
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        old = create_engine(url)
+        with old.begin() as conn:
+            SchemaVersion.__table__.create(conn)  # type: ignore[attr-defined]
+            for version, description, step in migrations.MIGRATIONS[:have]:
+                step(conn)
+                conn.execute(
+                    insert(SchemaVersion.__table__).values(  # type: ignore[attr-defined]
+                        version=version, applied_at=datetime.now(UTC), description=description
+                    )
+                )
+        old.dispose()
+        store = StateStore(url)
+        with store.writer("default", who="a", operation="apply") as w:
+            w.begin("apply", actor="a")
+            _put(w, "models.a", "1")
+            w.finish("complete", {})
+        store.close()
+        store = StateStore(url)  # and opens again, unchanged
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(SchemaVersion.version)).scalars().all()  # type: ignore[call-overload]
+        assert sorted(versions) == [v for v, _, _ in migrations.MIGRATIONS]
+        assert store.reader("default").records()["models.a"].outputs == {"version": "1"}
+        store.close()
+
+
+def test_sqlite_state_pragmas(tmp_path: Path) -> None:
+    """WAL (readers never block the writer), synchronous NORMAL, a 30 s busy timeout."""
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    with store.engine.connect() as conn:
+        got = {
+            p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+            for p in ("journal_mode", "synchronous", "busy_timeout")
+        }
+    assert got == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000}
+    store.close()
