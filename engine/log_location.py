@@ -18,13 +18,14 @@ DEFAULT_LOG = "sqlite:///.mlx/inference.db"
 
 def log_url(session: Session, override: str | None = None) -> str:
     """The log URL for ``session``, normalized."""
-    from state.store import normalize_url
+    from common import db
+    from common.diagnostics import MlxError
 
     url = override or session.options.environ.get("MLX_LOG") or _setting(session)
     if not url:
         state = session.state_url()
         url = state if state.startswith("postgresql") else DEFAULT_LOG
-    return normalize_url(url, session.root)
+    return db.normalize_url(url, session.root, what="inference log", error=MlxError)
 
 
 def _setting(session: Session) -> str | None:

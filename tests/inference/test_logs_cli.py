@@ -284,3 +284,13 @@ def test_a_reused_request_id_shows_the_callers(spec: Path) -> None:
     assert line.endswith("(caller's id mine, already used)")
     as_json = json.loads(run_mlx(["logs", "fraud", "--json"], spec).out)
     assert as_json["client_request_id"] == "mine" and list(as_json)[:-1] == list(FIELDS)
+
+
+def test_a_bad_log_url_is_named_as_the_logs_with_its_password_hidden(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "spec", {"mlx.yaml": 'mlx:\n  log: "postgresql://u:s3cret@h:99999/db"\n'}
+    )
+    result = run_mlx(["logs", "fraud"], spec)
+    assert result.code == 1
+    assert "invalid inference log URL postgresql://u:***@h:99999/db" in result.err, result
+    assert "s3cret" not in result.err + result.out
