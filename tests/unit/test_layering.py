@@ -59,7 +59,6 @@ SHIMS = {"providers/contract.py"}
 KNOWN: set[tuple[str, str]] = {
     ("gateway/keys.py", "engine.load.resolve"),
     ("gateway/keys.py", "engine.session"),
-    ("gateway/prompts.py", "providers.gates.llm.prompt"),
     ("readmodels/queries.py", "engine.plan.field_diff"),
     ("readmodels/queries.py", "engine.values"),
     ("readmodels/rollout.py", "engine.plugins"),
