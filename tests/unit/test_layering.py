@@ -59,8 +59,6 @@ SHIMS = {"providers/contract.py"}
 KNOWN: set[tuple[str, str]] = {
     ("gateway/keys.py", "engine.load.resolve"),
     ("gateway/keys.py", "engine.session"),
-    ("readmodels/queries.py", "engine.plan.field_diff"),
-    ("readmodels/queries.py", "engine.values"),
     ("readmodels/rollout.py", "engine.plugins"),
     ("readmodels/rollout.py", "engine.session"),
     ("engine/render/inspect.py", "readmodels.queries"),
