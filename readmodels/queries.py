@@ -1,6 +1,6 @@
 """What `mlx history`, `mlx show` and `mlx diff` tell: the data, read from state.
 
-Rendering is apart (``engine.render.inspect``); ``--json`` prints this data as is.
+Rendering is apart (``cli.render.inspect``); ``--json`` prints this data as is.
 """
 
 from __future__ import annotations

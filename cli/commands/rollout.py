@@ -25,7 +25,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def status(ctx: click.Context, name: str, as_json: bool) -> None:
         """Step n/m, desired vs live weights, the last analyses, what comes next."""
         from cli.app import session_for
-        from engine.render.rollout import render_status
+        from cli.render.rollout import render_status
         from readmodels.rollout import status_of
 
         data = status_of(session_for(ctx), name)

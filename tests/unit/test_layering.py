@@ -61,7 +61,6 @@ KNOWN: set[tuple[str, str]] = {
     ("gateway/keys.py", "engine.session"),
     ("readmodels/rollout.py", "engine.plugins"),
     ("readmodels/rollout.py", "engine.session"),
-    ("engine/render/inspect.py", "readmodels.queries"),
     ("providers/rollout.py", "controller.drive"),
     ("providers/rollout.py", "controller.state"),
 }
