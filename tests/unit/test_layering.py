@@ -59,8 +59,6 @@ SHIMS = {"providers/contract.py"}
 KNOWN: set[tuple[str, str]] = {
     ("gateway/keys.py", "engine.load.resolve"),
     ("gateway/keys.py", "engine.session"),
-    ("readmodels/rollout.py", "engine.plugins"),
-    ("readmodels/rollout.py", "engine.session"),
     ("providers/rollout.py", "controller.drive"),
     ("providers/rollout.py", "controller.state"),
 }
