@@ -255,6 +255,7 @@ class Planner:
             inputs,
             prior_inputs,
             restore=pin.outputs if pin else None,
+            env_refs=resolver.env_refs(address),
         )
         if pin is not None:
             # the spec's files may hold other bytes by now: the registry must still hold these
@@ -294,6 +295,7 @@ class Planner:
             inputs,
             prior_inputs,
             desired.restore,
+            desired.env_refs,
         )
         self.providers.specs[address] = desired.spec
         redacted = redact(body, self.salt) if marked else body
