@@ -131,6 +131,10 @@ class Desired:
     #: restores that version (by its fingerprint) instead of reading the spec's files,
     #: which may hold newer bytes by now. ``fingerprint`` then equals the restored one.
     restore: Mapping[str, Any] | None = None
+    #: Fields the spec writes as exactly ``${env.NAME}``, by dotted path (``client.api_key``):
+    #: NAME. A provider that hands a secret on to another process (the gateway's route
+    #: document) passes where to find it, never the value.
+    env_refs: Mapping[str, str] = field(default_factory=dict)
 
     def path(self, root: Path, value: str) -> Path:
         p = Path(value)

@@ -98,6 +98,25 @@ class CacheDoc(_Doc):
     ttl_s: float = Field(gt=0)
 
 
+class KeyRef(_Doc):
+    """Where a replica finds a prompt endpoint's upstream key: never the key itself.
+
+    ``{"env": "OPENAI_API_KEY"}``: the spec wrote ``${env.OPENAI_API_KEY}``; each replica reads
+    that variable of its own environment. ``{"spec": true}``: the spec writes the key some other
+    way (literal text, a variable, text around ``${env.X}``), which only the spec can resolve:
+    a replica asks the spec directory it serves (``gateway.keys``).
+    """
+
+    env: str | None = Field(default=None, min_length=1)
+    spec: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> KeyRef:
+        if (self.env is None) == (not self.spec):
+            raise ValueError('expected {"env": NAME} or {"spec": true}')
+        return self
+
+
 class ClientDoc(_Doc):
     type: str = "openai"
     base_url: str = "https://api.openai.com/v1"
@@ -107,6 +126,14 @@ class ClientDoc(_Doc):
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    #: the upstream key's reference; null: the endpoint declares none (a local upstream)
+    api_key: KeyRef | None = None
+
+    @property
+    def key_written(self) -> bool:
+        """Whether the control plane wrote ``api_key`` (null included): documents of releases
+        before the reference existed have none, and the spec is asked as it was then."""
+        return "api_key" in self.model_fields_set
 
 
 class Price(_Doc):

@@ -139,7 +139,8 @@ class RouteSource:
         return None if route is None else (route.generation, route.doc)
 
 
-KeyLookup = Callable[[str], UpstreamKey]
+#: the upstream key of a prompt route (``gateway.keys.KeyResolver.resolve``)
+KeyLookup = Callable[[RouteDoc], UpstreamKey]
 
 
 class Control:
@@ -155,7 +156,7 @@ class Control:
     ):
         self.source = source
         self.root = root
-        self.keys = keys or (lambda _address: UpstreamKey())
+        self.keys = keys or (lambda _route: UpstreamKey())
         self.begin_round = begin_round or (lambda: None)
         self.poll_s = poll_s
         self.on_swap = on_swap
@@ -249,7 +250,7 @@ class Control:
             if previous is not None:  # keep serving what was served, and say why
                 return _with_problem(previous, f"generation {generation} refused: {exc}")
             return Broken(name, generation, str(exc))
-        key = self.keys(route.address_text) if route.kind is Kind.PROMPT else UpstreamKey()
+        key = self.keys(route) if route.kind is Kind.PROMPT else UpstreamKey()
         stable_name = route.traffic.stable
         candidate_name = route.candidate_name()
         health: list[VariantHealth] = []

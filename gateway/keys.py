@@ -1,32 +1,35 @@
 """The LLM upstream's API key of a prompt endpoint, resolved by this replica.
 
-The route document holds no secret. Each replica resolves the endpoint's ``client.api_key``
-(``${env.OPENAI_API_KEY}``) from the spec directory it serves (``mlx serve -C DIR``) with its
-own environment, through the engine's resolver, exactly as a plan would. An endpoint the spec
-does not declare (or declares without ``api_key``) gets no key: a local upstream (vLLM, Ollama)
-needs none. The spec is read again whenever a route moves, so a key added to the spec is used
-from the next route change on; a spec an edit broke keeps the keys read before.
+The route document holds no secret. Its ``client.api_key`` says where the key is
+(``dataplane.route.KeyRef``), and each replica resolves that itself:
 
-An endpoint whose spec declares a key this replica cannot resolve — ``${env.X}`` with ``X``
-unset (or empty) where ``mlx serve`` runs — is *refused*, never called without its key:
-``UpstreamKey.refusal`` says why (naming the variable, never a value), its requests get 503,
-``/healthz`` says degraded, and stderr says so whenever its route loads, start included. A
-process's environment is fixed when it starts, so exporting ``X`` takes a restart of ``mlx
-serve``.
+* ``{"env": NAME}`` (the spec wrote ``${env.NAME}``): ``NAME`` of this process's environment;
+* null: no key (a local upstream: vLLM, Ollama);
+* ``{"spec": true}`` (the spec writes the key another way: literal text, a variable, text
+  around ``${env.X}``), or no ``api_key`` at all (a document written by a release before the
+  reference existed): only the spec can say. The replica asks ``SpecKeys``, which the
+  composition root gives it (``cli.spec_keys``: the spec directory ``mlx serve -C DIR``
+  serves, resolved as a plan would); the gateway itself never reads a spec.
+
+An endpoint whose key this replica cannot resolve — ``NAME`` unset (or empty) where ``mlx
+serve`` runs — is *refused*, never called without its key: ``UpstreamKey.refusal`` says why
+(naming the variable, never a value), its requests get 503, ``/healthz`` says degraded, and
+stderr says so whenever its route loads, start included. A process's environment is fixed when
+it starts, so exporting ``NAME`` takes a restart of ``mlx serve``. The reference changes with
+the spec only through ``mlx apply`` (it is written into the document).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Protocol
+
+from dataplane.route import RouteDoc
 
 log = logging.getLogger("mlx.gateway")
-
-SpecLookup = Callable[[str], Any]
-_KEY_PATH = ("client", "api_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,85 +43,49 @@ class UpstreamKey:
     refusal: str | None = None
 
 
-class KeyResolver:
-    def __init__(self, root: Path, environment: str | None, environ: dict[str, str] | None = None):
-        self.root = root
-        self.environment = environment
-        self.environ = environ
-        self._lookup: SpecLookup | None = None
-        self._session: Any = None
-        self._problem: str | None = None
-        self._fresh = False
+class SpecKeys(Protocol):
+    """Keys only the spec can resolve, by endpoint address (``cli.spec_keys``)."""
 
     def begin_round(self) -> None:
-        """Read the spec again at the next lookup (called before a round of route reloads)."""
-        self._fresh = False
+        """Read the spec again at the next lookup (a round of route reloads begins)."""
+        ...
 
-    def _spec(self) -> SpecLookup | None:
-        if not self._fresh:
-            self._fresh = True
-            from common.diagnostics import MlxError
-            from engine.load.resolve import declared_specs
-            from engine.session import Options, Session
+    def resolve(self, address: str) -> UpstreamKey: ...
 
-            extra: dict[str, Any] = {} if self.environ is None else {"environ": self.environ}
-            options = Options(chdir=self.root, environment=self.environment, **extra)
-            try:
-                session = Session(options)
-                session.spec  # noqa: B018 - load now, so that a broken spec is reported once here
-                self._lookup = declared_specs(session, lambda _address: None)
-                self._session = session
-                self._problem = None
-            except MlxError as exc:  # an edit broke the spec: keep the keys read before
-                self._problem = f"the spec in {self.root} does not load: {_first_line(exc)}"
-                log.warning("mlx serve: %s (keeping the keys read before)", self._problem)
-        return self._lookup
 
-    def resolve(self, address: str) -> UpstreamKey:
-        """The upstream key of the endpoint at ``address`` (``endpoints.NAME``)."""
-        from common.diagnostics import MlxError
+class KeyResolver:
+    """The upstream key of a prompt route, from its reference and this process's environment."""
 
-        lookup = self._spec()
-        if lookup is None:
-            return UpstreamKey(problem=self._problem)
-        unset = self._unset(address)
-        if unset:
-            return _refused(address, unset)
-        try:
-            spec = lookup(address)
-        except MlxError as exc:
-            problem = f"{address}.client.api_key: {_first_line(exc)}"
-            if self._declares_key(address):
-                return _refused(address, (), problem)
-            return UpstreamKey(problem=problem)
-        if not isinstance(spec, dict):
+    def __init__(self, environ: Mapping[str, str] | None = None, spec: SpecKeys | None = None):
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.spec = spec
+
+    def begin_round(self) -> None:
+        if self.spec is not None:
+            self.spec.begin_round()
+
+    def resolve(self, route: RouteDoc) -> UpstreamKey:
+        address = route.address_text
+        client = route.client
+        if client is None or not client.key_written:  # written before the reference existed
+            return self.spec.resolve(address) if self.spec is not None else UpstreamKey()
+        ref = client.api_key
+        if ref is None:
             return UpstreamKey()
-        client = spec.get("client")
-        key = client.get("api_key") if isinstance(client, dict) else None
-        return UpstreamKey(value=str(key) if key else None)
-
-    def _declares_key(self, address: str) -> bool:
-        decl = self._session.spec.decls.get(address) if self._session is not None else None
-        client = decl.body.get("client") if decl is not None else None
-        return isinstance(client, Mapping) and client.get("api_key") not in (None, "")
-
-    def _unset(self, address: str) -> tuple[str, ...]:
-        """The ``${env.X}`` names ``client.api_key`` needs that this process lacks (or has
-        empty), in the order written."""
-        if self._session is None:
-            return ()
-        templates = self._session.graph.templates.get(address) or {}
-        parts = templates.get(_KEY_PATH) or ()
-        environ: Mapping[str, str] = self._session.inputs.environ
-        names = [
-            p.name
-            for p in parts
-            if getattr(p, "namespace", None) == "env" and not environ.get(p.name)
-        ]
-        return tuple(dict.fromkeys(names))
+        if ref.env is None:  # {"spec": true}
+            if self.spec is None:
+                why = "written other than as ${env.NAME}, and this replica reads no spec"
+                return refused(address, (), f"{address}.client.api_key: {why}")
+            return self.spec.resolve(address)
+        value = self.environ.get(ref.env)
+        if not value:
+            return refused(address, (ref.env,))
+        return UpstreamKey(value=value)
 
 
-def _refused(address: str, unset: tuple[str, ...], problem: str | None = None) -> UpstreamKey:
+def refused(address: str, unset: tuple[str, ...], problem: str | None = None) -> UpstreamKey:
+    """The endpoint at ``address`` is not called: its key needs the environment variables
+    ``unset`` (or, with none named, does not resolve: ``problem`` says why)."""
     name = address.removeprefix("endpoints.")
     if unset:
         listed = ", ".join(unset)
@@ -134,10 +101,3 @@ def _refused(address: str, unset: tuple[str, ...], problem: str | None = None) -
         fix = "fix the spec"
     log.warning("mlx serve: %s: its requests get 503 (%s)", refusal, fix)
     return UpstreamKey(problem=problem or refusal, refusal=refusal)
-
-
-def _first_line(exc: Exception) -> str:
-    render = getattr(exc, "render", None)
-    text = render() if callable(render) else str(exc)
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__

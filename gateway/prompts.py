@@ -10,8 +10,8 @@ prompt's ``params``, under what the caller may set (``user``, and what the promp
 ``allow_params`` allows: ``gateway.params``); anything else a caller sends is a 400.
 Streaming is not supported (a 400 says so).
 
-Rendering reuses the eval gates' ``render`` (``{{name}}``, ``{{a.b}}``), so a prompt renders the
-same in a gate and in production.
+Rendering is ``common.templates`` (``{{name}}``, ``{{a.b}}``), the eval gates' too, so a prompt
+renders the same in a gate and in production.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.templates import MissingVariables, render
 from dataplane.route import ClientDoc, RouteError, VariantDoc
 from gateway.inputs import InputError
 from gateway.params import Allowed, ParamRefused, ParamsError
@@ -112,15 +113,12 @@ class PromptVariant:
         return Prepared(out, model, estimate, rule)
 
     def _render(self, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
-        from contract import ProviderError
-        from providers.gates.llm.prompt import render
-
         try:
             out: list[dict[str, Any]] = []
             if self.system:
                 out.append({"role": "system", "content": render(self.system, variables)})
             out.append({"role": "user", "content": render(self.template, variables)})
             return out
-        except ProviderError as exc:
-            text = str(exc).replace("the template needs var(s)", "the prompt needs variable(s)")
+        except MissingVariables as exc:
+            text = exc.say("the prompt needs variable(s)")
             raise InputError(f'{text}: send them in "variables"') from None

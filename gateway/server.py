@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gateway.keys import SpecKeys
     from gateway.shadow import ShadowProcess
     from inference.writer import WriterStats
 
@@ -107,8 +108,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(opts: ServeOptions) -> int:
-    """Run until SIGTERM/SIGINT; 0 if every log record was written."""
+def serve(opts: ServeOptions, spec_keys: SpecKeys | None = None) -> int:
+    """Run until SIGTERM/SIGINT; 0 if every log record was written.
+
+    ``spec_keys``: the upstream keys only the spec can resolve (``gateway.keys``), from the
+    composition root; without it such an endpoint gets no key, or is refused if it declares one.
+    """
     import uvicorn
 
     from common.db import in_memory, redact_url
@@ -141,7 +146,7 @@ def serve(opts: ServeOptions) -> int:
     sync = opts.durability is Durability.SYNC
     waits = LogWaits() if sync else None
     writer = LogWriter(store, eager=sync, on_done=waits.done if waits is not None else None)
-    keys = KeyResolver(opts.root, opts.environment)
+    keys = KeyResolver(spec=spec_keys)
     control = Control(
         RouteSource(routes, opts.workspace),
         opts.root,

@@ -1,12 +1,13 @@
 """What `mlx history`, `mlx show` and `mlx diff` tell: the data, read from state.
 
-Rendering is apart (``engine.render.inspect``); ``--json`` prints this data as is.
+Rendering is apart (``cli.render.inspect``); ``--json`` prints this data as is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from common.canonical import digest
 from common.diagnostics import MlxError, did_you_mean
 from state.store import StateReader
 
@@ -252,7 +253,7 @@ def _evidence_for(reader: StateReader, outputs: dict[str, Any]) -> list[dict[str
 
 def diff_data(reader: StateReader, a: int, b: int) -> dict[str, Any]:
     """Field-level differences of every resource between state versions ``a`` and ``b``."""
-    from engine.plan.field_diff import field_changes
+    from common.field_diff import field_changes
 
     for serial in (a, b):
         if reader.version(serial, with_spec=False) is None:
@@ -286,8 +287,6 @@ def _outputs(row: dict[str, Any]) -> dict[str, Any]:
     A gate's evidence and report are long documents: a diff names them as changed
     (with a short digest) rather than listing every number in them.
     """
-    from engine.values import digest
-
     out = {}
     for k, v in (row.get("outputs") or {}).items():
         if k in ("evidence", "report") and v is not None:

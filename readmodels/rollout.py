@@ -1,21 +1,28 @@
 """``mlx rollout status``: the data — what ``kubectl argo rollouts get rollout`` shows: step
-n/m, desired vs live weights, each analysis with its numbers, what comes next and when."""
+n/m, desired vs live weights, each analysis with its numbers, what comes next and when.
+
+It reads the state; the live split is asked of whoever can reach the endpoint's router —
+the caller passes ``live`` (the CLI asks the endpoint's provider), so this module only
+reads.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from common.diagnostics import MlxError, did_you_mean
-from contract import ProviderError, Serving, capability
-from engine.plugins import ProviderSet, prior_of
-from engine.session import Session
 from readmodels.queries import merged_events
+from state.store import Record, StateReader
+
+#: The split an endpoint's router has now, given the endpoint's record: the traffic as a dict
+#: (``contract.Traffic.as_dict``), ``{"error": why}`` when it cannot be read, or None.
+LiveTraffic = Callable[[Record], dict[str, Any] | None]
 
 
-def status_of(session: Session, name: str) -> dict[str, Any]:
+def status_of(reader: StateReader, name: str, live: LiveTraffic) -> dict[str, Any]:
     address = name if name.startswith("rollouts.") else f"rollouts.{name}"
-    reader = session.reader()
     rec = reader.record(address)
     if rec is None:
         known = [a for a, r in reader.index().items() if r.section == "rollouts"]
@@ -41,7 +48,7 @@ def status_of(session: Session, name: str) -> dict[str, Any]:
         "started_at": out.get("started_at"),
         "deadline": out.get("deadline"),
     }
-    data["live"] = _live(session, reader, out.get("endpoint"))
+    data["live"] = _live(reader, out.get("endpoint"), live)
     data["history"] = [
         {
             "serial": e["serial"],
@@ -62,19 +69,10 @@ def _next_in(out: dict[str, Any]) -> float | None:
     return max(0.0, min(times) - time.time()) if times else None
 
 
-def _live(session: Session, reader: Any, endpoint: str | None) -> dict[str, Any] | None:
+def _live(reader: StateReader, endpoint: str | None, live: LiveTraffic) -> dict[str, Any] | None:
     if not endpoint:
         return None
     rec = reader.record(endpoint)
     if rec is None:
         return None
-    providers = ProviderSet.for_session(session, reader.record)
-    try:
-        serving = capability(providers.get(rec.provider, endpoint), Serving, "read traffic")
-        prior = prior_of(rec)
-        traffic = serving.traffic(prior)
-    except (ProviderError, MlxError, OSError) as exc:
-        return {"error": str(exc)}
-    finally:
-        providers.close()
-    return traffic.as_dict() if traffic is not None else None
+    return live(rec)

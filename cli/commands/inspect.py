@@ -17,7 +17,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def history(ctx: click.Context, as_json: bool) -> None:
         """List state versions: serial, time, actor, git SHA, operation, changes."""
         from cli.app import session_for
-        from engine.render.inspect import render_history
+        from cli.render.inspect import render_history
         from readmodels.queries import history_rows
 
         rows = history_rows(session_for(ctx).reader())
@@ -35,7 +35,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def show(ctx: click.Context, address: str | None, serial: int | None, as_json: bool) -> None:
         """Show the state, one state version, or one resource's value and lineage."""
         from cli.app import session_for
-        from engine.render.inspect import render_show
+        from cli.render.inspect import render_show
         from readmodels.queries import show_data
 
         data = show_data(session_for(ctx).reader(), address, serial)
@@ -53,7 +53,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def diff(ctx: click.Context, a: int, b: int, as_json: bool) -> None:
         """Field-level differences of every resource between state versions A and B."""
         from cli.app import session_for
-        from engine.render.inspect import render_diff
+        from cli.render.inspect import render_diff
         from readmodels.queries import diff_data
 
         data = diff_data(session_for(ctx).reader(), a, b)

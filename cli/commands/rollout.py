@@ -25,10 +25,13 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def status(ctx: click.Context, name: str, as_json: bool) -> None:
         """Step n/m, desired vs live weights, the last analyses, what comes next."""
         from cli.app import session_for
-        from engine.render.rollout import render_status
+        from cli.live import live_traffic
+        from cli.render.rollout import render_status
         from readmodels.rollout import status_of
 
-        data = status_of(session_for(ctx), name)
+        session = session_for(ctx)
+        reader = session.reader()
+        data = status_of(reader, name, live_traffic(session, reader))
         if as_json:
             click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         else:

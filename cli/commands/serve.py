@@ -132,6 +132,7 @@ def _serve(
         raise MlxError(
             f"mlx serve needs the serve extra: pip install 'mlxctl[serve]' ({exc})"
         ) from None
+    from cli.spec_keys import SpecDirectoryKeys
     from engine.log_location import log_url
     from gateway.auth import AuthConfigError, configured_token, is_loopback
     from gateway.durable import Durability
@@ -167,7 +168,7 @@ def _serve(
         durability=Durability(log_durability),
     )
     try:
-        return server.serve(opts)
+        return server.serve(opts, SpecDirectoryKeys(opts.root, opts.environment))
     except server.ServeError as exc:
         raise MlxError(str(exc)) from None
 

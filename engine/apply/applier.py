@@ -395,6 +395,7 @@ class Applier:
             inputs,
             {d: self._recorded_outputs(d) for d in deps},
             restore=change.restore,
+            env_refs=self.resolver.env_refs(change.address),
         )
         fingerprint = change.content_hash if change.restore else provider.fingerprint(desired)
         desired = replace(desired, fingerprint=fingerprint)

@@ -125,6 +125,18 @@ class Resolver:
             raise MlxError(diags)
         return body, marked
 
+    def env_refs(self, address: str) -> dict[str, str]:
+        """The fields of ``address`` written as exactly one ``${env.NAME}``, by dotted path:
+        NAME (``Desired.env_refs``: where a secret is found, never its value)."""
+        templates = self.graph.templates.get(address)
+        if not templates:
+            return {}
+        return {
+            ".".join(str(p) for p in path): parts[0].name
+            for path, parts in templates.items()
+            if len(parts) == 1 and isinstance(parts[0], Ref) and parts[0].namespace == "env"
+        }
+
     def _value(self, ref: Ref, lookup: Lookup) -> Any:
         if ref.namespace == "env":
             if ref.name not in self.inputs.environ:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.canonical import digest
 from engine.load.references import Ref, RefSyntaxError, parse_template
-from engine.values import digest
 from specs.introspect import kind_info
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.field_diff import FieldChange
+
 
 class Action(StrEnum):
     CREATE = "create"
@@ -72,16 +74,6 @@ class Reason(StrEnum):
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-class FieldChange(BaseModel):
-    model_config = _FROZEN
-
-    path: str
-    before: Any = None
-    after: Any = None
-    #: "add", "remove" or "change"
-    kind: str = "change"
 
 
 class ResourceChange(BaseModel):

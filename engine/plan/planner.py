@@ -15,13 +15,13 @@ from typing import Any
 import networkx as nx
 
 from common.diagnostics import Diagnostic, MlxError, did_you_mean
+from common.field_diff import field_changes, flatten, paths_differ
 from contract import Desired, Prior, Provider, ProviderError, Registry
 from engine.apply.heartbeat import Heartbeat
 from engine.load import availability, secrets
 from engine.load.resolve import Resolver
 from engine.plan.decide import Facts, decide
 from engine.plan.details import KEEPS_HISTORY, Explainer
-from engine.plan.field_diff import field_changes, flatten, paths_differ
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, FieldChange, Plan, PlanOptions, Reason, ResourceChange
 from engine.plan.schema_change import changes as schema_changes
@@ -255,6 +255,7 @@ class Planner:
             inputs,
             prior_inputs,
             restore=pin.outputs if pin else None,
+            env_refs=resolver.env_refs(address),
         )
         if pin is not None:
             # the spec's files may hold other bytes by now: the registry must still hold these
@@ -294,6 +295,7 @@ class Planner:
             inputs,
             prior_inputs,
             desired.restore,
+            desired.env_refs,
         )
         self.providers.specs[address] = desired.spec
         redacted = redact(body, self.salt) if marked else body

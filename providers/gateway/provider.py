@@ -58,7 +58,8 @@ class GatewayProvider(Provider, Serving):
     sections = frozenset({"endpoints"})
     config_model = GatewayProviderConfig
     type_name = "gateway"
-    #: The upstream key of a prompt endpoint; never written to the route document.
+    #: The upstream key of a prompt endpoint; never written to the route document (its
+    #: reference is: ``settings.key_ref``).
     secret_fields = {"endpoints": ("client.api_key",)}
 
     def __init__(self, config: Mapping[str, Any], context: Context):
@@ -431,7 +432,7 @@ class GatewayProvider(Provider, Serving):
     @staticmethod
     def _settings(desired: Desired) -> dict[str, Any]:
         try:
-            return endpoint_settings.settings(desired.spec)
+            return endpoint_settings.settings(desired.spec, desired.env_refs)
         except endpoint_settings.SettingsError as exc:
             raise ProviderError(f"{desired.address}: {exc}") from None
 

@@ -1,5 +1,6 @@
 """The prompt path's pure decisions, table-driven: what a caller may set (``allow_params``),
-which upstream key an endpoint gets (or why it is refused), what the log keeps of a payload,
+which upstream key an endpoint gets (or why it is refused) — from the route document's
+reference, or from the spec where only the spec can say —, what the log keeps of a payload,
 and which route settings count as changed outside mlx."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from gateway.keys import KeyResolver
+from cli.spec_keys import SpecDirectoryKeys
+from dataplane.route import parse
+from gateway.keys import KeyResolver, UpstreamKey
 from gateway.params import Allowed, ParamRefused, ParamsError
 from inference.store import PAYLOAD_LIMIT_BYTES, payload_json
 
@@ -130,7 +133,7 @@ endpoints:
         ({}, "endpoints.undeclared", None, None),
     ],
 )
-def test_an_endpoints_key_is_resolved_or_the_endpoint_refused(
+def test_a_key_only_the_spec_can_resolve_is_resolved_or_the_endpoint_refused(
     tmp_path: Path,
     environ: dict[str, str],
     address: str,
@@ -139,7 +142,7 @@ def test_an_endpoints_key_is_resolved_or_the_endpoint_refused(
 ) -> None:
     (tmp_path / "mlx.yaml").write_text("mlx:\n  state: sqlite:///.mlx/state.db\n")
     (tmp_path / "spec.yaml").write_text(SPEC)
-    key = KeyResolver(tmp_path, None, environ).resolve(address)
+    key = SpecDirectoryKeys(tmp_path, None, environ).resolve(address)
     assert key.value == value
     if refused_naming is None:
         assert key.refusal is None and key.problem is None
@@ -148,6 +151,86 @@ def test_an_endpoints_key_is_resolved_or_the_endpoint_refused(
         assert "not set where mlx serve runs" in key.refusal
         assert key.problem == key.refusal
         assert not [name for name, v in environ.items() if v and name in key.refusal]
+
+
+def _route(api_key: Any = "absent", client: bool = True) -> Any:
+    """A prompt route whose client holds ``api_key`` (``"absent"``: a document written before
+    the reference existed)."""
+    doc: dict[str, Any] = {
+        "kind": "prompt",
+        "variants": {"v1": {"name": "v1", "version": 1, "prompt": {"template": "{{q}}"}}},
+        "traffic": {"stable": "v1"},
+    }
+    if client:
+        doc["client"] = {"type": "openai"} | ({} if api_key == "absent" else {"api_key": api_key})
+    return parse("support", doc)
+
+
+class FromSpec:
+    """A ``SpecKeys`` that says what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.rounds = 0
+
+    def begin_round(self) -> None:
+        self.rounds += 1
+
+    def resolve(self, address: str) -> UpstreamKey:
+        self.asked.append(address)
+        return UpstreamKey(value="from-the-spec")
+
+
+@pytest.mark.parametrize(
+    ("route", "environ", "value", "refused_naming", "spec_asked"),
+    [
+        (_route({"env": "C_KEY_A"}), {"C_KEY_A": "a1"}, "a1", None, False),
+        (_route({"env": "C_KEY_A"}), {}, None, "C_KEY_A", False),
+        (_route({"env": "C_KEY_A"}), {"C_KEY_A": ""}, None, "C_KEY_A", False),  # empty: no key
+        (_route(None), {"C_KEY_A": "a1"}, None, None, False),  # declares none: a local upstream
+        (_route({"spec": True}), {}, "from-the-spec", None, True),  # literal, var, joined
+        (_route(), {}, "from-the-spec", None, True),  # written by the previous release
+        (_route(client=False), {}, "from-the-spec", None, True),
+    ],
+)
+def test_a_routes_key_reference_is_resolved_from_this_replicas_environment(
+    route: Any,
+    environ: dict[str, str],
+    value: str | None,
+    refused_naming: str | None,
+    spec_asked: bool,
+) -> None:
+    spec = FromSpec()
+    keys = KeyResolver(environ, spec)
+    keys.begin_round()
+    key = keys.resolve(route)
+    assert key.value == value
+    assert spec.asked == (["endpoints.support"] if spec_asked else [])
+    assert spec.rounds == 1
+    if refused_naming is None:
+        assert key.refusal is None and key.problem is None
+    else:
+        assert key.refusal is not None and refused_naming in key.refusal
+        assert "not set where mlx serve runs" in key.refusal
+        assert key.problem == key.refusal
+
+
+def test_without_the_spec_a_key_written_otherwise_is_refused_and_an_old_route_gets_none() -> None:
+    keys = KeyResolver({})
+    key = keys.resolve(_route({"spec": True}))
+    assert key.value is None and key.refusal is not None and "does not resolve" in key.refusal
+    assert key.problem is not None and "reads no spec" in key.problem
+    assert keys.resolve(_route()) == UpstreamKey()
+
+
+@pytest.mark.parametrize(
+    "api_key", [{}, {"env": ""}, {"env": "X", "spec": True}, {"spec": False}, "sk-a-value"]
+)
+def test_a_key_reference_the_gateway_cannot_read_refuses_the_route(api_key: Any) -> None:
+    from dataplane.route import RouteError
+
+    with pytest.raises(RouteError, match=r"route of endpoint 'support': client\.api_key"):
+        _route(api_key)
 
 
 # -- what the log keeps of a payload -------------------------------------------------------------
@@ -211,6 +294,47 @@ def test_a_route_without_max_response_bytes_is_not_reported_as_changed_outside_m
     assert edited(older, spec) == []
     smaller = {**live, "client": {**live["client"], "max_response_bytes": 10}}
     assert edited(smaller, spec) == ["client"]
+
+
+# -- the key's reference, as the control plane writes it ---------------------------------------
+@pytest.mark.parametrize(
+    ("api_key", "env_refs", "ref"),
+    [
+        ("the-value", {"client.api_key": "C_KEY_A"}, {"env": "C_KEY_A"}),  # ${env.C_KEY_A}
+        ("", {"client.api_key": "C_KEY_A"}, {"env": "C_KEY_A"}),  # set but empty at apply
+        ("sk-literal", {}, {"spec": True}),
+        ("a1-b2", {}, {"spec": True}),  # ${env.A}-${env.B}: only the spec can say
+        (None, {}, None),
+        ("", {}, None),
+    ],
+)
+def test_the_document_holds_where_the_key_is_never_the_key(
+    api_key: str | None, env_refs: dict[str, str], ref: Any
+) -> None:
+    from providers.gateway.settings import settings
+
+    client: dict[str, Any] = {"type": "openai"}
+    if api_key is not None:
+        client["api_key"] = api_key
+    written = settings({"client": client}, env_refs)
+    assert written["client"]["api_key"] == ref
+    if api_key:
+        assert api_key not in json.dumps(written)
+
+
+def test_the_keys_reference_is_not_reported_as_changed_outside_mlx() -> None:
+    """The record holds the key redacted, which cannot say how it was written; a document of
+    the previous release has no reference at all."""
+    from providers.gateway.settings import edited, settings
+
+    spec = {"client": {"type": "openai", "api_key": "v"}}
+    live = settings(spec, {"client.api_key": "C_KEY_A"})
+    recorded = {"client": {"type": "openai", "api_key": {"$sensitive": "hmac-sha256:ab"}}}
+    assert edited(live, recorded) == []
+    older = {**live, "client": {k: v for k, v in live["client"].items() if k != "api_key"}}
+    assert edited(older, recorded) == []
+    moved = {**live, "client": {**live["client"], "base_url": "http://elsewhere/v1"}}
+    assert edited(moved, recorded) == ["client"]
 
 
 # -- the response cache is bounded in bytes too ----------------------------------------------

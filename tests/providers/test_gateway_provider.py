@@ -382,9 +382,27 @@ _PRICE = {
     "required": ["input_per_1k", "output_per_1k"],
     "properties": {"input_per_1k": _NUMBER, "output_per_1k": _NUMBER},
 }
+#: Where a replica finds the upstream key — never the key (``dataplane.route.KeyRef``).
+_KEY_REF = {
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["env"],
+            "properties": {"env": {"type": "string", "minLength": 1}},
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["spec"],
+            "properties": {"spec": {"const": True}},
+        },
+    ]
+}
 _CLIENT = {
     "type": "object",
-    "additionalProperties": False,  # never api_key
+    "additionalProperties": False,
     "required": [
         "type",
         "base_url",
@@ -393,6 +411,7 @@ _CLIENT = {
         "model",
         "params",
         "max_response_bytes",
+        "api_key",
     ],
     "properties": {
         "type": {"const": "openai"},
@@ -402,6 +421,7 @@ _CLIENT = {
         "model": {"type": ["string", "null"]},
         "params": {"type": "object"},
         "max_response_bytes": {"type": "integer", "exclusiveMinimum": 0},
+        "api_key": _KEY_REF,
     },
 }
 
@@ -553,6 +573,8 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         timeout_s=12,
         max_body_bytes=4096,
     )
+    # the spec wrote client.api_key: ${env.SUPPORT_LLM_KEY}
+    desired = replace(desired, env_refs={"client.api_key": "SUPPORT_LLM_KEY"})
     prior = setup.create(desired)
     doc = setup.doc("support")
     assert_route_shape(doc, "prompt")
@@ -577,6 +599,7 @@ def test_prompt_route_document_holds_the_registered_prompt_and_no_secret(setup: 
         "model": None,
         "params": {},
         "max_response_bytes": 65536,
+        "api_key": {"env": "SUPPORT_LLM_KEY"},  # where the key is, never the key
     }
     assert doc["cache"] == {"ttl_s": 600}
     assert (doc["log"], doc["timeout_s"], doc["max_body_bytes"]) == ({"payloads": 1}, 12, 4096)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.render.inspect import _outputs_lines
+from cli.render.inspect import _outputs_lines
 
 SCHEMA = {
     "source": "sklearn",

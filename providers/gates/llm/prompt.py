@@ -3,20 +3,20 @@
 ``{{name}}`` (spaces allowed, ``a.b`` reaches into a dict) is replaced by the
 case's var; a var the template needs but the case lacks is an error, never an
 empty string. A model subject (no template) sends the case's ``input`` var.
+Rendering is ``common.templates``, which the gateway uses too: a prompt renders the
+same when it is judged and when it serves.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.templates import MissingVariables, render
 from contract import ProviderError
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w]*(?:\.[\w]+)*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -34,40 +34,15 @@ class PromptUnderTest:
         return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
 
     def messages(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The chat messages for one case; ``ProviderError`` names the vars it lacks."""
         out = []
-        if self.system:
-            out.append({"role": "system", "content": render(self.system, variables)})
-        out.append({"role": "user", "content": render(self.template, variables)})
-        return out
-
-
-def _lookup(variables: Mapping[str, Any], name: str) -> Any:
-    node: Any = variables
-    for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(name)
-        node = node[part]
-    return node
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def render(template: str, variables: Mapping[str, Any]) -> str:
-    missing: list[str] = []
-
-    def sub(match: re.Match[str]) -> str:
         try:
-            return _text(_lookup(variables, match.group(1)))
-        except KeyError:
-            missing.append(match.group(1))
-            return match.group(0)
-
-    text = _PLACEHOLDER.sub(sub, template)
-    if missing:
-        raise ProviderError(f"the template needs var(s) {', '.join(sorted(set(missing)))}")
-    return text
+            if self.system:
+                out.append({"role": "system", "content": render(self.system, variables)})
+            out.append({"role": "user", "content": render(self.template, variables)})
+        except MissingVariables as exc:
+            raise ProviderError(str(exc)) from None
+        return out
 
 
 def from_spec(address: str, spec: Mapping[str, Any] | None, read_file: Any) -> PromptUnderTest:

@@ -1,16 +1,30 @@
 """Field-level differences of one resource (DeepDiff), as flat ``path: old -> new`` items.
 
-Only called for resources whose hashes differ: hashing every resource is cheap,
-deep-diffing all of them is not (DESIGN.md: 4.5 s vs 0.085 s at 10k).
+What a plan shows of an update and what ``mlx diff`` shows between two state versions: the
+same values (JSON, secrets as ``{"$sensitive": …}`` markers), the same items. Only called for
+resources whose hashes differ: hashing every resource is cheap, deep-diffing all of them is
+not (DESIGN.md: 4.5 s vs 0.085 s at 10k).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.plan.model import FieldChange
+from pydantic import BaseModel, ConfigDict
 
 _MISSING = object()
+
+
+class FieldChange(BaseModel):
+    """One field's difference; a plan's ``ResourceChange.fields`` holds these."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    before: Any = None
+    after: Any = None
+    #: "add", "remove" or "change"
+    kind: str = "change"
 
 
 def _fmt_path(items: list[Any]) -> str:
