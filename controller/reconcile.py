@@ -1,5 +1,5 @@
 """One controller pass over a rollout: pure — state, spec, clock and traffic in; the next
-state and what to do out. No I/O here (``controller.drive`` does it).
+state and what to do out. No I/O here (``controller.rollouts.drive`` does it).
 
 Canary (Argo Rollouts' steps): each step sets the candidate's weight, then pauses; a
 pause with a duration ends with an analysis of the candidate against stable over the

@@ -290,7 +290,7 @@ def _call(
     """The controller's pass: a retry starts again, anything else resumes (a promote or
     abort travels in ``outputs["requested"]``)."""
     if request == "retry":
-        from controller.drive import Drive
+        from controller.rollouts.drive import Drive
         from controller.state import RolloutState
         from specs.rollouts import Rollout
 

@@ -65,8 +65,6 @@ KNOWN: set[tuple[str, str]] = {
     ("readmodels/rollout.py", "engine.plugins"),
     ("readmodels/rollout.py", "engine.session"),
     ("engine/render/inspect.py", "readmodels.queries"),
-    ("providers/rollout.py", "controller.drive"),
-    ("providers/rollout.py", "controller.state"),
 }
 PACKAGES = set(ALLOWED)
 

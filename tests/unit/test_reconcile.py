@@ -2,7 +2,7 @@
 observation and clock in; the next state and what to do to the world out.
 
 Every behaviour of issue 18's items 5-9 is decided here, so it is tested here — each
-table row is one branch — plus the few lines of controller/drive.py that carry an
+table row is one branch — plus the few lines of controller/rollouts/drive.py that carry an
 outcome out (traffic re-asserted, the window a look reads).
 """
 
@@ -476,7 +476,7 @@ class FakeServing:
 def _drive(tmp_path: Path, serving: FakeServing, now: float) -> Any:
     from contract import Prior, Serving
     from contract import Traffic as LiveTraffic
-    from controller.drive import Drive
+    from controller.rollouts.drive import Drive
     from providers.testing.peers import FakePeers
 
     Serving.register(FakeServing)

@@ -1,10 +1,11 @@
-"""Rollouts (``type: rollout``, the default for ``rollouts``).
+"""Rollouts (``type: rollout``, the default for ``rollouts``): the rollout controller's
+adapter, mlx's own code found through ``controller.ADAPTERS`` (not an entry point).
 
 ``strategy: direct`` with only an ``alias`` is a release through the registry: point
 the alias (``production``, ``champion``) at the subject's version. With an ``endpoint``
 a rollout drives the endpoint's traffic through its provider's ``Serving`` capability —
 direct (at once), canary, shadow or A/B — one controller pass per call
-(``controller.drive``): ``create``/``update`` start it, ``update`` with
+(``controller.rollouts.drive``): ``create``/``update`` start it, ``update`` with
 ``Change.resume`` continues it, and the result says ``IN_PROGRESS`` until it completed
 or aborted. The engine applies a rollout only once every gate it requires has passed
 for exactly the released version (``engine.policy.evidence``).
@@ -63,7 +64,7 @@ class RolloutProvider(Provider):
         return self.context.peers
 
     def _drive(self, desired: Desired) -> Any:
-        from controller.drive import Drive
+        from controller.rollouts.drive import Drive
         from specs.rollouts import Rollout
 
         try:
