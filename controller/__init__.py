@@ -1,4 +1,5 @@
-"""mlx's own controllers: rollouts today (``controller.rollouts``; the pure step in
+"""mlx's own controllers: one pass harness (``controller.harness``) and what it drives —
+rollouts today (``controller.rollouts``: canary, shadow, A/B; the pure step in
 ``controller.reconcile``, the recorded state in ``controller.state``), monitors and
 budgets next."""
 

@@ -1,5 +1,6 @@
 """One controller pass over a rollout: pure — state, spec, clock and traffic in; the next
-state and what to do out. No I/O here (``controller.rollouts.drive`` does it).
+state and what to do out. No I/O here (``controller.rollouts.drive`` does it, through the
+pass harness).
 
 Canary (Argo Rollouts' steps): each step sets the candidate's weight, then pauses; a
 pause with a duration ends with an analysis of the candidate against stable over the
@@ -223,7 +224,8 @@ def served_before(state: RolloutState, candidate: dict[str, Any]) -> bool:
 
 
 def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
-    """One pass: act on requests, the deadline, due analyses and ended pauses.
+    """One pass: act on requests (promote, abort, retry), the deadline, due analyses and
+    ended pauses.
 
     Every outcome carries the traffic the recorded state wants (``Outcome.traffic``), so a
     controller killed between recording a step and setting its weights converges on its
@@ -232,6 +234,8 @@ def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
 
 
 def _advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
+    if state.requested == "retry":  # an aborted (or paused) one starts again
+        return retry(spec, replace(state, requested=None, requested_by=None), obs.now)
     if state.phase in (Phase.COMPLETED, Phase.ABORTED):
         # settled: re-assert what the record says (the alias too, when it completed)
         done = state.phase is Phase.COMPLETED and spec.alias and state.stable

@@ -1,16 +1,18 @@
-"""Doing what one controller pass decided: deploy, split traffic, retire, move the alias,
-alert — through the endpoint's ``Serving`` capability and the engine's peers.
+"""A rollout as a controller of the pass harness (``controller.harness``): it observes
+the endpoint's traffic, takes the pure step (``controller.reconcile``), and carries the
+outcome out — deploy, split traffic, retire, move the alias, alert — through the
+endpoint's ``Serving`` capability, the subject's ``Registry`` and the channel's
+``Notifier`` (reached through the ``World`` the engine hands it).
 
-Level-triggered: each pass first re-asserts the traffic the recorded state wants (a
-controller killed between recording a step and setting its weights converges on the
-next pass), then records the step it is about to take (``Peers.checkpoint``), then
-takes it. Works on every Serving provider (the embedded gateway, SageMaker).
+Level-triggered: every outcome carries the traffic the recorded state wants, so a
+controller killed between recording a step and setting its weights converges on its next
+pass. Works on every Serving provider (the embedded gateway, SageMaker).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from analysis.base import AnalysisError
@@ -19,7 +21,6 @@ from analysis.shadow import Pair
 from contract import (
     AlertMessage,
     Completion,
-    Peers,
     Prior,
     ProviderError,
     Result,
@@ -28,43 +29,116 @@ from contract import (
     Variant,
 )
 from controller import reconcile
+from controller.harness import Decision, World
 from controller.state import Phase, RolloutState, variant_name
 from specs.rollouts import Rollout
 
-Clock = Any  # a callable returning epoch seconds
+Clock = Callable[[], float]  # epoch seconds
 
 
-class Drive:
-    def __init__(self, address: str, spec: Rollout, peers: Peers, clock: Clock = time.time):
-        self.address, self.spec, self.peers, self.clock = address, spec, peers, clock
+class RolloutController:
+    """One pass over one rollout: ``start`` a candidate, or ``resume`` what is recorded."""
+
+    def __init__(
+        self,
+        address: str,
+        spec: Rollout,
+        world: World,
+        step: Callable[[RolloutController], reconcile.Outcome],
+        clock: Clock = time.time,
+    ):
+        self.address, self.spec, self.world, self.clock = address, spec, world, clock
         self.endpoint = spec.endpoint
+        self._step = step
 
-    # -- entry points ------------------------------------------------------------------
-    def begin(
-        self, candidate: Mapping[str, Any], previous: RolloutState | None, rollback: bool = False
-    ) -> Result:
+    @classmethod
+    def start(
+        cls,
+        address: str,
+        spec: Rollout,
+        world: World,
+        candidate: Mapping[str, Any],
+        previous: RolloutState | None,
+        rollback: bool = False,
+        clock: Clock = time.time,
+    ) -> RolloutController:
         """Start releasing ``candidate`` (superseding a candidate still in flight);
         ``rollback``: ``mlx rollback`` is going back to what was released before."""
-        stable = self._stable_now(previous)
-        outcome = reconcile.start(
-            self.address, self.spec, stable, dict(candidate), self.clock(), previous, rollback
+
+        def step(self: RolloutController) -> reconcile.Outcome:
+            stable = self._stable_now(previous)
+            return reconcile.start(
+                address, spec, stable, dict(candidate), self.clock(), previous, rollback
+            )
+
+        return cls(address, spec, world, step, clock)
+
+    @classmethod
+    def resume(
+        cls,
+        address: str,
+        spec: Rollout,
+        world: World,
+        state: RolloutState,
+        clock: Clock = time.time,
+    ) -> RolloutController:
+        """A pass over a rollout as recorded: requests (promote, abort, retry), the clock,
+        due analyses (a settled one only re-asserts its recorded traffic and alias)."""
+
+        def step(self: RolloutController) -> reconcile.Outcome:
+            now = self.clock()
+            return reconcile.advance(spec, state, self._observe(state, now))
+
+        return cls(address, spec, world, step, clock)
+
+    # -- the harness's controller -------------------------------------------------------
+    def decide(self) -> Decision[reconcile.Outcome]:
+        outcome = self._step(self)
+        state = outcome.state
+        return Decision(state.to_outputs(), outcome.events, outcome.done, outcome)
+
+    def carry_out(self, decision: Decision[reconcile.Outcome]) -> list[str]:
+        outcome, state = decision.outcome, decision.outcome.state
+        failed: list[str] = []
+        if self.endpoint is not None:
+            endpoint, serving = self._serving()
+            if outcome.deploy and state.candidate is not None:
+                name = variant_name(state.candidate)
+                assert name is not None
+                spec = self.world.spec(state.subject) or {}
+                serving.deploy(endpoint, Variant(name, state.subject, state.candidate, spec))
+            wanted = outcome.traffic  # every outcome carries the recorded split: re-asserted
+            if wanted is not None:
+                live = serving.traffic(endpoint)
+                target = Traffic(wanted.stable, wanted.candidate, wanted.weight, wanted.mirror)
+                if live != target:
+                    serving.set_traffic(endpoint, target)
+            for variant in outcome.retire:
+                try:
+                    serving.retire(endpoint, variant)
+                except ProviderError as exc:  # a variant already gone is no reason to stop
+                    failed.append(f"could not retire {variant}: {exc}")
+        if outcome.alias is not None and self.spec.alias:
+            self.world.set_alias(state.subject, self.spec.alias, outcome.alias)
+        if outcome.alert is not None:
+            not_sent = self._alert(outcome.alert)
+            if not_sent:
+                failed.append(not_sent)
+        return failed
+
+    def result(self, decision: Decision[reconcile.Outcome]) -> Result:
+        state = decision.outcome.state
+        return Result(
+            state.to_outputs() | {"events": decision.events},
+            completion=Completion.DONE if decision.done else Completion.IN_PROGRESS,
+            next_step=state.message or None,
+            touched=(self.endpoint,) if self.endpoint else (),
         )
-        return self._carry_out(outcome, previous)
-
-    def resume(self, state: RolloutState) -> Result:
-        """One pass over a rollout (a settled one only re-asserts its recorded traffic)."""
-        now = self.clock()
-        outcome = reconcile.advance(self.spec, state, self._observe(state, now))
-        return self._carry_out(outcome, state)
-
-    def retry(self, state: RolloutState) -> Result:
-        outcome = reconcile.retry(self.spec, state, self.clock())
-        return self._carry_out(outcome, state)
 
     # -- the world ---------------------------------------------------------------------
     def _serving(self) -> tuple[Prior, Serving]:
         assert self.endpoint is not None
-        return self.peers.serving(self.endpoint)
+        return self.world.serving(self.endpoint)
 
     def _stable_now(self, previous: RolloutState | None) -> dict[str, Any] | None:
         """What users get now: the endpoint's live stable variant (or the registry's)."""
@@ -106,36 +180,6 @@ class Drive:
             return reconcile.Observation(now, error=str(exc))
         return reconcile.Observation(now, metrics=metrics, pairs=pairs)
 
-    def _carry_out(self, outcome: reconcile.Outcome, before: RolloutState | None) -> Result:
-        state = outcome.state
-        if outcome.events:  # recorded before it is taken; a kill now resumes from here
-            self.peers.checkpoint(self.address, state.to_outputs(), "; ".join(outcome.events))
-        if self.endpoint is not None:
-            endpoint, serving = self._serving()
-            if outcome.deploy and state.candidate is not None:
-                name = variant_name(state.candidate)
-                assert name is not None
-                spec = self.peers.spec(state.subject) or {}
-                serving.deploy(endpoint, Variant(name, state.subject, state.candidate, spec))
-            wanted = outcome.traffic  # every outcome carries the recorded split: re-asserted
-            if wanted is not None:
-                live = serving.traffic(endpoint)
-                target = Traffic(wanted.stable, wanted.candidate, wanted.weight, wanted.mirror)
-                if live != target:
-                    serving.set_traffic(endpoint, target)
-            for variant in outcome.retire:
-                try:
-                    serving.retire(endpoint, variant)
-                except ProviderError as exc:  # a variant already gone is no reason to stop
-                    outcome.events.append(f"could not retire {variant}: {exc}")
-        if outcome.alias is not None and self.spec.alias:
-            self.peers.set_alias(state.subject, self.spec.alias, outcome.alias)
-        if outcome.alert is not None:
-            failed = self._alert(outcome.alert)
-            if failed:
-                outcome.events.append(failed)
-        return self._result(state, outcome.events)
-
     def _alert(self, alert: reconcile.Alert) -> str | None:
         """Send the alert to the rollout's channel; what went wrong, if it could not."""
         channel = self.spec.alert
@@ -150,19 +194,10 @@ class Drive:
             details=alert.details,
         )
         try:
-            self.peers.notify(channel, message)
+            self.world.notify(channel, message)
         except (ProviderError, OSError) as exc:
             return f"could not alert {channel}: {exc}"
         return None
-
-    def _result(self, state: RolloutState, events: list[str]) -> Result:
-        done = state.phase in (Phase.COMPLETED, Phase.ABORTED)
-        return Result(
-            state.to_outputs() | {"events": events},
-            completion=Completion.DONE if done else Completion.IN_PROGRESS,
-            next_step=state.message or None,
-            touched=(self.endpoint,) if self.endpoint else (),
-        )
 
 
 def _stats(m: Any) -> VariantStats:

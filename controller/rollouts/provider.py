@@ -1,18 +1,24 @@
-"""Rollouts (``type: rollout``, the default for ``rollouts``): the rollout controller's
-adapter, mlx's own code found through ``controller.ADAPTERS`` (not an entry point).
+"""The ``rollout`` provider type: the thin adapter through which plans and applies reach
+the rollout controller (``type: rollout``, the default for ``rollouts``).
 
-``strategy: direct`` with only an ``alias`` is a release through the registry: point
-the alias (``production``, ``champion``) at the subject's version. With an ``endpoint``
-a rollout drives the endpoint's traffic through its provider's ``Serving`` capability —
-direct (at once), canary, shadow or A/B — one controller pass per call
-(``controller.rollouts.drive``): ``create``/``update`` start it, ``update`` with
-``Change.resume`` continues it, and the result says ``IN_PROGRESS`` until it completed
-or aborted. The engine applies a rollout only once every gate it requires has passed
-for exactly the released version (``engine.policy.evidence``).
+Plans and the ``Kind`` machinery need a provider for every section: this one checks a
+rollout, says what it will release, reads an alias back, and translates an apply's
+``Desired``/``Prior`` into one pass of the harness (``controller.harness``) — start a
+candidate, or continue the one in flight. It is mlx's own code, not a plugin: the engine
+finds it through ``controller.ADAPTERS``.
+
+``strategy: direct`` with only an ``alias`` is a release through the registry: point the
+alias at the subject's version (``controller.rollouts.alias``). With an ``endpoint`` a
+rollout drives the endpoint's traffic through its provider's ``Serving`` capability —
+direct (at once), canary, shadow or A/B — one pass per call (``controller.rollouts.drive``);
+the result says ``IN_PROGRESS`` until it completed or aborted. The engine applies a
+rollout only once every gate it requires has passed for exactly the released version
+(``engine.policy.evidence``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,14 +35,23 @@ from contract import (
     ProviderError,
     Result,
 )
+from controller.harness import UNRECORDED, Controlled, Controller, Ledger, run_pass
+from controller.rollouts.alias import AliasRelease
+from controller.rollouts.drive import RolloutController
+from controller.state import Phase, RolloutState, version_of
+from specs.rollouts import Rollout
 
 
-def _version(outputs: Mapping[str, Any]) -> Any:
-    return outputs.get("version", outputs.get("revision"))
-
-
-class RolloutProvider(Provider):
+class RolloutProvider(Provider, Controlled):
     sections = frozenset({"rollouts"})
+
+    #: where this provider's passes are recorded (``recording_to``); on its own: nowhere
+    _ledger: Ledger = UNRECORDED
+
+    def recording_to(self, ledger: Ledger) -> Provider:
+        bound = copy.copy(self)
+        bound._ledger = ledger
+        return bound
 
     def plan_inputs(self) -> list[str] | None:
         return []
@@ -52,8 +67,8 @@ class RolloutProvider(Provider):
         subject = str(desired.spec.get("subject"))
         outputs = desired.inputs.get(subject) or {}
         out: dict[str, Any] = {}
-        if _version(outputs) is not None:
-            out["released_version"] = _version(outputs)
+        if version_of(outputs) is not None:
+            out["released_version"] = version_of(outputs)
         if outputs.get("fingerprint"):
             out["fingerprint"] = outputs["fingerprint"]
         return out
@@ -63,15 +78,12 @@ class RolloutProvider(Provider):
             raise ProviderError("rollouts need the engine's peers (run them through mlx)")
         return self.context.peers
 
-    def _drive(self, desired: Desired) -> Any:
-        from controller.rollouts.drive import Drive
-        from specs.rollouts import Rollout
-
+    @staticmethod
+    def _spec(address: str, body: Mapping[str, Any]) -> Rollout:
         try:
-            spec = Rollout.model_validate(desired.spec)
+            return Rollout.model_validate(body)
         except ValidationError as exc:
-            raise ProviderError(f"{desired.address}: {exc.errors()[0]['msg']}") from None
-        return Drive(desired.address, spec, self._peers())
+            raise ProviderError(f"{address}: {exc.errors()[0]['msg']}") from None
 
     @staticmethod
     def _candidate(desired: Desired) -> Mapping[str, Any]:
@@ -81,34 +93,24 @@ class RolloutProvider(Provider):
             raise ProviderError(f"{desired.address}: {subject} has no registered version yet")
         return outputs
 
+    def _pass(self, controller: Controller[Any]) -> Result:
+        return run_pass(controller, self._ledger)
+
     # -- a registry alias only ----------------------------------------------------------
     def _move_alias(self, desired: Desired) -> Result:
         subject = str(desired.spec["subject"])
-        outputs = self._candidate(desired)
         alias = str(desired.spec["alias"])
-        self._peers().set_alias(subject, alias, outputs)
-        return Result(
-            {
-                "subject": subject,
-                "alias": alias,
-                "strategy": "direct",
-                "released_version": _version(outputs),
-                "fingerprint": outputs.get("fingerprint"),
-                "released": {
-                    k: outputs[k]
-                    for k in ("version", "revision", "fingerprint", "uri")
-                    if k in outputs
-                },
-                "phase": "completed",
-                "weight": 100,
-            }
-        )
+        return self._pass(AliasRelease(subject, alias, self._candidate(desired), self._peers()))
 
-    # -- CRUD ---------------------------------------------------------------------------
+    # -- CRUD: one pass each ----------------------------------------------------------------
     def create(self, desired: Desired) -> Result:
         if not desired.spec.get("endpoint"):
             return self._move_alias(desired)
-        return self._drive(desired).begin(self._candidate(desired), None)
+        spec = self._spec(desired.address, desired.spec)
+        candidate = self._candidate(desired)
+        return self._pass(
+            RolloutController.start(desired.address, spec, self._peers(), candidate, None)
+        )
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
         old_alias = prior.outputs.get("alias")
@@ -116,24 +118,27 @@ class RolloutProvider(Provider):
             self._peers().set_alias(str(prior.outputs["subject"]), str(old_alias), {})
         if not desired.spec.get("endpoint"):
             return self._move_alias(desired)
-        from controller.state import Phase, RolloutState
-
-        drive = self._drive(desired)
+        spec = self._spec(desired.address, desired.spec)
         candidate = self._candidate(desired)
         state = (
             RolloutState.from_outputs(dict(prior.outputs)) if "address" in prior.outputs else None
         )
-        if state is None:
-            return drive.begin(candidate, None)
-        fingerprint = candidate.get("fingerprint")
-        in_flight = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
-        if in_flight and (state.candidate or {}).get("fingerprint") == fingerprint:
-            return drive.resume(state)
-        if fingerprint == (state.stable or {}).get("fingerprint") and not in_flight:
-            return drive.resume(state)  # released already: nothing new (a metadata edit)
-        if fingerprint == state.aborted_fingerprint and not in_flight:
-            return drive.resume(state)  # aborted: stays out until `mlx rollout retry`
-        return drive.begin(candidate, state, rollback=change.rollback)
+        world = self._peers()
+        if state is not None and _continues(state, candidate):
+            return self._pass(RolloutController.resume(desired.address, spec, world, state))
+        return self._pass(
+            RolloutController.start(
+                desired.address, spec, world, candidate, state, rollback=change.rollback
+            )
+        )
+
+    def resume(self, prior: Prior, ledger: Ledger) -> Result:
+        if "address" not in prior.outputs:
+            raise ProviderError(f"{prior.address} does not drive an endpoint: nothing to resume")
+        spec = self._spec(prior.address, prior.attributes)
+        state = RolloutState.from_outputs(dict(prior.outputs))
+        controller = RolloutController.resume(prior.address, spec, self._peers(), state)
+        return run_pass(controller, ledger)
 
     def delete(self, prior: Prior) -> None:
         subject, alias = prior.outputs.get("subject"), prior.outputs.get("alias")
@@ -148,5 +153,16 @@ class RolloutProvider(Provider):
         if behind is None:
             return Observed({"released_version": None}, notes=(f"alias {alias!r} was removed",))
         return Observed(
-            {"released_version": _version(behind), "fingerprint": behind.get("fingerprint")}
+            {"released_version": version_of(behind), "fingerprint": behind.get("fingerprint")}
         )
+
+
+def _continues(state: RolloutState, candidate: Mapping[str, Any]) -> bool:
+    """Whether an apply continues the recorded rollout rather than starting ``candidate``:
+    the same candidate in flight, the version released already (a metadata edit), or the
+    candidate this rollout aborted (it stays out until `mlx rollout retry`)."""
+    fingerprint = candidate.get("fingerprint")
+    in_flight = state.phase in (Phase.PROGRESSING, Phase.PAUSED)
+    if in_flight:
+        return (state.candidate or {}).get("fingerprint") == fingerprint
+    return fingerprint in ((state.stable or {}).get("fingerprint"), state.aborted_fingerprint)
