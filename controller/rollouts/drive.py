@@ -30,6 +30,7 @@ from contract import (
 )
 from controller import reconcile
 from controller.harness import Decision, World
+from controller.rollouts.strategy import strategy_of
 from controller.state import Phase, RolloutState, variant_name
 from specs.rollouts import Rollout
 
@@ -165,13 +166,14 @@ class RolloutController:
         endpoint, serving = self._serving()
         # an A/B test's sequential test takes the counts since it began; canary and shadow
         # analyses judge the window since the last look
-        since = state.step_started_at if self.spec.strategy == "ab" else state.window_from
+        strategy = strategy_of(self.spec)
+        since = strategy.window_from(state)
         try:
             by_role = serving.variant_metrics(endpoint, since, now)
             metrics = {str(role): _stats(m) for role, m in by_role.items()}
             pairs = (
                 [Pair(**p) for p in serving.shadow_pairs(endpoint, since, now)]
-                if self.spec.strategy == "shadow"
+                if strategy.reads_pairs
                 else None
             )
         except (ProviderError, OSError, AnalysisError) as exc:
