@@ -46,7 +46,10 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 
 class Peers(Protocol):
-    """What the engine lets a provider do with *other* resources (implemented by the engine)."""
+    """What the engine lets a provider do with *other* resources (implemented by the engine):
+    each reaches the provider of that resource through a capability (``Registry``,
+    ``Notifier``, ``Serving``). Reading and writing state is not among them: a controller's
+    pass records through the ``Ledger`` the engine hands it (``controller.harness``)."""
 
     def recorded(self, address: str) -> Prior | None:
         """The state record of ``address`` as it was when this run started."""
@@ -88,12 +91,6 @@ class Peers(Protocol):
 
     def serving(self, endpoint: str) -> tuple[Prior, Serving]:
         """The recorded endpoint at ``endpoint`` and its provider's ``Serving`` capability."""
-        ...
-
-    def checkpoint(self, address: str, outputs: Mapping[str, Any], note: str) -> None:
-        """Record ``outputs`` for ``address`` now, before acting on them (an operation that
-        finishes later records each step before and after it is taken). Outside an apply:
-        nothing."""
         ...
 
 

@@ -1,5 +1,6 @@
 """One controller pass over a rollout: pure — state, spec, clock and traffic in; the next
-state and what to do out. No I/O here (``controller.drive`` does it).
+state and what to do out. No I/O here (``controller.rollouts.drive`` does it, through the
+pass harness).
 
 Canary (Argo Rollouts' steps): each step sets the candidate's weight, then pauses; a
 pause with a duration ends with an analysis of the candidate against stable over the
@@ -8,6 +9,9 @@ waits for ``mlx rollout promote``. A step without a pause moves on at once. The 
 step (or a weight of 100) completes: the candidate becomes stable, the old version is
 retired, the alias moves. Shadow mirrors instead of weighting and judges the shadow
 answers; A/B splits by sticky key and ends on a sequential decision (docs/statistics.md).
+What sets the strategies apart — their steps, what a look measures, the sequential test —
+is in ``controller.rollouts`` (``strategy``, ``canary``, ``shadow``, ``ab``); this is the
+state machine that walks them all.
 
 "No data" is never "pass": an analysis below ``min_requests`` per variant is
 inconclusive, and inconclusive runs past ``inconclusive_limit`` pause the rollout for a
@@ -22,11 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from analysis import Limits, Tally, Verdict, decide, judge_canary, run_verdict
+from analysis import Limits, Tally, Verdict, decide, run_verdict
 from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
 from common.durations import parse_duration
+from controller.rollouts import ab
+from controller.rollouts.strategy import strategy_of
 from controller.state import (
     KEEP_RELEASED,
     Phase,
@@ -101,29 +107,7 @@ def seconds(duration: str | None) -> float | None:
 
 def steps_of(spec: Rollout) -> list[Step]:
     """The steps a strategy walks (direct: one step to 100)."""
-    if spec.strategy == "direct":
-        return [Step(weight=100)]
-    if spec.strategy == "shadow":
-        mirror = spec.mirror.percent if spec.mirror else 0
-        window = (spec.analysis.interval if spec.analysis else None) or "10m"
-        out = []
-        for step in spec.steps or [Step(pause=window)]:
-            if step.weight == 100:
-                out.append(step)
-            elif step.mirror is None:
-                out.append(step.model_copy(update={"mirror": mirror, "weight": 0}))
-            else:
-                out.append(step.model_copy(update={"weight": 0}))
-        if out[-1].weight != 100:
-            out.append(Step(weight=100))  # a shadow that passed is cut over
-        return out
-    if spec.strategy == "ab":
-        weight = next((s.weight for s in spec.steps if s.weight is not None), 50)
-        return [Step(weight=weight)]
-    steps = list(spec.steps)
-    if not steps or steps[-1].weight != 100:
-        steps.append(Step(weight=100))
-    return steps
+    return strategy_of(spec).steps(spec)
 
 
 # -- entry points ----------------------------------------------------------------------
@@ -219,7 +203,8 @@ def served_before(state: RolloutState, candidate: dict[str, Any]) -> bool:
 
 
 def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
-    """One pass: act on requests, the deadline, due analyses and ended pauses.
+    """One pass: act on requests (promote, abort, retry), the deadline, due analyses and
+    ended pauses.
 
     Every outcome carries the traffic the recorded state wants (``Outcome.traffic``), so a
     controller killed between recording a step and setting its weights converges on its
@@ -228,6 +213,8 @@ def advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
 
 
 def _advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
+    if state.requested == "retry":  # an aborted (or paused) one starts again
+        return retry(spec, replace(state, requested=None, requested_by=None), obs.now)
     if state.phase in (Phase.COMPLETED, Phase.ABORTED):
         # settled: re-assert what the record says (the alias too, when it completed)
         done = state.phase is Phase.COMPLETED and spec.alias and state.stable
@@ -256,7 +243,7 @@ def _advance(spec: Rollout, state: RolloutState, obs: Observation) -> Outcome:
     if state.pause_until is not None and now >= state.pause_until:
         # the end of a pause moves on only on a passed analysis (when there is one); it
         # comes first, so an interval look due at the same moment does not pre-empt it
-        if spec.analysis is not None or spec.strategy == "ab":
+        if spec.analysis is not None or strategy_of(spec).sequential:
             return _look(state, spec, obs, end_of_pause=True)
         return _next_step(state, spec, now, "pause ended")
     if state.next_look_at is not None and now >= state.next_look_at:
@@ -312,13 +299,14 @@ def _enter(
         label += ", paused until `mlx rollout promote`"
     elif duration is not None:
         label += f", pause {step.duration}"
-    if spec.strategy == "ab":  # the split holds until the sequential test decides
+    sequential = strategy_of(spec).sequential
+    if sequential:  # the split holds until the sequential test decides
         every = interval or 60.0
         state = replace(state, pause_until=None, next_look_at=now + every)
         label += f", deciding on {spec.decision.metric if spec.decision else 'the outcome'}"
     state.message = label
     out = Outcome(state, traffic=traffic_of(state), events=[*events, label])
-    if not step.manual and duration is None and spec.strategy != "ab":
+    if not step.manual and duration is None and not sequential:
         # no pause: straight on (this step's traffic is set first)
         nxt = _next_step(state, spec, now, "no pause")
         nxt.traffic = nxt.traffic or out.traffic
@@ -408,6 +396,7 @@ def _look(
     state: RolloutState, spec: Rollout, obs: Observation, end_of_pause: bool = False
 ) -> Outcome:
     now = obs.now
+    strategy = strategy_of(spec)
     limits = Limits.of(spec.analysis) if spec.analysis else Limits()
     tally = Tally.from_dict(state.tally) if state.tally else Tally()
     look: dict[str, Any] = {"at": now, "from": state.window_from, "step": state.step + 1}
@@ -417,20 +406,20 @@ def _look(
         measurements: list[Measurement] = []
     else:
         try:
-            measurements = _measure(spec, state, obs)
+            measurements = strategy.measure(spec, obs.metrics, obs.pairs)
         except AnalysisError as exc:
             measurements = []
             tally = tally.record_error()
             look.update(verdict="error", reason=str(exc))
         else:
-            if measurements or spec.strategy != "ab":
+            if measurements or not strategy.sequential:
                 verdict = run_verdict(measurements)  # none taken: inconclusive, never a pass
             else:
                 verdict = Verdict.PASS  # an A/B without guardrails: the sequential test decides
             if not measurements:
                 look["reason"] = "nothing could be measured in the window"
-            if spec.strategy == "ab" and verdict is not Verdict.FAIL:  # guardrails first
-                verdict, decided = _decide_ab(spec, state, obs, look)
+            if strategy.sequential and verdict is not Verdict.FAIL:  # guardrails first
+                verdict, decided = ab.decide(spec, state, dict(obs.metrics), look)
                 if decided is not None:
                     state = replace(state, ab=decided.state.to_dict())
                     return _ab_ends(state, spec, now, decided, look)
@@ -448,96 +437,30 @@ def _look(
     if decision.action is Action.PAUSE:
         return _pause(state, spec, now, Waiting.INCONCLUSIVE, f"{summary} ({decision.reason})")
     interval = seconds(spec.analysis.interval) if spec.analysis else None
-    if end_of_pause and look["verdict"] == str(Verdict.PASS) and spec.strategy != "ab":
+    if end_of_pause and look["verdict"] == str(Verdict.PASS) and not strategy.sequential:
         out = _next_step(state, spec, now, "analysis passed")
         out.events.insert(0, f"step {state.step + 1}: {summary}")
         return out
-    if end_of_pause and spec.strategy != "ab":
+    if end_of_pause and not strategy.sequential:
         # inconclusive within its limit, or an error: look again after the same pause
         step = steps_of(spec)[state.step]
         again = seconds(step.duration) or interval or 60.0
         state = replace(state, pause_until=now + again)
     nxt = now + interval if interval else None
-    if spec.strategy == "ab" and nxt is None:
+    if strategy.sequential and nxt is None:
         nxt = now + (seconds(steps_of(spec)[0].duration) or 60.0)
     state = replace(state, next_look_at=nxt)
     return Outcome(state, events=[f"step {state.step + 1}: {summary}"], due_at=_due(state))
 
 
-def _measure(spec: Rollout, state: RolloutState, obs: Observation) -> list[Measurement]:
-    assert obs.metrics is not None
-    if spec.analysis is None:
-        return []
-    if spec.strategy == "shadow":
-        from analysis import judge_shadow, summarize
-
-        return judge_shadow(summarize(obs.pairs or []), spec.analysis)
-    stable = obs.metrics.get("stable") or VariantStats(0, 0)
-    candidate = obs.metrics.get("candidate") or VariantStats(0, 0)
-    return judge_canary(candidate, stable, spec.analysis)
-
-
-def _decide_ab(
-    spec: Rollout, state: RolloutState, obs: Observation, look: dict[str, Any]
-) -> tuple[Verdict, Any]:
-    """A/B: guardrails first (any analysis metric that fails), then the sequential test."""
-    from analysis import SequentialState, compare_proportions
-    from analysis.sequential import ABVerdict
-
-    assert obs.metrics is not None and spec.decision is not None
-    a = obs.metrics.get("stable") or VariantStats(0, 0)
-    b = obs.metrics.get("candidate") or VariantStats(0, 0)
-
-    def counts(v: VariantStats) -> tuple[int, int]:
-        trials = int(v.feedback_count or 0)
-        mean = v.feedback_mean if v.feedback_mean is not None else 0.0
-        return round(mean * trials), trials
-
-    a_s, a_n = counts(a)
-    b_s, b_n = counts(b)
-    prior = SequentialState.from_dict(state.ab) if state.ab else None
-    result = compare_proportions(
-        a_s,
-        a_n,
-        b_s,
-        b_n,
-        alpha=spec.decision.alpha,
-        min_samples=spec.decision.min_samples,
-        higher_is_better=spec.decision.higher_is_better,
-        state=prior,
-        split=[100 - state.weight, state.weight],
-    )
-    look["ab"] = {
-        "verdict": str(result.verdict),
-        "reason": result.reason,
-        "effect": result.effect,
-        "relative_effect": result.relative_effect,
-        "interval": [result.low, result.high],
-        "p_value": result.p_value,
-        "a": {"successes": a_s, "trials": a_n},
-        "b": {"successes": b_s, "trials": b_n},
-    }
-    if result.verdict in (ABVerdict.B_BETTER, ABVerdict.A_BETTER):
-        return Verdict.PASS, result
-    state.ab = result.state.to_dict()
-    if result.verdict is ABVerdict.INCONCLUSIVE and b_n >= spec.decision.min_samples:
-        return Verdict.INCONCLUSIVE, None  # a sample-ratio mismatch, not too little data
-    return Verdict.PASS, None  # keep collecting
-
-
 def _ab_ends(
     state: RolloutState, spec: Rollout, now: float, result: Any, look: dict[str, Any]
 ) -> Outcome:
-    from analysis.sequential import ABVerdict
-
-    ab = look["ab"]
-    effect = (
-        f"effect {ab['effect']:+.4f} (95% always-valid interval "
-        f"{ab['interval'][0]:+.4f} .. {ab['interval'][1]:+.4f}, p {ab['p_value']:.3g})"
-    )
+    """The sequential test decided: the candidate wins (completed) or stable does (aborted)."""
+    effect = ab.effect(look)
     looks = [*state.looks, {**look, "verdict": str(result.verdict)}][-KEEP_LOOKS:]
     state = replace(state, looks=looks)
-    if result.verdict is ABVerdict.B_BETTER:
+    if ab.candidate_won(result):
         out = _complete(state, spec, now, f"A/B decided for the candidate: {effect}")
         out.alert = _alert(out.state, spec, "decided", f"the candidate wins: {effect}", "info")
         return out

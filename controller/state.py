@@ -8,6 +8,7 @@ idempotent).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -105,7 +106,7 @@ class RolloutState:
         return state
 
 
-def version_of(outputs: dict[str, Any]) -> Any:
+def version_of(outputs: Mapping[str, Any]) -> Any:
     return outputs.get("version", outputs.get("revision"))
 
 

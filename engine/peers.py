@@ -34,8 +34,6 @@ class EnginePeers:
         specs: Callable[[str], Mapping[str, Any] | None],
         released: Callable[[str, str | None], Released | None] | None = None,
     ):
-        #: set by the applier while it holds the writer (``Peers.checkpoint``)
-        self.on_checkpoint: Callable[[str, Mapping[str, Any], str], None] | None = None
         self._provider_for = provider_for
         self._recorded = recorded
         self._specs = specs
@@ -82,10 +80,6 @@ class EnginePeers:
         if prior is None:
             raise ProviderError(f"alert channel {channel} has not been applied yet")
         capability(provider, Notifier, f"send alerts to {channel}").send(prior, message)
-
-    def checkpoint(self, address: str, outputs: Mapping[str, Any], note: str) -> None:
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(address, outputs, note)
 
     def serving(self, endpoint: str) -> tuple[Prior, Serving]:
         _key, provider = self._provider_for(endpoint)

@@ -1,7 +1,9 @@
 """Finding providers: the ``mlx.providers`` entry-point group, loaded lazily by ``type``.
 
 One broken plugin breaks nothing else: only the types a spec uses are imported.
-A resource that names no provider gets the embedded default for its kind.
+A resource that names no provider gets the embedded default for its kind. The types
+mlx's own controllers answer for (``rollout``) are built in: ``controller.ADAPTERS``,
+looked up before the entry points.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from common.diagnostics import Diagnostic, MlxError, did_you_mean
 from contract import Change, Context, Desired, MissingExtra, Prior, Provider, Result
+from controller import ADAPTERS
 from engine.load.spec_set import SpecSet
 from specs.introspect import kind_info
 
@@ -38,9 +41,16 @@ def available_types() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
+def known_types() -> list[str]:
+    """Every provider type there is: the controllers' adapters and the installed plugins."""
+    return sorted(set(ADAPTERS) | set(available_types()))
+
+
 def load_class(type_name: str) -> type[Provider]:
     if type_name == "python":
         raise MlxError("the `python` provider type is built from its `factory` setting")
+    if type_name in ADAPTERS:  # a controller's adapter: mlx's own, not a plugin
+        return import_factory(ADAPTERS[type_name])
     ep = available_types().get(type_name)
     if ep is None:
         raise _UnknownType(type_name)
@@ -83,7 +93,7 @@ def provider_key(section: str, body: Mapping[str, Any]) -> str:
 def missing_default_types() -> frozenset[str]:
     """Default provider types of registered kinds that no installed provider offers (kinds
     not built yet: monitors, budgets)."""
-    return frozenset(t for t in _default_types() if t not in available_types())
+    return frozenset(t for t in _default_types() if t not in known_types())
 
 
 def missing_default_type(key: str) -> str | None:
@@ -113,7 +123,7 @@ def provider_class(key: str, configs: Mapping[str, Mapping[str, Any]]) -> type[P
 
 class _UnknownType(MlxError):
     def __init__(self, type_name: str):
-        known = sorted(available_types())
+        known = known_types()
         super().__init__(
             f"unknown provider type {type_name!r}{did_you_mean(type_name, known)}; "
             f"installed types: {', '.join(known)}"

@@ -31,8 +31,9 @@ import networkx as nx
 from common.diagnostics import MlxError
 from contract import Change as ProviderChange
 from contract import Completion, Desired, Prior, Provider, ProviderError, Result
+from controller.harness import Controlled
 from engine.apply.heartbeat import Heartbeat
-from engine.apply.recording import checkpoint, record_touched
+from engine.apply.recording import StepLedger, record_touched
 from engine.load.resolve import Resolver
 from engine.plan.hashes import split_hashes
 from engine.plan.model import Action, Plan, Reason, ResourceChange
@@ -160,10 +161,6 @@ class Applier:
         #: State as it was when the run started (for "previous version" lookups).
         self.start = session.reader()
         self.beat = Heartbeat(echo)
-        self._bases: dict[str, dict[str, Any]] = {}
-        peers = providers.context.peers
-        if peers is not None and hasattr(peers, "on_checkpoint"):
-            peers.on_checkpoint = self._checkpoint
 
     # -- entry point ----------------------------------------------------------------
     def run(self) -> ApplyReport:
@@ -428,8 +425,9 @@ class Applier:
             and self._releases_new(change.section, body, prior)
         ):
             self._check_release(change.address, change.section, body)
-        with self._lock:  # what a checkpoint of this resource records (Peers.checkpoint)
-            self._bases[change.address] = {
+        ledger = None
+        if isinstance(provider, Controlled):  # a controller's pass records its own steps
+            base = {
                 "address": change.address,
                 "section": change.section,
                 "name": change.name,
@@ -440,6 +438,8 @@ class Applier:
                 "attributes": redacted,
                 "dependencies": sorted(self.graph.predecessors(change.address)),
             }
+            ledger = StepLedger.for_apply(self.writer, self.providers, base, change.action.value)
+            provider = provider.recording_to(ledger)
         if info.is_gate:
             result = self._judge(change, provider, prior, desired, spec_hash)
         else:
@@ -449,25 +449,28 @@ class Applier:
             status = Status.IN_PROGRESS
         else:
             status = Status.FAILED if result.failed else Status.OK
-        recorded = self.writer.put(
-            address=change.address,
-            section=change.section,
-            name=change.name,
-            provider=key,
-            action=change.action.value,
-            status=status,
-            spec_hash=spec_hash,
-            meta_hash=meta_hash,
-            content_hash=desired.fingerprint,
-            attributes=redacted,
-            outputs=result.outputs,
-            dependencies=sorted(self.graph.predecessors(change.address)),
-            error=result.message if result.failed else None,
-            wait=False,  # dependents start once it is durable (``_settle``); others go on now
-        )
+        # a controller's pass recorded itself (``controller.harness``): its ledger's write
+        recorded = ledger.written if ledger is not None else None
+        if recorded is None:
+            recorded = self.writer.put(
+                address=change.address,
+                section=change.section,
+                name=change.name,
+                provider=key,
+                action=change.action.value,
+                status=status,
+                spec_hash=spec_hash,
+                meta_hash=meta_hash,
+                content_hash=desired.fingerprint,
+                attributes=redacted,
+                outputs=result.outputs,
+                dependencies=sorted(self.graph.predecessors(change.address)),
+                error=result.message if result.failed else None,
+                wait=False,  # dependents start once it is durable (``_settle``); others go on now
+            )
         with self._lock:
             self._pending[change.address] = recorded
-        if result.touched:
+        if result.touched and ledger is None:
             record_touched(self.writer, self.providers, result.touched)
         if result.failed:
             with self._lock:
@@ -727,11 +730,6 @@ class Applier:
         else:
             # a failed update, delete or re-create keeps the record: the next apply retries
             self.writer.note(change.address, change.action.value, message)
-
-    def _checkpoint(self, address: str, outputs: Any, note: str) -> None:
-        base = self._bases.get(address)
-        if base is not None:
-            checkpoint(self.writer, base, outputs, note)
 
     # -- lookups ---------------------------------------------------------------------------
     def _remember(self, address: str, body: dict[str, Any], outputs: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@ and the ``promote``/``abort``/``retry`` requests.
 
 A pass takes the state lock (two controllers never advance the same rollout), reads the
 rollout as it was applied (its record: the spec and versions ``mlx apply`` released, not
-the spec files, which belong to the next apply), and asks its provider for one step.
+the spec files, which belong to the next apply), and runs one pass of its controller — the
+pass harness (``controller.harness``), reached through the provider's ``Controlled``
+capability, with a ledger (``engine.apply.recording.StepLedger``) that writes the record.
 Each pass that changes something is a state version (operation ``rollout``, or the
 request's name) with the actor and the step; a pass that only waits writes nothing.
 Safe to run from a schedule: every step is level-triggered and recorded before and after
@@ -18,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.diagnostics import MlxError, did_you_mean
-from contract import Change, Completion, Desired, Prior, ProviderError
-from engine.apply.recording import base_of, checkpoint, record_touched
+from contract import Completion, ProviderError, capability
+from engine.apply.recording import StepLedger
 from engine.plugins import ProviderSet, prior_of
 from engine.session import Session
 from state.status import Status, VersionStatus
@@ -76,24 +78,6 @@ def _record(writer: StateWriter, address: str) -> Record:
         known = [a for a, r in writer.index().items() if r.section == "rollouts"]
         raise MlxError(f"no rollout {address} in the state{did_you_mean(address, known)}")
     return rec
-
-
-def _desired(writer: StateWriter, rec: Record) -> Desired:
-    """The rollout as applied: its recorded attributes, its inputs as recorded now."""
-    inputs = {}
-    for dep in rec.dependencies:
-        dep_rec = writer.records([dep]).get(dep)
-        if dep_rec is not None:
-            inputs[dep] = dict(dep_rec.outputs)
-    subject = rec.attributes.get("subject")
-    candidate = rec.outputs.get("candidate")
-    if subject and candidate and rec.status == Status.IN_PROGRESS:
-        inputs[str(subject)] = dict(candidate)  # the version this rollout is releasing
-    return Desired(rec.address, rec.section, rec.name, rec.attributes, rec.content_hash, inputs)
-
-
-def _prior(rec: Record, outputs: dict[str, Any] | None = None) -> Prior:
-    return prior_of(rec, outputs)
 
 
 #: how a request reads in history: "promoted by alice", "aborted by bob: …"
@@ -164,7 +148,8 @@ def step(
 
 
 def _with_request(rec: Record, asked: Request | None) -> dict[str, Any]:
-    """The rollout's outputs, carrying ``request`` for the controller (or refusing it)."""
+    """The rollout's outputs, carrying ``request`` for the controller's pure step (or
+    refusing it): promote, promote-full, abort, retry."""
     from controller.state import Phase, RolloutState
 
     outputs = dict(rec.outputs)
@@ -179,9 +164,8 @@ def _with_request(rec: Record, asked: Request | None) -> dict[str, Any]:
             raise MlxError(f"{rec.address} is {phase}: only an aborted or paused one is retried")
     elif phase in (Phase.COMPLETED, Phase.ABORTED):
         raise MlxError(f"{rec.address} is {phase}: nothing to {request}")
-    else:
-        outputs["requested"] = request
-        outputs["requested_by"] = asked.by
+    outputs["requested"] = request
+    outputs["requested_by"] = asked.by
     return outputs
 
 
@@ -208,26 +192,31 @@ def _pass(
     asked: Request | None,
     echo: Echo,
 ) -> PassResult:
+    """One pass of the rollout's controller through the harness (``controller.harness``),
+    recording through a ledger of its own state version (``StepLedger.for_pass``)."""
+    from controller.harness import Controlled
     from controller.state import RolloutState
 
     request = asked.name if asked else None
     outputs = _with_request(rec, asked)
-    provider = providers.get(rec.provider, rec.address)
+    try:
+        provider = providers.get(rec.provider, rec.address)
+        controlled = capability(provider, Controlled, f"drive {rec.address}")
+    except ProviderError as exc:
+        raise MlxError(f"{rec.address}: {exc}") from exc
     version = _Version(session, writer, operation)
-    base = base_of(rec)
-    peers = providers.context.peers
-    if peers is not None and hasattr(peers, "on_checkpoint"):
-
-        def on_checkpoint(address: str, outs: Any, note: str) -> None:
-            if address == rec.address:
-                version.begin()  # a request's reason is durable from its first record on
-                checkpoint(writer, base, outs, "; ".join(_events([note], asked)))
-
-        peers.on_checkpoint = on_checkpoint
+    ledger = StepLedger.for_pass(
+        writer,
+        providers,
+        rec,
+        request or "step",
+        opening=version.begin,
+        request=asked.line if asked else None,
+    )
     if asked is not None:
         version.begin()
     try:
-        result = _call(provider, providers, writer, rec, outputs, request)
+        result = controlled.resume(prior_of(rec, outputs), ledger)
     except (ProviderError, OSError, ValueError) as exc:
         if version.serial is not None:
             summary: dict[str, Any] = {"rollout": rec.address}
@@ -236,23 +225,11 @@ def _pass(
             writer.note(rec.address, operation, str(exc))
             writer.finish(VersionStatus.FAILED, summary, str(exc))
         raise MlxError(f"{rec.address}: {exc}") from exc
-    new = dict(result.outputs)
-    events = _events(list(new.pop("events", []) or []), asked)
+    new = {k: v for k, v in result.outputs.items() if k != "events"}
+    events = ledger.lines(list(result.outputs.get("events") or []))
     done = result.completion is Completion.DONE
-    # a pass that settles a record still in progress (a controller killed after recording
-    # the last step) writes it, even when it had nothing new to say
-    changed = bool(events) or (done and rec.status == Status.IN_PROGRESS)
+    changed = ledger.written is not None
     if changed:
-        version.begin()
-        writer.put(
-            **base,
-            action=request or "step",
-            status=Status.OK if done else Status.IN_PROGRESS,
-            outputs=new,
-            error="; ".join(events) or None,
-        )
-        if result.touched:
-            record_touched(writer, providers, result.touched)
         summary = {"rollout": rec.address, "phase": new.get("phase"), "events": events}
         message = new.get("message")
         if asked is not None:
@@ -277,33 +254,6 @@ def _pass(
         reason=asked.reason if asked else None,
         waiting_for=wait_line(new, analysed=analysed),
     )
-
-
-def _call(
-    provider: Any,
-    providers: ProviderSet,
-    writer: StateWriter,
-    rec: Record,
-    outputs: dict[str, Any],
-    request: str | None,
-) -> Any:
-    """The controller's pass: a retry starts again, anything else resumes (a promote or
-    abort travels in ``outputs["requested"]``)."""
-    if request == "retry":
-        from controller.drive import Drive
-        from controller.state import RolloutState
-        from specs.rollouts import Rollout
-
-        peers = providers.context.peers
-        assert peers is not None
-        spec = Rollout.model_validate(rec.attributes)
-        return Drive(rec.address, spec, peers).retry(RolloutState.from_outputs(outputs))
-    return provider.update(_prior(rec, outputs), _desired(writer, rec), Change(resume=True))
-
-
-def _events(events: list[str], asked: Request | None) -> list[str]:
-    """A pass's events, a request's own line first."""
-    return events if asked is None else [asked.line, *events]
 
 
 def _due(state: Any) -> float | None:

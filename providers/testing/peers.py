@@ -43,7 +43,6 @@ class FakePeers:
     releases: dict[str, Released] = field(default_factory=dict)
     endpoints: dict[str, tuple[Prior, Serving]] = field(default_factory=dict)
     notifications: list[tuple[str, AlertMessage]] = field(default_factory=list)
-    checkpoints: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
     #: ``(method, address)`` of every call, in order.
     calls: list[tuple[str, str]] = field(default_factory=list)
     _broken: bool = False
@@ -139,10 +138,6 @@ class FakePeers:
     def released(self, subject: str, gate: str | None = None) -> Released | None:
         self._call("released", subject)
         return self.releases.get(subject)
-
-    def checkpoint(self, address: str, outputs: Mapping[str, Any], note: str) -> None:
-        self._call("checkpoint", address)
-        self.checkpoints.append((address, dict(outputs), note))
 
     def serving(self, endpoint: str) -> tuple[Prior, Serving]:
         self._call("serving", endpoint)

@@ -1,5 +1,5 @@
-"""The rollout provider passes the kit's CRUD suite with the kit's fake Peers as its registry:
-a direct rollout moves its subject's alias there."""
+"""The rollout provider (the controller's adapter) passes the kit's CRUD suite with the
+kit's fake Peers as its registry: a direct rollout moves its subject's alias there."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from contract import Desired, Prior, Provider, ProviderError
-from providers.rollout import RolloutProvider
+from controller.rollouts.provider import RolloutProvider
 from providers.testing import CrudConformance
 
 SUBJECT = "models.fraud"

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.workflows import rollouts
 from tests.rollouts.conftest import traffic
 from tests.support.harness import Workspace
@@ -203,4 +205,39 @@ def test_a_completion_recorded_before_its_traffic_moved_is_settled_by_the_next_p
     assert result.done and result.phase == "completed"
     assert _route(canary)["traffic"] == only("v2")
     assert _production(canary) == 2
+    assert canary.statuses()["rollouts.m"] == "ok"
+
+
+def test_a_pass_killed_between_recording_a_step_and_taking_it_resumes(
+    canary: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness records a step before it is taken: `mlx rollout promote --full` whose
+    traffic move fails (a kill at that moment leaves the same record) has recorded the
+    completion; the next plain pass takes it — traffic, alias — and settles the record."""
+    from common.diagnostics import MlxError
+    from contract import ProviderError
+    from providers.gateway.provider import GatewayProvider
+
+    canary.write({"model.txt": "score=0.97"})
+    assert canary.apply() is not None
+    assert _route(canary)["traffic"]["weight"] == 10
+    real = GatewayProvider.set_traffic
+
+    def killed(self: GatewayProvider, endpoint: object, traffic: object) -> None:
+        raise ProviderError("killed while moving traffic")
+
+    session = canary.session()
+    try:
+        monkeypatch.setattr(GatewayProvider, "set_traffic", killed)
+        with pytest.raises(MlxError, match="killed while moving traffic"):
+            rollouts.step(session, "m", operation="rollout-promote", request="promote-full")
+        monkeypatch.setattr(GatewayProvider, "set_traffic", real)
+        assert canary.statuses()["rollouts.m"] == "in_progress"
+        assert canary.outputs("rollouts.m")["phase"] == "completed", "recorded before taken"
+        assert _route(canary)["traffic"]["weight"] == 10 and _production(canary) == 1
+        result = rollouts.step(session, "m")
+    finally:
+        session.close()
+    assert result.done and result.phase == "completed"
+    assert _route(canary)["traffic"] == only("v2") and _production(canary) == 2
     assert canary.statuses()["rollouts.m"] == "ok"

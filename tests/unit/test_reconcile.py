@@ -2,8 +2,8 @@
 observation and clock in; the next state and what to do to the world out.
 
 Every behaviour of issue 18's items 5-9 is decided here, so it is tested here — each
-table row is one branch — plus the few lines of controller/drive.py that carry an
-outcome out (traffic re-asserted, the window a look reads).
+table row is one branch — plus the few lines of controller/rollouts/drive.py that carry
+an outcome out through the pass harness (traffic re-asserted, the window a look reads).
 """
 
 from __future__ import annotations
@@ -426,6 +426,16 @@ def test_the_versions_served_before_are_bounded() -> None:
     assert V1 not in state.released_before  # rolled out of the window: a canary again
 
 
+def test_a_retry_request_starts_an_aborted_rollout_again_from_its_first_step() -> None:
+    """`mlx rollout retry` travels like promote and abort: a request the pure step acts on."""
+    aborted = advance(SPEC, started(), Observation(T0 + 600, metrics=FAILING)).state
+    asked = replace(aborted, requested="retry", requested_by="carol")
+    out = advance(SPEC, asked, Observation(T0 + 700))
+    assert out == reconcile.retry(SPEC, aborted, T0 + 700)
+    assert out.state.phase is Phase.PROGRESSING and out.traffic == split(10) and out.deploy
+    assert out.state.requested is None and out.state.tally["failed"] == 0
+
+
 def test_retry_refuses_a_completed_rollout() -> None:
     done = _completed(None, V1, V2)
     with pytest.raises(ValueError, match="nothing to retry"):
@@ -473,18 +483,31 @@ class FakeServing:
         return []
 
 
+@dataclass
+class _Passes:
+    """Passes of the rollout's controller through the harness, recorded nowhere."""
+
+    peers: Any
+    now: float
+
+    def resume(self, state: RolloutState) -> Any:
+        from controller.harness import UNRECORDED, run_pass
+        from controller.rollouts.drive import RolloutController
+
+        clock = lambda: self.now  # noqa: E731
+        controller = RolloutController.resume("rollouts.m", SPEC, self.peers, state, clock)
+        return run_pass(controller, UNRECORDED)
+
+
 def _drive(tmp_path: Path, serving: FakeServing, now: float) -> Any:
     from contract import Prior, Serving
-    from contract import Traffic as LiveTraffic
-    from controller.drive import Drive
     from providers.testing.peers import FakePeers
 
     Serving.register(FakeServing)
     peers = FakePeers(tmp_path)
     endpoint = Prior("endpoints.m", "endpoints", "m", "gateway", {}, {})
     peers.endpoints["endpoints.m"] = (endpoint, serving)  # type: ignore[assignment]
-    del LiveTraffic
-    return Drive("rollouts.m", SPEC, peers, clock=lambda: now), peers
+    return _Passes(peers, now), peers
 
 
 def _live(weight: int) -> Any:
