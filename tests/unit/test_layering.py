@@ -25,14 +25,27 @@ ALLOWED: dict[str, frozenset[str]] = {
     "state": frozenset({"common", "specs", "contract"}),
     "inference": frozenset({"common", "contract"}),
     "dataplane": frozenset({"common", "specs", "contract", "state"}),
-    "controller": frozenset({"common", "specs", "contract", "analysis"}),
+    "alerts": frozenset({"common", "contract"}),
+    "controller": frozenset({"common", "specs", "contract", "analysis", "alerts"}),
     "readmodels": frozenset(
-        {"common", "specs", "contract", "analysis", "state", "inference", "dataplane", "controller"}
+        {
+            "common",
+            "specs",
+            "contract",
+            "analysis",
+            "state",
+            "inference",
+            "dataplane",
+            "alerts",
+            "controller",
+        }
     ),
     "providers": frozenset(
         {"common", "specs", "contract", "analysis", "state", "inference", "dataplane"}
     ),
-    "engine": frozenset({"common", "specs", "contract", "analysis", "state", "controller"}),
+    "engine": frozenset(
+        {"common", "specs", "contract", "analysis", "state", "alerts", "controller"}
+    ),
     "gateway": frozenset({"common", "specs", "contract", "dataplane", "inference"}),
     "cli": frozenset(
         {
@@ -43,6 +56,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "state",
             "inference",
             "dataplane",
+            "alerts",
             "controller",
             "readmodels",
             "engine",
@@ -137,6 +151,8 @@ def test_known_exceptions_are_still_there() -> None:
         ("controller", "from engine.plan.model import Plan\n", False),
         ("common", "from specs.base import Resource\n", False),
         ("cli", "from gateway.app import build\n", True),
+        ("alerts", "from engine.session import Session\n", False),
+        ("gateway", "from alerts import step\n", False),
     ],
 )
 def test_a_forbidden_import_is_caught(
