@@ -531,6 +531,20 @@ class Serving(ABC):
         return []
 
 
+class LogSource(ABC):
+    """Endpoints whose traffic is logged where mlx can read it: the read side of serving.
+
+    Monitors (and ``mlx logs``, the dashboard) read an endpoint's inference log through
+    this, whichever provider serves it: the embedded gateway answers with the database its
+    replicas write (``inference/``'s schema), so a monitor can count a window where the data
+    lives instead of loading it.
+    """
+
+    @abstractmethod
+    def log_url(self, endpoint: Prior) -> str | None:
+        """The database URL of ``endpoint``'s inference log (None: this run names none)."""
+
+
 C = TypeVar("C")
 
 
@@ -539,7 +553,8 @@ class MissingCapability(ProviderError):
 
 
 def capability(provider: Provider, kind: type[C], what: str = "") -> C:
-    """``provider`` as a ``kind`` (Registry, Gate, Notifier, Serving), or a clear error."""
+    """``provider`` as a ``kind`` (Registry, Gate, Notifier, Serving, LogSource), or a clear
+    error."""
     if isinstance(provider, kind):
         return provider
     name = provider.type_name or type(provider).__name__

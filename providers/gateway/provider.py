@@ -31,6 +31,7 @@ from contract import (
     Change,
     Context,
     Desired,
+    LogSource,
     Observed,
     Prior,
     Problem,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from dataplane.table import Route
 
 
-class GatewayProvider(Provider, Serving):
+class GatewayProvider(Provider, Serving, LogSource):
     sections = frozenset({"endpoints"})
     config_model = GatewayProviderConfig
     type_name = "gateway"
@@ -372,6 +373,10 @@ class GatewayProvider(Provider, Serving):
             "read the inference log",
             lambda: role_metrics(store, endpoint.name, env, since, until),
         )
+
+    def log_url(self, endpoint: Prior) -> str | None:
+        """Every endpoint this provider serves logs to the one inference log of the run."""
+        return self.stores.log_url()
 
     def shadow_pairs(self, endpoint: Prior, since: float, until: float) -> list[dict[str, Any]]:
         """Each mirrored request with the caller's answer (the inference log's pairs)."""

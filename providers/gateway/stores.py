@@ -79,14 +79,19 @@ class Stores:
         guarded(address, "delete its gateway route", lambda: store.delete(env, endpoint))
 
     # -- the inference log --------------------------------------------------------------
+    def log_url(self) -> str:
+        """The inference log's URL, normalized (a relative SQLite path: the spec directory's)."""
+        from state.store import normalize_url
+
+        return normalize_url(self.context.log_url or DEFAULT_LOG, self.context.root)
+
     def log(self, address: str) -> LogStore | None:
         """The inference log, or None while nothing was ever logged (no SQLite file yet)."""
         with self._lock:
             if self._log is None:
                 from inference.store import LogError, open_log
-                from state.store import normalize_url
 
-                url = normalize_url(self.context.log_url or DEFAULT_LOG, self.context.root)
+                url = self.log_url()
                 if url.startswith("sqlite:///"):
                     path = url[len("sqlite:///") :].partition("?")[0]
                     if path != ":memory:" and not Path(path).exists():

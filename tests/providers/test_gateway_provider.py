@@ -23,11 +23,13 @@ from contract import (
     Change,
     Context,
     Desired,
+    LogSource,
     Prior,
     ProviderError,
     Role,
     Traffic,
     Variant,
+    capability,
 )
 from dataplane.table import Route, RouteStore
 from inference.records import Feedback, InferenceRecord
@@ -893,6 +895,43 @@ def test_variant_metrics_from_the_log(setup: Setup) -> None:
     assert (w.requests, w.latency_p50_ms) == (1, 7.0)
     empty = setup.provider.variant_metrics(prior, now - 600, now - 300)
     assert all(m.requests == 0 and m.latency_p50_ms is None for m in empty.values())
+
+
+def test_the_log_source_is_the_log_the_metrics_read(setup: Setup) -> None:
+    """A monitor reads an endpoint's log through ``LogSource``: the same records, counted."""
+    prior = setup.create(setup.desired(setup.version(1)))
+    source = capability(setup.provider, LogSource)
+    url = source.log_url(prior)
+    assert url is not None
+    now = time.time()
+    records = [
+        InferenceRecord(
+            request_id=uuid.uuid4().hex,
+            ts=now,
+            endpoint="fraud",
+            variant="stable",
+            status=200,
+            latency_ms=float(i),
+        )
+        for i in range(4)
+    ]
+    log_records(setup.provider, records)
+    store = open_log(url)
+    try:
+        logged = store.tail("fraud", environment=ENV)
+        got = sorted(r.record.request_id for r in logged)
+        assert got == sorted(r.request_id for r in records)
+    finally:
+        store.close()
+    assert setup.provider.variant_metrics(prior, now - 1, now + 1)[Role.STABLE].requests == 4
+
+
+def test_the_log_source_defaults_to_the_spec_directory(tmp_path: Path) -> None:
+    ctx = Context(root=tmp_path, data_dir=tmp_path / ".mlx", environment=ENV, peers=FakePeers())
+    provider = GatewayProvider({}, ctx)
+    endpoint = Prior("endpoints.fraud", "endpoints", "fraud", {}, {})
+    assert provider.log_url(endpoint) == f"sqlite:///{tmp_path / '.mlx' / 'inference.db'}"
+    provider.close()
 
 
 def test_metrics_without_a_log_are_zero_and_create_nothing(tmp_path: Path) -> None:
