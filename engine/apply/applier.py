@@ -45,6 +45,7 @@ from specs.introspect import kind_info
 from state.evidence import Verdict, now
 from state.status import Status, VersionStatus
 from state.store import Record, StateWriter
+from state.writes import RecordWrite
 
 Echo = Callable[[str], None]
 
@@ -425,20 +426,22 @@ class Applier:
             and self._releases_new(change.section, body, prior)
         ):
             self._check_release(change.address, change.section, body)
+        base = RecordWrite(
+            address=change.address,
+            section=change.section,
+            name=change.name,
+            provider=key,
+            action=change.action.value,
+            spec_hash=spec_hash,
+            meta_hash=meta_hash,
+            content_hash=desired.fingerprint,
+            attributes=redacted,
+            outputs={},
+            dependencies=sorted(self.graph.predecessors(change.address)),
+        )
         ledger = None
         if isinstance(provider, Controlled):  # a controller's pass records its own steps
-            base = {
-                "address": change.address,
-                "section": change.section,
-                "name": change.name,
-                "provider": key,
-                "spec_hash": spec_hash,
-                "meta_hash": meta_hash,
-                "content_hash": desired.fingerprint,
-                "attributes": redacted,
-                "dependencies": sorted(self.graph.predecessors(change.address)),
-            }
-            ledger = StepLedger.for_apply(self.writer, self.providers, base, change.action.value)
+            ledger = StepLedger.for_apply(self.writer, self.providers, base)
             provider = provider.recording_to(ledger)
         if info.is_gate:
             result = self._judge(change, provider, prior, desired, spec_hash)
@@ -453,19 +456,12 @@ class Applier:
         recorded = ledger.written if ledger is not None else None
         if recorded is None:
             recorded = self.writer.put(
-                address=change.address,
-                section=change.section,
-                name=change.name,
-                provider=key,
-                action=change.action.value,
-                status=status,
-                spec_hash=spec_hash,
-                meta_hash=meta_hash,
-                content_hash=desired.fingerprint,
-                attributes=redacted,
-                outputs=result.outputs,
-                dependencies=sorted(self.graph.predecessors(change.address)),
-                error=result.message if result.failed else None,
+                replace(
+                    base,
+                    status=status,
+                    outputs=result.outputs,
+                    error=result.message if result.failed else None,
+                ),
                 wait=False,  # dependents start once it is durable (``_settle``); others go on now
             )
         with self._lock:
@@ -707,19 +703,21 @@ class Applier:
         recorded = change.address in self._records
         if not recorded and change.action in (Action.CREATE, Action.REPLACE, Action.RUN):
             self.writer.put(
-                address=change.address,
-                section=change.section,
-                name=change.name,
-                provider=change.provider,
-                action=change.action.value,
-                status=Status.TAINTED,
-                spec_hash=None,
-                meta_hash=None,
-                content_hash=None,
-                attributes=change.after or {},
-                outputs={},
-                dependencies=change.depends_on,
-                error=message,
+                RecordWrite(
+                    address=change.address,
+                    section=change.section,
+                    name=change.name,
+                    provider=change.provider,
+                    action=change.action.value,
+                    status=Status.TAINTED,
+                    spec_hash=None,
+                    meta_hash=None,
+                    content_hash=None,
+                    attributes=change.after or {},
+                    outputs={},
+                    dependencies=change.depends_on,
+                    error=message,
+                )
             )
         elif change.action is Action.REPLACE and not (
             kind_info(change.section).keeps_history
