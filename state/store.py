@@ -32,6 +32,7 @@ from state.commits import GroupCommit
 if TYPE_CHECKING:
     from state.evidence import EvidenceLog
 from state.tables import ResourceEvent, ResourceRecord, StateVersion, Workspace
+from state.writes import RecordWrite
 
 _W = Workspace.__table__  # type: ignore[attr-defined]
 _V = StateVersion.__table__  # type: ignore[attr-defined]
@@ -495,63 +496,12 @@ class StateWriter(StateReader):
         self._ws = None
         return serial
 
-    def put(
-        self,
-        *,
-        address: str,
-        section: str,
-        name: str,
-        provider: str,
-        action: str,
-        status: str = "ok",
-        spec_hash: str | None,
-        meta_hash: str | None,
-        content_hash: str | None,
-        attributes: dict[str, Any],
-        outputs: dict[str, Any],
-        dependencies: list[str],
-        error: str | None = None,
-        wait: bool = True,
-    ) -> Future[None]:
-        """Record one resource's new value and its event: durable when this returns, or
-        (``wait=False``) when the returned future completes."""
+    def put(self, write: RecordWrite, *, wait: bool = True) -> Future[None]:
+        """Record one resource's new value and its event (``write``): durable when this
+        returns, or (``wait=False``) when the returned future completes."""
         serial = self._serial_or_fail()
-        ws_id = self._ws_id()
-        at = now()
-        attrs, outs = json.dumps(attributes, sort_keys=True), json.dumps(outputs, sort_keys=True)
-        row = {
-            "workspace_id": ws_id,
-            "address": address,
-            "section": section,
-            "name": name,
-            "provider": provider,
-            "status": str(status),
-            "spec_hash": spec_hash,
-            "meta_hash": meta_hash,
-            "content_hash": content_hash,
-            "attributes": attrs,
-            "outputs": outs,
-            "dependencies": json.dumps(sorted(dependencies)),
-            "serial": serial,
-            "updated_at": at,
-        }
-        event = {
-            **_EVENT_DEFAULTS,
-            "workspace_id": ws_id,
-            "serial": serial,
-            "address": address,
-            "action": action,
-            "status": str(status),
-            "provider": provider,
-            "spec_hash": spec_hash,
-            "meta_hash": meta_hash,
-            "content_hash": content_hash,
-            "attributes": attrs,
-            "outputs": outs,
-            "error": error,
-            "created_at": at,
-        }
-        pending = self._commits.submit([("resource", row), ("event", event)], urgent=wait)
+        rows = write.rows(self._ws_id(), serial, now())
+        pending = self._commits.submit(rows, urgent=wait)
         if wait:
             pending.result()
         return pending

@@ -6,39 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from contract import Completion, ProviderError, Result
 from engine.plugins import ProviderSet, prior_of
 from state.status import Status
 from state.store import Record, StateWriter
-
-
-def base_of(rec: Record) -> dict[str, Any]:
-    """Everything ``StateWriter.put`` needs but the outputs and the status, from a record."""
-    return {
-        "address": rec.address,
-        "section": rec.section,
-        "name": rec.name,
-        "provider": rec.provider,
-        "spec_hash": rec.spec_hash,
-        "meta_hash": rec.meta_hash,
-        "content_hash": rec.content_hash,
-        "attributes": dict(rec.attributes),
-        "dependencies": list(rec.dependencies),
-    }
+from state.writes import RecordWrite
 
 
 def checkpoint(
-    writer: StateWriter, base: Mapping[str, Any], outputs: Mapping[str, Any], note: str
+    writer: StateWriter, base: RecordWrite, outputs: Mapping[str, Any], note: str
 ) -> None:
     """Record a step about to be taken (status in progress), with what it is."""
     writer.put(
-        **base,
-        action="step",
-        status=Status.IN_PROGRESS,
-        outputs=dict(outputs),
-        error=note,
+        replace(base, action="step", status=Status.IN_PROGRESS, outputs=dict(outputs), error=note)
     )
 
 
@@ -63,12 +46,9 @@ def record_touched(writer: StateWriter, providers: ProviderSet, addresses: Itera
         outputs = {**rec.outputs, **observed.outputs}
         if outputs == rec.outputs:
             continue
+        again = RecordWrite.of(rec, "observed")
         writer.put(
-            **base_of(rec),
-            action="observed",
-            status=rec.status,
-            outputs=outputs,
-            error="re-read after a change another resource made",
+            replace(again, outputs=outputs, error="re-read after a change another resource made")
         )
 
 
@@ -91,8 +71,7 @@ class StepLedger:
         self,
         writer: StateWriter,
         providers: ProviderSet,
-        base: Mapping[str, Any],
-        action: str,
+        base: RecordWrite,
         *,
         in_progress: bool,
         stale: bool,
@@ -100,7 +79,8 @@ class StepLedger:
         opening: Callable[[], None] = lambda: None,
         preface: Sequence[str] = (),
     ):
-        self.writer, self.providers, self.base, self.action = writer, providers, base, action
+        #: the record as this pass writes it, under its action (each write sets the rest)
+        self.writer, self.providers, self.base = writer, providers, base
         self._in_progress, self._stale, self._in_apply = in_progress, stale, in_apply
         self._opening, self._preface = opening, list(preface)
         #: the record's write, once the pass recorded its outcome
@@ -108,10 +88,10 @@ class StepLedger:
 
     @classmethod
     def for_apply(
-        cls, writer: StateWriter, providers: ProviderSet, base: Mapping[str, Any], action: str
+        cls, writer: StateWriter, providers: ProviderSet, base: RecordWrite
     ) -> StepLedger:
         # an apply records the resource whatever the pass decides: its spec changed
-        return cls(writer, providers, base, action, in_progress=False, stale=True, in_apply=True)
+        return cls(writer, providers, base, in_progress=False, stale=True, in_apply=True)
 
     @classmethod
     def for_pass(
@@ -129,8 +109,7 @@ class StepLedger:
         return cls(
             writer,
             providers,
-            base_of(rec),
-            action,
+            RecordWrite.of(rec, action),
             in_progress=rec.status == Status.IN_PROGRESS,
             stale=request is not None,
             in_apply=False,
@@ -166,11 +145,7 @@ class StepLedger:
             outputs = {k: v for k, v in result.outputs.items() if k != "events"}
             note = "; ".join(self.lines(events)) or None
         self.written = self.writer.put(
-            **self.base,
-            action=self.action,
-            status=status,
-            outputs=outputs,
-            error=note,
+            replace(self.base, status=status, outputs=outputs, error=note),
             wait=not self._in_apply,  # an apply's dependents start once it is durable
         )
         if result.touched:

@@ -4,7 +4,6 @@ replacement), deletes and rollbacks across deletes apply, refresh sees local byt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -152,12 +151,13 @@ def test_a_record_that_cannot_be_committed_fails_its_resource_and_blocks_its_dep
     from concurrent.futures import Future
 
     from state.store import StateWriter
+    from state.writes import RecordWrite
 
     put = StateWriter.put
 
-    def failing_put(self: StateWriter, **fields: Any) -> Future[None]:
-        if fields["address"] != "datasets.train" or fields["status"] != "ok":
-            return put(self, **fields)
+    def failing_put(self: StateWriter, write: RecordWrite, wait: bool = True) -> Future[None]:
+        if write.address != "datasets.train" or write.status != "ok":
+            return put(self, write, wait=wait)
         lost: Future[None] = Future()
         lost.set_exception(OSError("disk I/O error"))
         return lost

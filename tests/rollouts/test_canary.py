@@ -179,9 +179,10 @@ def test_a_completion_recorded_before_its_traffic_moved_is_settled_by_the_next_p
     what the record says and settles the record."""
     from controller import reconcile
     from controller.state import RolloutState
-    from engine.apply.recording import base_of, checkpoint
+    from engine.apply.recording import checkpoint
     from specs.rollouts import Rollout
     from state.status import VersionStatus
+    from state.writes import RecordWrite
 
     canary.write({"model.txt": "score=0.97"})
     assert canary.apply() is not None
@@ -195,7 +196,9 @@ def test_a_completion_recorded_before_its_traffic_moved_is_settled_by_the_next_p
             done = reconcile.advance(spec, reconcile.promote(state, True), reconcile.Observation(0))
             assert done.state.phase == "completed"
             writer.begin("rollout", actor="controller")
-            checkpoint(writer, base_of(rec), done.state.to_outputs(), done.events[-1])
+            checkpoint(
+                writer, RecordWrite.of(rec, "step"), done.state.to_outputs(), done.events[-1]
+            )
             writer.finish(VersionStatus.INTERRUPTED, {}, "killed")  # the process died here
         assert canary.statuses()["rollouts.m"] == "in_progress"
         assert _route(canary)["traffic"]["weight"] == 10 and _production(canary) == 1

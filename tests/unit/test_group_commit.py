@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,7 @@ def test_a_write_someone_waits_for_never_lingers(
     linger made an hour, each would hang here if it lingered."""
     import state.commits
     from state.store import StateStore
+    from state.writes import RecordWrite
 
     monkeypatch.setattr(state.commits, "LINGER", 3600.0)
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
@@ -139,13 +141,13 @@ def test_a_write_someone_waits_for_never_lingers(
     done = threading.Event()
 
     def record() -> None:
-        fields: dict[str, Any] = dict(
-            section="datasets", name="d", provider="local", action="create",
-            spec_hash=None, meta_hash=None, content_hash=None, attributes={}, outputs={},
-            dependencies=[],
+        write = RecordWrite(
+            address="datasets.d", section="datasets", name="d", provider="local",
+            action="create", spec_hash=None, meta_hash=None, content_hash=None, attributes={},
+            outputs={}, dependencies=[],
         )  # fmt: skip
-        writer.put(address="datasets.d", **fields)  # waits for its commit
-        handed = writer.put(address="datasets.e", **fields, wait=False)
+        writer.put(write)  # waits for its commit
+        handed = writer.put(replace(write, address="datasets.e"), wait=False)
         writer.finish("complete", {})  # flushes what was handed over
         assert handed.done() and handed.exception() is None
         done.set()

@@ -14,21 +14,24 @@ from common.db import SchemaTooNew
 from state import locks, migrations
 from state.store import StateStore
 from state.tables import LockRecord, SchemaVersion
+from state.writes import RecordWrite
 
 
 def _put(writer, address: str, value: str, action: str = "create") -> None:  # type: ignore[no-untyped-def]
     writer.put(
-        address=address,
-        section=address.split(".")[0],
-        name=address.split(".")[1],
-        provider="default:local",
-        action=action,
-        spec_hash=value,
-        meta_hash="m",
-        content_hash=f"c-{value}",
-        attributes={"v": value},
-        outputs={"version": value},
-        dependencies=[],
+        RecordWrite(
+            address=address,
+            section=address.split(".")[0],
+            name=address.split(".")[1],
+            provider="default:local",
+            action=action,
+            spec_hash=value,
+            meta_hash="m",
+            content_hash=f"c-{value}",
+            attributes={"v": value},
+            outputs={"version": value},
+            dependencies=[],
+        )
     )
 
 
