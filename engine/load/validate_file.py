@@ -233,16 +233,26 @@ def _fields_at(tp: Any, body: Any, path: Sequence[Any]) -> set[str]:
     types = _expand(tp)
     for item in path:
         types = [x for t in types for s in _step(t, item) for x in _expand(s)]
-        if isinstance(body, dict):
-            body = body.get(item)
-        elif isinstance(body, list) and isinstance(item, int) and 0 <= item < len(body):
-            body = body[item]
-        else:
-            body = None
+        body = _child(body, item)
+    models = _models_of(types, body)
+    return {f.alias or n for m in models for n, f in m.model_fields.items()}
+
+
+def _child(body: Any, item: Any) -> Any:
+    """``body[item]`` of a dict or a list, None where there is none."""
+    if isinstance(body, dict):
+        return body.get(item)
+    if isinstance(body, list) and isinstance(item, int) and 0 <= item < len(body):
+        return body[item]
+    return None
+
+
+def _models_of(types: list[Any], body: Any) -> list[type[BaseModel]]:
+    """The models among ``types``; of a union of variants, the one ``body["type"]`` names."""
     models = [t for t in types if isinstance(t, type) and issubclass(t, BaseModel)]
     if len(models) > 1 and isinstance(body, dict) and "type" in body:
         models = [m for m in models if _literal_type(m) == body["type"]] or models
-    return {f.alias or n for m in models for n, f in m.model_fields.items()}
+    return models
 
 
 def _literal_type(model: type[BaseModel]) -> Any:

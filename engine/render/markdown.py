@@ -45,13 +45,7 @@ def render_markdown(plan: Plan) -> str:
     title = summary_line(plan).removeprefix("Plan: ").rstrip(".") if actionable else "No changes"
     env = f" — `{plan.workspace}`" if plan.workspace != "default" else ""
     out = [f"### mlx plan{env}: {title}", ""]
-    if plan.drift:
-        out.append("> [!CAUTION]")
-        out.append("> **Objects changed outside mlx** — `mlx apply` restores them:")
-        for d in plan.drift:
-            what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
-            out.append(f"> - `{d['address']}`: {what}")
-        out.append("")
+    out += _drift(plan)
     if not actionable:
         out.append("The spec matches what is deployed.")
         return "\n".join(out) + "\n"
@@ -59,30 +53,63 @@ def render_markdown(plan: Plan) -> str:
     out += [_row(c) for c in actionable]
     out.append("")
     gates = [c for c in actionable if c.action is Action.RUN]
-    if gates:
-        out.append("**Gates that will run before anything depending on them ships:**")
-        for g in gates:
-            extra = f" — {'; '.join(g.details)}" if g.details else ""
-            outcome = ""
-            if g.gate is not None:
-                outcome = " — **passes**" if g.gate.get("passed") else " — **FAILS**"
-            out.append(f"- `{g.address}` ({', '.join(r.value for r in g.reasons)}){extra}{outcome}")
-        out.append("")
+    out += _gates(gates)
+    out += _warnings(plan)
+    for c in actionable:
+        out += _details(c)
+    out += _reports(gates)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _drift(plan: Plan) -> list[str]:
+    """Objects changed outside mlx (a caution block), or nothing."""
+    if not plan.drift:
+        return []
+    out = ["> [!CAUTION]", "> **Objects changed outside mlx** — `mlx apply` restores them:"]
+    for d in plan.drift:
+        what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
+        out.append(f"> - `{d['address']}`: {what}")
+    out.append("")
+    return out
+
+
+def _gates(gates: list[ResourceChange]) -> list[str]:
+    """The gates that run, each with its outcome when ``--run-evals`` ran it."""
+    if not gates:
+        return []
+    out = ["**Gates that will run before anything depending on them ships:**"]
+    for g in gates:
+        extra = f" — {'; '.join(g.details)}" if g.details else ""
+        outcome = ""
+        if g.gate is not None:
+            outcome = " — **passes**" if g.gate.get("passed") else " — **FAILS**"
+        out.append(f"- `{g.address}` ({', '.join(r.value for r in g.reasons)}){extra}{outcome}")
+    out.append("")
+    return out
+
+
+def _warnings(plan: Plan) -> list[str]:
+    """The plan's and each change's warnings, and what is flagged (a warning block)."""
     warnings = list(plan.warnings) + [
         f"`{c.address}`: {w}" for c in plan.changes for w in c.warnings
     ]
     flagged = [c for c in plan.changes if c.flagged_by]
-    if warnings or flagged:
-        out.append("> [!WARNING]")
-        out += [f"> - {w}" for w in warnings]
-        out += [
-            f"> - `{c.address}` depends on {', '.join(f'`{d}`' for d in c.flagged_by)}, "
-            "which changes in this plan"
-            for c in flagged
-        ]
-        out.append("")
-    for c in actionable:
-        out += _details(c)
+    if not (warnings or flagged):
+        return []
+    out = ["> [!WARNING]"]
+    out += [f"> - {w}" for w in warnings]
+    out += [
+        f"> - `{c.address}` depends on {', '.join(f'`{d}`' for d in c.flagged_by)}, "
+        "which changes in this plan"
+        for c in flagged
+    ]
+    out.append("")
+    return out
+
+
+def _reports(gates: list[ResourceChange]) -> list[str]:
+    """The report of each gate ``--run-evals`` ran, folded."""
+    out: list[str] = []
     for g in gates:
         if g.gate is not None and g.gate.get("report"):
             out += [
@@ -94,4 +121,4 @@ def render_markdown(plan: Plan) -> str:
                 "</details>",
                 "",
             ]
-    return "\n".join(out).rstrip() + "\n"
+    return out

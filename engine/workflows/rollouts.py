@@ -279,28 +279,41 @@ def run(
     do next is the caller's to say (``PassResult.closing_line``). The results carry every
     event of the run."""
     targets = [_address(n) for n in names] if names else in_progress(session)
-    last: dict[str, PassResult] = {}
-    events: dict[str, list[str]] = {}
-    waits: dict[str, str | None] = {}
+    drive = _Drive(session, echo, stop_when_paused)
     passes = 0
     while targets:
-        for address in list(targets):
-            result = step(session, address, echo=echo)
-            events.setdefault(address, []).extend(result.events)
-            last[address] = replace(result, events=list(events[address]))
-            if result.done or (stop_when_paused and result.waiting):
-                targets.remove(address)
-            elif result.waiting_for != waits.get(address) and not result.waiting:
-                waits[address] = result.waiting_for
-                if result.waiting_for:
-                    echo(f"{address}: {result.waiting_for}")
+        drive.one_pass(targets)
         passes += 1
         if not targets or (max_passes is not None and passes >= max_passes):
             break
-        due = [r.due_at for a, r in last.items() if a in targets and r.due_at]
+        due = [r.due_at for a, r in drive.last.items() if a in targets and r.due_at]
         nap = min(due) - clock() if due else MAX_NAP_S
         sleep(max(0.02, min(MAX_NAP_S, nap)))
-    for result in last.values():
+    for result in drive.last.values():
         if result.done and not result.said:
             echo(f"{result.address}: {result.message or result.phase}")
-    return list(last.values())
+    return list(drive.last.values())
+
+
+class _Drive:
+    """What ``run`` remembers between passes: each rollout's last result (carrying every
+    event so far) and the wait line last said for it."""
+
+    def __init__(self, session: Session, echo: Echo, stop_when_paused: bool):
+        self.session, self.echo, self.stop_when_paused = session, echo, stop_when_paused
+        self.last: dict[str, PassResult] = {}
+        self.events: dict[str, list[str]] = {}
+        self.waits: dict[str, str | None] = {}
+
+    def one_pass(self, targets: list[str]) -> None:
+        """One step of each target; drops from ``targets`` each that is done or paused."""
+        for address in list(targets):
+            result = step(self.session, address, echo=self.echo)
+            self.events.setdefault(address, []).extend(result.events)
+            self.last[address] = replace(result, events=list(self.events[address]))
+            if result.done or (self.stop_when_paused and result.waiting):
+                targets.remove(address)
+            elif result.waiting_for != self.waits.get(address) and not result.waiting:
+                self.waits[address] = result.waiting_for
+                if result.waiting_for:
+                    self.echo(f"{address}: {result.waiting_for}")
