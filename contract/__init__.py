@@ -44,6 +44,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from contract.versions import VersionRef as VersionRef
+from contract.versions import version_outputs as version_outputs
+
 
 class Peers(Protocol):
     """What the engine lets a provider do with *other* resources (implemented by the engine):
@@ -173,6 +176,10 @@ class Released:
 
     outputs: Mapping[str, Any]  # version (or revision), fingerprint, uri
     source: str  # "rollouts.fraud (alias production)", "last version evals.x passed"
+
+    @property
+    def ref(self) -> VersionRef:
+        return VersionRef.of(self.outputs)
 
 
 @dataclass(frozen=True)
@@ -426,8 +433,12 @@ class Variant:
     spec: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def ref(self) -> VersionRef:
+        return VersionRef.of(self.outputs)
+
+    @property
     def version(self) -> Any:
-        return self.outputs.get("version", self.outputs.get("revision"))
+        return self.ref.version
 
     @property
     def fingerprint(self) -> str | None:

@@ -31,6 +31,7 @@ from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
 from common.durations import parse_duration
+from contract import VersionRef
 from controller.rollouts import ab
 from controller.rollouts.strategy import strategy_of
 from controller.state import (
@@ -508,8 +509,8 @@ def _summary(look: dict[str, Any]) -> str:
 
 def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> Alert:
     subject = state.subject
-    version = (state.candidate or {}).get("version")
-    name = f"{subject} v{version}" if version is not None else subject
+    label = VersionRef.of(state.candidate).label
+    name = f"{subject} {label}" if label is not None else subject
     address = state.address
     look = state.looks[-1] if state.looks else None
     detail = ""

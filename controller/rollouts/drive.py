@@ -27,6 +27,7 @@ from contract import (
     Serving,
     Traffic,
     Variant,
+    version_outputs,
 )
 from controller import reconcile
 from controller.harness import Decision, World
@@ -155,7 +156,7 @@ class RolloutController:
         known = variants.get(live.stable)
         if not isinstance(known, Mapping):
             return None
-        return {k: known[k] for k in ("version", "revision", "fingerprint", "uri") if k in known}
+        return version_outputs(known)
 
     def _observe(self, state: RolloutState, now: float) -> reconcile.Observation:
         due = (state.next_look_at is not None and now >= state.next_look_at) or (
