@@ -42,7 +42,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
+
+from annotated_types import Interval
 
 from contract.versions import VersionRef as VersionRef
 from contract.versions import version_outputs as version_outputs
@@ -446,19 +448,27 @@ class Variant:
         return str(value) if value is not None else None
 
 
+#: A share of requests in whole percent. Constructing a ``Traffic`` checks nothing (a serving
+#: provider says what is wrong with a split: ``providers.gateway.routes.checked_traffic``);
+#: the bound is for pydantic, which checks it where a route document is parsed (``dataplane``).
+Percent = Annotated[int, Interval(ge=0, le=100)]
+
+
 @dataclass(frozen=True)
 class Traffic:
     """How an endpoint's requests are split: a stable variant, maybe one candidate.
 
     ``weight`` is the share (percent) of requests the candidate answers (canary, A/B);
     ``mirror`` the share copied to it in the background, its answers discarded (shadow).
-    Assignment is sticky by key (``x-mlx-key`` or the OpenAI body's ``user``).
+    Assignment is sticky by key (``x-mlx-key`` or the OpenAI body's ``user``). The one type
+    of a split: the controller decides one, serving providers set and read it, and the
+    gateway parses the route document's ``traffic`` into it (docs/decisions.md, issue 19).
     """
 
     stable: str
     candidate: str | None = None
-    weight: int = 0
-    mirror: int = 0
+    weight: Percent = 0
+    mirror: Percent = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {

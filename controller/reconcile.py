@@ -31,7 +31,7 @@ from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
 from common.durations import parse_duration
-from contract import VersionRef
+from contract import AlertMessage, Traffic, VersionRef
 from controller.rollouts import ab
 from controller.rollouts.strategy import strategy_of
 from controller.state import (
@@ -51,14 +51,6 @@ IN_FLIGHT = (Phase.PROGRESSING, Phase.PAUSED)
 
 
 @dataclass(frozen=True)
-class Traffic:
-    stable: str
-    candidate: str | None = None
-    weight: int = 0
-    mirror: int = 0
-
-
-@dataclass(frozen=True)
 class Observation:
     """What the controller sees this pass."""
 
@@ -69,14 +61,6 @@ class Observation:
     error: str | None = None
     #: shadow comparisons over the window: ``analysis.shadow.Pair``s
     pairs: Sequence[Any] | None = None
-
-
-@dataclass(frozen=True)
-class Alert:
-    title: str
-    text: str
-    severity: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,7 +74,8 @@ class Outcome:
     retire: list[str] = field(default_factory=list)
     #: move the registry alias to these outputs
     alias: dict[str, Any] | None = None
-    alert: Alert | None = None
+    #: the alert to raise to the rollout's channel (``spec.alert``), if any
+    alert: AlertMessage | None = None
     #: what happened in this pass, for history (empty: nothing changed)
     events: list[str] = field(default_factory=list)
     #: when the next pass has something to do (None: waiting for a person, or done)
@@ -507,7 +492,7 @@ def _summary(look: dict[str, Any]) -> str:
     return head + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
-def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> Alert:
+def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> AlertMessage:
     subject = state.subject
     label = VersionRef.of(state.candidate).label
     name = f"{subject} {label}" if label is not None else subject
@@ -532,9 +517,11 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
         f"The rollout of {name} was {what}: {why}. {detail} Owner: {spec.owner}. "
         f"Look closer: {look_closer}.{then}"
     ).replace("  ", " ")
-    return Alert(
+    return AlertMessage(
         title=f"{address} {what}: {name}",
         text=text,
         severity=severity,
+        source=address,
+        owner=spec.owner,
         details={"phase": str(state.phase), "look": look, "owner": spec.owner},
     )

@@ -91,11 +91,11 @@ class EndpointView:
 
     @property
     def weight(self) -> float:
-        return self.route.traffic.weight if self.candidate is not None else 0.0
+        return float(self.route.traffic.weight) if self.candidate is not None else 0.0
 
     @property
     def mirror(self) -> float:
-        return self.route.traffic.mirror if self.candidate is not None else 0.0
+        return float(self.route.traffic.mirror) if self.candidate is not None else 0.0
 
     @property
     def healthy(self) -> bool:

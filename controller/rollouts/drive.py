@@ -25,7 +25,6 @@ from contract import (
     ProviderError,
     Result,
     Serving,
-    Traffic,
     Variant,
     version_outputs,
 )
@@ -112,9 +111,8 @@ class RolloutController:
             wanted = outcome.traffic  # every outcome carries the recorded split: re-asserted
             if wanted is not None:
                 live = serving.traffic(endpoint)
-                target = Traffic(wanted.stable, wanted.candidate, wanted.weight, wanted.mirror)
-                if live != target:
-                    serving.set_traffic(endpoint, target)
+                if live != wanted:
+                    serving.set_traffic(endpoint, wanted)
             for variant in outcome.retire:
                 try:
                     serving.retire(endpoint, variant)
@@ -183,19 +181,11 @@ class RolloutController:
             return reconcile.Observation(now, error=str(exc))
         return reconcile.Observation(now, metrics=metrics, pairs=pairs)
 
-    def _alert(self, alert: reconcile.Alert) -> str | None:
+    def _alert(self, message: AlertMessage) -> str | None:
         """Send the alert to the rollout's channel; what went wrong, if it could not."""
         channel = self.spec.alert
         if not channel:
             return None
-        message = AlertMessage(
-            title=alert.title,
-            text=alert.text,
-            severity=alert.severity,
-            source=self.address,
-            owner=self.spec.owner,
-            details=alert.details,
-        )
         try:
             self.world.notify(channel, message)
         except (ProviderError, OSError) as exc:
