@@ -169,7 +169,7 @@ class RolloutController:
         since = strategy.window_from(state)
         try:
             by_role = serving.variant_metrics(endpoint, since, now)
-            metrics = {str(role): _stats(m) for role, m in by_role.items()}
+            metrics = {str(role): VariantStats.from_metrics(m) for role, m in by_role.items()}
             pairs = (
                 [Pair(**p) for p in serving.shadow_pairs(endpoint, since, now)]
                 if strategy.reads_pairs
@@ -191,17 +191,3 @@ class RolloutController:
         except (ProviderError, OSError) as exc:
             return f"could not alert {channel}: {exc}"
         return None
-
-
-def _stats(m: Any) -> VariantStats:
-    return VariantStats(
-        requests=m.requests,
-        server_errors=m.server_errors,
-        client_errors=m.client_errors,
-        latency_p50_ms=m.latency_p50_ms,
-        latency_p95_ms=m.latency_p95_ms,
-        latency_p99_ms=m.latency_p99_ms,
-        cost_usd=m.cost_usd,
-        feedback_count=m.feedback_count,
-        feedback_mean=m.feedback_mean,
-    )
