@@ -46,6 +46,8 @@ from specs.rollouts import Rollout, Step
 
 #: How many looks a state keeps for `mlx rollout status` (history keeps every one).
 KEEP_LOOKS = 20
+#: A look's verdict when it could not be taken (besides ``analysis.Verdict``'s): never a pass.
+LOOK_ERROR = "error"
 #: The phases of a rollout still in flight (a candidate takes part in the traffic).
 IN_FLIGHT = (Phase.PROGRESSING, Phase.PAUSED)
 
@@ -388,7 +390,7 @@ def _look(
     look: dict[str, Any] = {"at": now, "from": state.window_from, "step": state.step + 1}
     if obs.metrics is None:
         tally = tally.record_error()
-        look.update(verdict="error", reason=obs.error or "metrics could not be read")
+        look.update(verdict=LOOK_ERROR, reason=obs.error or "metrics could not be read")
         measurements: list[Measurement] = []
     else:
         try:
@@ -396,7 +398,7 @@ def _look(
         except AnalysisError as exc:
             measurements = []
             tally = tally.record_error()
-            look.update(verdict="error", reason=str(exc))
+            look.update(verdict=LOOK_ERROR, reason=str(exc))
         else:
             if measurements or not strategy.sequential:
                 verdict = run_verdict(measurements)  # none taken: inconclusive, never a pass
@@ -483,7 +485,7 @@ def _requests(obs: Observation) -> dict[str, int]:
 
 def _summary(look: dict[str, Any]) -> str:
     """A look in one line: its verdict, and each metric's value against its bound."""
-    if look.get("verdict") == "error":
+    if look.get("verdict") == LOOK_ERROR:
         return f"analysis could not be taken: {look.get('reason')}"
     parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
     if not parts and look.get("reason"):
@@ -500,7 +502,7 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
     look = state.looks[-1] if state.looks else None
     detail = ""
     if look and look.get("measurements"):
-        failed = [m for m in look["measurements"] if m.get("verdict") != "pass"]
+        failed = [m for m in look["measurements"] if m.get("verdict") != Verdict.PASS]
         detail = " ".join(f"{m['metric']}: {m['reason']}." for m in failed)
     endpoint = (state.endpoint or "").split(".", 1)[-1]
     look_closer = f"`mlx rollout status {address.split('.', 1)[-1]}`" + (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.plan.model import Action, FieldChange, Plan, ResourceChange
 from engine.render.text import summary_line, value
+from state.status import DriftStatus
 
 
 def _row(c: ResourceChange) -> str:
@@ -49,7 +50,7 @@ def render_markdown(plan: Plan) -> str:
         out.append("> [!CAUTION]")
         out.append("> **Objects changed outside mlx** — `mlx apply` restores them:")
         for d in plan.drift:
-            what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
+            what = "deleted" if d["status"] == DriftStatus.MISSING else "; ".join(d["differences"])
             out.append(f"> - `{d['address']}`: {what}")
         out.append("")
     if not actionable:
