@@ -139,6 +139,12 @@ class VariantStats:
             raise AnalysisError(f"{where}: {exc}") from None
 
     @classmethod
+    def from_metrics(cls, metrics: Any) -> VariantStats:
+        """From what a serving provider reported (``contract.VariantMetrics``: the same
+        fields, unchecked), checked here: ``AnalysisError`` if the counts do not add up."""
+        return cls(**{f.name: getattr(metrics, f.name) for f in fields(cls)})
+
+    @classmethod
     def from_summary(cls, summary: Any) -> VariantStats:
         """From the inference log's per-variant summary (``inference.query.VariantSummary``:
         its ``feedback`` count and ``mean_score`` are this class's feedback fields). A

@@ -42,7 +42,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
+
+from annotated_types import Interval
+
+from contract.versions import VersionRef as VersionRef
+from contract.versions import version_outputs as version_outputs
 
 
 class Peers(Protocol):
@@ -173,6 +178,10 @@ class Released:
 
     outputs: Mapping[str, Any]  # version (or revision), fingerprint, uri
     source: str  # "rollouts.fraud (alias production)", "last version evals.x passed"
+
+    @property
+    def ref(self) -> VersionRef:
+        return VersionRef.of(self.outputs)
 
 
 @dataclass(frozen=True)
@@ -426,13 +435,23 @@ class Variant:
     spec: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def ref(self) -> VersionRef:
+        return VersionRef.of(self.outputs)
+
+    @property
     def version(self) -> Any:
-        return self.outputs.get("version", self.outputs.get("revision"))
+        return self.ref.version
 
     @property
     def fingerprint(self) -> str | None:
         value = self.outputs.get("fingerprint")
         return str(value) if value is not None else None
+
+
+#: A share of requests in whole percent. Constructing a ``Traffic`` checks nothing (a serving
+#: provider says what is wrong with a split: ``providers.gateway.routes.checked_traffic``);
+#: the bound is for pydantic, which checks it where a route document is parsed (``dataplane``).
+Percent = Annotated[int, Interval(ge=0, le=100)]
 
 
 @dataclass(frozen=True)
@@ -441,13 +460,15 @@ class Traffic:
 
     ``weight`` is the share (percent) of requests the candidate answers (canary, A/B);
     ``mirror`` the share copied to it in the background, its answers discarded (shadow).
-    Assignment is sticky by key (``x-mlx-key`` or the OpenAI body's ``user``).
+    Assignment is sticky by key (``x-mlx-key`` or the OpenAI body's ``user``). The one type
+    of a split: the controller decides one, serving providers set and read it, and the
+    gateway parses the route document's ``traffic`` into it (docs/decisions.md, issue 19).
     """
 
     stable: str
     candidate: str | None = None
-    weight: int = 0
-    mirror: int = 0
+    weight: Percent = 0
+    mirror: Percent = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -31,6 +31,7 @@ from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
 from analysis.runs import Action
 from common.durations import parse_duration
+from contract import AlertMessage, Traffic, VersionRef
 from controller.rollouts import ab
 from controller.rollouts.strategy import strategy_of
 from controller.state import (
@@ -45,16 +46,10 @@ from specs.rollouts import Rollout, Step
 
 #: How many looks a state keeps for `mlx rollout status` (history keeps every one).
 KEEP_LOOKS = 20
+#: A look's verdict when it could not be taken (besides ``analysis.Verdict``'s): never a pass.
+LOOK_ERROR = "error"
 #: The phases of a rollout still in flight (a candidate takes part in the traffic).
 IN_FLIGHT = (Phase.PROGRESSING, Phase.PAUSED)
-
-
-@dataclass(frozen=True)
-class Traffic:
-    stable: str
-    candidate: str | None = None
-    weight: int = 0
-    mirror: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,14 +65,6 @@ class Observation:
     pairs: Sequence[Any] | None = None
 
 
-@dataclass(frozen=True)
-class Alert:
-    title: str
-    text: str
-    severity: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class Outcome:
     """The next state, and what to do to the world to reach it (in this order)."""
@@ -89,7 +76,8 @@ class Outcome:
     retire: list[str] = field(default_factory=list)
     #: move the registry alias to these outputs
     alias: dict[str, Any] | None = None
-    alert: Alert | None = None
+    #: the alert to raise to the rollout's channel (``spec.alert``), if any
+    alert: AlertMessage | None = None
     #: what happened in this pass, for history (empty: nothing changed)
     events: list[str] = field(default_factory=list)
     #: when the next pass has something to do (None: waiting for a person, or done)
@@ -402,7 +390,7 @@ def _look(
     look: dict[str, Any] = {"at": now, "from": state.window_from, "step": state.step + 1}
     if obs.metrics is None:
         tally = tally.record_error()
-        look.update(verdict="error", reason=obs.error or "metrics could not be read")
+        look.update(verdict=LOOK_ERROR, reason=obs.error or "metrics could not be read")
         measurements: list[Measurement] = []
     else:
         try:
@@ -410,7 +398,7 @@ def _look(
         except AnalysisError as exc:
             measurements = []
             tally = tally.record_error()
-            look.update(verdict="error", reason=str(exc))
+            look.update(verdict=LOOK_ERROR, reason=str(exc))
         else:
             if measurements or not strategy.sequential:
                 verdict = run_verdict(measurements)  # none taken: inconclusive, never a pass
@@ -497,7 +485,7 @@ def _requests(obs: Observation) -> dict[str, int]:
 
 def _summary(look: dict[str, Any]) -> str:
     """A look in one line: its verdict, and each metric's value against its bound."""
-    if look.get("verdict") == "error":
+    if look.get("verdict") == LOOK_ERROR:
         return f"analysis could not be taken: {look.get('reason')}"
     parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
     if not parts and look.get("reason"):
@@ -506,15 +494,15 @@ def _summary(look: dict[str, Any]) -> str:
     return head + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
-def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> Alert:
+def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: str) -> AlertMessage:
     subject = state.subject
-    version = (state.candidate or {}).get("version")
-    name = f"{subject} v{version}" if version is not None else subject
+    label = VersionRef.of(state.candidate).label
+    name = f"{subject} {label}" if label is not None else subject
     address = state.address
     look = state.looks[-1] if state.looks else None
     detail = ""
     if look and look.get("measurements"):
-        failed = [m for m in look["measurements"] if m.get("verdict") != "pass"]
+        failed = [m for m in look["measurements"] if m.get("verdict") != Verdict.PASS]
         detail = " ".join(f"{m['metric']}: {m['reason']}." for m in failed)
     endpoint = (state.endpoint or "").split(".", 1)[-1]
     look_closer = f"`mlx rollout status {address.split('.', 1)[-1]}`" + (
@@ -531,9 +519,11 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
         f"The rollout of {name} was {what}: {why}. {detail} Owner: {spec.owner}. "
         f"Look closer: {look_closer}.{then}"
     ).replace("  ", " ")
-    return Alert(
+    return AlertMessage(
         title=f"{address} {what}: {name}",
         text=text,
         severity=severity,
+        source=address,
+        owner=spec.owner,
         details={"phase": str(state.phase), "look": look, "owner": spec.owner},
     )

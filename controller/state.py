@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from contract import VersionRef
+
 
 class Phase(StrEnum):
     PROGRESSING = "progressing"
@@ -90,9 +92,9 @@ class RolloutState:
         released = self.stable or {}
         data.update(
             released=released or None,
-            released_version=version_of(released),
+            released_version=VersionRef.of(released).version,
             fingerprint=released.get("fingerprint"),
-            candidate_version=version_of(self.candidate or {}),
+            candidate_version=VersionRef.of(self.candidate).version,
         )
         return data
 
@@ -106,22 +108,11 @@ class RolloutState:
         return state
 
 
-def version_of(outputs: Mapping[str, Any]) -> Any:
-    return outputs.get("version", outputs.get("revision"))
-
-
-def same_version(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+def same_version(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Whether two version outputs name the same bytes (by fingerprint, else by version)."""
-    if not a or not b:
-        return False
-    if a.get("fingerprint") and b.get("fingerprint"):
-        return bool(a["fingerprint"] == b["fingerprint"])
-    return version_of(a) is not None and version_of(a) == version_of(b)
+    return VersionRef.of(a).same_as(VersionRef.of(b))
 
 
 def variant_name(outputs: dict[str, Any] | None) -> str | None:
     """The serving variant of a registered version: ``v<version>``."""
-    if not outputs:
-        return None
-    version = version_of(outputs)
-    return f"v{version}" if version is not None else None
+    return VersionRef.of(outputs).label

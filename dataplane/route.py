@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract import Traffic
+
 #: The route document format this gateway reads.
 FORMAT = 1
 #: The bound of an LLM upstream's answer when the route names none (``client.max_response_bytes``).
@@ -83,13 +85,6 @@ class VariantDoc(_Doc):
         return fp if fp.startswith("sha256:") else None
 
 
-class Traffic(_Doc):
-    stable: str
-    candidate: str | None = None
-    weight: float = Field(default=0, ge=0, le=100)
-    mirror: float = Field(default=0, ge=0, le=100)
-
-
 class LogDoc(_Doc):
     payloads: float = Field(default=0.0, ge=0, le=1)
 
@@ -149,6 +144,7 @@ class RouteDoc(_Doc):
     kind: Kind
     subject: str | None = None
     variants: dict[str, VariantDoc]
+    #: the one split type (whole percents, as every release wrote them; ``10.0`` reads as 10)
     traffic: Traffic
     log: LogDoc = Field(default_factory=LogDoc)
     cache: CacheDoc | None = None

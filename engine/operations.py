@@ -12,6 +12,7 @@ from engine.plan.planner import Planner
 from engine.plugins import ProviderSet
 from engine.render.text import render_plan
 from engine.session import Session
+from state.status import DriftStatus
 
 if TYPE_CHECKING:
     from engine.apply.applier import ApplyReport
@@ -81,7 +82,7 @@ def plan(
 
             found = detect(reader.records(), providers)
             drift = [d.as_dict() for d in found]
-            statuses = {d.address: d.status for d in found if d.status != "unreadable"}
+            statuses = {d.address: d.status for d in found if d.status != DriftStatus.UNREADABLE}
             options = (options or PlanOptions(environment=session.workspace)).model_copy(
                 update={"drift": statuses}
             )
@@ -149,11 +150,11 @@ def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> Refres
         try:
             known = drift.recorded(writer, writer.index())
             found = drift.detect(writer.records(), providers)
-            if any(d.status != "unreadable" for d in found):
+            if any(d.status != DriftStatus.UNREADABLE for d in found):
                 serial = drift.record(writer, found, session.actor, session.git_sha)
                 echo(f"Recorded the drift in state version {serial}.")
             channels = list(session.spec.settings.get("drift_alerts") or [])
-            drifted = [d for d in found if d.status != "unreadable"]
+            drifted = [d for d in found if d.status != DriftStatus.UNREADABLE]
             failed = drift.alert(drifted, channels, providers, warn or echo)
         finally:
             providers.close()

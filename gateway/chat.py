@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from contract import Role
 from dataplane.route import Kind
 from gateway import cache as cache_mod
 from gateway import llm, pricing
@@ -23,7 +24,7 @@ from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import decode, one_line
-from gateway.routing import Role, key_hash, mirrored
+from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from contract import Role
 from dataplane.route import Kind, RouteDoc, RouteError, VariantDoc, parse
 from gateway.keys import UpstreamKey
 from gateway.models import LoadError, Servable, load, one_line
@@ -68,10 +69,10 @@ class Loaded:
 class VariantHealth:
     name: str
     version: str
-    role: str | None  # what the route asks of it: "stable", "candidate" or None (deployed only)
+    role: Role | None  # what the route asks of it: stable, candidate or None (deployed only)
     state: State
     error: str | None = None
-    serving: str | None = None  # the role it actually answers as now
+    serving: Role | None = None  # the role it actually answers as now
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,11 @@ class EndpointView:
 
     @property
     def weight(self) -> float:
-        return self.route.traffic.weight if self.candidate is not None else 0.0
+        return float(self.route.traffic.weight) if self.candidate is not None else 0.0
 
     @property
     def mirror(self) -> float:
-        return self.route.traffic.mirror if self.candidate is not None else 0.0
+        return float(self.route.traffic.mirror) if self.candidate is not None else 0.0
 
     @property
     def healthy(self) -> bool:
@@ -255,23 +256,23 @@ class Control:
         candidate_name = route.candidate_name()
         health: list[VariantHealth] = []
         stable, error = self._load(route, route.variants[stable_name])
-        health.append(_health(route.variants[stable_name], "stable", error))
+        health.append(_health(route.variants[stable_name], Role.STABLE, error))
         if stable is None and previous is not None and previous.stable is not None:
             stable = previous.stable  # the last good stable keeps serving
         candidate = None
         if candidate_name is not None:
             candidate, error = self._load(route, route.variants[candidate_name])
-            health.append(_health(route.variants[candidate_name], "candidate", error))
-        serving = {stable.name: "stable"} if stable else {}
+            health.append(_health(route.variants[candidate_name], Role.CANDIDATE, error))
+        serving = {stable.name: Role.STABLE} if stable else {}
         if candidate is not None:
-            serving[candidate.name] = "candidate"
+            serving[candidate.name] = Role.CANDIDATE
         health = [
             VariantHealth(h.name, h.version, h.role, h.state, h.error, serving.get(h.name))
             for h in health
         ]
         if stable is not None and stable.name not in {h.name for h in health}:
             health.append(
-                VariantHealth(stable.name, stable.version, None, State.READY, None, "stable")
+                VariantHealth(stable.name, stable.version, None, State.READY, None, Role.STABLE)
             )
         problems = (key.problem,) if key.problem else ()
         for h in health:
@@ -375,7 +376,7 @@ def _cache_key(route: RouteDoc, variant: VariantDoc) -> tuple[Any, ...]:
     )
 
 
-def _health(variant: VariantDoc, role: str, error: str | None) -> VariantHealth:
+def _health(variant: VariantDoc, role: Role, error: str | None) -> VariantHealth:
     state = State.FAILED if error else State.READY
     return VariantHealth(variant.name, variant.version_text, role, state, error)
 

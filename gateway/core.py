@@ -26,6 +26,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from contract import Role
 from dataplane.route import Kind
 from gateway import cache as cache_mod
 from gateway import llm
@@ -57,9 +58,9 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.models import decode, one_line
 from gateway.pool import DaemonPool
 from gateway.records import record
-from gateway.routing import Role, choose, key_hash
+from gateway.routing import choose, key_hash
 from gateway.shadow import ShadowProcess, Shadows
-from inference.records import SHADOW, Feedback, FeedbackError
+from inference.records import Feedback, FeedbackError
 from inference.writer import LogWriter
 
 log = logging.getLogger("mlx.gateway")
@@ -274,7 +275,7 @@ class GatewayCore:
         The caller's record (not a shadow's) says 499 when the caller had gone before its
         answer could be sent — unless the variant failed (5xx), which stays the variant's."""
         at = call.ts if ts is None else ts
-        caller = role != SHADOW
+        caller = role != Role.SHADOW
         if caller and logged_status(status, call.gone) != status:
             status = CALLER_GONE
             fields["error"] = fields.get("error") or "the caller hung up before the answer was sent"

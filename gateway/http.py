@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from contract import Role
 from gateway.control import EndpointView, Loaded
-from gateway.routing import Role
 from inference.records import CALLER_GONE as _CALLER_GONE
 
 log = logging.getLogger("mlx.gateway")

@@ -28,6 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from contract import Role
 from dataplane.route import Kind
 from gateway.control import Snapshot
 from gateway.core import GatewayCore
@@ -36,7 +37,7 @@ from gateway.inputs import InputError
 from gateway.models import Media, ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
 from gateway.records import keeps_payloads, known_fields
-from gateway.routing import Role, key_hash, mirrored
+from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
 

@@ -35,6 +35,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.control import State
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (
     0.001,
@@ -91,7 +93,7 @@ class _State(Collector):
             generation.add_metric([name], float(view.generation))
             for h in view.health:
                 healthy.add_metric(
-                    [name, h.name, h.version, h.role or ""], 1.0 if h.state == "ready" else 0.0
+                    [name, h.name, h.version, h.role or ""], 1.0 if h.state is State.READY else 0.0
                 )
         for name, broken in snap.broken.items():
             generation.add_metric([name], float(broken.generation))

@@ -13,17 +13,10 @@ on the candidate there (the buckets only grow), and lowering it moves keys back 
 from __future__ import annotations
 
 import hashlib
-from enum import StrEnum
+
+from contract import Role
 
 BUCKETS = 10_000
-
-
-class Role(StrEnum):
-    """The role that answered, as the inference log's ``variant`` field records it."""
-
-    STABLE = "stable"
-    CANDIDATE = "candidate"
-    SHADOW = "shadow"
 
 
 def bucket(salt: str, value: str) -> int:

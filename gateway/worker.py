@@ -211,7 +211,7 @@ class Worker:
         latency: float,
     ) -> None:
         """Log each call (when the worker has the log) and answer the gateway, in one write."""
-        from inference.records import InferenceRecord
+        from inference.records import SHADOW, InferenceRecord
 
         answers = []
         for (meta, body), (answer, doc, outputs) in zip(live, outcomes, strict=True):
@@ -224,7 +224,7 @@ class Worker:
                 self.writer.submit(
                     InferenceRecord(
                         **fields,
-                        variant="shadow",
+                        variant=SHADOW,
                         status=answer["status"],
                         latency_ms=latency,
                         error=answer.get("error"),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from contract import Role
+
 #: The spec's fixed field names, in the spec's order (``--json`` prints them in this order),
 #: then the added ones this log keeps (``client_request_id``).
 FIELDS: tuple[str, ...] = (
@@ -41,8 +43,9 @@ FIELDS: tuple[str, ...] = (
     "client_request_id",
 )
 
-#: The variant a shadow copy of a request is logged under (same request_id as the caller's).
-SHADOW = "shadow"
+#: The variant a shadow copy of a request is logged under (same request_id as the caller's):
+#: the role's plain text, for SQL.
+SHADOW: str = Role.SHADOW.value
 #: The status of a request the caller gave up on: it hung up, or sent its body too slowly.
 #: The caller's failure, never the variant's (``inference.query.VariantSummary``).
 CALLER_GONE = 499

@@ -9,6 +9,7 @@ from typing import Any
 
 from common.canonical import digest
 from common.diagnostics import MlxError, did_you_mean
+from contract import VersionRef
 from state.store import StateReader
 
 #: The action of a step recorded before it is taken (``engine.apply.recording.checkpoint``).
@@ -84,7 +85,7 @@ def show_data(reader: StateReader, address: str | None, serial: int | None) -> d
                 {
                     "address": a,
                     "status": index[a].status,
-                    "version": rec.outputs.get("version", rec.outputs.get("revision")),
+                    "version": VersionRef.of(rec.outputs).version,
                     "serial": rec.serial,
                     "provider": rec.provider,
                 }
@@ -158,7 +159,7 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
         {
             "address": d,
             "fingerprint": (at.get(d) or {}).get("content_hash"),
-            "revision": ((at.get(d) or {}).get("outputs") or {}).get("revision"),
+            "revision": VersionRef.of((at.get(d) or {}).get("outputs")).version,
             "version": (at.get(d, {}).get("attributes") or {}).get("version"),
         }
         for d in data
@@ -188,6 +189,7 @@ def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str
                 "actor": actors.get(e["serial"]),
                 "action": e["action"],
                 "status": e["status"],
+                # a model's or prompt's version only: a dataset's history never showed one
                 "version": (e["outputs"] or {}).get("version"),
                 "weight": (e["outputs"] or {}).get("weight"),
                 "error": e["error"],

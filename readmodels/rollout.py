@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.diagnostics import MlxError, did_you_mean
+from controller.state import Phase
 from readmodels.queries import merged_events
 from state.store import Record, StateReader
 
@@ -63,7 +64,7 @@ def status_of(reader: StateReader, name: str, live: LiveTraffic) -> dict[str, An
 
 
 def _next_in(out: dict[str, Any]) -> float | None:
-    if out.get("phase") not in ("progressing",):
+    if out.get("phase") != Phase.PROGRESSING:
         return None
     times = [t for t in (out.get("pause_until"), out.get("next_look_at")) if t]
     return max(0.0, min(times) - time.time()) if times else None

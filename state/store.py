@@ -28,6 +28,7 @@ from common.db import redact_url
 from common.diagnostics import MlxError
 from state import locks, migrations
 from state.commits import GroupCommit
+from state.status import Status, VersionStatus
 
 if TYPE_CHECKING:
     from state.evidence import EvidenceLog
@@ -38,6 +39,10 @@ _W = Workspace.__table__  # type: ignore[attr-defined]
 _V = StateVersion.__table__  # type: ignore[attr-defined]
 _R = ResourceRecord.__table__  # type: ignore[attr-defined]
 _E = ResourceEvent.__table__  # type: ignore[attr-defined]
+
+
+#: Statuses a refresh (or a failed apply) gives a resource while its value stays recorded.
+_KEEPS_VALUE = (Status.TAINTED, Status.DRIFTED, Status.MISSING)
 
 
 def now() -> datetime:
@@ -362,9 +367,9 @@ class StateReader:
         for ev in self.events(upto=serial):
             if ev["action"] in ("delete", "forget"):
                 resources.pop(ev["address"], None)
-            elif ev["status"] == "ok" and ev["attributes"] is not None:
+            elif ev["status"] == Status.OK and ev["attributes"] is not None:
                 resources[ev["address"]] = ev
-            elif ev["address"] in resources and ev["status"] in ("tainted", "drifted", "missing"):
+            elif ev["address"] in resources and ev["status"] in _KEEPS_VALUE:
                 resources[ev["address"]] = {**resources[ev["address"]], "status": ev["status"]}
         return resources
 
@@ -459,8 +464,9 @@ class StateWriter(StateReader):
         with self.engine.begin() as conn:
             conn.execute(
                 update(_V)
-                .where(_V.c.workspace_id == self._ws_id(), _V.c.status == "running")
-                .values(status="interrupted", finished_at=now())
+                .where(_V.c.workspace_id == self._ws_id())
+                .where(_V.c.status == VersionStatus.RUNNING.value)
+                .values(status=VersionStatus.INTERRUPTED.value, finished_at=now())
             )
 
     def begin(
@@ -482,7 +488,7 @@ class StateWriter(StateReader):
                     workspace_id=ws_id,
                     serial=serial,
                     operation=operation,
-                    status="running",
+                    status=VersionStatus.RUNNING.value,
                     actor=actor,
                     git_sha=git_sha,
                     created_at=now(),

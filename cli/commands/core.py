@@ -246,6 +246,7 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
         from cli.app import EXIT_CHANGES, EXIT_OK, session_for
         from engine import operations
         from engine.render.text import render_drift
+        from state.status import DriftStatus
 
         session = session_for(ctx, lock_timeout=lock_timeout)
         result = operations.refresh(
@@ -268,13 +269,14 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
                 "the drift is recorded in state.",
                 err=True,
             )
-        drifted = any(d.status != "unreadable" for d in found)
+        drifted = any(d.status != DriftStatus.UNREADABLE for d in found)
         return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
 
 
 def wait_for_rollouts(session: Any) -> int:
     """``apply --wait``: drive every rollout in progress until it completes or aborts."""
     from cli.app import EXIT_ERROR, EXIT_OK
+    from controller.state import Phase
     from engine.workflows.rollouts import in_progress, run
 
     if not in_progress(session):
@@ -283,7 +285,7 @@ def wait_for_rollouts(session: Any) -> int:
     results = run(session, None, echo)
     code = EXIT_OK
     for r in results:  # each step was said as it was taken
-        if r.phase == "aborted":
+        if r.phase == Phase.ABORTED:
             code = EXIT_ERROR
         elif not r.done:
             click.echo(

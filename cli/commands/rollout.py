@@ -94,6 +94,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         """Drive NAME (default: every rollout in progress) until it completes, aborts or
         waits for a person. Exit 1 if one aborted."""
         from cli.app import EXIT_ERROR, EXIT_OK, session_for
+        from controller.state import Phase
         from engine.workflows.rollouts import run as drive
 
         results = drive(
@@ -109,7 +110,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
                 click.echo(result.closing_line())
         if not results and not as_json:
             click.echo("No rollout is in progress.")
-        return EXIT_ERROR if any(r.phase == "aborted" for r in results) else EXIT_OK
+        return EXIT_ERROR if any(r.phase == Phase.ABORTED for r in results) else EXIT_OK
 
 
 def _report(result: Any, as_json: bool) -> None:

@@ -20,9 +20,10 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     def list_(ctx: click.Context) -> None:
         """List the resources recorded in the state."""
         from cli.app import session_for
+        from state.status import Status
 
         for address, row in sorted(session_for(ctx).reader().index().items()):
-            flag = "" if row.status == "ok" else f"  ({row.status})"
+            flag = "" if row.status == Status.OK else f"  ({row.status})"
             click.echo(f"{address}{flag}")
 
     @state.command("show")

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.render.table import table
 from readmodels.queries import describe_changes
+from state.status import Status
 
 
 def render_history(rows: list[dict[str, Any]]) -> str:
@@ -64,7 +65,7 @@ def _show_state(data: dict[str, Any]) -> list[str]:
         lines.append("The state is empty.")
     for r in data["resources"]:
         version = f"  version {r['version']}" if r["version"] is not None else ""
-        status = "" if r["status"] == "ok" else f"  ({r['status']})"
+        status = "" if r["status"] == Status.OK else f"  ({r['status']})"
         lines.append(f"  {r['address']}{version}{status}  [serial {r['serial']}]")
     return lines
 

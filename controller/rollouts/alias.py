@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contract import Result
+from contract import Result, VersionRef, version_outputs
 from controller.harness import Decision, World
-from controller.state import version_of
 
 
 class AliasRelease:
@@ -21,14 +20,12 @@ class AliasRelease:
 
     def decide(self) -> Decision[None]:
         outputs = self.version
-        released = {
-            k: outputs[k] for k in ("version", "revision", "fingerprint", "uri") if k in outputs
-        }
+        released = version_outputs(outputs)
         record = {
             "subject": self.subject,
             "alias": self.alias,
             "strategy": "direct",
-            "released_version": version_of(outputs),
+            "released_version": VersionRef.of(outputs).version,
             "fingerprint": outputs.get("fingerprint"),
             "released": released,
             "phase": "completed",

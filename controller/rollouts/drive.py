@@ -25,8 +25,8 @@ from contract import (
     ProviderError,
     Result,
     Serving,
-    Traffic,
     Variant,
+    version_outputs,
 )
 from controller import reconcile
 from controller.harness import Decision, World
@@ -111,9 +111,8 @@ class RolloutController:
             wanted = outcome.traffic  # every outcome carries the recorded split: re-asserted
             if wanted is not None:
                 live = serving.traffic(endpoint)
-                target = Traffic(wanted.stable, wanted.candidate, wanted.weight, wanted.mirror)
-                if live != target:
-                    serving.set_traffic(endpoint, target)
+                if live != wanted:
+                    serving.set_traffic(endpoint, wanted)
             for variant in outcome.retire:
                 try:
                     serving.retire(endpoint, variant)
@@ -155,7 +154,7 @@ class RolloutController:
         known = variants.get(live.stable)
         if not isinstance(known, Mapping):
             return None
-        return {k: known[k] for k in ("version", "revision", "fingerprint", "uri") if k in known}
+        return version_outputs(known)
 
     def _observe(self, state: RolloutState, now: float) -> reconcile.Observation:
         due = (state.next_look_at is not None and now >= state.next_look_at) or (
@@ -170,7 +169,7 @@ class RolloutController:
         since = strategy.window_from(state)
         try:
             by_role = serving.variant_metrics(endpoint, since, now)
-            metrics = {str(role): _stats(m) for role, m in by_role.items()}
+            metrics = {str(role): VariantStats.from_metrics(m) for role, m in by_role.items()}
             pairs = (
                 [Pair(**p) for p in serving.shadow_pairs(endpoint, since, now)]
                 if strategy.reads_pairs
@@ -182,35 +181,13 @@ class RolloutController:
             return reconcile.Observation(now, error=str(exc))
         return reconcile.Observation(now, metrics=metrics, pairs=pairs)
 
-    def _alert(self, alert: reconcile.Alert) -> str | None:
+    def _alert(self, message: AlertMessage) -> str | None:
         """Send the alert to the rollout's channel; what went wrong, if it could not."""
         channel = self.spec.alert
         if not channel:
             return None
-        message = AlertMessage(
-            title=alert.title,
-            text=alert.text,
-            severity=alert.severity,
-            source=self.address,
-            owner=self.spec.owner,
-            details=alert.details,
-        )
         try:
             self.world.notify(channel, message)
         except (ProviderError, OSError) as exc:
             return f"could not alert {channel}: {exc}"
         return None
-
-
-def _stats(m: Any) -> VariantStats:
-    return VariantStats(
-        requests=m.requests,
-        server_errors=m.server_errors,
-        client_errors=m.client_errors,
-        latency_p50_ms=m.latency_p50_ms,
-        latency_p95_ms=m.latency_p95_ms,
-        latency_p99_ms=m.latency_p99_ms,
-        cost_usd=m.cost_usd,
-        feedback_count=m.feedback_count,
-        feedback_mean=m.feedback_mean,
-    )

@@ -34,11 +34,12 @@ from contract import (
     Provider,
     ProviderError,
     Result,
+    VersionRef,
 )
 from controller.harness import UNRECORDED, Controlled, Controller, Ledger, run_pass
 from controller.rollouts.alias import AliasRelease
 from controller.rollouts.drive import RolloutController
-from controller.state import Phase, RolloutState, version_of
+from controller.state import Phase, RolloutState
 from specs.rollouts import Rollout
 
 
@@ -67,8 +68,9 @@ class RolloutProvider(Provider, Controlled):
         subject = str(desired.spec.get("subject"))
         outputs = desired.inputs.get(subject) or {}
         out: dict[str, Any] = {}
-        if version_of(outputs) is not None:
-            out["released_version"] = version_of(outputs)
+        ref = VersionRef.of(outputs)
+        if ref.known:
+            out["released_version"] = ref.version
         if outputs.get("fingerprint"):
             out["fingerprint"] = outputs["fingerprint"]
         return out
@@ -152,9 +154,8 @@ class RolloutProvider(Provider, Controlled):
         behind = self._peers().get_alias(str(subject), str(alias))
         if behind is None:
             return Observed({"released_version": None}, notes=(f"alias {alias!r} was removed",))
-        return Observed(
-            {"released_version": version_of(behind), "fingerprint": behind.get("fingerprint")}
-        )
+        ref = VersionRef.of(behind)
+        return Observed({"released_version": ref.version, "fingerprint": ref.fingerprint})
 
 
 def _continues(state: RolloutState, candidate: Mapping[str, Any]) -> bool:

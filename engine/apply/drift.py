@@ -18,6 +18,7 @@ from typing import Any
 
 from contract import AlertMessage, Prior, ProviderError
 from engine.plugins import ProviderSet, prior_of
+from state.status import DriftStatus, Status, VersionStatus
 from state.store import Record, StateReader, StateWriter
 
 READ_PARALLELISM = 8
@@ -26,15 +27,15 @@ READ_PARALLELISM = 8
 @dataclass(frozen=True)
 class Drift:
     address: str
-    status: str  # "drifted" | "missing" | "unreadable"
+    status: str  # a DriftStatus
     differences: list[str] = field(default_factory=list)
     owner: str | None = None
 
     @property
     def summary(self) -> str:
-        if self.status == "missing":
+        if self.status == DriftStatus.MISSING:
             return "deleted outside mlx"
-        if self.status == "unreadable":
+        if self.status == DriftStatus.UNREADABLE:
             return "could not be read: " + "; ".join(self.differences)
         return "changed outside mlx: " + "; ".join(self.differences)
 
@@ -61,14 +62,16 @@ def detect(
             provider = providers.get(rec.provider, rec.address)
             observed = provider.read(_prior(rec))
         except (ProviderError, OSError) as exc:
-            return Drift(rec.address, "unreadable", [str(exc)], rec.attributes.get("owner"))
+            return Drift(
+                rec.address, DriftStatus.UNREADABLE, [str(exc)], rec.attributes.get("owner")
+            )
         owner = rec.attributes.get("owner")
         if observed is None:
-            return Drift(rec.address, "missing", [], owner)
+            return Drift(rec.address, DriftStatus.MISSING, [], owner)
         differences = observed.differences(rec.outputs, rec.content_hash)
-        return Drift(rec.address, "drifted", differences, owner) if differences else None
+        return Drift(rec.address, DriftStatus.DRIFTED, differences, owner) if differences else None
 
-    healthy = [r for r in records.values() if r.status == "ok"]
+    healthy = [r for r in records.values() if r.status == Status.OK]
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="mlx-read") as pool:
         found = list(pool.map(one, healthy))
     return sorted((d for d in found if d is not None), key=lambda d: d.address)
@@ -78,7 +81,7 @@ def recorded(reader: StateReader, index: dict[str, Any]) -> list[Drift]:
     """Drift recorded by the last refresh (resources whose status says so)."""
     out = []
     for address, row in sorted(index.items()):
-        if row.status not in ("drifted", "missing"):
+        if row.status not in (Status.DRIFTED, Status.MISSING):
             continue
         events = reader.events(address=address)
         last = next((e for e in reversed(events) if e["action"] == "refresh"), None)
@@ -91,9 +94,10 @@ def record(writer: StateWriter, drifts: list[Drift], actor: str, git_sha: str | 
     """A state version of operation "refresh" marking what drifted."""
     serial = writer.begin("refresh", actor=actor, git_sha=git_sha)
     for d in drifts:
-        if d.status in ("drifted", "missing"):
+        if d.status in (DriftStatus.DRIFTED, DriftStatus.MISSING):
             writer.mark(d.address, d.status, "; ".join(d.differences) or d.summary)
-    writer.finish("complete", {"drifted": sum(1 for d in drifts if d.status != "unreadable")})
+    drifted = sum(1 for d in drifts if d.status != DriftStatus.UNREADABLE)
+    writer.finish(VersionStatus.COMPLETE, {"drifted": drifted})
     return serial
 
 

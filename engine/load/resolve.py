@@ -18,6 +18,7 @@ from engine.load.references import Ref
 from engine.load.spec_set import SpecSet
 from engine.plan.hashes import with_value
 from engine.values import UNKNOWN, Secret, Unknown, contains
+from state.status import VersionStatus
 
 Lookup = Callable[[str, str], Any]
 
@@ -247,7 +248,7 @@ def recorded_provider_configs(session: Any) -> Callable[[str], dict[str, Any] | 
         if found is None:
             found = {}
             reader = session.reader()
-            applied = [v for v in reader.versions() if v.get("status") == "complete"]
+            applied = [v for v in reader.versions() if v.get("status") == VersionStatus.COMPLETE]
             for version in reversed(applied):
                 stored = reader.version(version["serial"]) or {}
                 raw = (stored.get("spec") or {}).get("providers") or {}

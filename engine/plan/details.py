@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from contract import VersionRef
 from engine.plan.model import Action, Reason
 from engine.policy import evidence
 from engine.policy.released import served_before, served_serials
@@ -23,8 +24,9 @@ KEEPS_HISTORY = "a registry keeps its history: the version is registered again, 
 
 
 def version_label(outputs: Mapping[str, Any]) -> str:
-    number = outputs.get("version", outputs.get("revision"))
-    return str(number) if number is not None else "?"
+    """The version ``outputs`` record, as plans show it (``3``; ``?`` when none is)."""
+    ref = VersionRef.of(outputs)
+    return str(ref.version) if ref.known else "?"
 
 
 class Explainer:

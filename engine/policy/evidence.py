@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.diagnostics import MlxError
+from contract import VersionRef
 from specs.introspect import kind_info
 
 Fingerprint = Callable[[str], "str | None"]
@@ -188,10 +189,7 @@ class ReleaseRefused(MlxError):
     """A release was asked for a version some required gate has not passed."""
 
 
-def version_of(outputs: Mapping[str, Any] | None, section: str | None = None) -> Any:
-    """The version number in a registry kind's outputs (its ``version_output``)."""
-    if not outputs:
-        return None
-    if section is not None and kind_info(section).version_output:
-        return outputs.get(str(kind_info(section).version_output))
-    return outputs.get("version", outputs.get("revision"))
+def version_of(outputs: Mapping[str, Any] | None) -> Any:
+    """``VersionRef.of(outputs).version``: kept only for ``engine.apply.applier`` and
+    ``engine.plan.planner`` until they read ``VersionRef`` themselves (issue 19)."""
+    return VersionRef.of(outputs).version

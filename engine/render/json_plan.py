@@ -19,6 +19,7 @@ from typing import Any
 
 import engine
 from engine.plan.model import Action, Plan, Reason, ResourceChange
+from state.status import DriftStatus
 
 FORMAT_VERSION = "1.2"
 
@@ -164,7 +165,7 @@ def _noop(address: str) -> dict[str, Any]:
 
 def _drift(item: dict[str, Any]) -> dict[str, Any]:
     section, name = item["address"].split(".", 1)
-    actions = ["delete"] if item["status"] == "missing" else ["update"]
+    actions = ["delete"] if item["status"] == DriftStatus.MISSING else ["update"]
     return {
         "address": item["address"],
         "mode": "managed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.plan.model import Action, FieldChange, Plan, ResourceChange
 from engine.render.text import summary_line, value
+from state.status import DriftStatus
 
 
 def _row(c: ResourceChange) -> str:
@@ -67,7 +68,7 @@ def _drift(plan: Plan) -> list[str]:
         return []
     out = ["> [!CAUTION]", "> **Objects changed outside mlx** — `mlx apply` restores them:"]
     for d in plan.drift:
-        what = "deleted" if d["status"] == "missing" else "; ".join(d["differences"])
+        what = "deleted" if d["status"] == DriftStatus.MISSING else "; ".join(d["differences"])
         out.append(f"> - `{d['address']}`: {what}")
     out.append("")
     return out

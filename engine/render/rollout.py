@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.state import Phase
+
 #: Why a paused rollout waits, in words (``controller.state.Waiting``).
 _PAUSED_FOR = {
     "promote": "a manual step",
@@ -29,13 +31,13 @@ def wait_line(outputs: Mapping[str, Any], *, analysed: bool) -> str | None:
     promote m` (or `mlx rollout abort m`)``.
     """
     phase = outputs.get("phase")
-    if phase not in ("progressing", "paused"):
+    if phase not in (Phase.PROGRESSING, Phase.PAUSED):
         return None
     name = str(outputs.get("address", "")).split(".", 1)[-1]
     step = f"step {int(outputs.get('step') or 0) + 1}/{outputs.get('steps') or '?'}"
     mirror, weight = outputs.get("mirror") or 0, outputs.get("weight") or 0
     where = f"{step} ({f'mirror {mirror}%' if mirror else f'weight {weight}'})"
-    if phase == "paused":
+    if phase == Phase.PAUSED:
         why = _PAUSED_FOR.get(str(outputs.get("waiting")), "a person")
         return (
             f"paused at {where} for {why}: waiting for `mlx rollout promote {name}` "

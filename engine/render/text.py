@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from engine.plan.model import Action, FieldChange, Plan, ResourceChange
+from state.status import DriftStatus
 
 
 def value(v: Any) -> str:
@@ -106,9 +107,9 @@ def render_drift(items: list[dict[str, Any]], *, live: bool) -> list[str]:
     source = "" if live else " (found by the last `mlx refresh`)"
     lines = [f"Note: Objects have changed outside of mlx{source}", ""]
     for d in items:
-        if d["status"] == "missing":
+        if d["status"] == DriftStatus.MISSING:
             lines.append(f"  # {d['address']} has been deleted outside mlx")
-        elif d["status"] == "unreadable":
+        elif d["status"] == DriftStatus.UNREADABLE:
             lines.append(f"  # {d['address']} could not be read: {'; '.join(d['differences'])}")
         else:
             lines.append(f"  # {d['address']} has changed outside mlx")

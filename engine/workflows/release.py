@@ -24,6 +24,7 @@ from engine.plugins import ProviderSet
 from engine.render.text import render_plan
 from engine.session import Session
 from engine.workflows.stored_spec import pins_from, spec_from_state
+from state.status import VersionStatus
 from state.store import StateWriter
 
 Echo = Callable[[str], None]
@@ -207,7 +208,8 @@ def rollback_target(writer: StateWriter, to: int | None) -> dict[str, Any]:
     versions = [
         v
         for v in writer.versions()
-        if v["status"] == "complete" and v["operation"] in ("apply", "rollback", "promote")
+        if v["status"] == VersionStatus.COMPLETE
+        and v["operation"] in ("apply", "rollback", "promote")
     ]
     if to is None:
         if len(versions) < 2:
@@ -216,7 +218,7 @@ def rollback_target(writer: StateWriter, to: int | None) -> dict[str, Any]:
     target = writer.version(int(to))
     if target is None:
         raise MlxError(f"no state version {to} (latest is {writer.serial})")
-    if target["status"] != "complete":
+    if target["status"] != VersionStatus.COMPLETE:
         raise MlxError(f"state version {to} did not complete ({target['status']}): pick another")
     return target
 
@@ -279,7 +281,7 @@ def promote(
     if not versions:
         raise MlxError(f'environment "{source}" has no applied state to promote')
     last = versions[-1]
-    if last["status"] != "complete":
+    if last["status"] != VersionStatus.COMPLETE:
         raise MlxError(
             f'refusing to promote: the last {last["operation"]} in "{source}" (serial '
             f"{last['serial']}) {last['status']}"

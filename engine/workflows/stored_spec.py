@@ -19,6 +19,7 @@ from common.diagnostics import MlxError
 from engine.load.spec_set import Decl, SpecSet
 from engine.plan.model import Pin
 from specs.introspect import kind_info
+from state.status import Status
 
 
 def spec_from_state(root: Path, stored: dict[str, Any], label: str) -> SpecSet:
@@ -68,6 +69,6 @@ def pins_from(records: dict[str, dict[str, Any]]) -> dict[str, Pin]:
         if not kind_info(address.split(".", 1)[0]).keeps_history:
             continue
         outputs = row.get("outputs") or {}
-        if row.get("status", "ok") == "ok" and outputs.get("fingerprint"):
+        if row.get("status", Status.OK) == Status.OK and outputs.get("fingerprint"):
             pins[address] = Pin(content_hash=row.get("content_hash"), outputs=dict(outputs))
     return pins

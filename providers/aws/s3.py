@@ -35,6 +35,7 @@ from contract import (
     ProviderError,
     Registry,
     Result,
+    VersionRef,
 )
 from providers.aws import objects
 from providers.aws.objects import ObjectInfo, S3Location
@@ -254,7 +255,7 @@ class S3Provider(Provider, Registry):
 
     def set_alias(self, section: str, name: str, alias: str, outputs: Any) -> None:
         aliases = self._aliases(section, name)
-        if outputs.get("version", outputs.get("revision")) is None:
+        if not VersionRef.of(outputs).known:
             aliases.pop(alias, None)
         else:
             keep: tuple[str, ...] = ("version", "revision", "snapshot", "uri", "uri_resolved")

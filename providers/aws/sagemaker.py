@@ -51,6 +51,7 @@ from contract import (
     Traffic,
     Variant,
     VariantMetrics,
+    VersionRef,
 )
 from providers.aws import sagemaker_artifacts as artifacts
 from providers.aws import sagemaker_names as names
@@ -157,7 +158,7 @@ class SageMakerProvider(Provider, Serving):
         out["endpoint_name"] = self._endpoint_name(desired)
         serves = desired.spec.get("serves")
         outputs = desired.inputs.get(serves) if isinstance(serves, str) else None
-        version = outputs.get("version") if isinstance(outputs, Mapping) else None
+        version = VersionRef.of(outputs).version if isinstance(outputs, Mapping) else None
         if isinstance(version, int | str) and not isinstance(version, bool):
             out["stable_version"] = version
         return out

@@ -58,9 +58,3 @@ def now() -> str:
 def short(fingerprint: Any) -> str:
     text = str(fingerprint or "-")
     return text[:19] + "…" if len(text) > 20 else text
-
-
-def version_of(outputs: Mapping[str, Any] | None) -> Any:
-    if not outputs:
-        return None
-    return outputs.get("version", outputs.get("revision"))

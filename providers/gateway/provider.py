@@ -43,6 +43,7 @@ from contract import (
     Traffic,
     Variant,
     VariantMetrics,
+    VersionRef,
 )
 from providers.gateway import routes
 from providers.gateway import settings as endpoint_settings
@@ -173,7 +174,7 @@ class GatewayProvider(Provider, Serving, LogSource):
         out["url"] = self._url(desired.name)
         serves = desired.spec.get("serves")
         outputs = desired.inputs.get(serves) if isinstance(serves, str) else None
-        version = outputs.get("version") if isinstance(outputs, Mapping) else None
+        version = VersionRef.of(outputs).version if isinstance(outputs, Mapping) else None
         if isinstance(version, int | str) and not isinstance(version, bool):
             out["stable_version"] = version
         return out
@@ -210,7 +211,7 @@ class GatewayProvider(Provider, Serving, LogSource):
             fresh = self._fresh(desired, str(deployment or uuid.uuid4().hex[:16]))
             return Result(self._outputs(fresh, self._put(desired, fresh)))
         wanted = self._settings(desired)
-        current = routes.served_by(doc, outputs.get("fingerprint"), _version(outputs))
+        current = routes.served_by(doc, outputs.get("fingerprint"), VersionRef.of(outputs).version)
         split = routes.traffic_of(doc)
         metadata_only = change.metadata and not (change.behaviour or change.content)
         if current is not None and (metadata_only or split.stable == current):
@@ -421,12 +422,12 @@ class GatewayProvider(Provider, Serving, LogSource):
     def _served(self, desired: Desired, taken: Mapping[str, Mapping[str, Any]]) -> Variant:
         """The version ``desired`` serves, as a variant named apart from ``taken``."""
         subject, outputs = self._target(desired)
-        fingerprint = outputs.get("fingerprint")
-        if not fingerprint:
+        ref = VersionRef.of(outputs)
+        if not ref.fingerprint:
             raise ProviderError(
-                f"{desired.address}: version {_version(outputs)!r} of {subject} has no fingerprint"
+                f"{desired.address}: version {ref.version!r} of {subject} has no fingerprint"
             )
-        name = routes.variant_name(_version(outputs), str(fingerprint), taken)
+        name = routes.variant_name(ref.version, str(ref.fingerprint), taken)
         return self._variant(name, subject, outputs)
 
     def _variant(self, name: str, subject: str, outputs: Mapping[str, Any]) -> Variant:
@@ -440,10 +441,6 @@ class GatewayProvider(Provider, Serving, LogSource):
             return endpoint_settings.settings(desired.spec, desired.env_refs)
         except endpoint_settings.SettingsError as exc:
             raise ProviderError(f"{desired.address}: {exc}") from None
-
-
-def _version(outputs: Mapping[str, Any]) -> Any:
-    return outputs.get("version", outputs.get("revision"))
 
 
 def _label(outputs: Any) -> Any:

@@ -22,6 +22,7 @@ from contract import (
     ProviderError,
     Registry,
     Result,
+    VersionRef,
 )
 from providers.files import PathGuard, PathRefused, hasher_for
 from providers.local.registry import LocalRegistry
@@ -197,10 +198,11 @@ class LocalRegistryProvider(Provider, Registry):
         return self._register(desired)
 
     def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
-        if change.behaviour or change.content or not self._version_of(prior.outputs):
+        recorded = VersionRef.of(prior.outputs)
+        if change.behaviour or change.content or not recorded.version:
             return self._register(desired)
         # metadata only: same version, new description/labels/tags
-        version = int(self._version_of(prior.outputs))
+        version = recorded.number
         self._write_object(desired, version)
         self.registry.set_tags(desired.section, desired.name, version, self._tags(desired))
         return Result(dict(prior.outputs))
@@ -254,10 +256,10 @@ class LocalRegistryProvider(Provider, Registry):
 
     # -- registry capabilities ----------------------------------------------------------
     def _version_data(self, section: str, name: str, outputs: Mapping[str, Any]) -> Any:
-        number = self._version_of(outputs)
-        if number is None:
+        ref = VersionRef.of(outputs)
+        if not ref.known:
             return None
-        data = self.registry.get_version(section, name, int(number))
+        data = self.registry.get_version(section, name, ref.number)
         if data is None or data.get("fingerprint") != outputs.get("fingerprint"):
             # the object was deleted (or re-created): find the version by content
             want = outputs.get("fingerprint")
@@ -283,7 +285,7 @@ class LocalRegistryProvider(Provider, Registry):
             content = {"tree": sha} if tree else {"blob": sha}
         if not self.registry.stored(content):
             raise ProviderError(
-                f"{section}.{name}: cannot restore version {self._version_of(outputs)} "
+                f"{section}.{name}: cannot restore version {VersionRef.of(outputs).version} "
                 f"({outputs.get('fingerprint')}): its content is no longer in the registry"
             )
         return content
@@ -324,11 +326,11 @@ class LocalRegistryProvider(Provider, Registry):
         if obj is None:
             raise ProviderError(f"{section}.{name} is not in the local registry")
         aliases = dict(obj.get("aliases") or {})
-        number = self._version_of(outputs)
-        if number is None:
+        ref = VersionRef.of(outputs)
+        if not ref.known:
             aliases.pop(alias, None)
         else:
-            aliases[alias] = int(number)
+            aliases[alias] = ref.number
         obj["aliases"] = aliases
         self.registry.put_object(section, name, obj)
 
@@ -406,10 +408,6 @@ class LocalRegistryProvider(Provider, Registry):
         if snapshots:
             tags["data_snapshots"] = snapshots
         return tags
-
-    @staticmethod
-    def _version_of(outputs: Any) -> Any:
-        return outputs.get("version", outputs.get("revision"))
 
     def _uri(self, section: str, name: str, version: Any) -> str:
         return f"local://{section}/{name}/{version}"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract import AlertMessage, Prior, ProviderError, Released, Serving
+from contract import AlertMessage, Prior, ProviderError, Released, Serving, VersionRef
 
 #: Calls that change something outside the caller (what a gate must never make).
 WRITES = frozenset({"set_alias", "notify"})
@@ -126,7 +126,7 @@ class FakePeers:
 
     def set_alias(self, address: str, alias: str, outputs: Mapping[str, Any]) -> None:
         self._call("set_alias", address)
-        if outputs.get("version", outputs.get("revision")) is None:
+        if not VersionRef.of(outputs).known:
             self.aliases.pop((address, alias), None)
         else:
             self.aliases[(address, alias)] = dict(outputs)

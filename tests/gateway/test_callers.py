@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from gateway.routing import Role, choose
+from contract import Role
+from gateway.routing import choose
 from tests.gateway.conftest import dump, log_url, routes, spec_dir, train
 from tests.gateway.slow_models import Sleepy
 from tests.gateway.support import Served, model_variant, records, route, wait_records

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from gateway.routing import Role, choose, key_hash, sampled
+from contract import Role
+from gateway.routing import choose, key_hash, sampled
 from tests.gateway.conftest import FEATURES, dump, log_url, routes, spec_dir, train, training_frame
 from tests.gateway.slow_models import Crashy, Sleepy, SlowSum
 from tests.gateway.support import (

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from contract import Traffic
 from dataplane.route import Price, RouteError, parse
 from gateway import routing
 from gateway.auth import AuthConfigError, Bearer, configured_token, is_loopback
@@ -125,6 +126,18 @@ def test_prices_come_from_the_override_then_the_bundled_table() -> None:
 
 
 # -- route documents and the control loop -----------------------------------------------------
+def test_the_route_split_is_contract_traffic_in_whole_percents(tmp_path: Path) -> None:
+    """``traffic`` parses into the one split type; ``10.0`` (a float that is a whole percent)
+    reads as 10, and unknown keys are ignored like everywhere in the document."""
+    variants = [model_variant(n, i, tmp_path / "m.joblib") for i, n in ((1, "v1"), (2, "v2"))]
+    doc = route("ep", "model", variants, stable="v1", candidate="v2")
+    doc["traffic"] = {**doc["traffic"], "weight": 10.0, "mirror": 5, "later": True}
+    split = parse("ep", doc).traffic
+    assert split == Traffic("v1", "v2", 10, 5)
+    assert type(split.weight) is int
+    assert Traffic.from_dict(doc["traffic"]) == split  # as the control plane reads it back
+
+
 def test_route_documents_that_cannot_be_served_are_refused_in_one_line(tmp_path: Path) -> None:
     good = route("ep", "model", [model_variant("v1", 1, tmp_path / "m.joblib")], stable="v1")
     assert parse("ep", good).traffic.stable == "v1"
@@ -134,6 +147,8 @@ def test_route_documents_that_cannot_be_served_are_refused_in_one_line(tmp_path:
         parse("ep", {**good, "traffic": {"stable": "v7"}})
     with pytest.raises(RouteError, match=r"traffic\.weight"):
         parse("ep", {**good, "traffic": {"stable": "v1", "weight": 130}})
+    with pytest.raises(RouteError, match=r"traffic\.mirror: .*fractional part"):
+        parse("ep", {**good, "traffic": {"stable": "v1", "mirror": 12.5}})
     prompt = route("p", "prompt", [prompt_variant("v1", 1, template="x", model="m")], stable="v1")
     with pytest.raises(RouteError, match="a model endpoint's variant needs `artifact`"):
         parse("p", {**prompt, "kind": "model"})

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from analysis.canary import VariantStats
+from contract import Traffic
 from controller import reconcile
-from controller.reconcile import Observation, Outcome, Traffic, advance, start
+from controller.reconcile import Observation, Outcome, advance, start
 from controller.state import KEEP_RELEASED, Phase, RolloutState, Waiting
 from specs.rollouts import Rollout
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from contract import Desired, ProviderError
-from providers.gates.common import GateEnv, Verdict, now, version_of
+from contract import Desired, ProviderError, VersionRef
+from providers.gates.common import GateEnv, Verdict, now
 from providers.gates.llm import text
 from providers.gates.llm.assertions import Similarity
 from providers.gates.llm.cache import ResponseCache
@@ -60,7 +60,7 @@ def run(
         "passed": passed,
         "subject": {
             "address": spec.subject,
-            "version": version_of(desired.inputs.get(spec.subject)),
+            "version": VersionRef.of(desired.inputs.get(spec.subject)).version,
             "fingerprint": (desired.inputs.get(spec.subject) or {}).get("fingerprint"),
             "prompt_fingerprint": prompt.fingerprint,
         },

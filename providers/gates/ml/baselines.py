@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from contract import Desired, Peers, ProviderError
+from contract import Desired, Peers, ProviderError, VersionRef
 from specs.evals import AliasBaseline, Baseline, HeuristicBaseline, ModelBaseline
 
 
@@ -38,8 +38,8 @@ class BaselinePlan:
     @property
     def short(self) -> str:
         """A compact label for one-line reasons: "previous v1", "production v3"."""
-        version = (self.outputs or {}).get("version")
-        suffix = f" v{version}" if version is not None else ""
+        label = VersionRef.of(self.outputs).label
+        suffix = f" {label}" if label is not None else ""
         if self.kind == "heuristic":
             return f"{self.heuristic} baseline"
         if self.kind == "alias":
@@ -54,9 +54,7 @@ class BaselinePlan:
             out["note"] = self.note
         if self.address:
             out["address"] = self.address
-        for k in ("version", "fingerprint", "uri"):
-            if self.outputs and self.outputs.get(k) is not None:
-                out[k] = self.outputs[k]
+        out.update(VersionRef.of(self.outputs).known_fields())
         if self.heuristic:
             out["heuristic"] = self.heuristic
         if self.source:
@@ -65,8 +63,8 @@ class BaselinePlan:
 
 
 def _version_name(address: str, outputs: Mapping[str, Any]) -> str:
-    version = outputs.get("version", outputs.get("revision"))
-    return f"{address} v{version}" if version is not None else address
+    label = VersionRef.of(outputs).label
+    return f"{address} {label}" if label is not None else address
 
 
 def plan_baseline(
@@ -111,7 +109,7 @@ def plan_baseline(
         released = peers.released(subject, desired.address)
         previous = dict(released.outputs) if released is not None else {}
         source = released.source if released is not None else ""
-    if not previous.get("fingerprint") and previous.get("version") is None:
+    if not previous.get("fingerprint") and not VersionRef.of(previous).known:
         note = (
             f"first release of {subject}: no version has been released or passed this gate; "
             "absolute thresholds only"

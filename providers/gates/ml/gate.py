@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contract import Desired, ProviderError
-from providers.gates.common import GateEnv, Verdict, now, version_of
+from contract import Desired, ProviderError, VersionRef
+from providers.gates.common import GateEnv, Verdict, now
 from providers.gates.ml import predict
 from providers.gates.ml.baselines import BaselinePlan, plan_baseline
 from providers.gates.ml.judge import OVERALL, Check, judge
@@ -70,7 +70,7 @@ def run(spec: Eval, desired: Desired, env: GateEnv) -> Verdict:
         "label": spec.label,
         "subject": {
             "address": spec.subject,
-            "version": version_of(subject_outputs),
+            "version": VersionRef.of(subject_outputs).version,
             "fingerprint": candidate_fp,
             "source": "predictions" if spec.predictions else "artifact",
         },
@@ -112,7 +112,7 @@ def _load_rows(spec: Eval, desired: Desired, env: GateEnv) -> Rows:
         table = read_table(path, declared.get("format"))
         evidence["dataset"] = {
             "address": address,
-            "revision": version_of(desired.inputs.get(address)),
+            "revision": VersionRef.of(desired.inputs.get(address)).version,
             "fingerprint": env.fingerprint_of(desired, address, path),
             "rows": table.rows,
         }
