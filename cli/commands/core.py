@@ -311,6 +311,7 @@ def echo(line: str) -> None:
 def finish(report: Any) -> int:
     """Print an apply's summary; the exit code (1 when anything failed)."""
     from cli.app import EXIT_ERROR, EXIT_OK
+    from engine.apply.outcomes import OutcomeStatus
     from engine.render.text import render_apply_summary
 
     if report is None:
@@ -319,7 +320,7 @@ def finish(report: Any) -> int:
     click.echo(render_apply_summary(report.summary(), report.ok))
     if not report.ok:
         for o in report.outcomes:
-            if o.status in ("failed", "error"):
+            if o.status in (OutcomeStatus.FAILED, OutcomeStatus.ERROR):
                 click.echo(f"Error: {o.address}: {o.message}", err=True)
         return EXIT_ERROR
     return EXIT_OK

@@ -12,14 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from contract import Desired, Prior, Result
+from contract import Desired, Prior, Result, VersionRef, version_outputs
 from engine.apply.memory import RunMemory
 from engine.plan.model import Action, Reason, ResourceChange
 from engine.policy import evidence
 from state.evidence import EvidenceLog, Verdict, now
-
-#: what a verdict keeps of the subject's outputs
-_SUBJECT_KEYS = ("version", "revision", "fingerprint", "uri")
 
 
 class GateJudge:
@@ -63,7 +60,7 @@ class GateJudge:
             gate=gate,
             subject=judged.subject,
             subject_fingerprint=judged.subject_fingerprint,
-            subject_version=_text(evidence.version_of(subject_outputs)),
+            subject_version=_text(VersionRef.of(subject_outputs).version),
             dataset=judged.dataset,
             dataset_fingerprint=judged.dataset_fingerprint,
             definition=judged.definition,
@@ -71,7 +68,7 @@ class GateJudge:
             serial=self.serial,
             created_at=now(),
             message=result.message,
-            subject_outputs={k: subject_outputs[k] for k in _SUBJECT_KEYS if k in subject_outputs},
+            subject_outputs=version_outputs(subject_outputs),
             outputs={k: v for k, v in outputs.items() if k != "judged"},
         )
 

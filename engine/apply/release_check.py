@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from contract import Prior
+from contract import Prior, VersionRef
 from engine.apply.gates import GateJudge
 from engine.apply.memory import Records
 from engine.policy import evidence
@@ -36,7 +36,7 @@ class ReleaseCheck:
         subject = evidence.released_subject(section, body)
         if subject is None:
             return
-        version = evidence.version_of(self.memory.outputs_of(subject))
+        version = VersionRef.of(self.memory.outputs_of(subject)).version
         label = f"{subject} v{version}" if version is not None else subject
         if self.memory.fingerprint(subject) is None:
             raise evidence.ReleaseRefused(

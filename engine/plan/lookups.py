@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from contract import VersionRef
 from engine.load.graph import SpecGraph
 from engine.plan.planned import Planned
-from engine.policy import evidence
 from engine.values import UNKNOWN
 from specs.introspect import kind_info
 from state.store import IndexRow, Record, StateReader
@@ -134,10 +134,10 @@ class Lookups:
         p = self.planned.get(address)
         if p is not None and p.changes_behaviour:
             if p.desired.restore is not None:
-                return evidence.version_of(p.desired.restore)
-            return evidence.version_of(p.provider.planned_outputs(p.desired))
+                return VersionRef.of(p.desired.restore).version
+            return VersionRef.of(p.provider.planned_outputs(p.desired)).version
         rec = self.record(address)
-        return evidence.version_of(rec.outputs) if rec else None
+        return VersionRef.of(rec.outputs).version if rec else None
 
     def attribute_targets(self) -> set[str]:
         """Resources whose attributes other resources reference (``${x.y.version}``)."""

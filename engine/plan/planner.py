@@ -28,7 +28,7 @@ from engine.load.spec_set import Decl
 from engine.plan import changes
 from engine.plan.decide import Facts, decide
 from engine.plan.deletes import check_prevent_destroy, deletes
-from engine.plan.details import KEEPS_HISTORY, Explainer
+from engine.plan.details import KEEPS_HISTORY, Explainer, version_label
 from engine.plan.gate_facts import gate_facts, release_pending, releases_through_rollout, run_gates
 from engine.plan.hashes import split_hashes
 from engine.plan.ignore import keep_recorded
@@ -36,7 +36,7 @@ from engine.plan.lookups import Lookups
 from engine.plan.model import Action, Pin, Plan, PlanOptions, Reason, ResourceChange
 from engine.plan.planned import Planned
 from engine.plan.resolved_spec import resolved_spec
-from engine.plan.restore import local_copy_differs, version_label
+from engine.plan.restore import local_copy_differs
 from engine.plan.reviews import check_reviews, review_warnings
 from engine.plan.schema_warnings import input_schema_warnings
 from engine.plan.scope import scope as target_scope

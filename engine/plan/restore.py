@@ -4,20 +4,14 @@ file a spec names holds other bytes than the restored version."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from contract import Desired, Provider, ProviderError
+from engine.plan.details import version_label
 from engine.plan.ignore import at
 from specs.introspect import kind_info
 from state.store import IndexRow
-
-
-def version_label(outputs: Mapping[str, Any]) -> str:
-    number = outputs.get("version", outputs.get("revision"))
-    return str(number) if number is not None else "?"
 
 
 def local_copy_differs(

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.diagnostics import MlxError
-from contract import VersionRef
 from specs.introspect import kind_info
 
 Fingerprint = Callable[[str], "str | None"]
@@ -187,9 +186,3 @@ def _short(fp: str | None) -> str:
 
 class ReleaseRefused(MlxError):
     """A release was asked for a version some required gate has not passed."""
-
-
-def version_of(outputs: Mapping[str, Any] | None) -> Any:
-    """``VersionRef.of(outputs).version``: kept only for ``engine.apply.applier`` and
-    ``engine.plan.planner`` until they read ``VersionRef`` themselves (issue 19)."""
-    return VersionRef.of(outputs).version
