@@ -37,6 +37,7 @@ SIGTERM shutdown, per variant. The benchmark never asserts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -179,7 +180,7 @@ def setup(spec: Path, model_a: Path, model_b: Path) -> str:
         return {
             "name": name,
             "version": version,
-            "fingerprint": f"sha256:{name}",
+            "fingerprint": "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
             "flavor": "sklearn",
             "artifact": str(path),
         }
