@@ -113,7 +113,10 @@ def mlflow_error(exc: BaseException, what: str) -> ProviderError:
     return ProviderError(f"{what}: {message}")
 
 
-_STATUS = re.compile(r"too many (\d{3}) error responses")
+#: MLflow up to 3.17 raised urllib3's "too many 503 error responses" once its retries were
+#: spent; 3.18 answers with the last response instead: "… failed with error code 503 != 200"
+#: (only a status it retries — 429 and 5xx — is the server being unreachable).
+_STATUS = re.compile(r"too many (\d{3}) error responses|failed with error code (429|5\d\d) != 200")
 
 
 def unreachable(text: str) -> str | None:
@@ -123,7 +126,8 @@ def unreachable(text: str) -> str | None:
         return "cannot reach the server (is it running?)"
     status = _STATUS.search(text)
     if status:
-        return f"cannot reach the server: it answered HTTP {status.group(1)} {attempts}"
+        code = status.group(1) or status.group(2)
+        return f"cannot reach the server: it answered HTTP {code} {attempts}"
     if "timeout exception" in text or "Read timed out" in text:
         limit = http_setting("MLFLOW_HTTP_REQUEST_TIMEOUT")
         return (
