@@ -54,6 +54,16 @@ def firing(condition: Condition = BREACH, since: float = 0.0, notified: float = 
         # firing: quiet until repeat_interval, then repeats
         (firing(notified=100.0), BREACH, 100.0 + H, Rule(1, 4 * H), FIRING, 4, None),
         (firing(notified=100.0), BREACH, 100.0 + 4 * H, Rule(1, 4 * H), FIRING, 4, Notify.REPEAT),
+        # a firing record that never recorded a message (written by hand, or cut) sends one
+        (
+            AlertRecord(FIRING, BREACH, 3, 0.0, None, 50.0),
+            BREACH,
+            60.0,
+            Rule(1),
+            FIRING,
+            4,
+            Notify.REPEAT,
+        ),
         # a changed condition while firing is news
         (firing(BREACH, notified=100.0), NO_DATA, 200.0, Rule(1), FIRING, 4, Notify.FIRING),
         # one ok run resolves a firing alert once; a pending one goes quiet
