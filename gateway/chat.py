@@ -112,6 +112,7 @@ class ChatRoutes(GatewayCore):
                 output_tokens=tout,
                 cost_usd=cost,
                 cache_hit=hit,
+                model=model_used,
             )
             if shadow is not None:
                 self.shadows.spawn(
@@ -159,7 +160,9 @@ class ChatRoutes(GatewayCore):
                 max_response_bytes=client.max_response_bytes,
             )
         except llm.UpstreamError as exc:
-            self.metrics.upstream_failed(view.name, call.role.value, exc.status)
+            self.metrics.upstream_failed(
+                view.name, call.role.value, exc.status, exc.upstream_status
+            )
             self.metrics.retried(view.name, exc.attempts - 1)
             log.warning(
                 "mlx serve: endpoint %s (%s, request %s): %s",
@@ -185,7 +188,7 @@ class ChatRoutes(GatewayCore):
         status, error, outputs = 200, None, None
         tin = tout = None
         cost = None
-        requested = None
+        requested = answered = None
         try:
             prepared = loaded.prompt.prepare(doc)
             requested = prepared.model
@@ -196,6 +199,7 @@ class ChatRoutes(GatewayCore):
             tin, tout = answer.usage
             outputs = _contents(answer.data)
             cost = pricing.cost_usd(view.route.pricing, requested, answer.model, tin, tout, ts)
+            answered = answer.model or requested
         except InputError as exc:
             status, error = 400, f"shadow: {exc}"
         except Fail as fail:
@@ -221,6 +225,7 @@ class ChatRoutes(GatewayCore):
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=cost,
+            model=answered,
         )
 
 
