@@ -3,6 +3,10 @@
 Render the variant's prompt with the caller's ``variables`` (``gateway.prompts``), answer from
 the response cache when it can, else call the LLM upstream (``gateway.llm``); after the
 answer, price it (``gateway.pricing``), log it, and start the shadow copy as a detached task.
+With ``stream: true`` the answer is server-sent events (``gateway.streaming``): the same
+steps, the record written when the stream ended; a cache hit is replayed as a stream, and a
+completed stream is cached as a whole answer. The shadow copy of a streamed request is a
+whole (not streamed) call: nobody reads it as it comes.
 """
 
 from __future__ import annotations
@@ -12,18 +16,20 @@ import logging
 import time
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from contract import Role
 from dataplane.route import Kind
 from gateway import cache as cache_mod
-from gateway import llm, pricing
+from gateway import llm, pricing, streaming
 from gateway.control import EndpointView, Loaded
 from gateway.core import GatewayCore
-from gateway.http import Answer, Call, Fail, new_call
+from gateway.http import Answer, Call, Fail, error_payload, new_call
 from gateway.inputs import InputError
 from gateway.models import decode, one_line
+from gateway.prompts import Prepared
 from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
@@ -63,6 +69,8 @@ class ChatRoutes(GatewayCore):
                 cache_key = cache_mod.key(view.name, loaded.name, loaded.fingerprint, prepared.body)
                 entry = self.cache.get(cache_key)
                 self.metrics.cache(view.name, entry is not None)
+            if prepared.stream:
+                return await self._streamed(view, call, loaded, doc, prepared, entry, cache_key)
             tin: int | None
             tout: int | None
             if entry is not None:
@@ -160,24 +168,145 @@ class ChatRoutes(GatewayCore):
                 max_response_bytes=client.max_response_bytes,
             )
         except llm.UpstreamError as exc:
-            self.metrics.upstream_failed(
-                view.name, call.role.value, exc.status, exc.upstream_status
-            )
-            self.metrics.retried(view.name, exc.attempts - 1)
-            log.warning(
-                "mlx serve: endpoint %s (%s, request %s): %s",
-                view.name,
-                call.role.value,
-                call.request_id,
-                exc,
-            )
-            headers = []
-            if exc.status == 429 and exc.retry_after is not None:
-                headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
-            public = f"endpoint {view.name!r}: {exc.public}"
-            raise Fail(exc.status, public, headers=headers, detail=str(exc)) from None
+            raise self._upstream_failure(view, call, exc) from None
         self.metrics.retried(view.name, answer.attempts - 1)
         return answer
+
+    def _upstream_failure(self, view: EndpointView, call: Call, exc: llm.UpstreamError) -> Fail:
+        """The answer to an upstream call that failed for good (streamed or not)."""
+        self.metrics.upstream_failed(view.name, call.role.value, exc.status, exc.upstream_status)
+        self.metrics.retried(view.name, exc.attempts - 1)
+        log.warning(
+            "mlx serve: endpoint %s (%s, request %s): %s",
+            view.name,
+            call.role.value,
+            call.request_id,
+            exc,
+        )
+        headers = []
+        if exc.status == 429 and exc.retry_after is not None:
+            headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
+        public = f"endpoint {view.name!r}: {exc.public}"
+        return Fail(exc.status, public, headers=headers, detail=str(exc))
+
+    # -- streamed answers --------------------------------------------------------------------
+    async def _streamed(
+        self,
+        view: EndpointView,
+        call: Call,
+        loaded: Loaded,
+        doc: Any,
+        prepared: Prepared,
+        entry: cache_mod.Entry | None,
+        cache_key: str | None,
+    ) -> Response:
+        """The streamed answer: the cache's entry replayed, or the upstream's events passed on.
+        A failure to open the upstream is a ``Fail`` (a JSON error answer)."""
+        aclose = None
+        if entry is not None:
+            source = streaming.listed(streaming.replay(entry.body, prepared.include_usage))
+        else:
+            client = view.route.client
+            if client is None:
+                raise Fail(502, f"endpoint {view.name!r} has no LLM upstream (client) in its route")
+            try:
+                opened = await llm.stream(
+                    self.http,
+                    client.base_url,
+                    view.api_key,
+                    prepared.upstream,
+                    attempt_timeout=client.timeout_s,
+                    deadline=time.monotonic() + view.route.timeout_s,
+                    retries=client.retries,
+                    backoff_s=client.backoff_s,
+                    max_response_bytes=client.max_response_bytes,
+                )
+            except llm.UpstreamError as exc:
+                raise self._upstream_failure(view, call, exc) from None
+            self.metrics.retried(view.name, opened.attempts - 1)
+            if opened.whole is not None:  # the upstream does not stream: its answer replayed
+                events = streaming.replay(opened.whole.raw, prepared.include_usage)
+                source = streaming.listed(events)
+            else:
+                assert opened.response is not None
+                limit = client.max_response_bytes
+                source = streaming.upstream_chunks(opened.response, opened.url, limit)
+                aclose = opened.aclose
+        role = call.role.value
+        kh = key_hash(call.key)
+        shadow = (
+            view.candidate
+            if call.role is Role.STABLE
+            and view.candidate is not None
+            and mirrored(view.name, view.mirror, call.request_id)
+            else None
+        )
+        ttl = view.route.cache.ttl_s if view.route.cache is not None else None
+
+        def error_body(status: int, public: str) -> bytes:
+            message = f"endpoint {view.name!r}: {public}"
+            return orjson.dumps(error_payload("openai", status, message, {}))
+
+        def ended(outcome: streaming.Outcome) -> None:
+            tally = outcome.tally
+            hit = entry is not None
+            if outcome.status >= 500:
+                self.metrics.upstream_failed(view.name, role, outcome.status)
+                log.warning(
+                    "mlx serve: endpoint %s (%s, request %s): %s",
+                    view.name,
+                    role,
+                    call.request_id,
+                    outcome.error,
+                )
+            tin, tout = (0, 0) if hit else (tally.input_tokens, tally.output_tokens)
+            model_used = entry.model if entry is not None else tally.model or prepared.model
+            cost = (
+                0.0
+                if hit
+                else pricing.cost_usd(
+                    view.route.pricing, prepared.model, model_used, tin, tout, call.ts
+                )
+            )
+            self._answered(
+                view,
+                call,
+                role,
+                loaded,
+                outcome.status,
+                outcome.latency_ms,
+                key_hash=kh,
+                inputs=_chat_inputs(doc),
+                outputs=tally.outputs,
+                input_tokens=tin,
+                output_tokens=tout,
+                cost_usd=cost,
+                cache_hit=hit,
+                error=outcome.error,
+                model=model_used,
+                ttft_ms=tally.ttft_ms,
+            )
+            if outcome.status != 200:
+                return
+            if not hit and cache_key is not None and ttl is not None:
+                whole = tally.whole()
+                if whole is not None:
+                    self.cache.put(cache_key, ttl, whole, model_used, tin, tout, tally.outputs)
+            if shadow is not None:
+                self.shadows.spawn(
+                    view.name, lambda: self._shadow_prompt(view, shadow, doc, call, kh)
+                )
+
+        return streaming.StreamAnswer(
+            source,
+            call.headers(),
+            t0=call.t0,
+            include_usage=prepared.include_usage,
+            error_body=error_body,
+            on_end=ended,
+            aclose=aclose,
+            gone=lambda: call.gone,
+        )
 
     async def _shadow_prompt(
         self, view: EndpointView, loaded: Loaded, doc: Any, call: Call, kh: str | None

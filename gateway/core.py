@@ -273,6 +273,7 @@ class GatewayCore:
         **fields: Any,
     ) -> None:
         """One answered request: its log record (``gateway.records.record``) and its metrics.
+        ``ttft_ms``: the time to the first token of a streamed answer (None: not streamed).
 
         The caller's record (not a shadow's) says 499 when the caller had gone before its
         answer could be sent — unless the variant failed (5xx), which stays the variant's.
@@ -295,6 +296,7 @@ class GatewayCore:
             status,
             latency,
             client_request_id=call.client_request_id,
+            ttft_ms=ttft_ms,
             **fields,
         )
         seq = self.writer.submit(rec)

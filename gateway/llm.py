@@ -18,6 +18,9 @@ Policy (the same as the eval gates' client, ``providers/gates/llm/client.py``, m
   itself (400/422: the caller's parameters), 502 otherwise (5xx, unreachable, bad JSON, too
   large, 401/403: the gateway's key).
 
+``stream`` is the streamed call (``stream: true``): the same policy until the upstream
+answered 200, then the open response is the caller's to read (``gateway.streaming``).
+
 Every failure has two texts. ``UpstreamError.public`` is the kind of failure, for the caller:
 it never holds the upstream's address, host name or anything the upstream wrote (an error
 page can hold its own URL, an internal host, a stack trace). ``str(error)`` is the detail —
@@ -29,13 +32,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import orjson
 
 from dataplane.route import DEFAULT_MAX_RESPONSE_BYTES
+
+T = TypeVar("T")
 
 MAX_BACKOFF_S = 30.0
 #: How much of an error answer is read (only its first 200 characters are kept).
@@ -131,11 +137,78 @@ async def chat(
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Answer:
     """POST ``{base_url}/chat/completions``; ``deadline`` is a ``time.monotonic()`` instant."""
+    url, headers, payload = _request(base_url, api_key, body, "application/json")
+
+    async def once(timeout: float) -> tuple[dict[str, Any], bytes]:
+        return await _once(http, url, headers, payload, timeout, max_response_bytes)
+
+    (data, raw), attempts = await _retrying(once, attempt_timeout, deadline, retries, backoff_s)
+    return Answer(data, raw, attempts)
+
+
+@dataclass(slots=True)
+class Stream:
+    """An upstream answer being streamed (status 200, ``text/event-stream``): ``response`` is
+    open and its body not read yet; the reader closes it (``aclose``), which drops the
+    connection if the body was not read to its end — how a caller's hang-up reaches the
+    upstream. ``whole`` instead when the upstream ignored ``stream`` and answered JSON."""
+
+    url: str
+    attempts: int
+    response: httpx.Response | None = None
+    whole: Answer | None = None
+
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
+
+
+async def stream(
+    http: httpx.AsyncClient,
+    base_url: str,
+    api_key: str | None,
+    body: dict[str, Any],
+    *,
+    attempt_timeout: float,
+    deadline: float,
+    retries: int,
+    backoff_s: float,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> Stream:
+    """POST a streamed chat request (``body`` has ``stream: true``) and return once the
+    upstream answered 200: the same policy as ``chat`` up to there (each attempt bounded by
+    ``attempt_timeout`` until the answer's headers, retries, deadline, ``UpstreamError``).
+    From then on each read of the stream waits at most ``attempt_timeout``: a stream may run
+    longer than the endpoint's timeout, as long as the upstream never falls silent for that
+    long."""
+    url, headers, payload = _request(base_url, api_key, body, "text/event-stream")
+
+    async def once(timeout: float) -> Stream:
+        return await _open(http, url, headers, payload, timeout, max_response_bytes)
+
+    opened, attempts = await _retrying(once, attempt_timeout, deadline, retries, backoff_s)
+    opened.attempts = attempts
+    return opened
+
+
+def _request(
+    base_url: str, api_key: str | None, body: dict[str, Any], accept: str
+) -> tuple[str, dict[str, str], bytes]:
     url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"content-type": "application/json", "accept": "application/json"}
+    headers = {"content-type": "application/json", "accept": accept}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
-    payload = orjson.dumps(body)
+    return url, headers, orjson.dumps(body)
+
+
+async def _retrying(
+    once: Callable[[float], Awaitable[T]],
+    attempt_timeout: float,
+    deadline: float,
+    retries: int,
+    backoff_s: float,
+) -> tuple[T, int]:
+    """``once(timeout)``'s result and the attempts it took, under the module's retry policy."""
     delay = backoff_s
     attempt = 0
     while True:
@@ -146,8 +219,7 @@ async def chat(
             raise UpstreamError(504, f"upstream timed out ({text})", text, attempt - 1)
         timeout = min(attempt_timeout, remaining)
         try:
-            data, raw = await _once(http, url, headers, payload, timeout, max_response_bytes)
-            return Answer(data, raw, attempt)
+            return await once(timeout), attempt
         except _Retry as exc:
             last = exc
         except UpstreamError as exc:
@@ -162,6 +234,66 @@ async def chat(
             raise _final(last, attempt, "; the next retry would pass the endpoint's deadline")
         await asyncio.sleep(wait)
         delay *= 2
+
+
+async def _open(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    payload: bytes,
+    timeout: float,
+    limit: int,
+) -> Stream:
+    """One attempt of ``stream``: the open response if the upstream answered 200."""
+    request = http.build_request("POST", url, content=payload, headers=headers, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            resp = await http.send(request, stream=True)
+    except (TimeoutError, httpx.TimeoutException):
+        after = f"timed out after {timeout:.3g}s"
+        raise _Retry(504, f"upstream {after}", f"the LLM upstream {url} {after}") from None
+    except httpx.InvalidURL as exc:
+        raise UpstreamError(
+            502,
+            "upstream address is not a valid URL (the endpoint's client.base_url)",
+            f"the LLM upstream {url} is not a valid URL: {_one_line(exc)}",
+            1,
+        ) from None
+    except httpx.HTTPError as exc:
+        detail = f"cannot reach the LLM upstream {url}: {_one_line(exc)}"
+        raise _Retry(502, "upstream unreachable", detail) from None
+    status = resp.status_code
+    media = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if status == 200 and media != "application/json":
+        return Stream(url, 1, response=resp)
+    # an error answer, or a whole JSON answer from an upstream that does not stream: read it
+    try:
+        async with asyncio.timeout(timeout):
+            if status == 200:
+                raw = await _read(resp, limit)
+            else:
+                raw = await _read(resp, _ERROR_READ_BYTES, truncate=True)
+    except (TimeoutError, httpx.TimeoutException):
+        after = f"timed out after {timeout:.3g}s"
+        raise _Retry(504, f"upstream {after}", f"the LLM upstream {url} {after}") from None
+    except _TooLarge:
+        raise UpstreamError(
+            502,
+            f"upstream answer too large (> {limit} bytes)",
+            f"the LLM upstream {url} answered more than {limit} bytes, the endpoint's "
+            "client.max_response_bytes: stopped reading and dropped the connection",
+            1,
+        ) from None
+    except httpx.HTTPError as exc:
+        public = "upstream connection broke while it answered"
+        detail = f"the LLM upstream {url} broke off its answer: {_one_line(exc)}"
+        raise _Retry(502, public, detail) from None
+    finally:
+        await resp.aclose()
+    if status == 200:
+        data, raw = _parsed(url, raw)
+        return Stream(url, 1, whole=Answer(data, raw, 1))
+    _refused(url, status, raw, resp)
 
 
 def _final(last: _Retry, attempts: int, why: str) -> UpstreamError:

@@ -8,7 +8,11 @@ prompt). The model is the prompt version's, or the one its ``routing`` rules pic
 part of the released version. Parameters: the endpoint client's ``params``, under the
 prompt's ``params``, under what the caller may set (``user``, and what the prompt's
 ``allow_params`` allows: ``gateway.params``); anything else a caller sends is a 400.
-Streaming is not supported (a 400 says so).
+``stream: true`` asks for server-sent events (``gateway.streaming``): the upstream is then
+always asked for its final usage chunk (``stream_options: {include_usage: true}``) — the log
+needs the tokens — and the caller gets that chunk only if its own ``stream_options`` asked.
+``Prepared.body`` is the request without the stream fields (the response cache's key, so a
+streamed and a whole answer share entries); ``Prepared.upstream`` is what is sent.
 
 Rendering is ``common.templates`` (``{{name}}``, ``{{a.b}}``), the eval gates' too, so a prompt
 renders the same in a gate and in production.
@@ -29,10 +33,19 @@ from gateway.rules import Rule, RuleError, compile_rules, estimate_tokens, pick
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    body: dict[str, Any]  # what is sent upstream
+    body: dict[str, Any]  # what is sent upstream, without the stream fields
     model: str
     input_tokens_estimate: int
     rule: int | None  # index of the routing rule that picked the model
+    stream: bool = False  # the caller asked for server-sent events
+    include_usage: bool = False  # ... and for the final usage chunk
+
+    @property
+    def upstream(self) -> dict[str, Any]:
+        """What is sent upstream: a streamed request always asks for the usage chunk."""
+        if not self.stream:
+            return self.body
+        return {**self.body, "stream": True, "stream_options": {"include_usage": True}}
 
 
 @dataclass(frozen=True)
@@ -84,8 +97,7 @@ class PromptVariant:
         """The upstream request for an OpenAI chat body; ``InputError`` says what is wrong."""
         if not isinstance(body, dict):
             raise InputError("the body must be a JSON object (an OpenAI chat-completions request)")
-        if body.get("stream"):
-            raise InputError("stream is not supported by the mlx gateway; send stream: false")
+        stream, include_usage = _streaming(body)
         variables = body.get("variables")
         if variables is None:
             variables = {}
@@ -110,7 +122,7 @@ class PromptVariant:
         out = {**self.params, **caller}
         out["model"] = model
         out["messages"] = messages
-        return Prepared(out, model, estimate, rule)
+        return Prepared(out, model, estimate, rule, stream, include_usage)
 
     def _render(self, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
         try:
@@ -122,3 +134,37 @@ class PromptVariant:
         except MissingVariables as exc:
             text = exc.say("the prompt needs variable(s)")
             raise InputError(f'{text}: send them in "variables"') from None
+
+
+def _streaming(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """``(stream, include_usage)`` as the caller asked; ``InputError`` for values OpenAI's API
+    refuses too (a non-boolean, ``stream_options`` without ``stream``)."""
+    stream = body.get("stream")
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InputError(f'"stream" must be true or false, not {stream!r}')
+    options = body.get("stream_options")
+    if options is None:
+        return stream, False
+    if not stream:
+        raise InputError('"stream_options" is only allowed with "stream": true')
+    if not isinstance(options, dict):
+        raise InputError('"stream_options" must be an object such as {"include_usage": true}')
+    unknown = sorted(str(k) for k in options if k not in _STREAM_OPTIONS)
+    if unknown:
+        raise InputError(
+            f'"stream_options" takes {", ".join(_STREAM_OPTIONS)}; not {", ".join(unknown)}'
+        )
+    usage = options.get("include_usage")
+    if usage is None:
+        usage = False
+    if not isinstance(usage, bool):
+        raise InputError(f'"stream_options.include_usage" must be true or false, not {usage!r}')
+    return stream, usage
+
+
+#: The ``stream_options`` keys OpenAI's API documents (``include_obfuscation`` pads chunks
+#: against side channels; the gateway passes the upstream's chunks as they are, so it accepts
+#: and ignores it).
+_STREAM_OPTIONS = ("include_usage", "include_obfuscation")

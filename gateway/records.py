@@ -69,6 +69,7 @@ def record(
     cost_usd: float | None = None,
     cache_hit: bool = False,
     client_request_id: str | None = None,
+    ttft_ms: float | None = None,
 ) -> InferenceRecord:
     keep = keeps_payloads(view, request_id)
     return InferenceRecord(
@@ -83,4 +84,5 @@ def record(
         inputs=inputs if keep else None,
         outputs=outputs if keep else None,
         error=error,
+        ttft_ms=ttft_ms,
     )

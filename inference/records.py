@@ -19,7 +19,7 @@ from typing import Any
 from contract import Role
 
 #: The spec's fixed field names, in the spec's order (``--json`` prints them in this order),
-#: then the added ones this log keeps (``client_request_id``).
+#: then the added ones this log keeps (``client_request_id``, ``ttft_ms``).
 FIELDS: tuple[str, ...] = (
     "request_id",
     "ts",
@@ -41,6 +41,7 @@ FIELDS: tuple[str, ...] = (
     "outputs",
     "error",
     "client_request_id",
+    "ttft_ms",
 )
 
 #: The variant a shadow copy of a request is logged under (same request_id as the caller's):
@@ -64,6 +65,8 @@ class InferenceRecord:
     ``status`` 499 is the caller's own failure (it hung up, or sent its body too slowly): never
     an error of the variant. ``client_request_id`` is the caller's ``x-request-id`` when it had
     already been used (``request_id`` is then a fresh one, the one the caller got back).
+    ``ttft_ms`` is the time from arrival to the first content token of a streamed answer
+    (``latency_ms`` is then the whole stream); None for an answer that was not streamed.
     """
 
     request_id: str
@@ -86,6 +89,7 @@ class InferenceRecord:
     outputs: Any = None
     error: str | None = None
     client_request_id: str | None = None
+    ttft_ms: float | None = None
     environment: str = DEFAULT_ENVIRONMENT
 
     def to_json(self) -> dict[str, Any]:

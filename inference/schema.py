@@ -84,6 +84,7 @@ inference = Table(
     Column("outputs", Text),
     Column("error", Text),
     Column("client_request_id", String),  # the caller's x-request-id when it was already used
+    Column("ttft_ms", Double),  # time to the first token of a streamed answer (schema 3)
     Index(
         "ix_mlx_inference_window",
         "environment",
@@ -211,10 +212,17 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql(f"CREATE INDEX ix_mlx_inference_request ON {inference.name} (request_id)")
 
 
+def _v3(conn: Connection) -> None:
+    """``ttft_ms``: time to the first token of a streamed answer (NULL for the rows before,
+    as for every answer that was not streamed)."""
+    conn.exec_driver_sql(f"ALTER TABLE {inference.name} ADD COLUMN ttft_ms DOUBLE PRECISION")
+
+
 #: Append ``Migration(N, description, step)`` to change the schema; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inference records and feedback", _v1),
     Migration(2, "client_request_id; index on request_id", _v2),
+    Migration(3, "ttft_ms (time to first token of a streamed answer)", _v3),
 )
 SCHEMA = db.Schema("inference log", schema_version, MIGRATIONS, advisory_key=_ADVISORY_KEY)
 CURRENT = SCHEMA.current

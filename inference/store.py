@@ -274,6 +274,7 @@ def record_values(r: InferenceRecord) -> tuple[Any, ...]:
         payload_json(r.outputs),
         _text(r.error),
         _text(r.client_request_id),
+        None if r.ttft_ms is None else float(r.ttft_ms),
     )
 
 

@@ -260,7 +260,8 @@ def _json_line(logged: Any) -> str:
 
 
 def _text_line(logged: Any) -> str:
-    """time, request id, variant, version, status, latency, tokens, cost, error."""
+    """time, request id, variant, version, status, latency (and time to first token when the
+    answer was streamed), tokens, cost, error."""
     from inference.records import iso
 
     r = logged.record
@@ -280,6 +281,8 @@ def _text_line(logged: Any) -> str:
         tokens,
         cost,
     ]
+    if r.ttft_ms is not None:
+        parts.insert(6, f"ttft {r.ttft_ms:.1f}ms")
     if r.cache_hit:
         parts.append("cache-hit")
     if r.client_request_id:

@@ -277,7 +277,8 @@ def test_bad_chat_requests_are_400s(world: World) -> None:
             model="x", messages=[], extra_body={"variables": {}}
         )
     assert "the prompt needs variable(s) question" in str(err.value)
-    assert world.chat("support", {"variables": {"question": "x"}, "stream": True}).status == 400
+    bad_stream = {"variables": {"question": "x"}, "stream_options": {"include_usage": True}}
+    assert world.chat("support", bad_stream).status == 400  # stream_options without stream
     assert world.chat("support", {"variables": ["question"]}).status == 400
     malformed = world.chat("support", raw=b"{", body=None)
     assert malformed.status == 400 and "malformed JSON" in malformed.json()["error"]["message"]

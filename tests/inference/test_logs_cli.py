@@ -70,6 +70,19 @@ def test_human_lines_oldest_first(spec: Path) -> None:
         "new-1", "canary", "v2", "503", "12.5ms", "10+5tok", "$0.001000", "upstream timed out",
     ]  # fmt: skip
     assert lines[2].split("  ")[-1] == "cache-hit" and "  -  -" in lines[2]  # no tokens, no cost
+    assert "ttft" not in result.out  # none of them was streamed
+
+
+def test_a_streamed_answer_shows_its_time_to_first_token(spec: Path) -> None:
+    now = time.time()
+    _log(spec).write(
+        [rec("st-1", ts=now - 5, latency_ms=240.0, ttft_ms=31.25, input_tokens=3, output_tokens=9)]
+    )
+    text = run_mlx(["logs", "fraud"], spec)
+    assert text.code == 0, text
+    assert text.out.split("  ")[5:8] == ["240.0ms", "ttft 31.2ms", "3+9tok"]
+    as_json = json.loads(run_mlx(["logs", "fraud", "--json"], spec).out)
+    assert as_json["ttft_ms"] == 31.25 and as_json["latency_ms"] == 240.0
 
 
 def test_json_lines_have_the_fixed_fields(spec: Path) -> None:

@@ -16,7 +16,7 @@ SPEC_FIELDS = [
     "request_id", "ts", "endpoint", "variant", "subject", "version", "fingerprint",
     "prompt_version", "retrieval_version", "status", "latency_ms", "input_tokens",
     "output_tokens", "cost_usd", "cache_hit", "key_hash", "inputs", "outputs", "error",
-    "client_request_id",  # SPEC.md's added field
+    "client_request_id", "ttft_ms",  # SPEC.md's added fields
 ]  # fmt: skip
 
 

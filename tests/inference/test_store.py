@@ -120,8 +120,8 @@ def test_migrations_are_numbered_and_reopening_is_a_no_op(log_url: str) -> None:
     with s.engine.connect() as conn:
         rows = conn.execute(select(schema.schema_version.c.version)).scalars().all()
         names = set(inspect(conn).get_table_names())
-    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2]
-    assert schema.CURRENT == 2
+    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2, 3]
+    assert schema.CURRENT == 3
     assert {"mlx_inference", "mlx_feedback", "mlx_inference_schema"} <= names
 
 
@@ -160,6 +160,42 @@ def test_a_version_1_log_is_migrated_and_keeps_its_records(log_url: str) -> None
         indexes = {ix["name"] for ix in inspect(conn).get_indexes("mlx_inference")}
     assert "ix_mlx_inference_request" in indexes
     assert s.answered("fraud", "old-1", "default") and not s.answered("fraud", "x", "default")
+    s.close()
+
+
+def test_a_version_2_log_gets_ttft_ms_and_keeps_its_records(log_url: str) -> None:
+    """A log written before ``ttft_ms`` (schema 2) opens, keeps its rows (their ``ttft_ms``
+    null, as an answer that was not streamed), and stores the field for new records."""
+    from sqlalchemy import create_engine
+
+    from common.db import psycopg_url, sqlite_path
+
+    path = sqlite_path(log_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(psycopg_url(log_url))
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        for version, description, step in schema.MIGRATIONS[:2]:
+            step(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=version, applied_at=datetime.now(UTC), description=description
+                )
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO mlx_inference (environment, endpoint, request_id, variant, ts, status,"
+            " latency_ms, latency_bucket, cache_hit) VALUES"
+            " ('default', 'fraud', 'old-2', 'stable', 1.0, 200, 5.0, 0, false)"
+        )
+    engine.dispose()
+    s = open_log(log_url)
+    s.write([rec("streamed", ttft_ms=12.5, latency_ms=80.0), rec("whole")])
+    got = {x.record.request_id: x.record for x in query.tail(s, "fraud", limit=None)}
+    assert got["old-2"].ttft_ms is None and got["whole"].ttft_ms is None
+    assert got["streamed"].ttft_ms == 12.5 and got["streamed"].latency_ms == 80.0
+    with s.engine.connect() as conn:
+        assert conn.execute(select(schema.schema_version.c.version)).scalars().all() == [1, 2, 3]
     s.close()
 
 
