@@ -24,6 +24,7 @@ from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import decode, one_line
+from gateway.retry_advice import NO_RETRY, caller_should_not_retry
 from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
@@ -171,6 +172,9 @@ class ChatRoutes(GatewayCore):
             headers = []
             if exc.status == 429 and exc.retry_after is not None:
                 headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
+            upstream_status = getattr(exc, "upstream_status", None)  # when llm records it
+            if caller_should_not_retry(exc.status, exc.attempts, client.retries, upstream_status):
+                headers.append(NO_RETRY)
             public = f"endpoint {view.name!r}: {exc.public}"
             raise Fail(exc.status, public, headers=headers, detail=str(exc)) from None
         self.metrics.retried(view.name, answer.attempts - 1)
