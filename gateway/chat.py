@@ -113,6 +113,7 @@ class ChatRoutes(GatewayCore):
                 output_tokens=tout,
                 cost_usd=cost,
                 cache_hit=hit,
+                model=model_used,
             )
             if shadow is not None:
                 self.shadows.spawn(
@@ -160,7 +161,9 @@ class ChatRoutes(GatewayCore):
                 max_response_bytes=client.max_response_bytes,
             )
         except llm.UpstreamError as exc:
-            self.metrics.upstream_failed(view.name, call.role.value, exc.status)
+            self.metrics.upstream_failed(
+                view.name, call.role.value, exc.status, exc.upstream_status
+            )
             self.metrics.retried(view.name, exc.attempts - 1)
             log.warning(
                 "mlx serve: endpoint %s (%s, request %s): %s",
@@ -172,8 +175,9 @@ class ChatRoutes(GatewayCore):
             headers = []
             if exc.status == 429 and exc.retry_after is not None:
                 headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
-            upstream_status = getattr(exc, "upstream_status", None)  # when llm records it
-            if caller_should_not_retry(exc.status, exc.attempts, client.retries, upstream_status):
+            if caller_should_not_retry(
+                exc.status, exc.attempts, client.retries, exc.upstream_status
+            ):
                 headers.append(NO_RETRY)
             public = f"endpoint {view.name!r}: {exc.public}"
             raise Fail(exc.status, public, headers=headers, detail=str(exc)) from None
@@ -189,7 +193,7 @@ class ChatRoutes(GatewayCore):
         status, error, outputs = 200, None, None
         tin = tout = None
         cost = None
-        requested = None
+        requested = answered = None
         try:
             prepared = loaded.prompt.prepare(doc)
             requested = prepared.model
@@ -200,6 +204,7 @@ class ChatRoutes(GatewayCore):
             tin, tout = answer.usage
             outputs = _contents(answer.data)
             cost = pricing.cost_usd(view.route.pricing, requested, answer.model, tin, tout, ts)
+            answered = answer.model or requested
         except InputError as exc:
             status, error = 400, f"shadow: {exc}"
         except Fail as fail:
@@ -225,6 +230,7 @@ class ChatRoutes(GatewayCore):
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=cost,
+            model=answered,
         )
 
 

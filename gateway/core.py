@@ -268,12 +268,18 @@ class GatewayCore:
         latency: float,
         *,
         ts: float | None = None,
+        model: str | None = None,
+        ttft_ms: float | None = None,
         **fields: Any,
     ) -> None:
         """One answered request: its log record (``gateway.records.record``) and its metrics.
 
         The caller's record (not a shadow's) says 499 when the caller had gone before its
-        answer could be sent — unless the variant failed (5xx), which stays the variant's."""
+        answer could be sent — unless the variant failed (5xx), which stays the variant's.
+        ``model`` (the model that answered a prompt) marks an LLM answer: its tokens and cost
+        are counted here, the one place every answered path — caller's, cached, shadow —
+        passes through (``gateway.metrics``); so is ``ttft_ms``, a streamed answer's time to
+        its first token."""
         at = call.ts if ts is None else ts
         caller = role != Role.SHADOW
         if caller and logged_status(status, call.gone) != status:
@@ -295,6 +301,11 @@ class GatewayCore:
         if caller:
             call.log_seq = seq
         self.metrics.answered(view.name, role, status, latency / 1000.0)
+        if ttft_ms is not None:
+            self.metrics.first_token(view.name, role, ttft_ms / 1000.0)
+        tin, tout = fields.get("input_tokens"), fields.get("output_tokens")
+        if model is not None or tin is not None or tout is not None:
+            self.metrics.usage(view.name, role, model, tin, tout, fields.get("cost_usd"))
 
     def _shadow_logged(
         self,

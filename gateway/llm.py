@@ -44,7 +44,9 @@ _ERROR_READ_BYTES = 64 * 1024
 
 class UpstreamError(Exception):
     """A call that failed for good; ``status`` is the HTTP status the caller gets, ``public``
-    what the caller is told, ``str(self)`` the detail the log keeps."""
+    what the caller is told, ``str(self)`` the detail the log keeps, ``upstream_status`` the
+    HTTP status of the upstream's last answer (``None``: it gave none — unreachable, timed out,
+    broke off)."""
 
     def __init__(
         self,
@@ -53,12 +55,14 @@ class UpstreamError(Exception):
         detail: str,
         attempts: int,
         retry_after: float | None = None,
+        upstream_status: int | None = None,
     ):
         super().__init__(detail)
         self.status = status
         self.public = public
         self.attempts = attempts
         self.retry_after = retry_after
+        self.upstream_status = upstream_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,17 @@ def _int(v: Any) -> int | None:
 class _Retry(Exception):
     """An attempt that failed in a way the next attempt may not (texts as ``UpstreamError``)."""
 
-    def __init__(self, status: int, public: str, detail: str, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        public: str,
+        detail: str,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+    ):
         super().__init__(detail)
         self.status, self.public, self.retry_after = status, public, retry_after
+        self.upstream_status = upstream_status
 
 
 class _TooLarge(Exception):
@@ -155,7 +167,12 @@ async def chat(
 def _final(last: _Retry, attempts: int, why: str) -> UpstreamError:
     note = f" ({_attempts(attempts)}{why})"
     return UpstreamError(
-        last.status, last.public + note, str(last) + note, attempts, last.retry_after
+        last.status,
+        last.public + note,
+        str(last) + note,
+        attempts,
+        last.retry_after,
+        last.upstream_status,
     )
 
 
@@ -194,6 +211,7 @@ async def _once(
             f"the LLM upstream {url} answered more than {limit} bytes{said}, the endpoint's "
             "client.max_response_bytes: stopped reading and dropped the connection",
             1,
+            upstream_status=200,  # only a 200's body is read whole
         ) from None
     except httpx.InvalidURL as exc:
         raise UpstreamError(
@@ -243,6 +261,7 @@ def _parsed(url: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
             "upstream answered invalid JSON",
             f"the LLM upstream {url} answered invalid JSON{_snippet(raw)}",
             1,
+            upstream_status=200,  # only a 200 is parsed
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise UpstreamError(
@@ -250,6 +269,7 @@ def _parsed(url: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
             "upstream answered no choices",
             f"the LLM upstream {url} answered no choices{_snippet(raw)}",
             1,
+            upstream_status=200,
         )
     return data, raw
 
@@ -263,6 +283,7 @@ def _refused(url: str, status: int, raw: bytes, resp: httpx.Response) -> NoRetur
             "upstream rate-limits (HTTP 429)",
             f"the LLM upstream {url} rate-limits (HTTP 429){detail}",
             _retry_after(resp),
+            status,
         )
     if status >= 500:
         raise _Retry(
@@ -270,6 +291,7 @@ def _refused(url: str, status: int, raw: bytes, resp: httpx.Response) -> NoRetur
             f"upstream answered HTTP {status}",
             f"the LLM upstream {url} failed (HTTP {status}){detail}",
             _retry_after(resp),
+            status,
         )
     if status in (400, 422):
         raise UpstreamError(
@@ -277,6 +299,7 @@ def _refused(url: str, status: int, raw: bytes, resp: httpx.Response) -> NoRetur
             f"upstream refused the request (HTTP {status})",
             f"the LLM upstream {url} refused the request (HTTP {status}){detail}",
             1,
+            upstream_status=status,
         )
     if status in (401, 403):
         raise UpstreamError(
@@ -285,12 +308,14 @@ def _refused(url: str, status: int, raw: bytes, resp: httpx.Response) -> NoRetur
             f"the LLM upstream {url} answered HTTP {status}{detail} "
             "(check the endpoint's client.api_key)",
             1,
+            upstream_status=status,
         )
     raise UpstreamError(
         502,
         f"upstream answered HTTP {status}",
         f"the LLM upstream {url} answered HTTP {status}{detail}",
         1,
+        upstream_status=status,
     )
 
 

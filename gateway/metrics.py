@@ -1,17 +1,33 @@
 """``/metrics``: Prometheus text, from a registry of the gateway's own (not the global one).
 
-Series (all prefixed ``mlx_gateway_``):
+Series (all prefixed ``mlx_gateway_``; every ``…_total`` is a counter, ``rate()`` works):
 
 * ``requests_total{endpoint, variant, status}`` and ``request_duration_seconds{endpoint,
   variant}`` (histogram): every request an endpoint answered; shadow calls under ``shadow``
-* ``upstream_errors_total{endpoint, variant, status}``: LLM upstream calls that failed for good
+* ``time_to_first_token_seconds{endpoint, variant}`` (histogram): for answers that record a
+  time to first token (streamed chat answers)
+* ``tokens_total{endpoint, variant, model, direction}``: the tokens of prompt answers as the
+  upstream's ``usage`` reported them (``direction``: ``input``, ``output``); a cache hit adds
+  none (the upstream did no work)
+* ``cost_usd_total{endpoint, variant, model}``: the same answers' cost, as logged
+  (``gateway.pricing``); ``unpriced_total{endpoint, model}``: answers no price was found for
+  (no ``usage``, or a model neither the route's pricing nor the price table knows) — they add
+  nothing to ``cost_usd_total`` rather than a silent 0
+* ``model`` is the model that answered (the upstream's ``model``, else the one asked for),
+  never a caller's text; at most ``MAX_MODELS`` distinct values per endpoint, later ones are
+  counted as ``other`` (and ``unknown`` when there is none)
+* ``upstream_errors_total{endpoint, variant, status, upstream_status}``: LLM upstream calls
+  that failed for good; ``status`` is what the caller got, ``upstream_status`` what the
+  upstream last answered (``"429"``, ``"503"``, ``"401"``, ``"200"`` for an unreadable 200) or
+  ``none`` when it gave no HTTP status (unreachable, timed out, broke off)
 * ``upstream_retries_total{endpoint}``: attempts beyond the first
 * ``cache_hits_total{endpoint}`` / ``cache_misses_total{endpoint}``
 * ``shadow_total{endpoint, outcome}``: ``sent``, ``dropped`` (too many in flight), ``failed``
 * ``rejected_total{reason}``: ``unauthorized``, ``unknown_endpoint`` (no endpoint label: a
   caller must not be able to create series)
-* ``log_records{state}``: the inference-log writer's counters (accepted, written, dropped,
-  rejected, lost, pending), read at scrape time
+* ``log_records_total{state}``: the inference-log writer's running totals (``accepted``,
+  ``written``, ``dropped``, ``rejected``, ``lost``), read at scrape time;
+  ``log_records_pending``: records accepted and not yet written (a gauge)
 * ``log_writable``: 1 while the log is being written, 0 while writes fail or after its file
   vanished (``/healthz`` and ``/readyz`` then say why)
 * ``log_unconfirmed_total{endpoint}``: with ``--log-durability sync``, answers sent before
@@ -23,6 +39,8 @@ Series (all prefixed ``mlx_gateway_``):
 * ``predict_batches_total`` / ``predict_batched_requests_total``: model ``predict`` calls
   that answered more than one request, and the requests they answered (``gateway.batching``)
 
+No ``…_created`` series: they double the series count and nothing here reads them
+(``prometheus_client.disable_created_metrics``, process-wide: the gateway's process is its own).
 Children are cached per label tuple so the request path does one dict lookup per series.
 """
 
@@ -31,13 +49,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.control import State
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Distinct ``model`` label values per endpoint; later models are counted as ``other``.
+MAX_MODELS = 50
+#: The writer's running totals (``log_records_total``); ``pending`` is a gauge of its own.
+LOG_TOTALS = ("accepted", "written", "dropped", "rejected", "lost")
 _BUCKETS = (
     0.001,
     0.0025,
@@ -66,14 +94,21 @@ class _State(Collector):
     ):
         self.writer_stats, self.snapshot, self.log_health = writer_stats, snapshot, log_health
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self.writer_stats()
-        records = GaugeMetricFamily(
-            "mlx_gateway_log_records", "Inference-log writer counters", labels=["state"]
+        records = CounterMetricFamily(
+            "mlx_gateway_log_records",
+            "Inference-log records, by what became of them (running totals)",
+            labels=["state"],
         )
-        for name in ("accepted", "written", "dropped", "rejected", "lost", "pending"):
+        for name in LOG_TOTALS:
             records.add_metric([name], float(getattr(stats, name)))
         yield records
+        yield GaugeMetricFamily(
+            "mlx_gateway_log_records_pending",
+            "Inference-log records accepted and not yet written",
+            value=float(stats.pending),
+        )
         if self.log_health is not None:
             yield GaugeMetricFamily(
                 "mlx_gateway_log_writable",
@@ -126,6 +161,7 @@ class Metrics:
         snapshot: Callable[[], Any],
         log_health: Callable[[], Any] | None = None,
     ):
+        disable_created_metrics()  # before any child exists: it is read when one is made
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -141,10 +177,35 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+        self.ttft = Histogram(
+            "mlx_gateway_time_to_first_token_seconds",
+            "Time from arrival to the answer's first token (streamed answers)",
+            ["endpoint", "variant"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "mlx_gateway_tokens",
+            "Tokens of prompt answers, as the upstream's usage reported them",
+            ["endpoint", "variant", "model", "direction"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "mlx_gateway_cost_usd",
+            "Cost of prompt answers in US dollars, as logged",
+            ["endpoint", "variant", "model"],
+            registry=r,
+        )
+        self.unpriced = Counter(
+            "mlx_gateway_unpriced",
+            "Prompt answers no price was found for (no usage, or an unknown model)",
+            ["endpoint", "model"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "mlx_gateway_upstream_errors",
-            "LLM upstream calls that failed for good",
-            ["endpoint", "variant", "status"],
+            "LLM upstream calls that failed for good, by the caller's and the upstream's status",
+            ["endpoint", "variant", "status", "upstream_status"],
             registry=r,
         )
         self.upstream_retries = Counter(
@@ -182,6 +243,7 @@ class Metrics:
         )
         r.register(_State(writer_stats, snapshot, log_health))
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._models: dict[str, set[str]] = {}
 
     def watch_batches(self, counts: Callable[[], tuple[int, int]]) -> None:
         self.registry.register(_Batches(counts))
@@ -197,8 +259,46 @@ class Metrics:
         self._child(self.requests, endpoint, variant, str(status)).inc()
         self._child(self.latency, endpoint, variant).observe(seconds)
 
-    def upstream_failed(self, endpoint: str, variant: str, status: int) -> None:
-        self._child(self.upstream_errors, endpoint, variant, str(status)).inc()
+    def first_token(self, endpoint: str, variant: str, seconds: float) -> None:
+        self._child(self.ttft, endpoint, variant).observe(seconds)
+
+    def usage(
+        self,
+        endpoint: str,
+        variant: str,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost_usd: float | None,
+    ) -> None:
+        """One prompt answer's tokens and cost (``None``: not known, nothing added)."""
+        label = self._model(endpoint, model)
+        for direction, n in (("input", input_tokens), ("output", output_tokens)):
+            if n is not None:
+                self._child(self.tokens, endpoint, variant, label, direction).inc(n)
+        if cost_usd is None:
+            self._child(self.unpriced, endpoint, label).inc()
+        else:
+            self._child(self.cost, endpoint, variant, label).inc(cost_usd)
+
+    def _model(self, endpoint: str, model: str | None) -> str:
+        """The ``model`` label: at most ``MAX_MODELS`` values per endpoint, then ``other``."""
+        if not model:
+            return "unknown"
+        seen = self._models.setdefault(endpoint, set())
+        if model in seen:
+            return model
+        if len(seen) >= MAX_MODELS:
+            return "other"
+        seen.add(model)
+        return model
+
+    def upstream_failed(
+        self, endpoint: str, variant: str, status: int, upstream_status: int | None = None
+    ) -> None:
+        self._child(
+            self.upstream_errors, endpoint, variant, str(status), upstream_label(upstream_status)
+        ).inc()
 
     def retried(self, endpoint: str, n: int) -> None:
         if n > 0:
@@ -221,3 +321,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def upstream_label(status: int | None) -> str:
+    """``upstream_status``: the HTTP status as three digits, ``none`` when the upstream gave
+    none (unreachable, timed out, broke off), ``other`` for a number HTTP does not define."""
+    if status is None:
+        return "none"
+    return str(status) if 100 <= status <= 599 else "other"

@@ -12,7 +12,10 @@ For tests, benchmarks and trying the LLM example without an API key::
 Its default "model" is deterministic and simple: it refuses requests that
 ask for something harmful, answers a question with the sentence of the
 ``Context:`` section that shares the most words with it, answers in JSON when
-asked to, and otherwise echoes. Token counts are word counts.
+asked to, and otherwise echoes. Token counts are word counts. With ``stream: true`` it
+answers as OpenAI streams (server-sent events: a role chunk, one chunk per word
+``stream_delay_s`` apart, the finish chunk, a usage chunk when
+``stream_options.include_usage``, then ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -90,11 +93,13 @@ class OpenAIStub:
         responder: Responder = support_bot,
         *,
         latency_s: float = 0.0,
+        stream_delay_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         self.responder = responder
         self.latency_s = latency_s
+        self.stream_delay_s = stream_delay_s
         self.calls = 0  # chat completions answered (failures included)
         self.embedding_calls = 0
         self.requests: list[dict[str, Any]] = []
@@ -176,7 +181,40 @@ class OpenAIStub:
             # counted out before the client can see the answer and send its next request
             with self._lock:
                 self.inflight -= 1
+        if status == 200 and body.get("stream"):
+            self._stream(h, payload, body.get("stream_options") or {})
+            return
         self._send(h, status, payload, headers)
+
+    def _stream(
+        self, h: BaseHTTPRequestHandler, answer: dict[str, Any], options: Mapping[str, Any]
+    ) -> None:
+        """The answer as OpenAI's server-sent events, one word per chunk."""
+        base = {k: answer[k] for k in ("id", "model")} | {"object": "chat.completion.chunk"}
+        text = answer["choices"][0]["message"]["content"]
+        words = re.findall(r"\S+\s*", text)
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": w} for w in words]
+        chunks = [
+            base | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+        ]
+        chunks.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if options.get("include_usage"):
+            chunks.append(base | {"choices": [], "usage": answer["usage"]})
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream")
+            h.send_header("Cache-Control", "no-cache")
+            h.end_headers()
+            for i, chunk in enumerate(chunks):
+                if i and self.stream_delay_s:
+                    time.sleep(self.stream_delay_s)
+                h.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                h.wfile.flush()
+            h.wfile.write(b"data: [DONE]\n\n")
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up mid-stream
 
     def _answer(
         self, body: dict[str, Any], failure: tuple[int, float | None] | None
@@ -246,8 +284,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--stream-delay-ms", type=float, default=50.0)
     args = parser.parse_args(argv)
-    stub = OpenAIStub(latency_s=args.latency_ms / 1000.0, host=args.host, port=args.port)
+    stub = OpenAIStub(
+        latency_s=args.latency_ms / 1000.0,
+        stream_delay_s=args.stream_delay_ms / 1000.0,
+        host=args.host,
+        port=args.port,
+    )
     print(f"OpenAI-compatible stub listening on {stub.base_url} (Ctrl-C stops it)", flush=True)
     try:
         stub.server.serve_forever()

@@ -256,7 +256,7 @@ def test_a_log_deleted_under_a_running_gateway_is_degraded_and_its_loss_counted(
         metrics = server.wait_for(
             lambda: (
                 (t := server.get("/metrics").body.decode())
-                and 'mlx_gateway_log_records{state="lost"} 7.0' in t
+                and 'mlx_gateway_log_records_total{state="lost"} 7.0' in t
                 and t
             ),
             timeout=PATIENCE_S,

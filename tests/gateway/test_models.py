@@ -513,5 +513,5 @@ def test_healthz_and_metrics(world: World) -> None:
     )
     assert 'mlx_gateway_requests_total{endpoint="fraud",status="400",variant="stable"}' in text
     assert "mlx_gateway_request_duration_seconds_bucket" in text
-    assert 'mlx_gateway_log_records{state="written"}' in text
+    assert 'mlx_gateway_log_records_total{state="written"}' in text
     assert 'mlx_gateway_rejected_total{reason="unknown_endpoint"}' in text

@@ -159,6 +159,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     put("down", [_prompt(1, "m")], _client(down.base_url, retries=2))
     put("down-noretry", [_prompt(1, "m")], _client(down.base_url, retries=0))
     put("badkey", [_prompt(1, "m")], _client(badkey.base_url, retries=2))
+    put("badkey-noretry", [_prompt(1, "m")], _client(badkey.base_url, retries=0))
     put("limited", [_prompt(1, "m")], _client(limited.base_url, retries=1))
     train(root / "fraud.joblib")
     fraud = model_variant("v1", 1, root / "fraud.joblib")
@@ -170,7 +171,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         stub.stop()
 
 
-PROMPTS = ["abp", "badkey", "down", "down-noretry", "limited", "support"]
+PROMPTS = ["abp", "badkey", "badkey-noretry", "down", "down-noretry", "limited", "support"]
 
 
 @pytest.mark.slow
@@ -332,6 +333,9 @@ def test_an_upstream_401_is_one_call(world: World) -> None:
     assert calls == 1
     assert response.status_code == 502 and response.headers["x-should-retry"] == "false"
     assert "credentials (HTTP 401)" in response.json()["error"]["message"]
+    # with gateway retries off too: the upstream's own 401 says no retry can help
+    calls, response = _upstream_calls(world, world.badkey, "badkey-noretry", "InternalServerError")
+    assert calls == 1 and response.headers["x-should-retry"] == "false"
 
 
 @pytest.mark.slow

@@ -300,8 +300,8 @@ def test_upstream_5xx_is_retried_then_a_502_logged_with_the_error(world: World) 
     assert ok.status == 200 and ok.json()["choices"][0]["message"]["content"] == "You said: hello"
     metrics = world.server.get("/metrics").body.decode()
     assert (
-        'mlx_gateway_upstream_errors_total{endpoint="flaky",status="502",variant="stable"} 1.0'
-        in metrics
+        'mlx_gateway_upstream_errors_total{endpoint="flaky",status="502",'
+        'upstream_status="500",variant="stable"} 1.0' in metrics
     )
     assert 'mlx_gateway_upstream_retries_total{endpoint="flaky"} 3.0' in metrics
 
