@@ -4,6 +4,8 @@
 ``POST /endpoints/{name}/invocations``    models: MLflow scoring JSON → ``{"predictions"}``
 ``POST /endpoints/{name}/v1/chat/…``      prompts: OpenAI chat completions (``variables``)
 ``POST /endpoints/{name}/feedback``       ``{"request_id", "label"|"outcome"|"value"}``
+``POST /v1/chat/completions``             prompts, one base URL: ``model`` names the endpoint
+``GET /v1/models``, ``/v1/models/{m}``    the prompt endpoints, as OpenAI lists models
 ``GET /healthz``, ``GET /readyz``         liveness + variant and log health; readiness
 ``GET /metrics``                          Prometheus text
 ========================================  ================================================
@@ -29,12 +31,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.chat import ChatRoutes
 from gateway.http import FastPath
 from gateway.invocations import ModelRoutes
+from gateway.openai_root import OpenAIRoutes
 
 
-class Gateway(ModelRoutes, ChatRoutes):
+class Gateway(ModelRoutes, OpenAIRoutes):
     """The whole gateway: ``app()`` is the ASGI application ``gateway.server`` runs."""
 
     def app(self, lifespan: Any = None) -> FastPath:
@@ -42,6 +44,9 @@ class Gateway(ModelRoutes, ChatRoutes):
             Route("/endpoints/{name}/invocations", self.invocations, methods=["POST"]),
             Route("/endpoints/{name}/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/endpoints/{name}/feedback", self.feedback, methods=["POST"]),
+            Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
+            Route("/v1/models", self.openai_models, methods=["GET"]),
+            Route("/v1/models/{model}", self.openai_model, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_route, methods=["GET"]),
@@ -56,5 +61,6 @@ class Gateway(ModelRoutes, ChatRoutes):
             "invocations": self.invocations,
             "v1/chat/completions": self.chat,
             "feedback": self.feedback,
+            "/v1/chat/completions": self.openai_chat,  # a whole path (FastPath)
         }
         return FastPath(app, posts, self.busy, self.before_send)

@@ -30,6 +30,7 @@ from gateway.http import Answer, Call, Fail, error_payload, new_call
 from gateway.inputs import InputError
 from gateway.models import decode, one_line
 from gateway.prompts import Prepared
+from gateway.retry_advice import NO_RETRY, caller_should_not_retry
 from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
@@ -186,6 +187,10 @@ class ChatRoutes(GatewayCore):
         headers = []
         if exc.status == 429 and exc.retry_after is not None:
             headers.append((b"retry-after", f"{exc.retry_after:g}".encode()))
+        client = view.route.client
+        retries = client.retries if client is not None else 0
+        if caller_should_not_retry(exc.status, exc.attempts, retries, exc.upstream_status):
+            headers.append(NO_RETRY)
         public = f"endpoint {view.name!r}: {exc.public}"
         return Fail(exc.status, public, headers=headers, detail=str(exc))
 

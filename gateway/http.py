@@ -55,6 +55,9 @@ ROUTES = (
     "POST /endpoints/{name}/invocations",
     "POST /endpoints/{name}/v1/chat/completions",
     "POST /endpoints/{name}/feedback",
+    "POST /v1/chat/completions",
+    "GET /v1/models",
+    "GET /v1/models/{model}",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -174,12 +177,14 @@ class Busy:
 
 
 class FastPath:
-    """The Starlette app, with the three POST routes dispatched before its middleware.
+    """The Starlette app, with the endpoint POST routes dispatched before its middleware.
 
     ``POST /endpoints/{name}/<route>`` goes straight to its handler (a Starlette ``Request`` in,
-    a Starlette ``Response`` out): the handlers catch every error themselves, so Starlette's
-    error middleware and router add nothing there but a few layers of calls per request and
-    per ``send`` (about a tenth of the gateway's own CPU per request, bench/gateway.py).
+    a Starlette ``Response`` out), and so does a POST to a whole path: a key of ``posts`` with a
+    leading slash (``/v1/chat/completions``, the root OpenAI route) is that path. The handlers
+    catch every error themselves, so Starlette's error middleware and router add nothing there
+    but a few layers of calls per request and per ``send`` (about a tenth of the gateway's own
+    CPU per request, bench/gateway.py).
     Everything else — other methods and paths, lifespan — is the Starlette app's.
     ``before_send`` runs between a handler's answer and its sending (``GatewayCore``: a caller
     who hung up, and the record written first with ``--log-durability sync``).
@@ -193,7 +198,8 @@ class FastPath:
         before_send: Callable[[Scope, Receive, Response], Awaitable[None]],
     ):
         self.app = app
-        self.posts = posts
+        self.posts = {k: v for k, v in posts.items() if not k.startswith("/")}
+        self.paths = {k: v for k, v in posts.items() if k.startswith("/")}
         self.busy = busy
         self.before_send = before_send
 
@@ -202,20 +208,36 @@ class FastPath:
             path: str = scope["path"]
             if len(path) > 1 and path[-1] == "/":
                 path = _without_trailing_slash(scope)
-            if scope["method"] == "POST" and path.startswith("/endpoints/"):
-                name, _, rest = path[11:].partition("/")
-                handler = self.posts.get(rest)
-                if handler is not None and name:
-                    scope["path_params"] = {"name": name}
-                    self.busy.inflight += 1
-                    try:
-                        response = await handler(Request(scope, receive))
-                        await self.before_send(scope, receive, response)
-                        await response(scope, receive, send)
-                    finally:
-                        self.busy.inflight -= 1
-                    return
+            if scope["method"] == "POST":
+                if path.startswith("/endpoints/"):
+                    name, _, rest = path[11:].partition("/")
+                    handler = self.posts.get(rest)
+                    if handler is not None and name:
+                        scope["path_params"] = {"name": name}
+                        await self._answer(handler, scope, receive, send)
+                        return
+                else:
+                    handler = self.paths.get(path)
+                    if handler is not None:
+                        scope["path_params"] = {}
+                        await self._answer(handler, scope, receive, send)
+                        return
         await self.app(scope, receive, send)
+
+    async def _answer(
+        self,
+        handler: Callable[[Request], Awaitable[Response]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        self.busy.inflight += 1
+        try:
+            response = await handler(Request(scope, receive))
+            await self.before_send(scope, receive, response)
+            await response(scope, receive, send)
+        finally:
+            self.busy.inflight -= 1
 
 
 def _without_trailing_slash(scope: Scope) -> str:
@@ -372,7 +394,16 @@ def error_payload(family: str, status: int, message: str, extra: dict[str, Any])
 
 
 def new_call(request: Request) -> Call:
-    """The request's ``Call``, also left in its scope for ``FastPath``."""
-    call = Call(request_id(request.headers.get("x-request-id")), time.perf_counter(), time.time())
+    """The request's ``Call``, also left in its scope for ``FastPath``.
+
+    A request one route hands to another (``gateway.openai_root``: the root chat route reads
+    the body, then the endpoint's route answers) is the same request: it keeps the id and the
+    start time of the ``Call`` already in its scope, so its latency counts the body's reading."""
+    prior: Call | None = request.scope.get(CALL_KEY)
+    if prior is not None:
+        call = Call(prior.request_id, prior.t0, prior.ts)
+    else:
+        rid = request_id(request.headers.get("x-request-id"))
+        call = Call(rid, time.perf_counter(), time.time())
     request.scope[CALL_KEY] = call
     return call
