@@ -361,3 +361,42 @@ def test_the_gateways_own_failures_carry_no_retry_advice(world: World) -> None:
     assert unknown.status == 404 and "x-should-retry" not in unknown.headers
     listed = world.server.get("/v1/nothing", headers=auth)
     assert listed.status == 404 and "POST /v1/chat/completions" in listed.json()["error"]["message"]
+
+
+@pytest.mark.slow
+def test_a_stream_through_the_root_route_is_the_endpoints_stream(world: World) -> None:
+    """``stream: true`` at the one base URL: the events of the endpoint the model names, and
+    its record (with time to first token)."""
+    raw = world.client(max_retries=0).chat.completions.with_raw_response.create(
+        model="support",
+        messages=[],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=QUESTION,
+        extra_headers={"x-request-id": "root-stream"},
+    )
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "You said: Where is my parcel?"
+    usage = chunks[-1].usage
+    assert usage is not None and chunks[-1].choices == []
+    rec = world.record("support", "root-stream")
+    assert (rec.status, rec.variant, rec.version) == (200, "stable", "1")
+    assert (rec.input_tokens, rec.output_tokens) == (usage.prompt_tokens, usage.completion_tokens)
+    assert rec.ttft_ms is not None and rec.ttft_ms <= rec.latency_ms
+
+
+@pytest.mark.slow
+def test_a_streamed_request_the_gateway_retried_is_not_retried_by_the_client(
+    world: World,
+) -> None:
+    """The retry advice holds for a stream that failed before its first byte too."""
+    openai = require_extra("openai", "dev")
+    before = world.down.calls
+    with pytest.raises(openai.InternalServerError) as err:
+        world.client().chat.completions.create(
+            model="down", messages=[], stream=True, extra_body=QUESTION
+        )
+    assert world.down.calls - before == 3  # the gateway's 1 + 2, not 3 x 3
+    assert err.value.response.headers["x-should-retry"] == "false"
