@@ -14,11 +14,18 @@ counts. Hence
 
 * KS: max_i |R_i - C_i| <= D <= max(that, max_i max(|a_i|, |b_i|)); the upper end is at most
   the lower plus the largest bin mass of either sample.
-* Wasserstein-1 = integral of |F - G|: within bin i it lies in
-  [w_i * dist(0, [a_i, b_i]), w_i * max(|a_i|, |b_i|)]. Below the reference minimum F = 0 and
-  above its maximum F = 1, so those parts are exactly below_gap / n and above_gap / n (the
-  summed distances the counting kept). The estimate interpolates both CDFs linearly in each
-  bin (values spread evenly), which lies inside the range.
+* Wasserstein-1 = integral of |F - G|. Below the reference minimum F = 0 and above its
+  maximum F = 1, so those parts are exactly below_gap / n and above_gap / n (the summed
+  distances the counting kept). Inside bin i the counting also kept each sample's summed
+  offsets from the bin's left edge, which give I_i, the integral of F - G over the bin,
+  exactly. When [a_i, b_i] does not straddle 0 (the CDFs cannot cross inside the bin, the
+  usual case for a shift) the bin's part is exactly |I_i|; otherwise it lies in
+  [|I_i|, min(w_i * max(-a_i, b_i), 2 w_i b_i - I_i, 2 w_i (-a_i) + I_i)]. The estimate is
+  the sum of |I_i| — the lower end: exact unless the CDFs really cross inside a bin, and then
+  short only by the area where they do (on 20 000 values of one normal sample against
+  another, 0.0168 for 0.0172). So a binned Wasserstein never flags more than the raw one.
+  Without offsets the range is [w_i * dist(0, [a_i, b_i]), w_i * max(|a_i|, |b_i|)] and the
+  estimate interpolates both CDFs linearly (values spread evenly).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.distributions import chi2_sf
+from analysis.drift.histogram import Histogram
 
 
 @dataclass(frozen=True)
@@ -149,24 +157,42 @@ def _linear_area(left: float, right: float) -> float:
     return (left * left + right * right) / (2 * (abs(left) + abs(right)))
 
 
+def _bin_integral(before: float, count: int, offset: float, width: float, n: int) -> float:
+    """The integral of an empirical CDF over one bin [e, e + width): the values before the
+    bin add ``width`` each, a value x inside adds e + width - x."""
+    return before * width + (count * width - offset) / n
+
+
 def wasserstein_from_bins(
     edges: Sequence[float],
-    reference: Sequence[int],
-    current: Sequence[int],
-    *,
-    below: int,
-    above: int,
-    below_gap: float,
-    above_gap: float,
+    reference: Histogram,
+    current: Histogram,
 ) -> Ranged:
-    """Wasserstein-1 between the samples, from counts in the bins ``edges`` bound."""
-    band = _band(reference, current, below, above)
-    n_cur = sum(current) + below + above
-    tails = (below_gap + above_gap) / n_cur
+    """Wasserstein-1 between the samples counted in the bins ``edges`` bound."""
+    below, above = current.below, current.above
+    band = _band(reference.counts, current.counts, below, above)
+    n_ref, n_cur = reference.values, current.values
+    tails = (current.below_gap + current.above_gap) / n_cur
     estimate, low, high = [tails], [tails], [tails]
+    f_before, g_before = 0, below
     for i, (a, b) in enumerate(zip(band.a, band.b, strict=True)):
         width = edges[i + 1] - edges[i]
-        estimate.append(width * _linear_area(band.d[i], band.d[i + 1]))
-        low.append(width * (0.0 if a <= 0 <= b else min(abs(a), abs(b))))
-        high.append(width * max(abs(a), abs(b)))
+        r, c = reference.counts[i], current.counts[i]
+        if reference.offsets and current.offsets:
+            net = _bin_integral(f_before / n_ref, r, reference.offsets[i], width, n_ref)
+            net -= _bin_integral(g_before / n_cur, c, current.offsets[i], width, n_cur)
+            if a >= 0 or b <= 0:  # F - G keeps one sign in the bin: the integral is exact
+                lo = hi = guess = abs(net)
+            else:
+                lo = guess = abs(net)
+                hi = min(width * max(-a, b), 2 * width * b - net, 2 * width * -a + net)
+        else:
+            lo = width * (0.0 if a <= 0 <= b else min(abs(a), abs(b)))
+            hi = width * max(abs(a), abs(b))
+            guess = width * _linear_area(band.d[i], band.d[i + 1])
+        estimate.append(guess)
+        low.append(lo)
+        high.append(max(hi, lo))
+        f_before += r
+        g_before += c
     return Ranged(math.fsum(estimate), math.fsum(low), math.fsum(high))

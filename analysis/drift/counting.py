@@ -42,6 +42,7 @@ def count_numeric(
     last = len(edges) - 1
     low, high = edges[0], maximum
     counts = [0] * last
+    offsets = [0.0] * last
     null = below = above = 0
     below_gap: list[float] = []
     above_gap: list[float] = []
@@ -62,8 +63,10 @@ def count_numeric(
             above_gap.append(x - high)
         else:
             counts[i] += 1
+            offsets[i] += x - edges[i]
     return Histogram(
         counts=tuple(counts),
+        offsets=tuple(offsets),
         null=null,
         below=below,
         above=above,

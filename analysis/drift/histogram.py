@@ -6,10 +6,12 @@ large for memory is counted in pieces (or by a ``GROUP BY`` in the store) and su
 
 Numeric features count into the profile's interior bins plus ``below``/``above`` (outside the
 reference's range); categorical features count into the top-K categories plus ``other``. Both
-count missing values (``None``, NaN) in ``null``. ``below_gap``/``above_gap`` are the summed
-distances of the out-of-range values from the reference's min/max: with them the
-Wasserstein distance's tails are exact (docs/monitors.md). They are floats, so their merge is
-exact up to rounding; every count is an exact integer.
+count missing values (``None``, NaN) in ``null``. For numeric features ``offsets`` holds, per
+interior bin, the summed distance of its values from the bin's left edge, and
+``below_gap``/``above_gap`` the summed distances of the out-of-range values from the
+reference's min/max: with them the Wasserstein distance is exact
+wherever the two CDFs do not cross inside a bin (:mod:`analysis.drift.binned`). They are
+floats, so their merge is exact up to rounding; every count is an exact integer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from analysis.base import AnalysisError, check_count, check_real
 @dataclass(frozen=True)
 class Histogram:
     counts: tuple[int, ...]
+    offsets: tuple[float, ...] = ()
     null: int = 0
     below: int = 0
     above: int = 0
@@ -34,6 +37,10 @@ class Histogram:
     def __post_init__(self) -> None:
         for i, value in enumerate(self.counts):
             check_count(value, f"histogram count of bin {i}")
+        if self.offsets and len(self.offsets) != len(self.counts):
+            raise AnalysisError(
+                f"histogram has {len(self.counts)} counts but {len(self.offsets)} offsets"
+            )
         for name in ("null", "below", "above", "other"):
             check_count(getattr(self, name), f"histogram {name}")
         for name in ("below_gap", "above_gap"):
@@ -70,6 +77,7 @@ class Histogram:
             )
         return Histogram(
             counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            offsets=_add_offsets(self, other),
             null=self.null + other.null,
             below=self.below + other.below,
             above=self.above + other.above,
@@ -81,6 +89,7 @@ class Histogram:
     def as_dict(self) -> dict[str, Any]:
         return {
             "counts": list(self.counts),
+            "offsets": list(self.offsets),
             "null": self.null,
             "below": self.below,
             "above": self.above,
@@ -96,6 +105,7 @@ class Histogram:
             raise AnalysisError(f"histogram counts must be a list, got {counts!r}")
         return cls(
             counts=tuple(counts),
+            offsets=tuple(check_real(v, "histogram offset") for v in data.get("offsets", [])),
             null=data.get("null", 0),
             below=data.get("below", 0),
             above=data.get("above", 0),
@@ -103,3 +113,11 @@ class Histogram:
             below_gap=check_real(data.get("below_gap", 0.0), "histogram below_gap", minimum=0),
             above_gap=check_real(data.get("above_gap", 0.0), "histogram above_gap", minimum=0),
         )
+
+
+def _add_offsets(a: Histogram, b: Histogram) -> tuple[float, ...]:
+    """Per-bin offsets add like counts; a side without them (an empty or categorical count)
+    contributes nothing."""
+    if not a.offsets or not b.offsets:
+        return a.offsets or b.offsets
+    return tuple(x + y for x, y in zip(a.offsets, b.offsets, strict=True))

@@ -185,15 +185,7 @@ def _wasserstein_norm(
     scale = norm(profile.std)
     if raw is not None:
         return _Measured(wasserstein(*raw) / scale)
-    w = binned.wasserstein_from_bins(
-        profile.edges,
-        profile.reference.counts,
-        current.counts,
-        below=current.below,
-        above=current.above,
-        below_gap=current.below_gap,
-        above_gap=current.above_gap,
-    )
+    w = binned.wasserstein_from_bins(profile.edges, profile.reference, current)
     return _Measured(w.estimate / scale, exact=False, bounds=(w.low / scale, w.high / scale))
 
 

@@ -81,7 +81,9 @@ def test_duplicate_quantiles_are_dropped_and_the_atom_opens_its_bin() -> None:
     assert profile.edges[0] == 0.0
     assert all(a < b for a, b in zip(profile.edges, profile.edges[1:], strict=False))
     assert len(profile.edges) == 20 - 11 + 1  # 11 repeats of 0 dropped, plus the top edge
-    assert profile.edges[1:-1] == pytest.approx(list(np.quantile(xs, [i / 20 for i in range(12, 20)])))
+    assert profile.edges[1:-1] == pytest.approx(
+        list(np.quantile(xs, [i / 20 for i in range(12, 20)]))
+    )
     assert profile.reference.counts[0] == 600  # the atom, alone in the bin it opens
     assert sum(profile.reference.counts) == 1000
     # the PSI groups stay dense and ordered

@@ -63,9 +63,9 @@ def test_identical_samples_have_no_distance() -> None:
 def test_the_large_sample_p_value_stays_near_scipys() -> None:
     """Past 10 000 values scipy and mlx both approximate; they agree within 0.005."""
     worst = 0.0
-    for n1, n2 in [(1000, 20_000), (5000, 50_000), (20_000, 30_000), (200_000, 1_000_000)]:
+    for n1, n2 in [(1000, 20_000), (5000, 50_000), (200_000, 1_000_000)]:
         en = n1 * n2 / (n1 + n2)
-        for d in np.linspace(0.2, 3.0, 40) / np.sqrt(en):
+        for d in np.linspace(0.2, 3.0, 15) / np.sqrt(en):
             worst = max(worst, abs(ks_pvalue(float(d), n1, n2) - stats.kstwo.sf(d, round(en))))
     assert worst < 0.005
 
