@@ -40,7 +40,7 @@ def numeric_edges(ordered: Sequence[float], bins: int) -> tuple[tuple[float, ...
     ``bins`` a multiple of 10 the groups are exactly the 10 decile bins; with discrete data
     each value is its own group.
     """
-    distinct = sorted(set(ordered))
+    distinct = _first_distinct(ordered, bins + 1)
     top = math.nextafter(ordered[-1], math.inf)
     if len(distinct) <= bins:
         return (*distinct, top), tuple(range(len(distinct)))
@@ -54,3 +54,14 @@ def numeric_edges(ordered: Sequence[float], bins: int) -> tuple[tuple[float, ...
         groups.append(i * PSI_BINS // bins)
     dense = {group: n for n, group in enumerate(sorted(set(groups)))}
     return (*edges, top), tuple(dense[g] for g in groups)
+
+
+def _first_distinct(ordered: Sequence[float], limit: int) -> list[float]:
+    """The distinct values of sorted data, stopping once there are ``limit``."""
+    out: list[float] = []
+    for x in ordered:
+        if not out or x != out[-1]:
+            out.append(x)
+            if len(out) >= limit:
+                break
+    return out

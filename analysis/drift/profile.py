@@ -14,8 +14,8 @@ bins (:func:`analysis.drift.counting.count`) and computes its statistics from th
 
 from __future__ import annotations
 
+import itertools
 import math
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -138,18 +138,23 @@ def _numeric(name: str, column: list[object], bins: int) -> NumericProfile:
     if not xs:
         return NumericProfile(name, (), (), Histogram(counts=(), null=len(column)), 0)
     edges, groups = numeric_edges(xs, bins)
+    mean = math.fsum(xs) / len(xs)
     return NumericProfile(
         name=name,
         edges=edges,
         psi_groups=groups,
         reference=count_numeric(column, name, edges, xs[-1]),
-        distinct=len(set(xs)),
+        distinct=_distinct(xs),
         min=xs[0],
         max=xs[-1],
-        mean=math.fsum(xs) / len(xs),
-        std=statistics.pstdev(xs),
+        mean=mean,
+        std=math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs)),
         values=tuple(xs) if len(xs) <= KEEP_VALUES else None,
     )
+
+
+def _distinct(ordered: list[float]) -> int:
+    return 1 + sum(1 for a, b in itertools.pairwise(ordered) if a != b)
 
 
 def _categorical(name: str, column: list[object], top_k: int) -> CategoricalProfile:
