@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from providers.gates.testing_server import OpenAIStub
 from tests.conftest import REPO, Run, run_mlx, write_spec
