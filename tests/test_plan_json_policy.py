@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -197,3 +198,28 @@ def test_conftest_style_counts(plan: dict[str, Any]) -> None:
     bindings = _evaluate(doc, "d := data.main.deny; n := count(data.main.deny)")
     assert bindings["n"] == 1
     assert bindings["d"][0].startswith("models.fraud would be deleted")
+
+
+def test_a_saved_plan_shows_as_json_with_its_own_time(tmp_path: Path) -> None:
+    """``mlx show FILE --json`` renders the plan ``mlx plan -o FILE`` saved: its own
+    timestamp and records, the same changes ``mlx plan --json`` prints; and it still
+    applies (neither the time nor the records are part of what the plan does)."""
+    spec = write_spec(tmp_path / "spec", BEFORE)
+    (spec / "data").mkdir()
+    (spec / "data" / "train.csv").write_text("amount,label\n10,0\n")
+    (spec / "model.bin").write_text("weights-v1")
+    saved = run_mlx(["plan", "-o", "plan.bin"], spec)
+    assert saved.code == 0, saved
+    stored = json.loads((spec / "plan.bin").read_text())["plan"]["timestamp"]
+    shown = run_mlx(["show", "plan.bin", "--json"], spec)
+    assert shown.code == 0, shown
+    doc = json.loads(shown.out)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["timestamp"] == stored
+    again = json.loads(run_mlx(["show", "plan.bin", "--json"], spec).out)
+    assert again["timestamp"] == stored
+    fresh = json.loads(run_mlx(["plan", "--json"], spec).out)
+    assert doc["resource_changes"] == fresh["resource_changes"]
+    assert [rc["change"]["actions"] for rc in doc["resource_changes"]] == [["create"]] * 4
+    applied = run_mlx(["apply", "plan.bin"], spec)
+    assert applied.code == 0, applied
