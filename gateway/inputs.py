@@ -262,7 +262,7 @@ def parse_csv(body: bytes) -> CsvDocument:
         raise InputError(
             f"the CSV body is not UTF-8 text: {exc.reason} at byte {exc.start}"
         ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     data: list[list[str]] = []
     try:

@@ -1,0 +1,224 @@
+"""MLflow's scoring protocol (issue 20, points 4-7), against MLflow's own server and clients.
+
+The strongest check runs ``mlflow models serve --env-manager local`` beside ``mlx serve`` on
+the same HistGradientBoosting model (it takes NaN): the same CSV and NaN bodies — written by
+hand and by MLflow's own client (``ScoringServerClient``, ``dump_input_data``) — must give
+the same predictions from both. The errors are read the way MLflow's clients read them
+(``mlflow.deployments``' ``http`` target and ``RestException``). The pure decisions (the
+error-code table, the tolerant JSON parse, the checks of non-finite values, CSV cells, which
+endpoint ``POST /invocations`` is) are table-tested without a server.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from dataplane.route import Kind
+from gateway.control import Broken, Snapshot
+from gateway.http import CODES, MLFLOW_CODES, Fail, error_payload
+from gateway.inputs import (
+    Column,
+    ColumnType,
+    InputError,
+    InputSchema,
+    check_values,
+    checked,
+    loads_json,
+    parse,
+    parse_csv,
+)
+from gateway.invocations import root_endpoint
+from tests.conftest import require_extra
+
+F, N, B, S = ColumnType.FLOAT, ColumnType.INT, ColumnType.BOOL, ColumnType.STRING
+MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "1"}
+TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+
+# -- the error codes, as MLflow reads them -----------------------------------------------------
+def test_every_status_has_an_mlflow_name_that_mlflow_maps_back_to_its_class() -> None:
+    """Each status the gateway answers gets an ``ErrorCode`` name from MLflow's proto;
+    MLflow's own table maps that name back to the same status where it has one for it, and
+    always to the same class (a caller's 4xx never becomes MLflow's generic 500)."""
+    require_extra("mlflow", "mlflow")
+    from mlflow.exceptions import ERROR_CODE_TO_HTTP_STATUS, RestException
+    from mlflow.protos.databricks_pb2 import ErrorCode
+
+    named = set(ERROR_CODE_TO_HTTP_STATUS.values())
+    for status in sorted({*CODES, *MLFLOW_CODES}):
+        doc = error_payload("mlflow", status, "what went wrong", {})
+        assert ErrorCode.Value(doc["error_code"]) >= 0, status  # a name in the proto
+        assert doc["mlx_code"] == CODES.get(status, "ERROR")
+        back = RestException(doc).get_http_status_code()
+        if status in named:
+            assert back == status, (status, doc)
+        assert back // 100 == status // 100, (status, doc)
+    assert error_payload("mlflow", 500, "m", {"mlx_code": "MODEL_ERROR"}) == {
+        "error_code": "INTERNAL_ERROR",
+        "message": "m",
+        "mlx_code": "MODEL_ERROR",
+    }
+    # the other families keep their shapes
+    assert error_payload("openai", 429, "m", {})["error"]["code"] == "rate_limited"
+    assert "error_code" not in error_payload("plain", 404, "m", {})
+
+
+# -- NaN and Infinity in JSON --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a": [1.5, 2]}', {"a": [1.5, 2]}),  # orjson's fast path
+        (b'{"a": [NaN, 1]}', {"a": [math.nan, 1]}),
+        (b'{"a": [Infinity, -Infinity]}', {"a": [math.inf, -math.inf]}),
+        (b'{"s": "NaN", "a": [NaN]}', {"s": "NaN", "a": [math.nan]}),
+        (b'{"a": [NaN,]}', "malformed JSON"),  # what orjson refuses stays refused
+        (b'{"a": [nan]}', "malformed JSON"),  # only JSON's extension's spelling
+        (b'{"a": [NaN], "s": "\\ud800"}', "malformed JSON"),  # a lone surrogate
+        (b'{"a": [NaN, 123456789012345678901234567890]}', "malformed JSON"),  # > 64 bits
+        (b'{"a": [1, 2}', "malformed JSON"),
+    ],
+)
+def test_json_takes_nan_and_infinity_only_besides_what_orjson_takes(
+    body: bytes, expected: Any
+) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(InputError, match=expected):
+            loads_json(body)
+        return
+    got = loads_json(body)
+    assert repr(got) == repr(expected)  # nan == nan is False; repr compares it
+
+
+SCHEMA = InputSchema(
+    (
+        Column("f", F, True),
+        Column("g", F, False),
+        Column("n", N, True),
+        Column("b", B, True),
+        Column("s", S, True),
+        Column("u", None, True),
+    ),
+    "spec",
+)
+ROW = [1.0, 2.0, 3, True, "x", "anything"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("f", math.nan, None),  # a missing float, in a nullable column
+        ("f", math.inf, None),
+        ("g", math.inf, None),  # a float column takes the infinities
+        ("g", -math.inf, None),
+        ("u", math.nan, None),  # an untyped column: the model judges
+        ("g", math.nan, "column 'g' takes no nulls, but row 0 has NaN"),
+        ("n", math.nan, "column 'n' is int, but row 0 has NaN, which only a float column takes"),
+        ("n", math.inf, "column 'n' is int, but row 0 has Infinity"),
+        ("s", math.nan, "column 's' is string, but row 0 has NaN"),
+        ("b", -math.inf, "column 'b' is bool, but row 0 has -Infinity"),
+    ],
+)
+def test_non_finite_values_go_only_to_float_columns(column: str, value: float, said: Any) -> None:
+    row = list(ROW)
+    row[[c.name for c in SCHEMA.columns].index(column)] = value
+    names = [str(c.name) for c in SCHEMA.columns]
+    if said is None:
+        check_values("dataframe_split", SCHEMA, names, [row])
+    else:
+        with pytest.raises(InputError, match=said.replace("(", r"\(")):
+            check_values("dataframe_split", SCHEMA, names, [row])
+
+
+def test_nan_does_not_slip_through_the_all_floats_fast_path() -> None:
+    plain = InputSchema((Column("a", F, False), Column("b", F, False)), "sklearn")
+    check_values("inputs", plain, ["a", "b"], [[1.0, math.inf]])
+    with pytest.raises(InputError, match="column 'b' takes no nulls, but row 1 has NaN"):
+        check_values("inputs", plain, ["a", "b"], [[1.0, 2.0], [1.0, math.nan]])
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cell", "kind", "value"),
+    [
+        ("", F, None),
+        ("NA", F, None),  # pandas.read_csv's missing-value spellings
+        ("NaN", F, None),
+        ("null", N, None),
+        ("N/A", None, None),
+        ("NA", S, "NA"),  # ... but text stays text in a string column
+        ("", S, None),
+        ("inf", F, math.inf),
+        ("-Infinity", F, -math.inf),
+        ("1e3", N, 1000),
+        ("02139", S, "02139"),
+        ("1_000", F, "must be a number"),  # Python's float() takes it, pandas does not
+        ("1_000", None, "1_000"),  # an untyped cell that is no number is text
+    ],
+)
+def test_csv_cells_are_read_as_pandas_reads_them(cell: str, kind: Any, value: Any) -> None:
+    schema = InputSchema((Column("x", kind, True), Column("y", F, True)), "spec")
+    frame = parse(parse_csv(f"x,y\n{cell},1\n".encode()))
+    if isinstance(value, str) and value.startswith("must"):
+        with pytest.raises(InputError, match=value):
+            checked(frame, schema)
+        return
+    assert checked(frame, schema)[1][0][0] == value
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"a,b\n1,2\n3\n", "CSV line 3 (data row 1) has 1 value, but the header names 2 columns"),
+        (b"a,b\n1,2,3\n", "CSV line 2 (data row 0) has 3 values"),
+        (b'a,b\n1,"2\n', "malformed CSV"),
+        (b"1.5,2\n3,4\n", "the CSV's first line (1.5, 2) holds numbers: it must be a header"),
+        (b"a,\n1,2\n", "the CSV header's column 1 has no name"),
+        (b"\n\n", "the CSV body is empty"),
+    ],
+)
+def test_malformed_csv_is_refused_naming_the_line(body: bytes, said: str) -> None:
+    with pytest.raises(InputError, match=said.replace("(", r"\(").replace(")", r"\)")):
+        parse(parse_csv(body))
+
+
+# -- which endpoint POST /invocations is -------------------------------------------------------
+def _snapshot(
+    models: list[str], prompts: tuple[str, ...] = (), broken: tuple[str, ...] = ()
+) -> Snapshot:
+    def view(kind: Kind) -> Any:
+        return SimpleNamespace(route=SimpleNamespace(kind=kind))
+
+    endpoints = {n: view(Kind.MODEL) for n in models} | {n: view(Kind.PROMPT) for n in prompts}
+    return Snapshot(endpoints, {n: Broken(n, 1, "cannot load") for n in broken})
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "default", "expected"),
+    [
+        (_snapshot(["fraud"]), None, "fraud"),
+        (_snapshot(["fraud"], prompts=("chat",)), None, "fraud"),  # prompts do not count
+        (_snapshot(["fraud", "churn"]), "churn", "churn"),
+        (_snapshot([], broken=("fraud",)), None, "fraud"),  # its 503 says why
+        (_snapshot([], prompts=("chat",)), None, (404, "no model endpoint is served here")),
+        (_snapshot([]), None, (404, "no model endpoint is served here: POST")),
+        (
+            _snapshot(["fraud", "churn"]),
+            None,
+            (400, "2 are served (churn, fraud); POST /endpoints/{name}/invocations"),
+        ),
+        (_snapshot(["fraud"], broken=("churn",)), None, (400, "--default-endpoint NAME")),
+    ],
+)
+def test_root_invocations_picks_the_one_model_endpoint(
+    snapshot: Snapshot, default: str | None, expected: Any
+) -> None:
+    if isinstance(expected, str):
+        assert root_endpoint(snapshot, default) == expected
+        return
+    with pytest.raises(Fail) as raised:
+        root_endpoint(snapshot, default)
+    assert raised.value.status == expected[0] and expected[1] in raised.value.message
