@@ -12,6 +12,12 @@ endpoint ``POST /invocations`` is) are table-tested without a server.
 from __future__ import annotations
 
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,6 +39,8 @@ from gateway.inputs import (
 )
 from gateway.invocations import root_endpoint
 from tests.conftest import require_extra
+from tests.gateway.conftest import log_url, routes, spec_dir
+from tests.gateway.support import Served, http, model_variant, route, wait_records
 
 F, N, B, S = ColumnType.FLOAT, ColumnType.INT, ColumnType.BOOL, ColumnType.STRING
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "1"}
@@ -222,3 +230,161 @@ def test_root_invocations_picks_the_one_model_endpoint(
     with pytest.raises(Fail) as raised:
         root_endpoint(snapshot, default)
     assert raised.value.status == expected[0] and expected[1] in raised.value.message
+
+
+# -- side by side with MLflow's own scoring server -----------------------------------------------
+def _hgb(tmp: Path) -> tuple[Any, Any, Path, Path]:
+    """A HistGradientBoosting regressor (it takes NaN) fitted with missing ages, saved as an
+    MLflow model directory and as a joblib file: ``(model, frame, mlflow dir, joblib)``."""
+    require_extra("mlflow", "mlflow")
+    import joblib
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from tests.gateway.conftest import training_frame
+
+    x, y = training_frame(seed=3)
+    x = x.astype(float)
+    x.loc[::7, "age"] = math.nan
+    model = HistGradientBoostingRegressor(max_iter=30, random_state=0).fit(x, y)
+    directory, pickle = tmp / "hgb-mlflow", tmp / "hgb.joblib"
+    mlflow.sklearn.save_model(
+        model,
+        str(directory),
+        signature=infer_signature(x, model.predict(x)),
+        skops_trusted_types=[TREE],
+    )
+    joblib.dump(model, pickle)
+    return model, x, directory, pickle
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MlflowServer:
+    """``mlflow models serve --env-manager local`` (uvicorn under it: one process group)."""
+
+    def __init__(self, model_dir: Path):
+        self.port = _free_port()
+        env = {**os.environ, **MLFLOW_ENV}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _predictions(reply: Any) -> list[float]:
+    assert reply.status == 200, reply.body
+    return [float(v) for v in reply.json()["predictions"]]
+
+
+@pytest.mark.slow
+def test_csv_and_nan_give_mlflows_own_predictions(tmp_path: Path) -> None:
+    """MLflow's server and mlx's, on the same model: the same predictions for CSV (missing
+    cells, pandas' NaN spellings, the infinities) and for JSON holding NaN and Infinity, sent
+    by hand and by MLflow's own ``ScoringServerClient`` at both servers' root."""
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+    from mlflow.utils.proto_json_utils import dump_input_data
+
+    from gateway.core import mlx_version
+
+    model, x, directory, pickle = _hgb(tmp_path)
+    spec = spec_dir(tmp_path / "spec")
+    table = routes(spec)
+    table.put(
+        "default", "hgb", route("hgb", "model", [model_variant("v1", 1, directory)], stable="v1")
+    )
+    table.put(
+        "default", "hgbsk", route("hgbsk", "model", [model_variant("v1", 1, pickle)], stable="v1")
+    )
+    mlflow_server = MlflowServer(directory)
+    served = Served(spec, env=MLFLOW_ENV, args=["--default-endpoint", "hgb"])
+    try:
+        served.wait_ready(timeout=180)
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        mlx_client = ScoringServerClient(host, int(port))
+        mlx_client.wait_server_ready(timeout=60)
+        theirs = ScoringServerClient("127.0.0.1", mlflow_server.port)
+        theirs.wait_server_ready(timeout=180, scoring_server_proc=mlflow_server.proc)
+        assert mlx_client.get_version() == mlx_version() != theirs.get_version()
+
+        rows = x.head(6).copy()
+        rows.loc[rows.index[1], "amount"] = math.nan
+        rows.loc[rows.index[2], "hour"] = math.nan
+        expected = pytest.approx([float(v) for v in model.predict(rows)], rel=1e-12)
+        # MLflow's own client writes NaN literals (dump_input_data); both servers agree
+        body = dump_input_data(rows)
+        assert b"NaN" in body.encode()
+        assert theirs.invoke(rows).get_predictions().iloc[:, 0].tolist() == expected
+        assert mlx_client.invoke(rows).get_predictions().iloc[:, 0].tolist() == expected
+        csv = (
+            b"amount,age,hour\n"
+            b"100.5,,3\n"  # an empty cell
+            b"NA,40,7\n"  # pandas' spellings of a missing value
+            b"50,NaN,null\n"
+            b"20,inf,5\n"  # and of the infinities
+            b"20,-Infinity,5\n"
+        )
+        as_json = (
+            b'{"dataframe_split": {"columns": ["amount", "age", "hour"], "data": ['
+            b"[100.5, NaN, 3], [NaN, 40, 7], [50, NaN, NaN], [20, Infinity, 5], [20, -Infinity, 5]"
+            b"]}}"
+        )
+        for content_type, raw in (
+            ("text/csv", csv),
+            ("text/csv; charset=utf-8", csv),
+            ("application/json", as_json),
+        ):
+            headers = {"Content-Type": content_type}
+            reference = _predictions(
+                http("POST", f"{mlflow_server.url}/invocations", raw=raw, headers=headers)
+            )
+            assert len(reference) == 5
+            for path in (
+                "/invocations",
+                "/endpoints/hgb/invocations",
+                "/endpoints/hgbsk/invocations",
+            ):
+                got = _predictions(served.post(path, raw=raw, headers=headers))
+                assert got == pytest.approx(reference, rel=1e-12), (content_type, path)
+        # the record of a NaN request is JSON: NaN is stored as null
+        nan_headers = {"Content-Type": "application/json", "x-request-id": "nan-1"}
+        reply = served.post("/endpoints/hgbsk/invocations", raw=as_json, headers=nan_headers)
+        assert reply.status == 200
+        rec = next(r for r in wait_records(log_url(spec), "hgbsk", 1) if r.request_id == "nan-1")
+        assert rec.inputs["dataframe_split"]["data"][0] == [100.5, None, 3]
+        assert rec.outputs == pytest.approx(_predictions(reply))
+    finally:
+        mlflow_server.stop()
+        assert served.stop() == 0, served.output()
