@@ -39,7 +39,7 @@ from gateway.inputs import (
 )
 from gateway.invocations import root_endpoint
 from tests.conftest import require_extra
-from tests.gateway.conftest import log_url, routes, spec_dir
+from tests.gateway.conftest import log_url, routes, spec_dir, train
 from tests.gateway.support import Served, http, model_variant, route, wait_records
 
 F, N, B, S = ColumnType.FLOAT, ColumnType.INT, ColumnType.BOOL, ColumnType.STRING
@@ -388,3 +388,140 @@ def test_csv_and_nan_give_mlflows_own_predictions(tmp_path: Path) -> None:
     finally:
         mlflow_server.stop()
         assert served.stop() == 0, served.output()
+
+
+# -- errors as MLflow's clients read them; readiness ---------------------------------------------
+def _mlflow_error(client: Any, endpoint: str, inputs: Any) -> tuple[int, Any, str]:
+    """What ``mlflow.deployments``' ``http`` client raises: (status, RestException, text)."""
+    import requests
+    from mlflow.exceptions import RestException
+
+    with pytest.raises(requests.HTTPError) as raised:
+        client.predict(endpoint=endpoint, inputs=inputs)
+    response = raised.value.response
+    return response.status_code, RestException(response.json()), str(raised.value)
+
+
+@pytest.mark.slow
+def test_mlflow_clients_see_the_right_status_and_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mlflow.deployments.get_deploy_client(url).predict`` (MLflow's ``http`` target posts to
+    ``/endpoints/{name}/invocations``) and MLflow's ``RestException`` read each error with its
+    own status and an MLflow name — never the generic 500 an unknown code became; mlx's code
+    is kept in ``mlx_code``. Readiness: ``/ping``, ``/health``, ``/readyz`` are 503 while an
+    endpoint has no version loaded or the log cannot be written; ``/healthz`` stays 200."""
+    require_extra("mlflow", "mlflow")
+    from mlflow.deployments import get_deploy_client
+    from sqlalchemy import create_engine, text
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # 503s are retried otherwise
+    spec = spec_dir(tmp_path / "spec")
+    table = routes(spec)
+    train(tmp_path / "fraud.joblib")
+    fraud = model_variant("v1", 1, tmp_path / "fraud.joblib")
+    table.put("default", "fraud", route("fraud", "model", [fraud], stable="v1", max_body_bytes=400))
+    missing = model_variant("v3", 3, tmp_path / "nowhere.joblib")  # fails to load
+    table.put("default", "gone", route("gone", "model", [missing], stable="v3"))
+    served = Served(spec).wait_ready()
+    client = get_deploy_client(served.url)
+    row = {"dataframe_records": [{"amount": 10.0, "age": 30, "hour": 4}]}
+    try:
+        assert client.predict(endpoint="fraud", inputs=row)["predictions"]
+        cases = [
+            ("fraud", {"dataframe_records": [{"amount": 1, "age": "x", "hour": 4}]}, 400,
+             "BAD_REQUEST", "BAD_REQUEST", "column 'age' must be a number"),
+            ("frad", row, 404, "ENDPOINT_NOT_FOUND", "NOT_FOUND", "did you mean 'fraud'?"),
+            ("fraud", {"instances": [[1.0, 2.0, 3.0]] * 40}, 413, "BAD_REQUEST",
+             "REQUEST_TOO_LARGE", "this endpoint takes at most 400"),
+            ("gone", row, 503, "TEMPORARILY_UNAVAILABLE", "UNAVAILABLE",
+             "endpoint 'gone' has no version that can serve"),
+        ]  # fmt: skip
+        for endpoint, inputs, status, code, mlx_code, said in cases:
+            got, exc, shown = _mlflow_error(client, endpoint, inputs)
+            assert got == status, (endpoint, shown)
+            assert exc.error_code == code and exc.json["mlx_code"] == mlx_code, exc.json
+            assert exc.get_http_status_code() // 100 == status // 100
+            assert said in exc.message and said in shown  # the user reads the reason
+        nan = served.post(  # (the deployments client's requests refuses to send a NaN)
+            "/endpoints/fraud/invocations", raw=b'{"instances": [[1.0, NaN, 4]]}'
+        )
+        assert nan.status == 400 and nan.json()["error_code"] == "BAD_REQUEST"
+        assert "column 'age' takes no nulls, but row 0 has NaN" in nan.json()["message"]
+        # the root route names the endpoints to pick from
+        two = served.post("/invocations", row)
+        assert two.status == 400 and two.json()["endpoints"] == ["fraud", "gone"]
+        assert "POST /endpoints/{name}/invocations" in two.json()["message"]
+        for path in ("/ping", "/health", "/readyz"):
+            reply = served.get(path)
+            assert reply.status == 503, path
+            assert "endpoint 'gone': no version loaded" in reply.json()["problems"], path
+        assert served.get("/healthz").status == 200
+        assert served.get("/version").body.decode() == _mlx_version()
+        table.delete("default", "gone")  # the one model endpoint left is ready, and the root's
+        served.wait_for(lambda: served.get("/ping").status == 200, what="/ping to say 200")
+        assert served.get("/ping").body == b"\n" and served.get("/readyz").status == 200
+        root = served.post("/invocations", row, headers={"x-request-id": "root-1"})
+        assert root.status == 200 and root.headers["x-mlx-version"] == "1"
+        assert root.json() == served.post("/endpoints/fraud/invocations", row).json()
+        rec = next(r for r in wait_records(log_url(spec), "fraud", 3) if r.request_id == "root-1")
+        assert rec.endpoint == "fraud" and rec.status == 200
+        wrong = served.get("/invocations")  # a GET: 405, in MLflow's shape
+        assert wrong.status == 405 and wrong.json()["error_code"] == "BAD_REQUEST"
+        engine = create_engine(log_url(spec))
+        try:  # the log cannot be written: not ready (records wait), alive
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE mlx_inference RENAME TO mlx_inference_away"))
+            assert served.post("/invocations", row).status == 200
+            served.wait_for(lambda: served.get("/ping").status == 503, what="/ping to say 503")
+            assert served.get("/health").status == 503 and served.get("/readyz").status == 503
+            assert "inference log failing" in served.get("/ping").json()["problems"][0]
+            assert served.get("/healthz").status == 200
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE mlx_inference_away RENAME TO mlx_inference"))
+            served.wait_for(lambda: served.get("/ping").status == 200, what="/ping to say 200")
+        finally:
+            engine.dispose()
+    finally:
+        assert served.stop() == 0, served.output()
+
+
+def _mlx_version() -> str:
+    from gateway.core import mlx_version
+
+    return mlx_version()
+
+
+@pytest.mark.parametrize(
+    ("default", "said"),
+    [
+        ("nope", "--default-endpoint nope: no such endpoint; endpoints: chat, fraud"),
+        ("chat", "--default-endpoint chat: endpoint 'chat' serves a prompt"),
+    ],
+)
+def test_serve_refuses_a_default_endpoint_that_is_no_model_endpoint(
+    tmp_path: Path, default: str, said: str
+) -> None:
+    from tests.conftest import MLX, REPO
+    from tests.gateway.support import prompt_variant
+
+    spec = spec_dir(tmp_path / "spec")
+    train(tmp_path / "fraud.joblib")
+    table = routes(spec)
+    model = model_variant("v1", 1, tmp_path / "fraud.joblib")
+    table.put("default", "fraud", route("fraud", "model", [model], stable="v1"))
+    prompt = prompt_variant("p1", 1, template="hi")
+    table.put("default", "chat", route("chat", "prompt", [prompt], stable="p1"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in ("MLX_ENV", "MLX_STATE", "MLX_LOG", "MLX_GATEWAY_TOKEN"):
+        env.pop(name, None)
+    run = subprocess.run(
+        [str(MLX), "serve", "-C", str(spec), "--port", "0", "--default-endpoint", default],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run
+    assert said in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert "listening" not in run.stdout
