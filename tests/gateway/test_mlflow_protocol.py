@@ -40,7 +40,7 @@ from gateway.inputs import (
 from gateway.invocations import root_endpoint
 from tests.conftest import require_extra
 from tests.gateway.conftest import log_url, routes, spec_dir, train
-from tests.gateway.support import Served, http, model_variant, route, wait_records
+from tests.gateway.support import Served, http, model_variant, records, route
 
 F, N, B, S = ColumnType.FLOAT, ColumnType.INT, ColumnType.BOOL, ColumnType.STRING
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "1"}
@@ -382,7 +382,12 @@ def test_csv_and_nan_give_mlflows_own_predictions(tmp_path: Path) -> None:
         nan_headers = {"Content-Type": "application/json", "x-request-id": "nan-1"}
         reply = served.post("/endpoints/hgbsk/invocations", raw=as_json, headers=nan_headers)
         assert reply.status == 200
-        rec = next(r for r in wait_records(log_url(spec), "hgbsk", 1) if r.request_id == "nan-1")
+        rec = served.wait_for(
+            lambda: next(
+                (r for r in records(log_url(spec), "hgbsk") if r.request_id == "nan-1"), None
+            ),
+            what="the record of nan-1",
+        )
         assert rec.inputs["dataframe_split"]["data"][0] == [100.5, None, 3]
         assert rec.outputs == pytest.approx(_predictions(reply))
     finally:
@@ -464,7 +469,12 @@ def test_mlflow_clients_see_the_right_status_and_code(
         root = served.post("/invocations", row, headers={"x-request-id": "root-1"})
         assert root.status == 200 and root.headers["x-mlx-version"] == "1"
         assert root.json() == served.post("/endpoints/fraud/invocations", row).json()
-        rec = next(r for r in wait_records(log_url(spec), "fraud", 3) if r.request_id == "root-1")
+        rec = served.wait_for(
+            lambda: next(
+                (r for r in records(log_url(spec), "fraud") if r.request_id == "root-1"), None
+            ),
+            what="the record of root-1",
+        )
         assert rec.endpoint == "fraud" and rec.status == 200
         wrong = served.get("/invocations")  # a GET: 405, in MLflow's shape
         assert wrong.status == 405 and wrong.json()["error_code"] == "BAD_REQUEST"
