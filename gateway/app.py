@@ -8,6 +8,8 @@
 ``GET /v1/models``, ``/v1/models/{m}``    the prompt endpoints, as OpenAI lists models
 ``GET /healthz``, ``GET /readyz``         liveness + variant and log health; readiness
 ``GET /metrics``                          Prometheus text
+``POST /invocations``                     the one model endpoint (or ``--default-endpoint``)
+``GET /ping``, ``/health``, ``/version``  MLflow's scoring server: readiness; mlx's version
 ========================================  ================================================
 
 A path with a trailing slash is routed as the path without it (``FastPath``): Starlette's
@@ -50,6 +52,10 @@ class Gateway(ModelRoutes, OpenAIRoutes):
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_route, methods=["GET"]),
+            Route("/invocations", self.root_invocations, methods=["POST"]),
+            Route("/ping", self.ping, methods=["GET"]),
+            Route("/health", self.ping, methods=["GET"]),
+            Route("/version", self.version, methods=["GET"]),
         ]
         app = Starlette(
             routes=routes,

@@ -41,7 +41,8 @@ from gateway.routing import key_hash, mirrored
 
 log = logging.getLogger("mlx.gateway")
 
-#: the ``error_code`` of a model's own failure (the caller's request passed its schema)
+#: the ``mlx_code`` of a model's own failure (the caller's request passed its schema); its
+#: ``error_code`` is MLflow's ``INTERNAL_ERROR``
 MODEL_ERROR = "MODEL_ERROR"
 ACCEPTED = (Media.JSON.value, Media.CSV.value)
 
@@ -150,7 +151,7 @@ class ModelRoutes(GatewayCore):
             500,
             f"endpoint {name!r} version {version}: {exc}",
             detail=exc.detail,
-            extra={"error_code": MODEL_ERROR},  # MLflow's field: overrides the status's code
+            extra={"mlx_code": MODEL_ERROR},  # error_code stays MLflow's INTERNAL_ERROR
         )
 
     # -- models ----------------------------------------------------------------------------
@@ -210,6 +211,27 @@ class ModelRoutes(GatewayCore):
 
         return Answer(content, 200, call.headers(), after)
 
+    async def root_invocations(self, request: Request) -> Response:
+        """``POST /invocations`` (MLflow's scoring server, SageMaker's container): the model
+        endpoint ``root_endpoint`` picks, answered as ``POST /endpoints/{name}/invocations``
+        is — the same record, headers and errors."""
+        self.busy.inflight += 1
+        try:
+            try:
+                self._authorize(request)
+                name = root_endpoint(self.control.snapshot, self.default_endpoint)
+            except Fail as fail:
+                call = new_call(request)
+                if fail.status == 404:
+                    self.metrics.refused("unknown_endpoint")
+                return self._failed(call, fail, "mlflow")
+            request.scope["path_params"] = {"name": name}
+            response = await self.invocations(request)
+            await self.before_send(request.scope, request.receive, response)
+            return response
+        finally:
+            self.busy.inflight -= 1
+
     def _model_shadow_answer(self, ctx: Any, meta: dict[str, Any]) -> None:
         view, loaded, call, kh, doc, ts = ctx
         status = int(meta.get("status", 500))
@@ -236,6 +258,36 @@ class ModelRoutes(GatewayCore):
         self.metrics.shadowed(view.name, "dropped")
         if reason.startswith("load failed"):
             log.warning("mlx serve: %s: shadow copy dropped: %s", view.name, reason)
+
+
+def root_endpoint(snapshot: Snapshot, default: str | None) -> str:
+    """The endpoint ``POST /invocations`` is for: ``default`` (``--default-endpoint``), else
+    the one model endpoint served (an endpoint whose route failed counts: its kind is not
+    known). None served is a 404, several a 400; both name the endpoints and the route that
+    picks one."""
+    if default is not None:
+        return default
+    models = [n for n, v in snapshot.endpoints.items() if v.route.kind is Kind.MODEL]
+    names = sorted({*models, *snapshot.broken})
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        served = snapshot.names()
+        others = f" (served: {', '.join(served)})" if served else ""
+        raise Fail(
+            404,
+            f"no model endpoint is served here{others}: POST /invocations needs one",
+            logged=False,
+            extra={"endpoints": []},
+        )
+    raise Fail(
+        400,
+        f"POST /invocations cannot tell which endpoint to ask: {len(names)} are served "
+        f"({', '.join(names)}); POST /endpoints/{{name}}/invocations (e.g. "
+        f"/endpoints/{names[0]}/invocations), or start mlx serve --default-endpoint NAME",
+        logged=False,
+        extra={"endpoints": names},
+    )
 
 
 def _answer(call: Call, predictions: list[Any], failed: Any) -> bytes:
