@@ -6,6 +6,7 @@
 ``POST /endpoints/{name}/feedback``       ``{"request_id", "label"|"outcome"|"value"}``
 ``GET /healthz``, ``GET /readyz``         liveness + variant and log health; readiness
 ``GET /metrics``                          Prometheus text
+``/v2/…``                                 models: KServe's Open Inference Protocol (``v2``)
 ========================================  ================================================
 
 A path with a trailing slash is routed as the path without it (``FastPath``): Starlette's
@@ -32,9 +33,10 @@ from starlette.routing import Route
 from gateway.chat import ChatRoutes
 from gateway.http import FastPath
 from gateway.invocations import ModelRoutes
+from gateway.v2 import V2Routes
 
 
-class Gateway(ModelRoutes, ChatRoutes):
+class Gateway(V2Routes, ModelRoutes, ChatRoutes):
     """The whole gateway: ``app()`` is the ASGI application ``gateway.server`` runs."""
 
     def app(self, lifespan: Any = None) -> FastPath:
@@ -45,6 +47,7 @@ class Gateway(ModelRoutes, ChatRoutes):
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_route, methods=["GET"]),
+            *self.v2_routes(),  # KServe's Open Inference Protocol (gateway.v2)
         ]
         app = Starlette(
             routes=routes,

@@ -363,7 +363,10 @@ def new_request_id() -> str:
 
 
 def error_payload(family: str, status: int, message: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """MLflow's error shape for invocations, OpenAI's for everything else."""
+    """MLflow's error shape for invocations, the Open Inference Protocol's (``{"error"}``) for
+    ``/v2``, OpenAI's for everything else."""
+    if family == "oip":
+        return {"error": message, **extra}
     code = CODES.get(status, "ERROR")
     if family == "mlflow":
         return {"error_code": code, "message": message, **extra}
