@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -52,7 +53,7 @@ PLATFORM = "mlx"
 _BINARY = (b"content-type", b"application/octet-stream")
 #: numpy dtype kinds of a classifier's ``classes_`` → the datatype its predictions have
 _KINDS = {"b": "BOOL", "i": "INT64", "u": "INT64", "f": "FP64"}
-#: MLflow signature types → datatypes (anything else: BYTES)
+#: MLflow signature types (a column's, or a tensor's numpy dtype) → datatypes (else BYTES)
 _MLFLOW_TYPES = {
     "double": "FP64",
     "float": "FP32",
@@ -60,6 +61,11 @@ _MLFLOW_TYPES = {
     "integer": "INT32",
     "boolean": "BOOL",
     "string": "BYTES",
+    "float64": "FP64",
+    "float32": "FP32",
+    "int64": "INT64",
+    "int32": "INT32",
+    "bool": "BOOL",
 }
 
 
@@ -91,7 +97,22 @@ def schema_of(loaded: Loaded) -> InputSchema | None:
     if isinstance(model, MlflowModel) and model.declared is not None:
         return model.declared
     try:
-        return InputSchema.from_doc(loaded.input_schema)
+        recorded = InputSchema.from_doc(loaded.input_schema)
+    except ValueError:
+        return None
+    if recorded is None and isinstance(model, MlflowModel) and model.home is not None:
+        return _signature(str(model.home.name))  # a route written without the schema
+    return recorded
+
+
+@functools.lru_cache(maxsize=64)
+def _signature(home: str) -> InputSchema | None:
+    """The input signature in the ``MLmodel`` of a loaded MLflow model's private copy (its
+    directory's name is new at every load, so a cached answer is never stale)."""
+    from common.model_inputs import of_mlmodel
+
+    try:
+        return InputSchema.from_doc(of_mlmodel(Path(home) / "MLmodel"))
     except ValueError:
         return None
 

@@ -7,6 +7,8 @@ default binary tensors and with JSON tensors. Predictions are compared with what
 
 from __future__ import annotations
 
+import json
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import pytest
 
 from contract import Role
 from gateway.routing import choose, key_hash
+from tests.conftest import require_extra
 from tests.gateway.conftest import FEATURES, dump, log_url, routes, spec_dir, train, training_frame
 from tests.gateway.support import (
     Served,
@@ -179,6 +182,13 @@ def test_infer_predicts_what_invocations_predicts(world: World) -> None:
     asked = [httpclient.InferRequestedOutput("predict", binary_data=False)]
     json_out = world.triton.infer("fraud", _columns(world), outputs=asked)
     assert json_out.get_response()["outputs"][0]["data"] == expected  # JSON, not binary
+    binary = {**_json_body(world), "parameters": {"binary_data_output": True}}
+    raw = _v2(world, "fraud/infer", binary)
+    length = int(raw.headers["inference-header-content-length"])
+    assert raw.headers["content-type"] == "application/octet-stream"
+    head = json.loads(raw.body[:length])
+    assert head["outputs"][0]["parameters"] == {"binary_data_size": 40}
+    assert list(struct.unpack("<5d", raw.body[length:])) == expected
 
 
 def test_nested_data_and_a_positional_model(world: World) -> None:
@@ -329,3 +339,53 @@ def test_the_token_guards_models_not_health(tmp_path: Path) -> None:
         t.close()
     finally:
         server.stop()
+
+
+# -- an MLflow model -------------------------------------------------------------------------------
+def test_an_mlflow_model_over_v2_reads_its_signature(tmp_path: Path) -> None:
+    require_extra("mlflow", "mlflow")
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import Ridge
+
+    x, y = training_frame(seed=5)
+    model = Ridge().fit(x, y)
+    path = tmp_path / "mlflow-model"
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(x, model.predict(x)))
+    spec = spec_dir(tmp_path / "spec")
+    v1 = model_variant("v1", 1, path, flavor="pyfunc")  # no recorded schema: the signature's
+    routes(spec).put("default", "mlf", route("mlf", "model", [v1], stable="v1"))
+    server = Served(spec, env={"MLFLOW_DISABLE_TELEMETRY": "1"}).wait_ready(timeout=120)
+    try:
+        t = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+        meta = t.get_model_metadata("mlf")
+        assert meta["inputs"] == [
+            {"name": "amount", "datatype": "FP64", "shape": [-1]},
+            {"name": "age", "datatype": "INT64", "shape": [-1]},
+            {"name": "hour", "datatype": "INT64", "shape": [-1]},
+        ]
+        assert meta["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+        rows = x.head(3)
+        amount = httpclient.InferInput("amount", [3], "FP64")
+        amount.set_data_from_numpy(rows["amount"].to_numpy(dtype=np.float64))
+        ints = []
+        for name in ("age", "hour"):
+            tensor = httpclient.InferInput(name, [3], "INT64")
+            tensor.set_data_from_numpy(rows[name].to_numpy(dtype=np.int64))
+            ints.append(tensor)
+        got = t.infer("mlf", [amount, *ints]).as_numpy("predict").tolist()
+        body = {"inputs": {c: rows[c].tolist() for c in rows.columns}}
+        assert got == server.post("/endpoints/mlf/invocations", body).json()["predictions"]
+        assert got == pytest.approx([float(v) for v in model.predict(rows)], rel=1e-12)
+        age = httpclient.InferInput("age", [3], "FP64")
+        age.set_data_from_numpy(rows["age"].to_numpy(dtype=np.float64))
+        with pytest.raises(InferenceServerException) as caught:
+            t.infer("mlf", [amount, age, ints[1]])
+        assert caught.value.status() == "400"
+        assert "input tensor 'age' is FP64, but column 'age' takes int" in caught.value.message()
+        t.close()
+    finally:
+        assert server.stop() == 0
