@@ -10,6 +10,7 @@
 ``GET /metrics``                          Prometheus text
 ``POST /invocations``                     the one model endpoint (or ``--default-endpoint``)
 ``GET /ping``, ``/health``, ``/version``  MLflow's scoring server: readiness; mlx's version
+``/v2/…``                                 models: KServe's Open Inference Protocol (``v2``)
 ========================================  ================================================
 
 A path with a trailing slash is routed as the path without it (``FastPath``): Starlette's
@@ -36,9 +37,10 @@ from starlette.routing import Route
 from gateway.http import FastPath
 from gateway.invocations import ModelRoutes
 from gateway.openai_root import OpenAIRoutes
+from gateway.v2 import V2Routes
 
 
-class Gateway(ModelRoutes, OpenAIRoutes):
+class Gateway(V2Routes, ModelRoutes, OpenAIRoutes):
     """The whole gateway: ``app()`` is the ASGI application ``gateway.server`` runs."""
 
     def app(self, lifespan: Any = None) -> FastPath:
@@ -56,6 +58,7 @@ class Gateway(ModelRoutes, OpenAIRoutes):
             Route("/ping", self.ping, methods=["GET"]),
             Route("/health", self.ping, methods=["GET"]),
             Route("/version", self.version, methods=["GET"]),
+            *self.v2_routes(),  # KServe's Open Inference Protocol (gateway.v2)
         ]
         app = Starlette(
             routes=routes,

@@ -89,6 +89,11 @@ ROUTES = (
     "GET /health",
     "GET /version",
     "GET /metrics",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/ready",
+    "POST /v2/models/{name}/infer",
 )
 #: The status a caller's own failure is logged with: it hung up, or was too slow to send its
 #: body (nginx's 499). Never a server error nor a client error of the variant that was asked.
@@ -414,8 +419,10 @@ def new_request_id() -> str:
 
 def error_payload(family: str, status: int, message: str, extra: dict[str, Any]) -> dict[str, Any]:
     """MLflow's error shape for invocations (``error_code``: MLflow's name, ``MLFLOW_CODES``;
-    ``mlx_code``: mlx's, which ``extra`` may make more precise, e.g. ``MODEL_ERROR``), OpenAI's
-    for everything else."""
+    ``mlx_code``: mlx's, which ``extra`` may make more precise, e.g. ``MODEL_ERROR``), the Open
+    Inference Protocol's (``{"error"}``) for ``/v2``, OpenAI's for everything else."""
+    if family == "oip":
+        return {"error": message, **extra}
     code = CODES.get(status, "ERROR")
     if family == "mlflow":
         mlflow_code = MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")

@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from starlette.responses import Response
 
 from contract import Role
 from dataplane.route import Kind
-from gateway.control import Snapshot
+from gateway.control import EndpointView, Loaded, Snapshot
 from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
@@ -126,13 +127,21 @@ class ModelRoutes(GatewayCore):
     async def _predict(
         self, call: Call, model: Servable, body: bytes, media: Media, timeout: float
     ) -> tuple[Any, list[Any]]:
-        try:
-            if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
-                return await self.batcher.run(timeout, model, body, media)
-            result: tuple[Any, list[Any]] = await self.pool.run(
-                timeout, predict_body, model, body, media
+        if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
+            return await self._predicted(
+                call, timeout, self.batcher.run(timeout, model, body, media)
             )
-            return result
+        return await self._predicted(
+            call, timeout, self.pool.run(timeout, predict_body, model, body, media)
+        )
+
+    async def _predicted(
+        self, call: Call, timeout: float, work: Awaitable[tuple[Any, list[Any]]]
+    ) -> tuple[Any, list[Any]]:
+        """``work``'s ``(request document, predictions)``; a failure as the caller's answer
+        (the seam ``gateway.v2`` predicts through too)."""
+        try:
+            return await work
         except Expired:
             raise Fail(504, f"the model did not answer within {timeout:g}s") from None
         except InputError as exc:
@@ -172,6 +181,22 @@ class ModelRoutes(GatewayCore):
             return self._failed(call, fail, "mlflow")
         except Exception as exc:
             return self._crashed(call, exc, "mlflow")
+        after = self._model_answered(
+            call, view, loaded, doc, predictions, body if media is Media.JSON else None
+        )
+        return Answer(content, 200, call.headers(), after)
+
+    def _model_answered(
+        self,
+        call: Call,
+        view: EndpointView,
+        loaded: Loaded,
+        doc: Any,
+        predictions: list[Any],
+        body: bytes | None,
+    ) -> Callable[[], None]:
+        """The ``after`` hook of a model's answer: its record and its shadow copy (``body``:
+        the request as MLflow JSON; None: ``doc`` encoded). ``gateway.v2`` answers with it."""
         latency = call.elapsed_ms()
         role = call.role.value
         kh = key_hash(call.key)
@@ -195,7 +220,7 @@ class ModelRoutes(GatewayCore):
                     ctx,
                     shadow,
                     view.route.timeout_s,
-                    body if media is Media.JSON else orjson.dumps(doc),  # the worker reads JSON
+                    body if body is not None else orjson.dumps(doc),  # the worker reads JSON
                     known_fields(
                         view,
                         self.workspace,
@@ -209,7 +234,7 @@ class ModelRoutes(GatewayCore):
                 )
                 self.metrics.shadowed(view.name, "sent" if sent else "dropped")
 
-        return Answer(content, 200, call.headers(), after)
+        return after
 
     async def root_invocations(self, request: Request) -> Response:
         """``POST /invocations`` (MLflow's scoring server, SageMaker's container): the model
