@@ -58,7 +58,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.models import decode, one_line
 from gateway.pool import DaemonPool
 from gateway.records import record
-from gateway.routing import choose, key_hash
+from gateway.routing import choose, key_hash, mirrored
 from gateway.shadow import ShadowProcess, Shadows
 from inference.records import Feedback, FeedbackError
 from inference.writer import LogWriter
@@ -185,6 +185,14 @@ class GatewayCore:
         call.client_request_id = call.request_id
         call.request_id = new_request_id()
         self.recent.claim(endpoint, call.request_id)
+
+    @staticmethod
+    def _shadow_of(view: EndpointView, call: Call) -> Loaded | None:
+        """The candidate a stable answer is mirrored to (``mirror``: a hash of the request
+        id), or None."""
+        if call.role is not Role.STABLE or view.candidate is None:
+            return None
+        return view.candidate if mirrored(view.name, view.mirror, call.request_id) else None
 
     def _route(self, call: Call, view: EndpointView, key: str | None) -> Loaded:
         call.key = key

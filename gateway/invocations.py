@@ -38,7 +38,7 @@ from gateway.inputs import InputError
 from gateway.models import Media, ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
 from gateway.records import keeps_payloads, known_fields
-from gateway.routing import key_hash, mirrored
+from gateway.routing import key_hash
 
 log = logging.getLogger("mlx.gateway")
 
@@ -200,13 +200,7 @@ class ModelRoutes(GatewayCore):
         latency = call.elapsed_ms()
         role = call.role.value
         kh = key_hash(call.key)
-        shadow = (
-            view.candidate
-            if call.role is Role.STABLE
-            and view.candidate is not None
-            and mirrored(view.name, view.mirror, call.request_id)
-            else None
-        )
+        shadow = self._shadow_of(view, call)
 
         def after() -> None:
             self._answered(
