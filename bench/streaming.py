@@ -54,6 +54,10 @@ OUT = REPO / "bench" / "out" / "streaming"
 PATHS = ("direct", "bare", "mlx")
 CONCURRENCY = (1, 16)
 QUESTION = "how do I reset my password"
+#: Every server keeps idle connections this long (uvicorn's default is 5 s): a path waits while
+#: the other two run, and a pooled connection the server closes just as the client reuses it
+#: is a ``ReadError`` — the client's race, not a broken stream.
+KEEP_ALIVE_S = 120
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,14 @@ def stub_app(port: int) -> None:
         )
 
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 # -- the bare proxy (its own process) -------------------------------------------------------------
@@ -169,7 +180,14 @@ def bare_app(port: int, upstream: str) -> None:
         )
 
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 # -- mlx serve ------------------------------------------------------------------------------------
@@ -434,7 +452,10 @@ def main() -> None:
     bare = subprocess.Popen([*me, "--bare", str(bare_port), upstream], env=env)
     mlx = Path(sys.executable).parent / "mlx"
     gw = subprocess.Popen(
-        [str(mlx), "serve", "-C", str(work / "spec"), "--port", str(mlx_port)],
+        [
+            *(str(mlx), "serve", "-C", str(work / "spec"), "--port", str(mlx_port)),
+            *("--keep-alive", str(KEEP_ALIVE_S)),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
     )
