@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -382,13 +383,36 @@ def counts(text: str) -> tuple[int, ...]:
     return out
 
 
+def streamed_records(log_url: str) -> dict[str, int]:
+    """``{endpoint: records of complete streamed answers}`` in the gateway's log (read after
+    it stopped): each should match a stream the client got whole through ``mlx``."""
+    from sqlalchemy import func, select
+
+    from inference import schema
+    from inference.store import open_log
+
+    store = open_log(log_url)
+    t = schema.inference
+    query = (
+        select(t.c.endpoint, func.count())
+        .where(t.c.status == 200, t.c.ttft_ms.is_not(None))
+        .group_by(t.c.endpoint)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    store.close()
+    return {str(e): int(n) for e, n in rows}
+
+
 async def measure(
     urls: dict[str, str],
     pids: dict[str, list[int]],
     kinds: tuple[Shape, ...],
     concurrency: tuple[int, ...],
     repeat: int,
+    whole: dict[str, int],
 ) -> dict[str, dict[int, dict[str, list[dict[str, Any]]]]]:
+    """Every run; ``whole`` counts the streams that came whole through mlx, per endpoint."""
     import httpx
 
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -398,7 +422,7 @@ async def measure(
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
         for shape in kinds:  # warm up: connections, imports, the gateway's first request
             for path in PATHS:
-                await run_once(
+                warm = await run_once(
                     client,
                     urls[path].format(name=shape.name),
                     request_body(path, shape),
@@ -406,6 +430,8 @@ async def measure(
                     4,
                     [],
                 )
+                if path == "mlx":
+                    whole[shape.name] = whole.get(shape.name, 0) + warm["streams"] - warm["bad"]
         for r in range(repeat):
             order = PATHS[r % 3 :] + PATHS[: r % 3]
             for shape in kinds:
@@ -416,6 +442,9 @@ async def measure(
                         procs = [q for p in pids[path] for q in (p, *children(p))]
                         result = await run_once(client, url, body, shape, c, procs)
                         runs[shape.name][c][path].append(result)
+                        if path == "mlx":
+                            got = result["streams"] - result["bad"]
+                            whole[shape.name] = whole.get(shape.name, 0) + got
     return runs
 
 
@@ -447,6 +476,7 @@ def main() -> None:
     stub_port, bare_port, mlx_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{stub_port}/v1"
     setup(work / "spec", upstream, kinds)
+    log_url = f"sqlite:///{work / 'spec' / '.mlx' / 'inference.db'}"
     me = [sys.executable, __file__]
     stub = subprocess.Popen([*me, "--stub", str(stub_port)], env=env)
     bare = subprocess.Popen([*me, "--bare", str(bare_port), upstream], env=env)
@@ -454,7 +484,7 @@ def main() -> None:
     gw = subprocess.Popen(
         [
             *(str(mlx), "serve", "-C", str(work / "spec"), "--port", str(mlx_port)),
-            *("--keep-alive", str(KEEP_ALIVE_S)),
+            *("--keep-alive", str(KEEP_ALIVE_S), "--log", log_url),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -468,11 +498,11 @@ def main() -> None:
     pids = {"direct": [], "bare": [bare.pid], "mlx": [gw.pid]}
     code = None
     try:
+        whole = {kinds[0].name: 1}  # the stream wait_up got whole through mlx
         for path in PATHS:
-            wait_up(
-                urls[path].format(name=kinds[0].name), request_body(path, kinds[0]), kinds[0].events
-            )
-        runs = asyncio.run(measure(urls, pids, kinds, concurrency, repeat))
+            url = urls[path].format(name=kinds[0].name)
+            wait_up(url, request_body(path, kinds[0]), kinds[0].events)
+        runs = asyncio.run(measure(urls, pids, kinds, concurrency, repeat, whole))
     finally:
         bare.terminate()
         stub.terminate()
@@ -480,13 +510,15 @@ def main() -> None:
         code = gw.wait(60)
         bare.wait(30)
         stub.wait(30)
+    logged = streamed_records(log_url)
     config = {
         "repeat": repeat,
         "concurrency": list(concurrency),
         "shapes": [asdict(s) for s in kinds],
         "quick": args.quick,
     }
-    report(runs, kinds, config, code, args.json)
+    report(runs, kinds, config, code, {"streamed": whole, "logged": logged}, args.json)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def report(
@@ -494,6 +526,7 @@ def report(
     kinds: tuple[Shape, ...],
     config: dict[str, Any],
     exit_code: int | None,
+    log: dict[str, dict[str, int]],
     as_json: bool,
 ) -> None:
     head = ("shape", "conc", "path", "TTFT p50", "p95 ms", "total p50", "p95 ms", "chunks/s")
@@ -557,6 +590,10 @@ def report(
         )
     bad = sum(results[s][c][p]["bad"] for s in results for c in results[s] for p in PATHS)
     print(f"bad streams: {bad}; gateway exit {exit_code}")
+    for name in sorted(log["streamed"]):
+        sent, kept = log["streamed"][name], log["logged"].get(name, 0)
+        flag = "" if sent == kept else "  ANOMALY: the log does not match what the client got"
+        print(f"endpoint {name}: {sent} streams came whole through mlx, {kept} logged 200{flag}")
     for s in runs:
         for c in runs[s]:
             for p in PATHS:
@@ -571,6 +608,7 @@ def report(
             "no_buffering": checks,
             "bad": bad,
             "exit": exit_code,
+            "log": log,
             "runs": runs,
         }
         print(json.dumps(doc))

@@ -51,6 +51,13 @@ def test_every_stream_of_every_path_arrived_whole_and_the_gateway_stopped_cleanl
     assert "ANOMALY" not in output["_text"]
 
 
+def test_every_stream_that_came_whole_through_mlx_was_logged_once(output: dict[str, Any]) -> None:
+    log = output["log"]
+    assert set(log["streamed"]) == {"fast", "slow"}
+    assert all(n > 0 for n in log["streamed"].values())
+    assert log["logged"] == log["streamed"]
+
+
 def test_each_shape_and_concurrency_has_the_figures_of_all_three_paths(
     output: dict[str, Any],
 ) -> None:
