@@ -1,6 +1,6 @@
 """What streaming through the gateway costs: ``mlx serve`` against a bare proxy and no proxy.
 
-    .venv/bin/python bench/streaming.py           # ~3 minutes; --repeat N --concurrency 1,16 --json
+    .venv/bin/python bench/streaming.py           # ~2 minutes; --repeat N --concurrency 1,16 --json
     .venv/bin/python bench/streaming.py --quick   # a smoke run of a few seconds
 
 The upstream is a streaming stub (Starlette on uvicorn, its own process) answering
@@ -25,7 +25,9 @@ the CPU seconds of the process between client and stub (the gateway or the bare 
 its threads and child processes) per stream. Each figure is the median over the repeats; each
 ratio (mlx/bare, mlx/direct) the median of the ratios of runs made next to each other in time
 (this machine's speed drifts between minutes). Every stream is checked to arrive whole (every
-event, then ``[DONE]``); one that does not is counted as bad and printed. Nothing is asserted.
+event, then ``[DONE]``); one that does not is counted as bad and printed. After the gateway
+stopped, its log is read: one complete streamed record (status 200, a ``ttft_ms``) per stream
+the client got whole through it, else ``ANOMALY``. Nothing is asserted.
 """
 
 from __future__ import annotations
