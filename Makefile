@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/plan_scale.py
 	$(PY) bench/eval_gate.py
 	$(PY) bench/inference_log.py
+	$(PY) bench/streaming.py
 	@if command -v wrk >/dev/null; then $(PY) bench/gateway.py; \
 	else echo "bench/gateway.py skipped: wrk is not installed (apt-get install -y wrk)"; fi
 
