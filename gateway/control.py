@@ -162,6 +162,9 @@ class Control:
         self.poll_s = poll_s
         self.on_swap = on_swap
         self.snapshot = Snapshot()
+        #: endpoints applied but not in the snapshot yet: their first version is loading (a
+        #: replica is not ready until they serve, ``GatewayCore._not_ready``)
+        self.loading: frozenset[str] = frozenset()
         self._cache: dict[tuple[Any, ...], Loaded] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -206,6 +209,14 @@ class Control:
         gone = [e for e in current.generations if e not in generations]
         if not moved and not gone:
             return False
+        self.loading = frozenset(n for n in moved if n not in current.endpoints)
+        try:
+            return self._round(current, moved, gone)
+        finally:
+            self.loading = frozenset()
+
+    def _round(self, current: Snapshot, moved: list[str], gone: list[str]) -> bool:
+        """Load what moved, drop what is gone, and swap the snapshot."""
         self.begin_round()
         endpoints = dict(current.endpoints)
         broken = dict(current.broken)

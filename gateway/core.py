@@ -473,6 +473,9 @@ class GatewayCore:
             if view.stable is None
         ]  # fmt: skip
         problems += [f"endpoint {name!r}: {b.error}" for name, b in sorted(snap.broken.items())]
+        problems += [
+            f"endpoint {name!r}: loading its first version" for name in sorted(self.control.loading)
+        ]
         health = self.writer.health()
         if not health.ok:
             problems.append(f"inference log {health.state.value}: {health.error}")

@@ -74,3 +74,18 @@ def linalg_error() -> type[Exception]:
     import numpy as np
 
     return np.linalg.LinAlgError
+
+
+class SlowToLoad:
+    """Takes ``seconds`` to unpickle (a large artifact): the replica is loading it."""
+
+    def __init__(self, seconds: float, width: int):
+        self.seconds = seconds
+        self.n_features_in_ = width
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        time.sleep(state["seconds"])
+        self.__dict__.update(state)
+
+    def predict(self, x: Any) -> list[int]:
+        return [1] * len(x)
