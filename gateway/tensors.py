@@ -317,26 +317,11 @@ def to_doc(request: InferRequest, schema: InputSchema | None) -> dict[str, Any]:
             f"input tensor {request.inputs[0].name!r}: this model takes its {schema.width} "
             f"columns by position: send one 2-D tensor of shape [n, {schema.width}]"
         )
-    rows: int | None = None
     columns: dict[str, list[Any]] = {}
     kinds = {c.name: c.type for c in schema.columns} if schema is not None else {}
+    first = request.inputs[0]
     for t in request.inputs:
-        if names is not None and t.name not in names:
-            raise TensorError(
-                f"input tensor {t.name!r} is not an input of this model (its inputs: "
-                f"{', '.join(names)})"
-            )
-        if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1):
-            raise TensorError(
-                f"input tensor {t.name!r} has shape {list(t.shape)}: a column is [n] or [n, 1]"
-            )
-        if rows is None:
-            rows = t.shape[0]
-        elif t.shape[0] != rows:
-            first = request.inputs[0].name
-            raise TensorError(
-                f"input tensor {t.name!r} has {t.shape[0]} rows, but {first!r} has {rows}"
-            )
+        _column_tensor(t, names, first)
         _fits(t, kinds.get(t.name), repr(t.name))
         columns[t.name] = t.data
     if names is not None:
@@ -348,6 +333,25 @@ def to_doc(request: InferRequest, schema: InputSchema | None) -> dict[str, Any]:
             )
         columns = {n: columns[n] for n in names}
     return {"inputs": columns}
+
+
+def _column_tensor(t: Tensor, names: tuple[str, ...] | None, first: Tensor) -> None:
+    """``TensorError`` unless ``t`` is one of the model's columns, shaped [n] or [n, 1], with
+    as many rows as the request's first tensor."""
+    if names is not None and t.name not in names:
+        raise TensorError(
+            f"input tensor {t.name!r} is not an input of this model (its inputs: "
+            f"{', '.join(names)})"
+        )
+    if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1):
+        raise TensorError(
+            f"input tensor {t.name!r} has shape {list(t.shape)}: a column is [n] or [n, 1]"
+        )
+    if t.shape[0] != first.shape[0]:
+        raise TensorError(
+            f"input tensor {t.name!r} has {t.shape[0]} rows, but {first.name!r} has "
+            f"{first.shape[0]}"
+        )
 
 
 def _frame(t: Tensor, schema: InputSchema | None, names: tuple[str, ...] | None) -> dict[str, Any]:
