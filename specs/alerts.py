@@ -1,4 +1,8 @@
-"""``alerts``: channels that receive alerts (file, webhook, Slack, SNS)."""
+"""``alerts``: channels that receive alerts (file, webhook, Slack, SNS, PagerDuty).
+
+Every channel takes the lifecycle's fields (SPEC.md, ``alerts``): ``repeat_interval``
+(default 4h: how long a firing alert stays quiet) and ``send_resolved`` (default true).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from specs.base import Resource, replace_field
+from specs.base import Duration, Resource, replace_field
 from specs.kinds import Kind
 
 Severity = Literal["info", "warning", "critical"]
@@ -17,6 +21,10 @@ class AlertBase(Resource):
     computed: ClassVar[tuple[str, ...]] = ("channel_id",)
 
     severity: Severity = "warning"
+    repeat_interval: Duration = Field(
+        "4h", description="A firing alert notifies again after this long (default 4h)."
+    )
+    send_resolved: bool = Field(True, description="Notify once when a firing alert recovers.")
 
 
 class FileAlert(AlertBase):
@@ -59,7 +67,24 @@ class SnsAlert(AlertBase):
     endpoint_url: str | None = None
 
 
-Alert = Annotated[FileAlert | WebhookAlert | SlackAlert | SnsAlert, Field(discriminator="type")]
+class PagerDutyAlert(AlertBase):
+    """PagerDuty Events API v2: ``trigger`` when an alert fires, ``resolve`` when it recovers,
+    ``dedup_key`` = the alert key. ``routing_key`` is a secret: write ``${env.X}``."""
+
+    type: Literal["pagerduty"] = replace_field(...)
+    routing_key: str = Field(..., min_length=1, description="The integration key (a secret).")
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="Events API base URL (default https://events.pagerduty.com).",
+    )
+    timeout_s: float | None = Field(None, gt=0, description="Default 10 s.")
+
+
+Alert = Annotated[
+    FileAlert | WebhookAlert | SlackAlert | SnsAlert | PagerDutyAlert,
+    Field(discriminator="type"),
+]
 
 
 KIND = Kind("alerts", Alert, order=90)
