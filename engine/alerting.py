@@ -13,6 +13,7 @@ dropped, ``mlx alerts`` lists both.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -28,8 +29,8 @@ from alerts.delivery import (
 )
 from common.diagnostics import MlxError
 from common.durations import DurationError, parse_duration
-from contract import AlertMessage, DeliveryError, Peers, ProviderError
-from state.alerting import AlertStore, Delivery, DeliveryStatus, Outbox
+from contract import AlertMessage, DeliveryError, Peers, ProviderError, iso
+from state.alerting import AlertStore, Delivery, DeliveryStatus, Outbox, Silence
 
 Clock = Callable[[], float]
 
@@ -272,3 +273,87 @@ def _fields(record: AlertRecord) -> dict[str, Any]:
 
 def _last(row: dict[str, Any] | None) -> dict[str, Any]:
     return dict(row["message"]) if row else {}
+
+
+# -- what `mlx alerts` shows and does ------------------------------------------------------
+def overview(store: AlertStore, now: float) -> dict[str, Any]:
+    """Firing, pending, undelivered (queued, retrying or failed for good) and silenced."""
+    rows = store.alerts()
+
+    def alert(row: dict[str, Any]) -> dict[str, Any]:
+        message = row["message"] or {}
+        return {
+            "key": row["key"],
+            "resource": row["resource"],
+            "version": row["version"],
+            "signal": row["signal"],
+            "state": row["state"],
+            "condition": row["condition"],
+            "streak": row["streak"],
+            "since": iso(row["since"]),
+            "notified_at": iso(row["notified_at"]),
+            "title": message.get("title"),
+            "owner": message.get("owner"),
+            "investigate": message.get("investigate"),
+            "silenced": any(s.matches(row["key"]) for s in active),
+        }
+
+    active = store.silences(now)
+    undelivered = [
+        {
+            "id": o.id,
+            "key": o.alert_key,
+            "channel": o.channel,
+            "kind": o.kind,
+            "status": "undeliverable"
+            if o.status == DeliveryStatus.FAILED
+            else "retrying"
+            if o.attempts
+            else "queued",
+            "attempts": o.attempts,
+            "next_attempt_at": None
+            if o.status == DeliveryStatus.FAILED
+            else iso(o.next_attempt_at),
+            "last_error": o.last_error,
+            "created_at": iso(o.created_at),
+        }
+        for o in store.outbox(DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+    ]
+    return {
+        "firing": [alert(r) for r in rows if r["state"] == AlertState.FIRING],
+        "pending": [alert(r) for r in rows if r["state"] == AlertState.PENDING],
+        "undelivered": undelivered,
+        "silenced": [
+            {
+                "matcher": s.matcher,
+                "until": iso(s.until),
+                "reason": s.reason,
+                "who": s.who,
+                "created_at": iso(s.created_at),
+            }
+            for s in active
+        ],
+    }
+
+
+_KEY = re.compile(r"^[a-z][a-z0-9_-]*\.[A-Za-z0-9_.-]+(@[^/\s]+)?(/[A-Za-z0-9_.-]+)?\*?$")
+
+
+def silence(
+    store: AlertStore, matcher: str, duration: str, reason: str | None, who: str, now: float
+) -> tuple[Silence, int]:
+    """Silence alerts matching ``matcher`` (a key, or a prefix ending in ``*``) for
+    ``duration``; also how many known alerts it matches now."""
+    if not _KEY.match(matcher):
+        raise AlertingError(
+            f"{matcher!r} is not an alert key: write RESOURCE[@VERSION]/SIGNAL "
+            "(`mlx alerts` lists them), or a prefix ending in * (monitors.fraud*)"
+        )
+    try:
+        seconds = parse_duration(duration)
+    except DurationError as exc:
+        raise AlertingError(f"--for {duration!r}: {exc}") from None
+    if seconds <= 0:
+        raise AlertingError(f"--for {duration!r}: a silence must last longer than 0s")
+    made = store.silence(matcher, now + seconds, reason, who)
+    return made, sum(made.matches(r["key"]) for r in store.alerts())
