@@ -129,6 +129,7 @@ class Alerting:
                 _fields(taken.record),
                 stored,
                 deliveries,
+                now,
             ):
                 return taken
         raise AlertingError(f"alert {key}: too many concurrent updates; try again")
@@ -179,7 +180,7 @@ class Alerting:
             ik = idempotency_key(key, "event", at, channel)
             payload = message_json(replace(sent, idempotency_key=ik))
             delivery = Delivery(channel, "event", payload, ik, status)
-            new += self.store.enqueue(str(key), delivery, self.clock())
+            new += self.store.enqueue(str(key), delivery, at)
         return new
 
     # -- delivery -------------------------------------------------------------------------
@@ -357,3 +358,25 @@ def silence(
         raise AlertingError(f"--for {duration!r}: a silence must last longer than 0s")
     made = store.silence(matcher, now + seconds, reason, who)
     return made, sum(made.matches(r["key"]) for r in store.alerts())
+
+
+def through_outbox(engine: Any, workspace: str) -> Callable[[Any, str, AlertMessage], None]:
+    """``EnginePeers.outbox``: a one-shot alert with a key (a rollout aborted or paused) is
+    enqueued once, then what is due is delivered; if its own delivery failed, the
+    ``ProviderError`` says so — and that it is kept and retried by a later run."""
+
+    def send(peers: Any, channel: str, message: AlertMessage) -> None:
+        alerting = Alerting(AlertStore(engine, workspace), peers)
+        labels = message.labels
+        key = AlertKey(
+            labels.get("resource") or message.source or channel,
+            labels.get("signal") or "alert",
+            labels.get("version"),
+        )
+        alerting.event(key, message, [channel], at=alerting.clock())
+        report = alerting.deliver()
+        for row, why in [*report.retrying, *report.failed]:
+            if row.alert_key == str(key) and row.channel == channel:
+                raise ProviderError(f"{why} (kept in the outbox: `mlx alerts` lists it)")
+
+    return send

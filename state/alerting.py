@@ -117,9 +117,11 @@ class AlertStore:
         record: dict[str, Any],
         message: dict[str, Any],
         deliveries: list[Delivery],
+        now: float,
     ) -> bool:
         """Write the alert's new ``record`` and its ``deliveries`` in one transaction, only if
-        the row is still at ``read_rev`` (``None``: there was no row). False: another run
+        the row is still at ``read_rev`` (``None``: there was no row); the deliveries are due
+        at ``now`` (the run's time). False: another run
         moved it first — read it again and decide again."""
         values = {f: record[f] for f in RECORD_FIELDS}
         values |= {"message": json.dumps(message, sort_keys=True, default=str)}
@@ -144,7 +146,6 @@ class AlertStore:
                     ).rowcount
                     if moved != 1:
                         raise _Lost
-                now = _now()
                 for d in deliveries:
                     conn.execute(
                         insert(_O).values(
