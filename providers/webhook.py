@@ -267,7 +267,7 @@ def post_json(
         raise DeliveryError(
             f"{who}: {what} at {host} answered HTTP {response.status}{after}"
             + (f": {detail[0]}" if detail else ""),
-            retryable=response.status in RETRY_STATUSES,
+            retryable=response.status == 429 or response.status >= 500,
             retry_after=retry_after,
         )
 

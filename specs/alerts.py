@@ -6,14 +6,17 @@ Every channel takes the lifecycle's fields (SPEC.md, ``alerts``): ``repeat_inter
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from specs.base import Duration, Resource, replace_field
 from specs.kinds import Kind
 
 Severity = Literal["info", "warning", "critical"]
+#: a secret field's only accepted form: the whole value is one environment variable
+_ENV_ONLY = re.compile(r"^\$\{env\.[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 class AlertBase(Resource):
@@ -72,13 +75,26 @@ class PagerDutyAlert(AlertBase):
     ``dedup_key`` = the alert key. ``routing_key`` is a secret: write ``${env.X}``."""
 
     type: Literal["pagerduty"] = replace_field(...)
-    routing_key: str = Field(..., min_length=1, description="The integration key (a secret).")
+    routing_key: str = Field(
+        ...,
+        min_length=1,
+        description="The integration key: a secret, written as `${env.X}` only.",
+    )
     url: str | None = Field(
         None,
         min_length=1,
         description="Events API base URL (default https://events.pagerduty.com).",
     )
     timeout_s: float | None = Field(None, gt=0, description="Default 10 s.")
+
+    @field_validator("routing_key")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if not _ENV_ONLY.match(value):
+            raise ValueError(
+                "routing_key is a secret: write it as ${env.NAME} (never in clear in the spec)"
+            )
+        return value
 
 
 Alert = Annotated[
