@@ -92,7 +92,9 @@ def test_trigger_then_resolve_with_the_alert_key_as_dedup_key(
     }
 
 
-@pytest.mark.parametrize(("status", "final"), [(400, True), (403, True), (429, False), (502, False)])
+@pytest.mark.parametrize(
+    ("status", "final"), [(400, True), (403, True), (429, False), (502, False)]
+)
 def test_only_429_and_5xx_are_retried(
     tmp_path: Path, store: AlertStore, channel: Channel, status: int, final: bool
 ) -> None:
