@@ -65,12 +65,14 @@ def plan(
     *,
     memo: bool = False,
     with_spec: bool = False,
+    with_values: bool = False,
     live_refresh: bool = False,
     progress: Echo | None = None,
 ) -> Plan:
     """Plan; with ``memo``, record a converged result for ``engine.plan.memo``.
 
     ``live_refresh`` first reads every recorded object (``mlx plan --refresh``).
+    ``with_values``: the records and declarations the JSON plan shows (``PlanValues``).
     """
     session.graph  # noqa: B018 - a broken spec is reported before state is opened
     reader = session.reader()
@@ -87,7 +89,7 @@ def plan(
                 update={"drift": statuses}
             )
         the_plan = Planner(session, options, drift=drift, reader=reader, progress=progress).build(
-            providers=providers, with_spec=with_spec
+            providers=providers, with_spec=with_spec, with_values=with_values
         )
         if memo and _memoizable(the_plan):
             files = providers.plan_inputs()

@@ -18,8 +18,11 @@ Modules, one job each:
   ``predict``), ``shadow`` + ``worker`` (shadow copies; the low-priority
   process model copies run in)
 * ``http`` (answers, errors, request ids, dispatch), ``core`` (the shared steps, health,
-  metrics, feedback), ``invocations`` and ``chat`` (the endpoint routes), ``app`` (all of
-  them), ``server`` (uvicorn, graceful SIGTERM)
+  metrics, feedback), ``invocations`` and ``chat`` (the endpoint routes), ``streaming``
+  (server-sent events passed on, replayed from the cache), ``openai_root`` (one OpenAI base
+  URL: ``/v1/chat/completions``, ``/v1/models``), ``retry_advice`` (``x-should-retry``),
+  ``v2`` + ``tensors`` (KServe's Open Inference Protocol), ``app`` (all of them), ``server``
+  (uvicorn, graceful SIGTERM)
 
 Nothing here is imported by ``mlx --help``: ``engine/commands/serve.py`` imports it when the
 command runs.

@@ -8,6 +8,9 @@
 ``GET /v1/models``, ``/v1/models/{m}``    the prompt endpoints, as OpenAI lists models
 ``GET /healthz``, ``GET /readyz``         liveness + variant and log health; readiness
 ``GET /metrics``                          Prometheus text
+``POST /invocations``                     the one model endpoint (or ``--default-endpoint``)
+``GET /ping``, ``/health``, ``/version``  MLflow's scoring server: readiness; mlx's version
+``/v2/…``                                 models: KServe's Open Inference Protocol (``v2``)
 ========================================  ================================================
 
 A path with a trailing slash is routed as the path without it (``FastPath``): Starlette's
@@ -34,9 +37,10 @@ from starlette.routing import Route
 from gateway.http import FastPath
 from gateway.invocations import ModelRoutes
 from gateway.openai_root import OpenAIRoutes
+from gateway.v2 import V2Routes
 
 
-class Gateway(ModelRoutes, OpenAIRoutes):
+class Gateway(V2Routes, ModelRoutes, OpenAIRoutes):
     """The whole gateway: ``app()`` is the ASGI application ``gateway.server`` runs."""
 
     def app(self, lifespan: Any = None) -> FastPath:
@@ -50,6 +54,11 @@ class Gateway(ModelRoutes, OpenAIRoutes):
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_route, methods=["GET"]),
+            Route("/invocations", self.root_invocations, methods=["POST"]),
+            Route("/ping", self.ping, methods=["GET"]),
+            Route("/health", self.ping, methods=["GET"]),
+            Route("/version", self.version, methods=["GET"]),
+            *self.v2_routes(),  # KServe's Open Inference Protocol (gateway.v2)
         ]
         app = Starlette(
             routes=routes,

@@ -31,7 +31,7 @@ from gateway.inputs import InputError
 from gateway.models import decode, one_line
 from gateway.prompts import Prepared
 from gateway.retry_advice import NO_RETRY, caller_should_not_retry
-from gateway.routing import key_hash, mirrored
+from gateway.routing import key_hash
 
 log = logging.getLogger("mlx.gateway")
 
@@ -92,13 +92,7 @@ class ChatRoutes(GatewayCore):
         role = call.role.value
         kh = key_hash(call.key)
         inputs = _chat_inputs(doc)
-        shadow = (
-            view.candidate
-            if call.role is Role.STABLE
-            and view.candidate is not None
-            and mirrored(view.name, view.mirror, call.request_id)
-            else None
-        )
+        shadow = self._shadow_of(view, call)
         requested = prepared.model
 
         def after() -> None:
@@ -239,13 +233,7 @@ class ChatRoutes(GatewayCore):
                 aclose = opened.aclose
         role = call.role.value
         kh = key_hash(call.key)
-        shadow = (
-            view.candidate
-            if call.role is Role.STABLE
-            and view.candidate is not None
-            and mirrored(view.name, view.mirror, call.request_id)
-            else None
-        )
+        shadow = self._shadow_of(view, call)
         ttl = view.route.cache.ttl_s if view.route.cache is not None else None
 
         def error_body(status: int, public: str) -> bytes:

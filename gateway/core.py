@@ -58,7 +58,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.models import decode, one_line
 from gateway.pool import DaemonPool
 from gateway.records import record
-from gateway.routing import choose, key_hash
+from gateway.routing import choose, key_hash, mirrored
 from gateway.shadow import ShadowProcess, Shadows
 from inference.records import Feedback, FeedbackError
 from inference.writer import LogWriter
@@ -90,8 +90,12 @@ class GatewayCore:
         durability: Durability = Durability.BATCHED,
         log_waits: LogWaits | None = None,
         recent_ids: int = DEFAULT_CAPACITY,
+        default_endpoint: str | None = None,
     ):
         self.control = control
+        #: the model endpoint ``POST /invocations`` answers for (``mlx serve
+        #: --default-endpoint``); None: the only one served
+        self.default_endpoint = default_endpoint
         self.writer = writer
         self.workspace = workspace
         self.bearer = bearer
@@ -181,6 +185,14 @@ class GatewayCore:
         call.client_request_id = call.request_id
         call.request_id = new_request_id()
         self.recent.claim(endpoint, call.request_id)
+
+    @staticmethod
+    def _shadow_of(view: EndpointView, call: Call) -> Loaded | None:
+        """The candidate a stable answer is mirrored to (``mirror``: a hash of the request
+        id), or None."""
+        if call.role is not Role.STABLE or view.candidate is None:
+            return None
+        return view.candidate if mirrored(view.name, view.mirror, call.request_id) else None
 
     def _route(self, call: Call, view: EndpointView, key: str | None) -> Loaded:
         call.key = key
@@ -430,6 +442,30 @@ class GatewayCore:
             orjson.dumps(doc), 503 if problems else 200, [(b"x-request-id", rid.encode())]
         )
 
+    async def ping(self, request: Request) -> Response:
+        """``GET /ping`` and ``GET /health`` (MLflow's scoring server, SageMaker's container
+        contract): readiness, in MLflow's words — 200 with a body of one newline when every
+        endpoint is loaded and the log is written (``_not_ready``); else 503 and ``/readyz``'s
+        document (MLflow's server, which holds one loaded model, never says no)."""
+        problems = self._not_ready()
+        headers = [(b"x-request-id", request_id(request.headers.get("x-request-id")).encode())]
+        if not problems:
+            return Answer(b"\n", 200, headers)
+        doc: dict[str, Any] = {"status": "not ready"}
+        if self.bearer.allows(request.headers.get("authorization")):
+            doc["problems"] = problems
+        return Answer(orjson.dumps(doc), 503, headers)
+
+    async def version(self, request: Request) -> Response:
+        """``GET /version``: mlx's version as plain text (MLflow's server answers its own)."""
+        rid = request_id(request.headers.get("x-request-id"))
+        return Answer(
+            mlx_version().encode(),
+            200,
+            [(b"x-request-id", rid.encode())],
+            content_type=(b"content-type", b"text/plain; charset=utf-8"),
+        )
+
     def _not_ready(self) -> list[str]:
         snap = self.control.snapshot
         problems = [
@@ -478,9 +514,20 @@ class GatewayCore:
             else f"{request.method} is not allowed on {request.url.path}; "
             f"routes: {', '.join(ROUTES)}"
         )
+        family = "mlflow" if request.url.path.endswith("/invocations") else "plain"
         return self._failed(
-            call, Fail(status, message, logged=False, extra={"routes": list(ROUTES)}), "plain"
+            call, Fail(status, message, logged=False, extra={"routes": list(ROUTES)}), family
         )
+
+
+def mlx_version() -> str:
+    """The installed mlx's version (``mlxctl``'s distribution), or ``unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlxctl")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _view_health(view: EndpointView) -> dict[str, Any]:

@@ -51,8 +51,33 @@ CODES = {
     503: "UNAVAILABLE",
     504: "TIMEOUT",
 }
+#: MLflow's ``ErrorCode`` name (``mlflow.protos.databricks_pb2``) of each status, for the
+#: ``error_code`` of an MLflow-shaped error: a name MLflow's clients know, whose status in
+#: MLflow's own table (``mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS``) is the one answered
+#: where MLflow has one; where it has none (405, 408, 413, 415, 502) the nearest name of the
+#: same class, so that ``RestException`` never turns a caller's error into a generic 500.
+#: mlx's own code (``CODES``) goes beside it as ``mlx_code``.
+MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "BAD_REQUEST",
+    408: "BAD_REQUEST",
+    409: "RESOURCE_CONFLICT",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    499: "CANCELLED",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+    502: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 ROUTES = (
     "POST /endpoints/{name}/invocations",
+    "POST /invocations",
     "POST /endpoints/{name}/v1/chat/completions",
     "POST /endpoints/{name}/feedback",
     "POST /v1/chat/completions",
@@ -60,7 +85,15 @@ ROUTES = (
     "GET /v1/models/{model}",
     "GET /healthz",
     "GET /readyz",
+    "GET /ping",
+    "GET /health",
+    "GET /version",
     "GET /metrics",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/ready",
+    "POST /v2/models/{name}/infer",
 )
 #: The status a caller's own failure is logged with: it hung up, or was too slow to send its
 #: body (nginx's 499). Never a server error nor a client error of the variant that was asked.
@@ -385,10 +418,15 @@ def new_request_id() -> str:
 
 
 def error_payload(family: str, status: int, message: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """MLflow's error shape for invocations, OpenAI's for everything else."""
+    """MLflow's error shape for invocations (``error_code``: MLflow's name, ``MLFLOW_CODES``;
+    ``mlx_code``: mlx's, which ``extra`` may make more precise, e.g. ``MODEL_ERROR``), the Open
+    Inference Protocol's (``{"error"}``) for ``/v2``, OpenAI's for everything else."""
+    if family == "oip":
+        return {"error": message, **extra}
     code = CODES.get(status, "ERROR")
     if family == "mlflow":
-        return {"error_code": code, "message": message, **extra}
+        mlflow_code = MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
+        return {"error_code": mlflow_code, "message": message, "mlx_code": code, **extra}
     kind = "invalid_request_error" if status < 500 else "server_error"
     return {"error": {"message": message, "type": kind, "code": code.lower(), **extra}}
 

@@ -21,6 +21,7 @@ model raises afterwards is the model's failure, not the caller's.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -208,6 +209,36 @@ def _unique(where: str, names: Sequence[str]) -> None:
         seen.add(n)
 
 
+# -- JSON, with the NaN and Infinity that MLflow's client writes ---------------------------------
+#: The literals Python's ``json`` (and so MLflow's client, ``dump_input_data``) writes for
+#: float values JSON has no word for; orjson refuses them.
+NON_FINITE = (b"NaN", b"Infinity")
+
+
+def loads_json(body: bytes) -> Any:
+    """A JSON request body: orjson's parse; only when orjson refuses the body and it holds
+    ``NaN`` or ``Infinity`` (``-Infinity``), Python's ``json``, which reads those as floats.
+    What the tolerant parse takes must otherwise be what orjson takes (it re-encodes the
+    result: a lone surrogate or an integer beyond 64 bits stays refused), so the request,
+    the record and the shadow copy read the same document. ``InputError``: orjson's reason."""
+    import orjson
+
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        refused = exc
+    if not any(literal in body for literal in NON_FINITE):
+        raise InputError(f"malformed JSON: {refused}")
+    import json
+
+    try:
+        doc = json.loads(body)
+        orjson.dumps(doc)
+    except (ValueError, TypeError, orjson.JSONEncodeError):
+        raise InputError(f"malformed JSON: {refused}") from None
+    return doc
+
+
 # -- CSV (text/csv, as MLflow's scoring server takes it) -------------------------------------------
 class CsvDocument(dict[str, Any]):
     """A ``text/csv`` body as the ``dataframe_split`` it is: a header row names the columns,
@@ -216,8 +247,14 @@ class CsvDocument(dict[str, Any]):
 
 
 def parse_csv(body: bytes) -> CsvDocument:
-    """A CSV body with a header row; ``InputError`` naming the row that is wrong."""
+    """A CSV body with a header row; ``InputError`` naming the line that is wrong.
+
+    Stricter than ``pandas.read_csv`` (MLflow's reader) in two places: a row with fewer
+    values than the header is refused (pandas fills the rest with NaN: a value lost in
+    transit would become a silent missing value), and a first row of numbers is refused as a
+    header (it is data: the header is missing). Blank lines are skipped, as pandas does."""
     import csv
+    import io
 
     try:
         text = body.decode("utf-8-sig")
@@ -225,20 +262,50 @@ def parse_csv(body: bytes) -> CsvDocument:
         raise InputError(
             f"the CSV body is not UTF-8 text: {exc.reason} at byte {exc.start}"
         ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    data: list[list[str]] = []
     try:
-        lines = [row for row in csv.reader(text.splitlines()) if row]
+        for row in reader:
+            if not row:
+                continue
+            if header is None:
+                header = _csv_header(row)
+            elif len(row) != len(header):
+                raise InputError(
+                    f"CSV line {reader.line_num} (data row {len(data)}) has {len(row)} "
+                    f"value{'s' if len(row) != 1 else ''}, but the header names "
+                    f"{len(header)} column{'s' if len(header) != 1 else ''} ({_names(header)})"
+                )
+            else:
+                data.append(row)
     except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}") from None
-    if not lines:
+        raise InputError(f"malformed CSV at line {reader.line_num}: {exc}") from None
+    if header is None:
         raise InputError("the CSV body is empty: it needs a header row naming the columns")
-    header, data = lines[0], lines[1:]
-    _unique("the CSV header", header)
-    for i, row in enumerate(data, start=1):
-        if len(row) != len(header):
-            raise InputError(
-                f"CSV row {i} has {len(row)} values, but the header names {len(header)} columns"
-            )
     return CsvDocument(dataframe_split={"columns": header, "data": data})
+
+
+def _csv_header(row: list[str]) -> list[str]:
+    _unique("the CSV header", row)
+    numbers = [cell for cell in row if _number(cell)]
+    if numbers and len(numbers) == len(row):
+        raise InputError(
+            f"the CSV's first line ({', '.join(row[:6])}{', …' if len(row) > 6 else ''}) "
+            "holds numbers: it must be a header row naming the columns"
+        )
+    for c, name in enumerate(row):
+        if not name.strip():
+            raise InputError(f"the CSV header's column {c} has no name")
+    return row
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 # -- against a model's input schema ----------------------------------------------------------------
@@ -394,9 +461,16 @@ def check_values(
         return
     checks = [_CHECKS[c.type] if c.type is not None else None for c in schema.columns]
     nullable = [c.nullable for c in schema.columns]
+    kinds = [c.type for c in schema.columns]
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
-            if v is None or (v.__class__ is float and v != v):  # null, or NaN
+            if v.__class__ is float and not math.isfinite(v) and kinds[c] not in _NON_FINITE_OK:
+                raise InputError(
+                    f"{fmt}: column {_label(columns, c)} is {kinds[c]}, but row {r} has "
+                    f"{_show_float(v)}, which only a float column takes (send null for a "
+                    "missing value)"
+                )
+            if v is None or (v.__class__ is float and v != v):  # null, or NaN (missing)
                 if not nullable[c]:
                     raise InputError(
                         f"{fmt}: column {_label(columns, c)} takes no nulls, but row {r} has "
@@ -413,12 +487,23 @@ def check_values(
 
 
 def _all_numbers(rows: list[list[Any]]) -> bool:
+    """Every value an int or a float other than NaN (a missing value: checked slowly)."""
     for row in rows:
         for v in row:
             cls = v.__class__
-            if cls is not float and cls is not int:
+            if cls is not int and (cls is not float or v != v):
                 return False
     return True
+
+
+#: the columns that take NaN and the infinities (``math.isfinite`` false): floats, and
+#: untyped ones (the model judges them)
+_NON_FINITE_OK = frozenset({ColumnType.FLOAT, None})
+
+
+def _show_float(v: float) -> str:
+    """A non-finite float as JSON's extension writes it (``NaN``, ``Infinity``)."""
+    return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
 
 
 def _is_float(v: Any) -> bool:
@@ -462,6 +547,15 @@ def typed(
 
 
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
+#: the cells ``pandas.read_csv`` (MLflow's CSV reader) reads as missing by default
+#: (``pandas._libs.parsers.STR_NA_VALUES``); in a string column only the empty cell is
+#: missing here (pandas would turn the text "NA", Namibia, into NaN)
+MISSING = frozenset(
+    {
+        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip
 
 
 def _read_cell(cell: Any, kind: ColumnType | None) -> Any:
@@ -471,10 +565,12 @@ def _read_cell(cell: Any, kind: ColumnType | None) -> Any:
         return None
     if kind is ColumnType.STRING:
         return cell
+    if cell in MISSING:
+        return None
     if kind is ColumnType.FLOAT:
-        return float(cell)
+        return _float(cell)
     if kind is ColumnType.INT:
-        number = float(cell)
+        number = _float(cell)
         if not number.is_integer():
             raise ValueError(cell)
         return int(number)
@@ -486,18 +582,28 @@ def _read_cell(cell: Any, kind: ColumnType | None) -> Any:
     return guess(cell)
 
 
+def _float(cell: str) -> float:
+    """A CSV cell as a float, as pandas reads one (``1e3``, ``inf``, ``-Infinity``; not
+    Python's ``1_000``)."""
+    if "_" in cell:
+        raise ValueError(cell)
+    return float(cell)
+
+
 def guess(cell: str) -> Any:
-    """An untyped CSV cell: an int, a float, a boolean (true/false), else the text."""
-    if cell == "":
+    """An untyped CSV cell: missing (``MISSING``), an int, a float, a boolean (true/false),
+    else the text."""
+    if cell in MISSING:
         return None
-    try:
-        return int(cell)
-    except ValueError:
-        pass
-    try:
-        return float(cell)
-    except ValueError:
-        pass
+    if "_" not in cell:
+        try:
+            return int(cell)
+        except ValueError:
+            pass
+        try:
+            return float(cell)
+        except ValueError:
+            pass
     low = cell.lower()
     if low in ("true", "false"):
         return low == "true"

@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,18 +31,19 @@ from starlette.responses import Response
 
 from contract import Role
 from dataplane.route import Kind
-from gateway.control import Snapshot
+from gateway.control import EndpointView, Loaded, Snapshot
 from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, new_call
 from gateway.inputs import InputError
 from gateway.models import Media, ModelFailure, Servable, SklearnModel, predict_body
 from gateway.pool import Expired
 from gateway.records import keeps_payloads, known_fields
-from gateway.routing import key_hash, mirrored
+from gateway.routing import key_hash
 
 log = logging.getLogger("mlx.gateway")
 
-#: the ``error_code`` of a model's own failure (the caller's request passed its schema)
+#: the ``mlx_code`` of a model's own failure (the caller's request passed its schema); its
+#: ``error_code`` is MLflow's ``INTERNAL_ERROR``
 MODEL_ERROR = "MODEL_ERROR"
 ACCEPTED = (Media.JSON.value, Media.CSV.value)
 
@@ -125,13 +127,21 @@ class ModelRoutes(GatewayCore):
     async def _predict(
         self, call: Call, model: Servable, body: bytes, media: Media, timeout: float
     ) -> tuple[Any, list[Any]]:
-        try:
-            if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
-                return await self.batcher.run(timeout, model, body, media)
-            result: tuple[Any, list[Any]] = await self.pool.run(
-                timeout, predict_body, model, body, media
+        if self.batcher is not None and isinstance(model, SklearnModel) and model.batchable:
+            return await self._predicted(
+                call, timeout, self.batcher.run(timeout, model, body, media)
             )
-            return result
+        return await self._predicted(
+            call, timeout, self.pool.run(timeout, predict_body, model, body, media)
+        )
+
+    async def _predicted(
+        self, call: Call, timeout: float, work: Awaitable[tuple[Any, list[Any]]]
+    ) -> tuple[Any, list[Any]]:
+        """``work``'s ``(request document, predictions)``; a failure as the caller's answer
+        (the seam ``gateway.v2`` predicts through too)."""
+        try:
+            return await work
         except Expired:
             raise Fail(504, f"the model did not answer within {timeout:g}s") from None
         except InputError as exc:
@@ -150,7 +160,7 @@ class ModelRoutes(GatewayCore):
             500,
             f"endpoint {name!r} version {version}: {exc}",
             detail=exc.detail,
-            extra={"error_code": MODEL_ERROR},  # MLflow's field: overrides the status's code
+            extra={"mlx_code": MODEL_ERROR},  # error_code stays MLflow's INTERNAL_ERROR
         )
 
     # -- models ----------------------------------------------------------------------------
@@ -171,16 +181,26 @@ class ModelRoutes(GatewayCore):
             return self._failed(call, fail, "mlflow")
         except Exception as exc:
             return self._crashed(call, exc, "mlflow")
+        after = self._model_answered(
+            call, view, loaded, doc, predictions, body if media is Media.JSON else None
+        )
+        return Answer(content, 200, call.headers(), after)
+
+    def _model_answered(
+        self,
+        call: Call,
+        view: EndpointView,
+        loaded: Loaded,
+        doc: Any,
+        predictions: list[Any],
+        body: bytes | None,
+    ) -> Callable[[], None]:
+        """The ``after`` hook of a model's answer: its record and its shadow copy (``body``:
+        the request as MLflow JSON; None: ``doc`` encoded). ``gateway.v2`` answers with it."""
         latency = call.elapsed_ms()
         role = call.role.value
         kh = key_hash(call.key)
-        shadow = (
-            view.candidate
-            if call.role is Role.STABLE
-            and view.candidate is not None
-            and mirrored(view.name, view.mirror, call.request_id)
-            else None
-        )
+        shadow = self._shadow_of(view, call)
 
         def after() -> None:
             self._answered(
@@ -194,7 +214,7 @@ class ModelRoutes(GatewayCore):
                     ctx,
                     shadow,
                     view.route.timeout_s,
-                    body if media is Media.JSON else orjson.dumps(doc),  # the worker reads JSON
+                    body if body is not None else orjson.dumps(doc),  # the worker reads JSON
                     known_fields(
                         view,
                         self.workspace,
@@ -208,7 +228,28 @@ class ModelRoutes(GatewayCore):
                 )
                 self.metrics.shadowed(view.name, "sent" if sent else "dropped")
 
-        return Answer(content, 200, call.headers(), after)
+        return after
+
+    async def root_invocations(self, request: Request) -> Response:
+        """``POST /invocations`` (MLflow's scoring server, SageMaker's container): the model
+        endpoint ``root_endpoint`` picks, answered as ``POST /endpoints/{name}/invocations``
+        is — the same record, headers and errors."""
+        self.busy.inflight += 1
+        try:
+            try:
+                self._authorize(request)
+                name = root_endpoint(self.control.snapshot, self.default_endpoint)
+            except Fail as fail:
+                call = new_call(request)
+                if fail.status == 404:
+                    self.metrics.refused("unknown_endpoint")
+                return self._failed(call, fail, "mlflow")
+            request.scope["path_params"] = {"name": name}
+            response = await self.invocations(request)
+            await self.before_send(request.scope, request.receive, response)
+            return response
+        finally:
+            self.busy.inflight -= 1
 
     def _model_shadow_answer(self, ctx: Any, meta: dict[str, Any]) -> None:
         view, loaded, call, kh, doc, ts = ctx
@@ -236,6 +277,36 @@ class ModelRoutes(GatewayCore):
         self.metrics.shadowed(view.name, "dropped")
         if reason.startswith("load failed"):
             log.warning("mlx serve: %s: shadow copy dropped: %s", view.name, reason)
+
+
+def root_endpoint(snapshot: Snapshot, default: str | None) -> str:
+    """The endpoint ``POST /invocations`` is for: ``default`` (``--default-endpoint``), else
+    the one model endpoint served (an endpoint whose route failed counts: its kind is not
+    known). None served is a 404, several a 400; both name the endpoints and the route that
+    picks one."""
+    if default is not None:
+        return default
+    models = [n for n, v in snapshot.endpoints.items() if v.route.kind is Kind.MODEL]
+    names = sorted({*models, *snapshot.broken})
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        served = snapshot.names()
+        others = f" (served: {', '.join(served)})" if served else ""
+        raise Fail(
+            404,
+            f"no model endpoint is served here{others}: POST /invocations needs one",
+            logged=False,
+            extra={"endpoints": []},
+        )
+    raise Fail(
+        400,
+        f"POST /invocations cannot tell which endpoint to ask: {len(names)} are served "
+        f"({', '.join(names)}); POST /endpoints/{{name}}/invocations (e.g. "
+        f"/endpoints/{names[0]}/invocations), or start mlx serve --default-endpoint NAME",
+        logged=False,
+        extra={"endpoints": names},
+    )
 
 
 def _answer(call: Call, predictions: list[Any], failed: Any) -> bytes:

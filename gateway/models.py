@@ -41,10 +41,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from common.digests import Mismatch, Verified, read_verified
-from gateway.inputs import InputError, InputSchema, checked, guess, parse, parse_csv
+from gateway.inputs import (
+    InputError,
+    InputSchema,
+    checked,
+    guess,
+    loads_json,
+    parse,
+    parse_csv,
+)
 
 # Numeric models get arrays in feature_names_in_'s order: the names are checked here already.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -113,10 +119,7 @@ def redacted(text: str) -> str:
 def decode(body: bytes, media: Media = Media.JSON) -> Any:
     if media is Media.CSV:
         return parse_csv(body)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc}") from None
+    return loads_json(body)  # NaN and Infinity too, as MLflow's client writes them
 
 
 def load(

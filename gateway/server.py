@@ -77,6 +77,8 @@ class ServeOptions:
     shadow_limit: int = 64
     limits: Limits = Limits()
     durability: Durability = Durability.BATCHED
+    #: the model endpoint ``POST /invocations`` answers for (None: the only one served)
+    default_endpoint: str | None = None
 
 
 def _logging() -> None:
@@ -166,9 +168,11 @@ def serve(opts: ServeOptions, spec_keys: SpecKeys | None = None) -> int:
         body_timeout_s=opts.limits.body_timeout_s,
         durability=opts.durability,
         log_waits=waits,
+        default_endpoint=opts.default_endpoint,
     )
     pricing.warm()
     control.poll_once()  # every model loaded before the first request can arrive
+    check_default_endpoint(opts.default_endpoint, control.snapshot)
     sock = bind(opts.host, opts.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -218,6 +222,25 @@ def serve(opts: ServeOptions, spec_keys: SpecKeys | None = None) -> int:
         ok = writer.close()
         stats = writer.stats()
     return report_stop(ok, stats, gateway.model_shadows)
+
+
+def check_default_endpoint(name: str | None, snapshot: Any) -> None:
+    """``--default-endpoint NAME`` must name a model endpoint applied in this environment (one
+    whose route failed to load counts: ``/readyz`` says why it is not ready)."""
+    if name is None:
+        return
+    from dataplane.route import Kind
+
+    view = snapshot.endpoints.get(name)
+    if view is not None and view.route.kind is not Kind.MODEL:
+        raise ServeError(
+            f"--default-endpoint {name}: endpoint {name!r} serves a {view.route.kind.value}; "
+            "POST /invocations is for a model endpoint"
+        )
+    if view is None and name not in snapshot.broken:
+        names = snapshot.names()
+        listed = ", ".join(names) if names else "none (nothing applied)"
+        raise ServeError(f"--default-endpoint {name}: no such endpoint; endpoints: {listed}")
 
 
 def report_stop(closed: bool, stats: WriterStats, shadows: ShadowProcess) -> int:

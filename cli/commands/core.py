@@ -127,6 +127,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
             ),
             memo=plain,
             with_spec=out is not None,
+            with_values=as_json or out is not None,
             live_refresh=live_refresh,
             progress=lambda line: click.echo(line, err=True),
         )

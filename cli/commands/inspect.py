@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,7 +34,11 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.pass_context
     def show(ctx: click.Context, address: str | None, serial: int | None, as_json: bool) -> None:
-        """Show the state, one state version, or one resource's value and lineage."""
+        """Show the state, one state version, one resource's value and lineage, or a saved
+        plan (``mlx show plan.bin --json``: the JSON plan, as ``terraform show -json``)."""
+        if address is not None and serial is None and Path(address).is_file():
+            _show_plan(Path(address), as_json)
+            return
         from cli.app import session_for
         from cli.render.inspect import render_show
         from readmodels.queries import show_data
@@ -82,3 +87,27 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         from specs.document import json_schema
 
         click.echo(json.dumps(json_schema(), indent=2))
+
+
+def _show_plan(path: Path, as_json: bool) -> None:
+    """A saved plan (``mlx plan -o FILE``) as made: its own time, the state it read."""
+    from engine.workflows.release import load_plan
+
+    plan = load_plan(path)
+    if as_json:
+        from engine.render.json_plan import render_json
+
+        try:
+            doc = render_json(plan)
+        except ValueError:
+            from common.diagnostics import MlxError
+
+            raise MlxError(
+                f"{path} was saved by an mlx without JSON plans' records: plan it again "
+                "with `mlx plan -o FILE`"
+            ) from None
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        from engine.render.text import render_plan
+
+        click.echo(render_plan(plan), nl=False)

@@ -95,6 +95,13 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         show_default=True,
         help="Open connections at most; requests beyond get 503.",
     )
+    @click.option(
+        "--default-endpoint",
+        metavar="NAME",
+        default=None,
+        help="The model endpoint POST /invocations answers for (MLflow's and SageMaker's "
+        "root route); default: the only model endpoint, when exactly one is served.",
+    )
     @click.pass_context
     def serve(ctx: click.Context, **options: Any) -> int:
         """Run the gateway for every applied endpoint, until SIGTERM or Ctrl-C.
@@ -104,6 +111,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         POST /endpoints/NAME/v1/chat/completions  prompts (OpenAI chat completions)
         POST /endpoints/NAME/feedback             labels and outcomes
         GET  /healthz, /readyz, /metrics
+        POST /invocations; GET /ping, /health, /version   (MLflow's scoring server)
         """
         from cli.app import session_for
 
@@ -123,6 +131,7 @@ def _serve(
     body_timeout: float,
     keep_alive: float,
     max_connections: int,
+    default_endpoint: str | None = None,
 ) -> int:
     from common.diagnostics import MlxError
 
@@ -166,6 +175,7 @@ def _serve(
             max_connections=max_connections,
         ),
         durability=Durability(log_durability),
+        default_endpoint=default_endpoint,
     )
     try:
         return server.serve(opts, SpecDirectoryKeys(opts.root, opts.environment))

@@ -174,6 +174,21 @@ class PlanOptions(BaseModel):
     rerun_gates: bool = False
 
 
+class PlanValues(BaseModel):
+    """What the JSON plan shows around the changes (``mlx plan --json`` and saved plans):
+    every recorded resource as this plan read it, and every declared one as written.
+
+    Read only when asked for: an ordinary plan never reads the records of its no-ops."""
+
+    model_config = _FROZEN
+
+    #: address → {"provider", "status", "attributes", "outputs", "dependencies"}, as recorded
+    #: at ``prior_serial`` (secrets as digests, as the state holds them).
+    prior: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: address → {"provider", "body"}: the body as written (``${…}`` unresolved).
+    configuration: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Plan(BaseModel):
     model_config = _FROZEN
 
@@ -195,6 +210,10 @@ class Plan(BaseModel):
     #: Key of the secret digests in this plan (the state's, or a fresh one before the first
     #: apply): lets ``apply FILE`` recompute the plan and compare.
     salt: str | None = None
+    #: When the plan was made (RFC 3339, UTC); a saved plan keeps its own.
+    timestamp: str | None = None
+    #: ``mlx plan --json``/``-o``: the records and declarations around the changes.
+    values: PlanValues | None = None
 
     def actionable(self) -> list[ResourceChange]:
         return [c for c in self.changes if c.action is not Action.NOOP]
@@ -227,4 +246,6 @@ class Plan(BaseModel):
         key-sorted dump: the same plan gives the same bytes, at a tenth of the cost."""
         import hashlib
 
-        return hashlib.sha256(self.model_dump_json(exclude={"resolved_spec"}).encode()).hexdigest()
+        # when it was made and what it read are not what it does
+        exclude = {"resolved_spec", "timestamp", "values"}
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from common.diagnostics import Diagnostic, MlxError
@@ -33,7 +34,8 @@ from engine.plan.gate_facts import gate_facts, release_pending, releases_through
 from engine.plan.hashes import split_hashes
 from engine.plan.ignore import keep_recorded
 from engine.plan.lookups import Lookups
-from engine.plan.model import Action, Pin, Plan, PlanOptions, Reason, ResourceChange
+from engine.plan.model import Action, Pin, Plan, PlanOptions, PlanValues, Reason, ResourceChange
+from engine.plan.plan_values import plan_values
 from engine.plan.planned import Planned
 from engine.plan.resolved_spec import resolved_spec
 from engine.plan.restore import local_copy_differs
@@ -85,18 +87,27 @@ class Planner:
         return self.lookups.index
 
     # -- entry point ----------------------------------------------------------------
-    def build(self, *, providers: ProviderSet | None = None, with_spec: bool = False) -> Plan:
+    def build(
+        self,
+        *,
+        providers: ProviderSet | None = None,
+        with_spec: bool = False,
+        with_values: bool = False,
+    ) -> Plan:
+        """``with_values``: also read every record and keep the declarations (the JSON plan's
+        ``prior_state``, ``planned_values``, ``configuration``)."""
         own = providers is None
         self.providers = providers or ProviderSet.for_session(self.session, self._record)
         try:
-            return self._build(with_spec)
+            return self._build(with_spec, with_values)
         finally:
             if self.beat is not None:
                 self.beat.close()
             if own:
                 self.providers.close()
 
-    def _build(self, with_spec: bool) -> Plan:
+    def _build(self, with_spec: bool, with_values: bool) -> Plan:
+        timestamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.lookups.read_index()
         lineage, serial = self.reader.lineage, self.reader.serial
         scope = target_scope(self.options.targets, self.spec.decls, self.graph.graph, self.index)
@@ -127,7 +138,12 @@ class Planner:
             resolved_spec=self.resolved_spec() if with_spec else {},
             salt=self.salt,
             drift=self._drift_items(),
+            timestamp=timestamp,
+            values=self._values() if with_values else None,
         )
+
+    def _values(self) -> PlanValues:
+        return plan_values(self.spec, self.index, self.planned, self._record, self._prefetch)
 
     def _plan_all(self, scope: set[str] | None) -> None:
         """Plan every address in scope, in dependency order; raise with every problem found."""

@@ -98,7 +98,8 @@ def plan_and_apply(
     try:
         salt = expected.salt if expected is not None else None
         planner = Planner(plan_session, options, salt=salt, reader=reader, progress=delivery.echo)
-        plan = planner.build(providers=providers, with_spec=True)
+        saving = delivery.out_file is not None  # a saved plan renders as JSON later
+        plan = planner.build(providers=providers, with_spec=True, with_values=saving)
         if expected is not None:
             _same_plan(expected, plan)
             plan = expected.model_copy(update={"resolved_spec": plan.resolved_spec})

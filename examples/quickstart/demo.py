@@ -46,6 +46,38 @@ def rows(n: int) -> dict[str, object]:
     return {"dataframe_split": {"columns": features, "data": data}}
 
 
+def send(url: str, body: bytes, content_type: str) -> object:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def protocols(url: str, request: dict[str, object], predictions: object) -> None:
+    """The same two biopsies in the other protocols the gateway speaks: MLflow's CSV at the
+    root ``/invocations`` (one model endpoint is served) and KServe's V2 tensors."""
+    split = request["dataframe_split"]
+    assert isinstance(split, dict)
+    columns, data = split["columns"], split["data"]
+    csv_body = "\n".join([",".join(columns), *(",".join(map(str, row)) for row in data)])
+    by_csv = send(f"{url}/invocations", csv_body.encode(), "text/csv")
+    print(f"POST /invocations (text/csv) -> {by_csv}")
+    tensors = {
+        "inputs": [
+            {"name": c, "shape": [len(data)], "datatype": "FP64", "data": [r[i] for r in data]}
+            for i, c in enumerate(columns)
+        ]
+    }
+    v2 = send(
+        f"{url}/v2/models/tumor_classifier/infer", json.dumps(tensors).encode(), "application/json"
+    )
+    assert isinstance(v2, dict)
+    print(
+        f"POST /v2/models/tumor_classifier/infer (KServe V2) -> outputs {v2['outputs'][0]['data']}"
+    )
+    agree = by_csv == {"predictions": predictions} and v2["outputs"][0]["data"] == predictions
+    print(f"    the same predictions in all three protocols: {agree}")
+
+
 def canary_in_flight(mlx: list[str]) -> bool:
     """Whether the rollout has a candidate taking traffic (`mlx rollout status --json`)."""
     status = subprocess.run(
@@ -92,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"POST /endpoints/tumor_classifier/invocations -> {answer}")
         version, variant = headers["x-mlx-version"], headers["x-mlx-variant"]
         print(f"    x-mlx-version: {version}, x-mlx-variant: {variant}")
+        protocols(url, json.loads((HERE / "request.json").read_text()), answer["predictions"])
 
         if not args.walk:
             print("--- retrain with C = 0.9 and apply: the gate runs, then the canary starts")

@@ -33,6 +33,8 @@ def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
     result = _demo(demo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "POST /endpoints/tumor_classifier/invocations -> {'predictions': [" in result.stdout
+    # the same biopsies as MLflow's CSV at the root and as KServe V2 tensors
+    assert "the same predictions in all three protocols: True" in result.stdout, result.stdout
     assert "completed: v2 serves everything" in result.stdout
     assert "requests answered, by version" in result.stdout
 

@@ -172,3 +172,56 @@ def test_llm_support_example_passes_against_a_local_server(tmp_path: Path) -> No
         assert rerun.code == 0, str(rerun)
         assert "evals.support_quality: Gate passed" in rerun.out
         assert server.calls - calls_before == 1
+
+
+def test_the_readme_tour_streams_the_support_answer(tmp_path: Path) -> None:
+    """README tour step 7: the LLM example, applied against the stub, serves its prompt at
+    one OpenAI base URL, and the ``openai`` client streams the answer; the record has the
+    tokens the usage chunk reported and a time to first token."""
+    from tests.conftest import require_extra
+    from tests.gateway.support import Served, records
+
+    openai = require_extra("openai", "dev")
+    spec = tmp_path / "llm-support"
+    shutil.copytree(REPO / "examples" / "llm-support", spec)
+    with OpenAIStub(stream_delay_s=0.01) as stub:
+        applied = _run_llm_example(spec, stub.base_url)
+        assert applied.code == 0, str(applied)
+        server = Served(spec, env={"OPENAI_API_KEY": "sk-local"}).wait_ready()
+        try:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+            assert [m.id for m in client.models.list()] == ["support"]
+            question = {
+                "question": "Where is your warehouse?",
+                "context": "Our warehouse is in Reno.",
+            }
+            chunks = list(
+                client.chat.completions.create(
+                    model="support",
+                    messages=[],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_body={"variables": question},
+                    extra_headers={"x-request-id": "tour-1"},
+                )
+            )
+            pieces = [c.choices[0].delta.content for c in chunks if c.choices]
+            assert "".join(p or "" for p in pieces) == "Our warehouse is in Reno."
+            assert len([p for p in pieces if p]) > 1  # it arrived in pieces
+            usage = chunks[-1].usage
+            assert usage is not None
+            log = f"sqlite:///{spec / '.mlx' / 'inference.db'}"
+            rec = server.wait_for(
+                lambda: next(
+                    (r for r in records(log, "support") if r.request_id == "tour-1"), None
+                ),
+                what="the streamed request's record",
+            )
+            assert (rec.status, rec.version) == (200, "1")
+            assert (rec.input_tokens, rec.output_tokens) == (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            )
+            assert rec.ttft_ms is not None and 0 < rec.ttft_ms <= rec.latency_ms
+        finally:
+            server.stop()

@@ -215,6 +215,32 @@ def route(
     return doc
 
 
+def llm_client(base_url: str, **kw: Any) -> dict[str, Any]:
+    """A prompt route's ``client`` (an OpenAI-compatible upstream at ``base_url``): short
+    timeouts and backoff for tests; ``kw`` overrides."""
+    return {
+        "type": "openai",
+        "base_url": base_url,
+        "timeout_s": 5,
+        "backoff_s": 0.01,
+        "model": None,
+        "params": {},
+        **kw,
+    }
+
+
+def find_record(log_url: str, endpoint: str, request_id: str, variant: str | None = None) -> Any:
+    """The record of ``request_id`` (of ``variant``, if given), or None."""
+    return next(
+        (
+            r
+            for r in records(log_url, endpoint)
+            if r.request_id == request_id and (variant is None or r.variant == variant)
+        ),
+        None,
+    )
+
+
 def records(log_url: str, endpoint: str, **kw: Any) -> list[Any]:
     from inference import query
     from inference.store import open_log

@@ -28,6 +28,7 @@ from tests.conftest import require_extra
 from tests.gateway.conftest import log_url, routes, spec_dir, train, training_frame
 from tests.gateway.support import (
     Served,
+    llm_client,
     model_variant,
     prompt_variant,
     records,
@@ -35,7 +36,7 @@ from tests.gateway.support import (
     wait_records,
 )
 
-#: the tests that scrape a live gateway start a process: ``make test`` leaves them to CI
+#: the tests that scrape a live gateway start a process (``make test-fast`` leaves them out)
 live = pytest.mark.slow
 PROMTOOL = Path("/usr/bin/promtool")
 PRICES = {
@@ -68,16 +69,7 @@ class Scrape:
         return sum(s.value for s in self.samples(name, **labels))
 
 
-def _client(base_url: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "type": "openai",
-        "base_url": base_url,
-        "timeout_s": 5,
-        "backoff_s": 0.01,
-        "model": None,
-        "params": {},
-        **kw,
-    }
+_client = llm_client
 
 
 def _ids(endpoint: str, weight: float, each: int) -> list[str]:

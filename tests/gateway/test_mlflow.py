@@ -84,8 +84,9 @@ def test_an_mlflow_model_that_raises_is_a_500_and_its_signature_refusals_are_400
         )
         assert good.status == 500, good.body
         assert good.json() == {
-            "error_code": "MODEL_ERROR",
+            "error_code": "INTERNAL_ERROR",
             "message": "endpoint 'raises' version 2: the model failed (ValueError)",
+            "mlx_code": "MODEL_ERROR",
         }
         csv = "amount,age,hour\n" + "\n".join(",".join(map(str, r)) for r in rows.values)
         as_csv = server.post(
@@ -93,7 +94,7 @@ def test_an_mlflow_model_that_raises_is_a_500_and_its_signature_refusals_are_400
             raw=csv.encode(),
             headers={"Content-Type": "text/csv"},
         )
-        assert as_csv.status == 500 and as_csv.json()["error_code"] == "MODEL_ERROR"
+        assert as_csv.status == 500 and as_csv.json()["mlx_code"] == "MODEL_ERROR"
         missing = rows.drop(columns=["age"]).to_dict(orient="records")
         bad = server.post("/endpoints/raises/invocations", {"dataframe_records": missing})
         assert bad.status == 400, bad.body

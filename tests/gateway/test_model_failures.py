@@ -123,7 +123,7 @@ def test_a_model_that_raises_on_every_input_answers_500_model_error(
     reply = world.invoke(endpoint, _positional(world), headers={"x-request-id": rid})
     assert reply.status == 500, reply.body
     doc = reply.json()
-    assert doc["error_code"] == "MODEL_ERROR"
+    assert (doc["error_code"], doc["mlx_code"]) == ("INTERNAL_ERROR", "MODEL_ERROR")
     assert doc["message"] == f"endpoint {endpoint!r} version {version}: the model failed ({kind})"
     assert reply.headers["x-mlx-variant"] == "stable"
     assert reply.headers["x-mlx-version"] == version
@@ -150,7 +150,7 @@ def test_a_model_fed_a_frame_one_request_at_a_time_fails_as_the_model(world: Wor
     (not the batching lane); its ValueError is still its own failure, after the types passed."""
     body = {"dataframe_records": [{"amount": 12.5, "site": "north"}]}
     reply = world.invoke("strings", body, headers={"x-request-id": "strings-1"})
-    assert reply.status == 500 and reply.json()["error_code"] == "MODEL_ERROR", reply.body
+    assert reply.status == 500 and reply.json()["mlx_code"] == "MODEL_ERROR", reply.body
     assert world.record("strings", "strings-1").status == 500
     wrong = world.invoke("strings", {"dataframe_records": [{"amount": 12.5, "site": 7}]})
     assert wrong.status == 400
@@ -159,7 +159,7 @@ def test_a_model_fed_a_frame_one_request_at_a_time_fails_as_the_model(world: Wor
 
 def test_a_failing_candidate_is_logged_as_the_candidates_error(world: World) -> None:
     reply = world.invoke("canary", _positional(world), headers={"x-request-id": "canary-1"})
-    assert reply.status == 500 and reply.json()["error_code"] == "MODEL_ERROR"
+    assert reply.status == 500 and reply.json()["mlx_code"] == "MODEL_ERROR"
     assert (reply.headers["x-mlx-variant"], reply.headers["x-mlx-version"]) == ("candidate", "3")
     rec = world.record("canary", "canary-1")
     assert (rec.status, rec.variant, rec.version) == (500, "candidate", "3")
@@ -200,7 +200,7 @@ def test_a_model_whose_answer_cannot_be_encoded_is_the_models_500(world: World) 
     reply = world.invoke("odd", _positional(world), headers={"x-request-id": "odd-1"})
     assert reply.status == 500, reply.body
     doc = reply.json()
-    assert doc["error_code"] == "MODEL_ERROR"
+    assert (doc["error_code"], doc["mlx_code"]) == ("INTERNAL_ERROR", "MODEL_ERROR")
     assert doc["message"] == "endpoint 'odd' version 6: the model failed (TypeError)"
     rec = world.record("odd", "odd-1")  # the operator's record keeps the exception's words
     assert rec.status == 500 and rec.version == "6"
@@ -260,7 +260,7 @@ def test_other_content_types_are_a_415_naming_what_is_taken(world: World) -> Non
         )
         assert reply.status == 415, (given, reply.body)
         doc = reply.json()
-        assert doc["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+        assert (doc["error_code"], doc["mlx_code"]) == ("BAD_REQUEST", "UNSUPPORTED_MEDIA_TYPE")
         assert "application/json or text/csv" in doc["message"] and given in doc["message"]
     assert world.record("fraud", "ct-415").status == 415
     charset = world.invoke(

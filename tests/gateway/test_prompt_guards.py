@@ -30,7 +30,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.gateway.conftest import log_url, routes, spec_dir, train, training_frame
-from tests.gateway.support import Reply, Served, model_variant, prompt_variant, records, route
+from tests.gateway.support import (
+    Reply,
+    Served,
+    llm_client,
+    model_variant,
+    prompt_variant,
+    records,
+    route,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -146,16 +154,7 @@ def _answer(model: str, content: str) -> dict[str, Any]:
 
 
 def _client(base_url: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "type": "openai",
-        "base_url": base_url,
-        "timeout_s": 5,
-        "backoff_s": 0.01,
-        "model": None,
-        "params": {},
-        "retries": 0,
-        **kw,
-    }
+    return llm_client(base_url, **{"retries": 0, **kw})
 
 
 def _closed_port() -> int:

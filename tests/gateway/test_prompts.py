@@ -18,7 +18,7 @@ from gateway.routing import key_hash
 from providers.gates.testing_server import OpenAIStub, support_bot
 from tests.conftest import require_extra
 from tests.gateway.conftest import log_url, routes, spec_dir
-from tests.gateway.support import Served, prompt_variant, records, route
+from tests.gateway.support import Served, find_record, llm_client, prompt_variant, route
 
 pytestmark = pytest.mark.slow
 
@@ -68,28 +68,12 @@ class World:
 
     def record(self, endpoint: str, request_id: str, variant: str | None = None) -> Any:
         def find() -> Any:
-            return next(
-                (
-                    r
-                    for r in records(self.log, endpoint)
-                    if r.request_id == request_id and (variant is None or r.variant == variant)
-                ),
-                None,
-            )
+            return find_record(self.log, endpoint, request_id, variant)
 
         return self.server.wait_for(find, what=f"record {request_id} of {endpoint}")
 
 
-def _client(base_url: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "type": "openai",
-        "base_url": base_url,
-        "timeout_s": 5,
-        "backoff_s": 0.01,
-        "model": None,
-        "params": {},
-        **kw,
-    }
+_client = llm_client
 
 
 @pytest.fixture(scope="module")

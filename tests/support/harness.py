@@ -65,7 +65,8 @@ class Workspace:
         session = self.session()
         try:
             opts = PlanOptions(environment=session.workspace, **options)
-            return operations.plan(session, opts)
+            # with the records around the changes, so every plan here renders as JSON too
+            return operations.plan(session, opts, with_values=True)
         finally:
             session.close()
 

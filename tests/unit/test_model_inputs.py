@@ -393,7 +393,7 @@ def test_csv_cells_are_read_by_their_columns_types() -> None:
     for bad, said in [
         (b"", "the CSV body is empty"),
         (b"a,a\n1,2\n", "the CSV header names column 'a' twice"),
-        (b"a,b\n1\n", "CSV row 1 has 1 values, but the header names 2 columns"),
+        (b"a,b\n1\n", "CSV line 2 (data row 0) has 1 value, but the header names 2 columns (a, b)"),
         (b"a,b\n", "csv holds no rows"),
         (b"\xff\xfe", "the CSV body is not UTF-8 text"),
     ]:
