@@ -248,6 +248,18 @@ class ProviderError(Exception):
     """A provider call failed in a way the user can act on (message is shown as is)."""
 
 
+class DeliveryError(ProviderError):
+    """An alert channel could not take a message. ``retryable``: the outbox tries again on a
+    later run (a timeout, a refused connection, a 5xx, a 429); otherwise the failure is
+    final (another 4xx) — kept and shown, never dropped. ``retry_after``: what the channel
+    asked for (seconds, a 429's ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
 class MissingExtra(ProviderError):
     def __init__(self, extra: str, package: str):
         super().__init__(
@@ -342,12 +354,27 @@ class AlertMessage:
     source: str | None = None  # the address that raised it
     owner: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # -- set by the alert lifecycle (``engine.alerting``); a one-shot message leaves them --
+    #: the alert's key, ``resource@version/signal`` (PagerDuty's ``dedup_key``)
+    key: str | None = None
+    status: str = "firing"  # firing | resolved
+    #: when the alert started firing / recovered (epoch seconds)
+    starts_at: float | None = None
+    ends_at: float | None = None
+    #: alertname, resource, version, signal, severity, owner (Alertmanager's labels)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: the command to run to look closer (``mlx show monitors.x``)
+    investigate: str | None = None
+    #: the same on every retry of one delivery: a webhook sends it as ``Idempotency-Key``.
+    #: A message that carries one comes from the outbox, which retries on later runs, so a
+    #: channel makes one attempt and raises ``DeliveryError`` saying whether to retry.
+    idempotency_key: str | None = None
 
     def record(self, channel: str) -> dict[str, Any]:
         """The message as the JSON every channel sends (a file line, a webhook body, SNS)."""
         from datetime import UTC, datetime
 
-        return {
+        out = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "channel": channel,
             "title": self.title,
@@ -357,6 +384,26 @@ class AlertMessage:
             "owner": self.owner,
             "details": dict(self.details),
         }
+        if self.key is not None:
+            out["alert"] = {
+                "key": self.key,
+                "status": self.status,
+                "labels": dict(self.labels),
+                "starts_at": iso(self.starts_at),
+                "ends_at": iso(self.ends_at),
+                "investigate": self.investigate,
+                "idempotency_key": self.idempotency_key,
+            }
+        return out
+
+
+def iso(at: float | None) -> str | None:
+    """Epoch seconds as RFC 3339 UTC (what Alertmanager's payload carries)."""
+    from datetime import UTC, datetime
+
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- capabilities ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from alerts import AlertKey
 from analysis import Limits, Tally, Verdict, decide, run_verdict
 from analysis.base import AnalysisError, Measurement
 from analysis.canary import VariantStats
@@ -519,6 +520,7 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
         f"The rollout of {name} was {what}: {why}. {detail} Owner: {spec.owner}. "
         f"Look closer: {look_closer}.{then}"
     ).replace("  ", " ")
+    key = AlertKey(address, f"rollout_{what}", label)
     return AlertMessage(
         title=f"{address} {what}: {name}",
         text=text,
@@ -526,4 +528,15 @@ def _alert(state: RolloutState, spec: Rollout, what: str, why: str, severity: st
         source=address,
         owner=spec.owner,
         details={"phase": str(state.phase), "look": look, "owner": spec.owner},
+        # the alert lifecycle's key: the engine sends it through the outbox (retried, kept)
+        key=str(key),
+        labels={
+            "alertname": key.signal,
+            "resource": address,
+            "signal": key.signal,
+            "severity": severity,
+            **({"version": label} if label is not None else {}),
+            **({"owner": spec.owner} if spec.owner else {}),
+        },
+        investigate=f"mlx rollout status {short}",
     )

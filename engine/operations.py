@@ -141,26 +141,40 @@ class RefreshResult:
 
 
 def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> RefreshResult:
-    """Read every recorded object; record and alert what drifted.
+    """Read every recorded object; record what drifted and raise its alerts (one per
+    resource, through the alert lifecycle and its outbox), then deliver what is due.
 
-    ``warn`` (stderr in the CLI) hears about alerts that could not be delivered.
+    ``warn`` (stderr in the CLI) hears about alerts that could not be delivered (they stay
+    in the outbox: a later run retries them, `mlx alerts` lists them).
     """
+    from engine.alerting import Alerting
     from engine.apply import drift
+    from state.alerting import AlertStore
 
+    say = warn or echo
     with session.writer("refresh") as writer:
         providers = ProviderSet.for_session(session, writer.record)
         try:
             known = drift.recorded(writer, writer.index())
-            found = drift.detect(writer.records(), providers)
+            records = writer.records()
+            found = drift.detect(records, providers)
             if any(d.status != DriftStatus.UNREADABLE for d in found):
                 serial = drift.record(writer, found, session.actor, session.git_sha)
                 echo(f"Recorded the drift in state version {serial}.")
             channels = list(session.spec.settings.get("drift_alerts") or [])
-            drifted = [d for d in found if d.status != DriftStatus.UNREADABLE]
-            failed = drift.alert(drifted, channels, providers, warn or echo)
+            owners = {a: r.attributes.get("owner") for a, r in records.items()}
+            alerting = Alerting(
+                AlertStore(writer.engine, session.workspace), providers.context.peers
+            )
+            drift.observe(alerting, known + found, channels, owners)
+            report = alerting.deliver()
+            for row, why in report.retrying:
+                say(f"Warning: could not alert {row.channel}: {why} (kept; a later run retries)")
+            for row, why in report.failed:
+                say(f"Warning: could not alert {row.channel}: {why} (final; `mlx alerts` lists it)")
         finally:
             providers.close()
-    return RefreshResult(known + found, failed)
+    return RefreshResult(known + found, len(report.retrying) + len(report.failed))
 
 
 def apply(

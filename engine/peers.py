@@ -38,6 +38,9 @@ class EnginePeers:
         self._recorded = recorded
         self._specs = specs
         self._released = released or (lambda _subject, _gate: None)
+        #: set when the run has a state database: an alert with a key (a rollout's) goes
+        #: through the outbox (``engine.alerting.through_outbox``), kept until delivered
+        self.outbox: Callable[[EnginePeers, str, AlertMessage], None] | None = None
 
     def recorded(self, address: str) -> Prior | None:
         return self._recorded(address)
@@ -75,6 +78,13 @@ class EnginePeers:
         registry.set_alias(section, name, alias, outputs)
 
     def notify(self, channel: str, message: AlertMessage) -> None:
+        if self.outbox is not None and message.key and not message.idempotency_key:
+            self.outbox(self, channel, message)
+            return
+        self.send(channel, message)
+
+    def send(self, channel: str, message: AlertMessage) -> None:
+        """Deliver ``message`` to ``channel`` now, through the channel's provider."""
         _key, provider = self._provider_for(channel)
         prior = self._recorded(channel)
         if prior is None:

@@ -190,16 +190,18 @@ class ProviderSet:
     @classmethod
     def for_session(cls, session: Any, record: Callable[[str], Any] | None = None) -> ProviderSet:
         """The providers of ``session``'s spec; ``record`` reads state as of the run's start."""
+        from engine.alerting import through_outbox
         from engine.load.resolve import (
             declared_specs,
             recorded_provider_configs,
             resolve_provider_configs,
         )
+        from engine.peers import EnginePeers
         from engine.policy.released import released_finder
 
         reader = session.reader()
         record = record or reader.record
-        return cls(
+        made = cls(
             session.spec,
             resolve_provider_configs(session),
             session.provider_context(),
@@ -208,6 +210,9 @@ class ProviderSet:
             released_finder(reader, record),
             recorded_provider_configs(session),
         )
+        if isinstance(made.context.peers, EnginePeers):
+            made.context.peers.outbox = through_outbox(session.store.engine, session.workspace)
+        return made
 
     def _spec_of(self, address: str) -> Mapping[str, Any] | None:
         if address in self.specs:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from contract import (
     AlertMessage,
     Change,
+    DeliveryError,
     Desired,
     Notifier,
     Observed,
@@ -35,6 +36,7 @@ from contract import (
     Provider,
     ProviderError,
     Result,
+    iso,
 )
 from providers.channels import ChannelRecords
 from specs.providers import WebhookProviderConfig
@@ -133,7 +135,14 @@ class WebhookProvider(Provider, Notifier):
                 "(is the channel still declared, and its ${env.…} variable set?)"
             )
         payload = self.payload(str(spec.get("type") or self.type_name), channel, spec, message)
-        post_json(url, payload, self._headers(spec), self._timeout(spec), channel.address)
+        headers = self._headers(spec)
+        # a message with an idempotency key comes from the outbox, which retries on later
+        # runs: one attempt here, and the receiver can drop a repeat by the key
+        attempts = ATTEMPTS
+        if message.idempotency_key:
+            headers["Idempotency-Key"] = message.idempotency_key
+            attempts = 1
+        post_json(url, payload, headers, self._timeout(spec), channel.address, attempts=attempts)
 
     @staticmethod
     def payload(kind: str, channel: Prior, spec: Any, message: AlertMessage) -> dict[str, Any]:
@@ -145,10 +154,55 @@ class WebhookProvider(Provider, Notifier):
             )
             lines = [f"*[{message.severity.upper()}] {message.title}*", message.text, facts]
             body: dict[str, Any] = {"text": "\n".join(line for line in lines if line)}
+            if message.investigate:
+                body["text"] += f"\nInvestigate: `{message.investigate}`"
             if spec.get("channel"):
                 body["channel"] = spec["channel"]
             return body
-        return message.record(channel.address)
+        return alertmanager_v4(channel.address, message)
+
+
+#: Alertmanager's "no end time yet" (Go's zero time), what its webhook sends while firing
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def alertmanager_v4(receiver: str, message: AlertMessage) -> dict[str, Any]:
+    """Alertmanager's version-4 webhook payload for one alert, plus mlx's fields (``title``,
+    ``text``, ``source``, ``owner``, ``details``, ``alert``: the lineage) at the top level."""
+    import hashlib
+
+    key = message.key or f"{message.source or receiver}/{message.title}"
+    labels = dict(message.labels) or {
+        "alertname": message.title,
+        "severity": message.severity,
+        **({"resource": message.source} if message.source else {}),
+        **({"owner": message.owner} if message.owner else {}),
+    }
+    annotations = {"summary": message.title, "description": message.text}
+    if message.investigate:
+        annotations["investigate"] = message.investigate
+    alert = {
+        "status": message.status,
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": iso(message.starts_at) or message.record(receiver)["at"],
+        "endsAt": iso(message.ends_at) or _ZERO_TIME,
+        "generatorURL": "",
+        "fingerprint": hashlib.sha256(key.encode()).hexdigest()[:16],
+    }
+    return {
+        **message.record(receiver),
+        "version": "4",
+        "groupKey": key,
+        "truncatedAlerts": 0,
+        "status": message.status,
+        "receiver": receiver,
+        "groupLabels": {"alertname": labels.get("alertname", message.title)},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": "",
+        "alerts": [alert],
+    }
 
 
 class SlackProvider(WebhookProvider):
@@ -167,33 +221,54 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def post_json(
-    url: str, payload: dict[str, Any], headers: dict[str, str], timeout: float, who: str
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    timeout: float,
+    who: str,
+    *,
+    attempts: int = ATTEMPTS,
+    what: str = "the webhook",
 ) -> None:
-    """POST ``payload``, retrying transient failures; a failure is a ``ProviderError`` that
-    names the host, never the URL (which usually holds the token)."""
+    """POST ``payload``, retrying transient failures up to ``attempts`` times; a failure is
+    a ``DeliveryError`` (retryable or not, with a 429/503's ``Retry-After``) that names the
+    host, never the URL (which usually holds the token)."""
     import urllib3
 
     parts = urlsplit(url)
     host = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     data = json.dumps(payload, sort_keys=True, default=str).encode()
+    retry = _retry(attempts)
     pool = urllib3.PoolManager(
-        retries=_retry(), timeout=urllib3.Timeout(connect=timeout, read=timeout)
+        retries=retry, timeout=urllib3.Timeout(connect=timeout, read=timeout)
     )
     try:
         response = pool.request("POST", url, body=data, headers=headers, redirect=False)
     except urllib3.exceptions.MaxRetryError as exc:
-        raise ProviderError(f"{who}: {_unreachable(host, exc.reason, timeout)}") from exc
+        why = _unreachable(host, exc.reason, timeout, attempts, what)
+        raise DeliveryError(f"{who}: {why}", retryable=True) from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise ProviderError(f"{who}: {_unreachable(host, exc, timeout)}") from exc
+        why = _unreachable(host, exc, timeout, attempts, what)
+        raise DeliveryError(f"{who}: {why}", retryable=True) from exc
     finally:
         pool.clear()
     if response.status >= 300:
         detail = response.data[:300].decode("utf-8", "replace").strip().splitlines()
         tries = len(response.retries.history) + 1 if response.retries else 1
         after = f" ({tries} attempts)" if tries > 1 else ""
-        raise ProviderError(
-            f"{who}: the webhook at {host} answered HTTP {response.status}{after}"
-            + (f": {detail[0]}" if detail else "")
+        wait = response.headers.get("Retry-After")
+        retry_after: float | None = None
+        if wait:
+            try:
+                # in full (the in-run wait is capped): the outbox waits as long as asked
+                retry_after = float(urllib3.util.Retry.parse_retry_after(retry, wait))
+            except Exception:  # an unreadable Retry-After: the outbox's own backoff
+                retry_after = None
+        raise DeliveryError(
+            f"{who}: {what} at {host} answered HTTP {response.status}{after}"
+            + (f": {detail[0]}" if detail else ""),
+            retryable=response.status == 429 or response.status >= 500,
+            retry_after=retry_after,
         )
 
 
@@ -212,7 +287,7 @@ _hide_paths = _HidePaths()
 _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
 
 
-def _retry() -> Any:
+def _retry(attempts: int = ATTEMPTS) -> Any:
     from urllib3.util import Retry
 
     for name in _URLLIB3_LOGGERS:
@@ -227,7 +302,7 @@ def _retry() -> Any:
             return min(super().parse_retry_after(retry_after), RETRY_AFTER_MAX_S)
 
     return CappedRetry(
-        total=ATTEMPTS - 1,
+        total=attempts - 1,
         redirect=0,
         allowed_methods=None,  # POST too: a duplicate alert beats a lost one
         status_forcelist=RETRY_STATUSES,
@@ -237,15 +312,21 @@ def _retry() -> Any:
     )
 
 
-def _unreachable(host: str, reason: BaseException | None, timeout: float) -> str:
+def _unreachable(
+    host: str,
+    reason: BaseException | None,
+    timeout: float,
+    tries: int = ATTEMPTS,
+    what: str = "the webhook",
+) -> str:
     from urllib3.exceptions import NewConnectionError, ProtocolError, TimeoutError
 
-    attempts = f"{ATTEMPTS} attempts" if ATTEMPTS > 1 else "1 attempt"
+    attempts = f"{tries} attempts" if tries > 1 else "1 attempt"
     if isinstance(reason, NewConnectionError):  # before TimeoutError: it subclasses it
         why = str(reason).rsplit(": ", 1)[-1]
-        return f"cannot reach the webhook at {host}: {why} ({attempts})"
+        return f"cannot reach {what} at {host}: {why} ({attempts})"
     if isinstance(reason, TimeoutError):
-        return f"the webhook at {host} did not answer within {timeout:g}s (timeout_s; {attempts})"
+        return f"{what} at {host} did not answer within {timeout:g}s (timeout_s; {attempts})"
     if isinstance(reason, ProtocolError):
-        return f"cannot reach the webhook at {host}: the connection was dropped ({attempts})"
-    return f"cannot reach the webhook at {host}: {type(reason).__name__} ({attempts})"
+        return f"cannot reach {what} at {host}: the connection was dropped ({attempts})"
+    return f"cannot reach {what} at {host}: {type(reason).__name__} ({attempts})"

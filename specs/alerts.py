@@ -1,15 +1,22 @@
-"""``alerts``: channels that receive alerts (file, webhook, Slack, SNS)."""
+"""``alerts``: channels that receive alerts (file, webhook, Slack, SNS, PagerDuty).
+
+Every channel takes the lifecycle's fields (SPEC.md, ``alerts``): ``repeat_interval``
+(default 4h: how long a firing alert stays quiet) and ``send_resolved`` (default true).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from specs.base import Resource, replace_field
+from specs.base import Duration, Resource, replace_field
 from specs.kinds import Kind
 
 Severity = Literal["info", "warning", "critical"]
+#: a secret field's only accepted form: the whole value is one environment variable
+_ENV_ONLY = re.compile(r"^\$\{env\.[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 class AlertBase(Resource):
@@ -17,6 +24,10 @@ class AlertBase(Resource):
     computed: ClassVar[tuple[str, ...]] = ("channel_id",)
 
     severity: Severity = "warning"
+    repeat_interval: Duration = Field(
+        "4h", description="A firing alert notifies again after this long (default 4h)."
+    )
+    send_resolved: bool = Field(True, description="Notify once when a firing alert recovers.")
 
 
 class FileAlert(AlertBase):
@@ -59,7 +70,37 @@ class SnsAlert(AlertBase):
     endpoint_url: str | None = None
 
 
-Alert = Annotated[FileAlert | WebhookAlert | SlackAlert | SnsAlert, Field(discriminator="type")]
+class PagerDutyAlert(AlertBase):
+    """PagerDuty Events API v2: ``trigger`` when an alert fires, ``resolve`` when it recovers,
+    ``dedup_key`` = the alert key. ``routing_key`` is a secret: write ``${env.X}``."""
+
+    type: Literal["pagerduty"] = replace_field(...)
+    routing_key: str = Field(
+        ...,
+        min_length=1,
+        description="The integration key: a secret, written as `${env.X}` only.",
+    )
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="Events API base URL (default https://events.pagerduty.com).",
+    )
+    timeout_s: float | None = Field(None, gt=0, description="Default 10 s.")
+
+    @field_validator("routing_key")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if not _ENV_ONLY.match(value):
+            raise ValueError(
+                "routing_key is a secret: write it as ${env.NAME} (never in clear in the spec)"
+            )
+        return value
+
+
+Alert = Annotated[
+    FileAlert | WebhookAlert | SlackAlert | SnsAlert | PagerDutyAlert,
+    Field(discriminator="type"),
+]
 
 
 KIND = Kind("alerts", Alert, order=90)

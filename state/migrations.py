@@ -37,10 +37,22 @@ def _v3(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[tables.GatewayRoute.__table__])  # type: ignore[attr-defined]
 
 
+def _v4(conn: Connection) -> None:
+    SQLModel.metadata.create_all(
+        conn,
+        tables=[
+            tables.AlertRow.__table__,  # type: ignore[attr-defined]
+            tables.OutboxRow.__table__,  # type: ignore[attr-defined]
+            tables.SilenceRow.__table__,  # type: ignore[attr-defined]
+        ],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "workspaces, state versions, resources, resource events, locks", _v1),
     Migration(2, "release evidence bound to fingerprints", _v2),
     Migration(3, "embedded gateway routes", _v3),
+    Migration(4, "alerts, their delivery outbox and silences", _v4),
 )
 #: PostgreSQL: the state's migrations hold this advisory lock (the inference log's: 7243101).
 SCHEMA = db.Schema(

@@ -154,3 +154,69 @@ class LockRecord(SQLModel, table=True):
     pid: int
     backend_pid: int | None = None
     created_at: datetime
+
+
+class AlertRow(SQLModel, table=True):
+    """One alert's lifecycle between runs (``alerts.lifecycle.AlertRecord``), keyed by
+    (resource, version, signal) as ``AlertKey`` prints it.
+
+    ``rev`` rises with every write: a run writes its transition only if the row is still
+    the one it read (compare-and-set), so two overlapping runs never notify twice.
+    """
+
+    __tablename__ = "mlx_alerts"
+
+    workspace: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    resource: str = Field(index=True)
+    version: str | None = None
+    signal: str
+    rev: int = 1
+    state: str
+    condition: str
+    streak: int = 0
+    since: float | None = None
+    notified_at: float | None = None
+    decided_at: float | None = None
+    #: the last message (title, text, severity, owner, details) as JSON: what `mlx alerts` shows
+    message: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    updated_at: datetime
+
+
+class OutboxRow(SQLModel, table=True):
+    """One delivery of one alert message to one channel: kept until delivered — and after,
+    as the record that it was (``delivered_at``); a final failure stays, never dropped."""
+
+    __tablename__ = "mlx_alert_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True)
+    alert_key: str = Field(index=True)
+    channel: str
+    kind: str  # firing | repeat | resolved | test
+    #: what was decided: "pending" (to send), "delivered", "failed" (final: a 4xx), "suppressed"
+    status: str = Field(index=True)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    idempotency_key: str = Field(unique=True)
+    attempts: int = 0
+    next_attempt_at: float
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float
+    delivered_at: float | None = None
+
+
+class SilenceRow(SQLModel, table=True):
+    """A silence: notifications of matching alerts are recorded as suppressed until ``until``.
+
+    ``matcher`` is an alert key, or a prefix of one ending in ``*`` (``monitors.fraud*``).
+    """
+
+    __tablename__ = "mlx_alert_silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True)
+    matcher: str
+    until: float
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    who: str
+    created_at: float

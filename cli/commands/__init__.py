@@ -9,7 +9,7 @@ import click
 
 
 def register(cli: click.Group, common: Callable[..., Any]) -> None:
-    from cli.commands import core, evals, inspect, release, rollout, state
+    from cli.commands import alerts, core, evals, inspect, release, rollout, state
 
-    for module in (core, evals, inspect, release, rollout, state):
+    for module in (core, evals, inspect, release, rollout, state, alerts):
         module.register(cli, common)

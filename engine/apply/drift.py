@@ -5,18 +5,22 @@ parallel, bounded — and compares it with what mlx recorded
 (``Observed.differences``). What drifted is recorded in state (status
 ``drifted`` or ``missing``, in a state version of its own, written only when
 something drifted) so that every later plan shows it and plans the repair,
-and the owners are alerted through ``mlx.drift_alerts``. ``mlx plan --refresh``
+and the owners are alerted through ``mlx.drift_alerts``: one alert per drifted resource
+(``ADDRESS/drift``) through the alert lifecycle (``engine.alerting``: notified when it
+starts, again after the channel's ``repeat_interval``, once resolved when the drift is
+gone; delivered through the outbox). ``mlx plan --refresh``
 does the same reads without recording anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts import AlertKey, AlertState, Condition, Notify
 from contract import AlertMessage, Prior, ProviderError
+from engine.alerting import Alerting
 from engine.plugins import ProviderSet, prior_of
 from state.status import DriftStatus, Status, VersionStatus
 from state.store import Record, StateReader, StateWriter
@@ -101,28 +105,68 @@ def record(writer: StateWriter, drifts: list[Drift], actor: str, git_sha: str | 
     return serial
 
 
-def alert(
-    drifts: list[Drift], channels: list[str], providers: ProviderSet, warn: Callable[[str], None]
-) -> int:
-    """Tell ``channels`` about each drift; returns how many deliveries failed (each warned)."""
-    peers = providers.context.peers
-    failed = 0
-    if peers is None or not drifts:
-        return failed
-    for channel in channels:
-        for d in drifts:
-            message = AlertMessage(
-                title=f"{d.address} {d.summary.split(':')[0]}",
-                text=f"{d.address}: {d.summary}. `mlx plan` shows the repair; "
-                "`mlx apply` restores what the spec says.",
-                severity="warning",
-                source=d.address,
-                owner=d.owner,
-                details={"differences": d.differences, "status": d.status},
-            )
-            try:
-                peers.notify(channel, message)
-            except (ProviderError, OSError) as exc:
-                failed += 1
-                warn(f"Warning: could not alert {channel}: {exc}")
-    return failed
+#: the signal of a refresh drift alert: one alert per resource, ``ADDRESS/drift``
+SIGNAL = "drift"
+
+
+def alert_key(address: str) -> AlertKey:
+    return AlertKey(address, SIGNAL)
+
+
+def observe(
+    alerting: Alerting,
+    drifts: list[Drift],
+    channels: list[str],
+    owners: dict[str, str | None],
+    now: float | None = None,
+) -> list[tuple[AlertKey, Notify]]:
+    """One refresh's drift alerts: each drifted resource's alert is breached (``unreadable``:
+    an error, never healthy), each drift alert of a resource that no longer drifts observes
+    ok — resolved once. Messages are enqueued in the outbox (``Alerting.deliver`` sends)."""
+    now = alerting.clock() if now is None else now
+    out: list[tuple[AlertKey, Notify]] = []
+    current = {d.address: d for d in drifts}
+    for d in drifts:
+        owner = d.owner or owners.get(d.address)
+        condition = Condition.ERROR if d.status == DriftStatus.UNREADABLE else Condition.BREACH
+        taken = alerting.observe(
+            alert_key(d.address), condition, _message(d, owner), channels, now=now
+        )
+        if taken.notify is not None:
+            out.append((alert_key(d.address), taken.notify))
+    for row in alerting.store.alerts():
+        if row["signal"] != SIGNAL or row["state"] == AlertState.INACTIVE:
+            continue
+        if row["resource"] in current:
+            continue
+        gone = Drift(row["resource"], DriftStatus.DRIFTED, [], owners.get(row["resource"]))
+        key = alert_key(row["resource"])
+        taken = alerting.observe(
+            key, Condition.OK, _message(gone, gone.owner, resolved=True), channels, now=now
+        )
+        if taken.notify is not None:
+            out.append((key, taken.notify))
+    return out
+
+
+def _message(d: Drift, owner: str | None, *, resolved: bool = False) -> AlertMessage:
+    if resolved:
+        return AlertMessage(
+            title=f"{d.address} matches what mlx recorded again",
+            text=f"{d.address}: no drift any more (repaired by an apply, or put back by hand).",
+            severity="warning",
+            source=d.address,
+            owner=owner,
+            investigate=f"mlx show {d.address}",
+        )
+    what = d.summary.split(":")[0]
+    return AlertMessage(
+        title=f"{d.address} {what}",
+        text=f"{d.address}: {d.summary}. Owner: {owner or 'none declared'}. `mlx plan` shows the "
+        "repair; `mlx apply` restores what the spec says.",
+        severity="warning",
+        source=d.address,
+        owner=owner,
+        details={"differences": d.differences, "status": d.status},
+        investigate=f"mlx plan --target {d.address}",
+    )

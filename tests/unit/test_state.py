@@ -128,7 +128,7 @@ def test_schema_version_is_recorded_and_newer_state_refused(tmp_path: Path) -> N
                 version=migrations.CURRENT + 1, applied_at=datetime.now(UTC), description="x"
             )
         )
-    with pytest.raises(SchemaTooNew, match="this state uses schema version 4, newer than this mlx"):
+    with pytest.raises(SchemaTooNew, match="this state uses schema version 5, newer than this mlx"):
         StateStore(f"sqlite:///{tmp_path}/state.db")
 
 
