@@ -10,6 +10,7 @@ import re
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from specs.base import Duration, Resource, replace_field
 from specs.kinds import Kind
@@ -91,8 +92,10 @@ class PagerDutyAlert(AlertBase):
     @classmethod
     def _secret(cls, value: str) -> str:
         if not _ENV_ONLY.match(value):
-            raise ValueError(
-                "routing_key is a secret: write it as ${env.NAME} (never in clear in the spec)"
+            # its own error type: the error message must not repeat the value (a secret)
+            raise PydanticCustomError(
+                "secret_in_clear",
+                "routing_key is a secret: write it as ${env.NAME} (never in clear in the spec)",
             )
         return value
 

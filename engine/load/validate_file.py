@@ -154,7 +154,9 @@ class FileCompiler:
             self.error(f"{label}: {err['msg']}", [*base, *loc, "type"])
         else:
             got = err.get("input")
-            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            # a secret written in clear is not repeated (the error may land in a CI log)
+            hidden = isinstance(got, dict | list) or kind == "secret_in_clear"
+            shown = "" if hidden else f" (got {got!r})"
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]

@@ -119,3 +119,19 @@ def test_routing_key_is_an_env_secret_only(key: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match=r"routing_key is a secret: write it as \$\{env"):
             PagerDutyAlert.model_validate(body)
+
+
+def test_a_key_in_clear_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    """``mlx validate`` names the field and the line, exits 1, and its message does not
+    repeat the key (the error may land in a CI log)."""
+    from tests.conftest import run_mlx
+
+    (tmp_path / "mlx.yaml").write_text(
+        "alerts:\n  oncall:\n    type: pagerduty\n    routing_key: R0UT1NGKEYINCLEAR\n"
+    )
+    result = run_mlx(["validate"], tmp_path)
+    assert result.code == 1
+    first = result.err.splitlines()[0]
+    assert "alerts.oncall.routing_key: routing_key is a secret" in first, result.err
+    assert "R0UT1NGKEYINCLEAR" not in first
+    assert "mlx.yaml:4" in result.err
