@@ -50,7 +50,7 @@ def test_gitlab_pipeline_plans_then_applies_the_saved_plan() -> None:
 def _install_lines() -> list[tuple[str, str]]:
     """(file, command) for every pip install in the CI examples."""
     out = []
-    for name in ("github-actions.yml", "gitlab-ci.yml"):
+    for name in ("github-actions.yml", "gitlab-ci.yml", "github-refresh.yml"):
         doc = yaml.safe_load((CI / name).read_text())
         scripts = _scripts(doc)
         for key in ("before_script",):
@@ -64,9 +64,24 @@ def _install_lines() -> list[tuple[str, str]]:
 def test_ci_examples_install_mlx_from_a_source_pip_can_reach() -> None:
     """mlxctl is not on PyPI: `pip install mlxctl…` would fail in a user's pipeline."""
     lines = _install_lines()
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     for name, line in lines:
         assert 'pip install "$MLX_INSTALL"' in line, (name, line)
         doc = yaml.safe_load((CI / name).read_text())
         spec = (doc.get("env") or doc.get("variables"))["MLX_INSTALL"]
         assert spec.startswith("mlxctl[postgres] @ git+https://"), spec
+
+
+def test_the_scheduled_refresh_runs_hourly_and_fails_on_drift() -> None:
+    doc = yaml.safe_load((CI / "github-refresh.yml").read_text())
+    triggers = doc[True]  # YAML 1.1 reads the key `on` as a boolean
+    (cron,) = [entry["cron"] for entry in triggers["schedule"]]
+    minute, hour, *rest = cron.split()
+    assert minute.isdigit() and hour == "*" and rest == ["*", "*", "*"]
+    steps = doc["jobs"]["refresh"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    # no `|| true`, no `set +e`: exit 2 (drift) and 1 (error) fail the job
+    assert "mlx -C ml refresh --detailed-exitcode" in runs
+    assert all("|| true" not in r and "set +e" not in r for r in runs)
+    alerts = [s for s in steps if s.get("run") == "mlx -C ml alerts"]
+    assert alerts and alerts[0]["if"] == "always()"
