@@ -195,7 +195,8 @@ def bin_sql(bins: Bins, fi: int, param: Param, *, k: str, x: str, s: str) -> str
             f"WHEN {param(f'c{fi}_{i}', c)} THEN {i}" for i, c in enumerate(bins.categories)
         )
         pick = f"CASE {s} {whens} ELSE {OTHER} END" if whens else str(OTHER)
-        return f"CASE WHEN {k} = {K_NULL} THEN {NULL} WHEN {k} = {K_NESTED} THEN {INVALID} ELSE {pick} END"
+        nested = f"WHEN {k} = {K_NESTED} THEN {INVALID}"
+        return f"CASE WHEN {k} = {K_NULL} THEN {NULL} {nested} ELSE {pick} END"
     big = param("fmax", sys.float_info.max)
     head = (
         f"CASE WHEN {k} = {K_NULL} THEN {NULL} WHEN {k} <> {K_NUMBER} THEN {INVALID} "
