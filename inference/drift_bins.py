@@ -154,10 +154,13 @@ class SliceCounts:
 
     def __add__(self, other: SliceCounts) -> SliceCounts:
         names = set(self.features) | set(other.features)
-        features = {}
+        features: dict[str, FeatureCounts] = {}
         for n in sorted(names):
             a, b = self.features.get(n), other.features.get(n)
-            features[n] = a + b if a is not None and b is not None else (a or b)  # type: ignore[operator]
+            if a is not None and b is not None:
+                features[n] = a + b
+            else:
+                features[n] = a if a is not None else b  # type: ignore[assignment]
         return SliceCounts(
             self.requests + other.requests,
             self.sampled + other.sampled,
