@@ -37,6 +37,7 @@ from inference.drift_bins import (
     K_TEXT,
     K_TRUE,
     Bins,
+    CategoricalBins,
     Slice,
     SliceCounts,
     binned_select,
@@ -66,8 +67,9 @@ def window_sql(
     environment: str = DEFAULT_ENVIRONMENT,
 ) -> tuple[str, dict[str, Any]]:
     """The one statement (and its parameters) that counts a window: rows
-    ``(kind, variant, version, fi, b, n, off)``; ``kind`` 0 are the bin counts, 1 the coverage
-    (``fi`` = requests, ``b`` = sampled, ``n`` = truncated)."""
+    ``(kind, variant, version, a, b, n, off)``: kind 0 the bin counts (``a`` the feature,
+    ``b`` the bin), 1 the coverage (``a`` requests, ``b`` sampled, ``n`` truncated), 2 the data
+    rows of the counted requests (``a``)."""
     p = Params()
     where = [
         f"i.environment = {p('env', environment)}",
@@ -78,23 +80,33 @@ def window_sql(
     if until is not None:
         where.append(f"i.ts < {p('until', float(until))}")
     window = " AND ".join(where)
-    if not features:
-        counted = "SELECT NULL, NULL, 0, 0, 0, 0.0 WHERE 1 = 0"
-    else:
-        values = ", ".join(
-            f"({fi}, {p(f'n{fi}', f.name)}, {p(f'p{fi}', _sqlite_path(f.name))})"
-            for fi, f in enumerate(features)
-        )
-        cells = (_pg_cells if dialect == "postgresql" else _sqlite_cells)(window)
-        cells = f"WITH feats(fi, name, path) AS (VALUES {values}) {cells}"
-        counted = binned_select(features, cells, p, ("variant", "version"))
-    truncated = "(i.inputs::jsonb ? '$truncated')" if dialect == "postgresql" else _SQLITE_TRUNCATED
+    pg = dialect == "postgresql"
+    truncated = "(i.inputs::jsonb ? '$truncated')" if pg else _SQLITE_TRUNCATED
     coverage = (
         "SELECT 1, variant, version, COUNT(*), COUNT(inputs), "
         f"SUM(CASE WHEN inputs IS NOT NULL AND {truncated} THEN 1 ELSE 0 END), 0.0 "
         f"FROM mlx_inference i WHERE {window} GROUP BY variant, version"
     )
-    sql = f"SELECT 0, variant, version, fi, b, n, off FROM ({counted}) counted UNION ALL {coverage}"
+    if not features:
+        return coverage, dict(p)
+    names = [p(f"n{fi}", f.name) for fi, f in enumerate(features)]
+    categorical = [fi for fi, f in enumerate(features) if isinstance(f, CategoricalBins)]
+    if pg:
+        values = ", ".join(
+            f"({fi}, {name}, {int(fi in categorical)})" for fi, name in enumerate(names)
+        )
+        ctes, rows = _pg_cells(window)
+        ctes = f"feats(fi, name, cat) AS (VALUES {values}), {ctes}"
+    else:
+        ctes, rows = _sqlite_cells(window, names, categorical)
+    counted = binned_select(features, "SELECT * FROM cells", p, ("variant", "version"), dialect)
+    sql = (
+        f"WITH {ctes} "
+        f"SELECT 0, variant, version, fi, b, n, off FROM ({counted}) counted "
+        f"UNION ALL {coverage} "
+        f"UNION ALL SELECT 2, variant, version, SUM({rows}), 0, 0, 0.0 FROM q "
+        "GROUP BY variant, version"
+    )
     return sql, dict(p)
 
 
@@ -121,34 +133,62 @@ def window_counts(
     with store.engine.connect() as conn:
         for kind, variant, version, a, b, n, off in conn.execute(text(sql), params):
             if kind == 1:
-                coverage.append((variant, version, a, b, n))
+                coverage.append((variant, version, a, b, n, 0))
+            elif kind == 2:
+                coverage.append((variant, version, 0, 0, 0, a))
             else:
                 bins.append((variant, version, a, b, n, off))
     return fold(features, bins, coverage)
 
 
-def _sqlite_path(name: str) -> str:
-    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 # -- SQLite -----------------------------------------------------------------------------------
 _SQLITE_TRUNCATED = "json_type(i.inputs, '$.\"$truncated\"') = 'true'"
 
-#: A value's kind, number and text from its json_type ``t``, SQL value ``v`` and JSON text ``raw``.
-_SQLITE_KIND = (
-    f"CASE t WHEN 'integer' THEN {K_NUMBER} WHEN 'real' THEN {K_NUMBER} "
-    f"WHEN 'text' THEN {K_TEXT} WHEN 'true' THEN {K_TRUE} WHEN 'false' THEN {K_FALSE} "
-    f"WHEN 'object' THEN {K_NESTED} WHEN 'array' THEN {K_NESTED} ELSE {K_NULL} END"
+_SQLITE_RECORDS = (
+    "CASE WHEN json_type(q.inputs, '$.dataframe_records') = 'array' "
+    "THEN json_extract(q.inputs, '$.dataframe_records') "
+    "WHEN json_type(q.inputs, '$.instances') = 'array' THEN json_extract(q.inputs, '$.instances') "
+    "WHEN json_type(q.inputs, '$.inputs') = 'array' THEN json_extract(q.inputs, '$.inputs') "
+    "WHEN json_type(q.inputs, '$.inputs') = 'object' "
+    "THEN json_array(json_extract(q.inputs, '$.inputs')) "
+    "WHEN json_type(q.inputs) = 'array' THEN q.inputs "
+    "ELSE json_array(json(q.inputs)) END"
 )
-_SQLITE_TEXT = (
-    "CASE t WHEN 'text' THEN v WHEN 'integer' THEN raw WHEN 'real' THEN raw "
-    "WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' END"
+_SQLITE_FIRST = "(SELECT fk.value FROM json_each(q.inputs, '$.inputs') fk LIMIT 1)"
+#: The data rows of a request, by its layout.
+_SQLITE_ROWS = (
+    "CASE layout WHEN 's' THEN json_array_length(q.inputs, '$.dataframe_split.data') "
+    f"WHEN 'c' THEN json_array_length({_SQLITE_FIRST}) "
+    f"ELSE json_array_length({_SQLITE_RECORDS}) END"
 )
-_SQLITE_FIRST = "(SELECT fk.type FROM json_each(q.inputs, '$.inputs') fk LIMIT 1)"
 
 
-def _sqlite_cells(window: str) -> str:
-    # q: the window's sampled requests and their layout: 's' split, 'c' columns, 'r' records
+def _sqlite_text(raw: str) -> str:
+    """A cell's text for a categorical feature (``t`` its json_type, ``v`` its value): a
+    number as the JSON has it (``raw``, only read then), booleans as Python's ``str``."""
+    return (
+        "CASE WHEN cat = 0 THEN NULL WHEN t = 'text' THEN v WHEN t = 'integer' "
+        f"THEN CAST(v AS TEXT) WHEN t = 'real' THEN {raw} "
+        "WHEN t = 'true' THEN 'True' WHEN t = 'false' THEN 'False' END"
+    )
+
+
+def _sqlite_cells(window: str, names: list[str], categorical: list[int]) -> tuple[str, str]:
+    """The CTEs ``q`` (the window's counted requests and their layout: ``s`` split, ``c``
+    columns, ``r`` records) and ``cells`` (``variant, version, fi, k, x, s``: one per feature
+    value present; a feature a row lacks has no cell, ``fold`` counts it null from the data
+    rows), and the data-rows expression over ``q``.
+
+    A name is mapped to its feature by a ``CASE`` over the (bound) names rather than a join
+    with a table of features: a third faster on SQLite. Each branch is fenced (``LIMIT -1``)
+    so that ``json_type``/``json_extract`` run once per cell (bench/drift_counts.py).
+    """
+
+    def fi(expr: str) -> str:
+        whens = " ".join(f"WHEN {name} THEN {i}" for i, name in enumerate(names))
+        return f"CASE {expr} {whens} END"
+
+    cats = ", ".join(map(str, categorical)) or "-1"
     q = (
         "SELECT i.variant, i.version, i.inputs, "
         "CASE WHEN json_type(i.inputs, '$.dataframe_split') = 'object' THEN 's' "
@@ -158,44 +198,50 @@ def _sqlite_cells(window: str) -> str:
         f"FROM mlx_inference i WHERE {window} AND i.inputs IS NOT NULL "
         f"AND NOT coalesce({_SQLITE_TRUNCATED}, 0)"
     )
-    records = (
-        "CASE WHEN json_type(q.inputs, '$.dataframe_records') = 'array' "
-        "THEN json_extract(q.inputs, '$.dataframe_records') "
-        "WHEN json_type(q.inputs, '$.instances') = 'array' "
-        "THEN json_extract(q.inputs, '$.instances') "
-        "WHEN json_type(q.inputs, '$.inputs') = 'array' THEN json_extract(q.inputs, '$.inputs') "
-        "WHEN json_type(q.inputs, '$.inputs') = 'object' "
-        "THEN json_array(json_extract(q.inputs, '$.inputs')) "
-        "WHEN json_type(q.inputs) = 'array' THEN q.inputs "
-        "ELSE json_array(json(q.inputs)) END"
+
+    # each branch: (variant, version, fi, t, v, raw) of one present feature value: json_each
+    # gives a cell's type and value in one parse; its JSON text (``raw``) is read only for a
+    # real number of a categorical feature
+    def raw_of(key: str, json: str, path: str) -> str:
+        return f"CASE WHEN cell.type = 'real' AND {fi(key)} IN ({cats}) THEN {json} -> ({path}) END"
+
+    select = (
+        "SELECT q.variant, q.version, {fi} AS fi, cell.type AS t, cell.atom AS v, {raw} AS raw "
     )
-    # each branch: (variant, version, fi, t, v, raw) of one feature in one data row
     branches = [
-        # records: the feature by name in each row object
-        "SELECT q.variant, q.version, f.fi, json_type(r.value, f.path) AS t, "
-        "json_extract(r.value, f.path) AS v, r.value -> f.path AS raw "
-        f"FROM q JOIN json_each({records}) r CROSS JOIN feats f WHERE q.layout = 'r'",
-        # dataframe_split: the feature's position among the columns
-        "SELECT q.variant, q.version, f.fi, json_type(r.value, '$[' || c.key || ']') AS t, "
-        "json_extract(r.value, '$[' || c.key || ']') AS v, r.value -> ('$[' || c.key || ']') "
-        "FROM q JOIN json_each(q.inputs, '$.dataframe_split.data') r CROSS JOIN feats f "
-        "LEFT JOIN json_each(q.inputs, '$.dataframe_split.columns') c ON c.value = f.name "
-        "WHERE q.layout = 's'",
-        # columns: row r.key of each feature's list (rows counted along the first column)
-        "SELECT q.variant, q.version, f.fi, "
-        "json_type(q.inputs, '$.inputs.' || substr(f.path, 3) || '[' || r.key || ']') AS t, "
-        "json_extract(q.inputs, '$.inputs.' || substr(f.path, 3) || '[' || r.key || ']') AS v, "
-        "q.inputs -> ('$.inputs.' || substr(f.path, 3) || '[' || r.key || ']') AS raw "
-        "FROM q JOIN json_each(q.inputs, '$.inputs.' || "
-        "(SELECT json_quote(fk.key) FROM json_each(q.inputs, '$.inputs') fk LIMIT 1)) r "
-        "CROSS JOIN feats f WHERE q.layout = 'c'",
+        # records: the row object's members, by name
+        select.format(
+            fi=fi("cell.key"), raw=raw_of("cell.key", "r.value", "'$.' || json_quote(cell.key)")
+        )
+        + f"FROM q CROSS JOIN json_each({_SQLITE_RECORDS}) r CROSS JOIN json_each(r.value) cell "
+        f"WHERE q.layout = 'r' AND r.type = 'object' AND {fi('cell.key')} IS NOT NULL",
+        # dataframe_split: the cells of each data row at the feature's position among the columns
+        select.format(fi=fi("c.value"), raw=raw_of("c.value", "r.value", "'$[' || cell.key || ']'"))
+        + "FROM q CROSS JOIN json_each(q.inputs, '$.dataframe_split.columns') c "
+        "CROSS JOIN json_each(q.inputs, '$.dataframe_split.data') r "
+        "CROSS JOIN json_each(r.value) cell "
+        f"WHERE q.layout = 's' AND {fi('c.value')} IS NOT NULL AND r.type = 'array' "
+        "AND cell.key = c.key",
+        # columns: each feature's list
+        select.format(
+            fi=fi("col.key"), raw=raw_of("col.key", "col.value", "'$[' || cell.key || ']'")
+        )
+        + "FROM q CROSS JOIN json_each(q.inputs, '$.inputs') col "
+        "CROSS JOIN json_each(col.value) cell "
+        f"WHERE q.layout = 'c' AND col.type = 'array' AND {fi('col.key')} IS NOT NULL",
     ]
-    raw = " UNION ALL ".join(branches)
-    return (
-        f", q AS ({q}), raw AS ({raw}) "
-        f"SELECT variant, version, fi, {_SQLITE_KIND} AS k, "
-        f"CASE WHEN t IN ('integer', 'real') THEN v END AS x, {_SQLITE_TEXT} AS s FROM raw"
+    raw = " UNION ALL ".join(f"SELECT * FROM ({b} LIMIT -1)" for b in branches)
+    cells = (
+        "SELECT variant, version, fi, "
+        f"CASE t WHEN 'integer' THEN {K_NUMBER} WHEN 'real' THEN {K_NUMBER} "
+        f"WHEN 'text' THEN {K_TEXT} WHEN 'true' THEN {K_TRUE} WHEN 'false' THEN {K_FALSE} "
+        f"WHEN 'object' THEN {K_NESTED} WHEN 'array' THEN {K_NESTED} ELSE {K_NULL} END AS k, "
+        "CASE WHEN t IN ('integer', 'real') THEN v END AS x, "
+        f"{_sqlite_text('raw')} AS s "
+        f"FROM (SELECT *, fi IN ({cats}) AS cat FROM raw LIMIT -1) raw"
     )
+    ctes = f"q AS NOT MATERIALIZED ({q}), raw AS NOT MATERIALIZED ({raw}), cells AS ({cells})"
+    return ctes, _SQLITE_ROWS
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -205,12 +251,29 @@ _PG_KIND = (
     f"WHEN 'object' THEN {K_NESTED} WHEN 'array' THEN {K_NESTED} ELSE {K_NULL} END"
 )
 _PG_TEXT = (
-    "CASE jsonb_typeof(e) WHEN 'string' THEN e #>> '{}' WHEN 'number' THEN e #>> '{}' "
-    "WHEN 'boolean' THEN CASE WHEN e = 'true'::jsonb THEN 'True' ELSE 'False' END END"
+    "CASE WHEN cat = 0 THEN NULL WHEN jsonb_typeof(e) IN ('string', 'number') THEN e #>> '{}' "
+    "WHEN jsonb_typeof(e) = 'boolean' THEN CASE WHEN e = 'true'::jsonb THEN 'True' "
+    "ELSE 'False' END END"
+)
+_PG_RECORDS = (
+    "CASE WHEN jsonb_typeof(q.j -> 'dataframe_records') = 'array' "
+    "THEN q.j -> 'dataframe_records' "
+    "WHEN jsonb_typeof(q.j -> 'instances') = 'array' THEN q.j -> 'instances' "
+    "WHEN jsonb_typeof(q.j -> 'inputs') = 'array' THEN q.j -> 'inputs' "
+    "WHEN jsonb_typeof(q.j -> 'inputs') = 'object' THEN jsonb_build_array(q.j -> 'inputs') "
+    "WHEN jsonb_typeof(q.j) = 'array' THEN q.j ELSE jsonb_build_array(q.j) END"
+)
+_PG_FIRST = "(SELECT fk.value FROM jsonb_each(q.j -> 'inputs') fk LIMIT 1)"
+_PG_ROWS = (
+    "CASE layout WHEN 's' THEN CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> 'data') "
+    "= 'array' THEN jsonb_array_length(q.j -> 'dataframe_split' -> 'data') ELSE 0 END "
+    f"WHEN 'c' THEN jsonb_array_length({_PG_FIRST}) "
+    f"ELSE jsonb_array_length({_PG_RECORDS}) END"
 )
 
 
-def _pg_cells(window: str) -> str:
+def _pg_cells(window: str) -> tuple[str, str]:
+    """As ``_sqlite_cells``, with ``jsonb`` (here a feature a row lacks is a null cell)."""
     q = (
         "SELECT i.variant, i.version, j, "
         "CASE WHEN jsonb_typeof(j -> 'dataframe_split') = 'object' THEN 's' "
@@ -220,37 +283,30 @@ def _pg_cells(window: str) -> str:
         "FROM mlx_inference i CROSS JOIN LATERAL (SELECT i.inputs::jsonb AS j) parsed "
         f"WHERE {window} AND i.inputs IS NOT NULL AND NOT (j ? '$truncated')"
     )
-    records = (
-        "CASE WHEN jsonb_typeof(q.j -> 'dataframe_records') = 'array' "
-        "THEN q.j -> 'dataframe_records' "
-        "WHEN jsonb_typeof(q.j -> 'instances') = 'array' THEN q.j -> 'instances' "
-        "WHEN jsonb_typeof(q.j -> 'inputs') = 'array' THEN q.j -> 'inputs' "
-        "WHEN jsonb_typeof(q.j -> 'inputs') = 'object' THEN jsonb_build_array(q.j -> 'inputs') "
-        "WHEN jsonb_typeof(q.j) = 'array' THEN q.j ELSE jsonb_build_array(q.j) END"
-    )
     branches = [
-        "SELECT q.variant, q.version, f.fi, "
+        "SELECT q.variant, q.version, f.fi, f.cat, "
         "CASE WHEN jsonb_typeof(r.value) = 'object' THEN r.value -> f.name END AS e "
-        f"FROM q CROSS JOIN LATERAL jsonb_array_elements({records}) r(value) "
+        f"FROM q CROSS JOIN LATERAL jsonb_array_elements({_PG_RECORDS}) r(value) "
         "CROSS JOIN feats f WHERE q.layout = 'r'",
-        "SELECT q.variant, q.version, f.fi, "
+        "SELECT q.variant, q.version, f.fi, f.cat, "
         "CASE WHEN jsonb_typeof(r.value) = 'array' THEN r.value -> (c.n - 1)::int END AS e "
-        "FROM q CROSS JOIN LATERAL jsonb_array_elements(q.j -> 'dataframe_split' -> 'data') "
-        "r(value) CROSS JOIN feats f LEFT JOIN LATERAL jsonb_array_elements_text("
-        "CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> 'columns') = 'array' "
-        "THEN q.j -> 'dataframe_split' -> 'columns' ELSE '[]'::jsonb END) "
+        "FROM q CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof("
+        "q.j -> 'dataframe_split' -> 'data') = 'array' THEN q.j -> 'dataframe_split' -> 'data' "
+        "ELSE '[]'::jsonb END) r(value) CROSS JOIN feats f LEFT JOIN LATERAL "
+        "jsonb_array_elements_text(CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> "
+        "'columns') = 'array' THEN q.j -> 'dataframe_split' -> 'columns' ELSE '[]'::jsonb END) "
         "WITH ORDINALITY c(name, n) ON c.name = f.name WHERE q.layout = 's'",
-        "SELECT q.variant, q.version, f.fi, "
+        "SELECT q.variant, q.version, f.fi, f.cat, "
         "CASE WHEN jsonb_typeof(q.j -> 'inputs' -> f.name) = 'array' "
         "THEN q.j -> 'inputs' -> f.name -> (r.n - 1)::int END AS e "
-        "FROM q CROSS JOIN LATERAL jsonb_array_elements("
-        "(SELECT fk.value FROM jsonb_each(q.j -> 'inputs') fk LIMIT 1)) WITH ORDINALITY "
+        f"FROM q CROSS JOIN LATERAL jsonb_array_elements({_PG_FIRST}) WITH ORDINALITY "
         "r(value, n) CROSS JOIN feats f WHERE q.layout = 'c'",
     ]
     raw = " UNION ALL ".join(branches)
-    return (
-        f", q AS ({q}), raw AS ({raw}) "
+    cells = (
         f"SELECT variant, version, fi, {_PG_KIND} AS k, "
         "CASE WHEN jsonb_typeof(e) = 'number' THEN (e #>> '{}')::float8 END AS x, "
         f"{_PG_TEXT} AS s FROM raw"
     )
+    ctes = f"q AS NOT MATERIALIZED ({q}), raw AS NOT MATERIALIZED ({raw}), cells AS ({cells})"
+    return ctes, _PG_ROWS

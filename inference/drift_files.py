@@ -125,11 +125,11 @@ def files_sql(
     cells = " UNION ALL ".join(branches) or (
         "SELECT NULL::VARCHAR, NULL::VARCHAR, 0, 0, NULL::DOUBLE, NULL::VARCHAR WHERE false"
     )
-    counted = binned_select(features, cells, p, ("variant", "version"))
+    counted = binned_select(features, cells, p, ("variant", "version"), "duckdb")
     sql = (
         f"WITH src AS (SELECT * FROM {source}) "
         f"SELECT 0, variant, version, fi, b, n, off FROM ({counted}) counted UNION ALL "
-        f"SELECT 1, {variant}, {version}, COUNT(*), COUNT(*), 0, 0.0 FROM src "
+        f"SELECT 1, {variant}, {version}, COUNT(*), COUNT(*), 0, COUNT(*) FROM src "
         f"GROUP BY {variant}, {version}"
     )
     return sql, dict(p)
@@ -158,7 +158,7 @@ def file_counts(
         coverage: list[Sequence[Any]] = []
         for kind, variant, version, a, b, n, off in con.execute(sql, params).fetchall():
             if kind == 1:
-                coverage.append((variant, version, a, b, n))
+                coverage.append((variant, version, a, b, n, off))
             else:
                 bins.append((variant, version, a, b, n, off))
     finally:
