@@ -209,26 +209,44 @@ def bin_sql(bins: Bins, fi: int, param: Param, *, k: str, x: str, s: str) -> str
     )
     if not bins.edges:
         return head + f"ELSE {OTHER} END"
-    chain = " ".join(
-        f"WHEN {x} < {param(f'e{fi}_{i}', e)} THEN {i - 1}" for i, e in enumerate(bins.edges)
+    edges = [param(f"e{fi}_{i}", e) for i, e in enumerate(bins.edges)]
+    return head + f"ELSE {_search(x, edges, -1, len(edges))} END"
+
+
+def _search(x: str, edges: list[str], lo: int, hi: int) -> str:
+    """A balanced ``CASE`` tree finding the bin of ``x`` given ``edges[lo] <= x < edges[hi]``
+    (``lo = -1``: no lower bound; ``hi = len(edges)``: none above): about log2(bins)
+    comparisons per value instead of a chain's bins / 2."""
+    if hi - lo == 1:
+        return str(BELOW if lo < 0 else ABOVE if lo == len(edges) - 1 else lo)
+    mid = (lo + hi + 1) // 2 if lo < 0 else (lo + hi) // 2
+    return (
+        f"CASE WHEN {x} < {edges[mid]} THEN {_search(x, edges, lo, mid)} "
+        f"ELSE {_search(x, edges, mid, hi)} END"
     )
-    return head + f"{chain} ELSE {ABOVE} END"
 
 
 def offset_sql(bins: Bins, fi: int, param: Param, *, b: str, x: str) -> str:
     """Per cell of bin ``b``: its distance from the bin's left edge (interior), below the
-    reference minimum, or above its maximum; 0 otherwise (``bin_sql`` registered the edges)."""
+    reference minimum, or above its maximum; NULL (not summed) otherwise. A balanced ``CASE``
+    over the bin codes (``bin_sql`` registered the edges)."""
     if not isinstance(bins, NumericBins) or not bins.edges:
-        return "0.0"
+        return "NULL"
     top = bins.maximum if bins.maximum is not None else math.inf
-    whens = [
-        f"WHEN {b} = {BELOW} THEN {param(f'e{fi}_0', bins.edges[0])} - {x}",
-        f"WHEN {b} = {ABOVE} THEN {x} - {param(f'm{fi}', top)}",
-    ]
-    whens += [
-        f"WHEN {b} = {i} THEN {x} - {param(f'e{fi}_{i}', e)}" for i, e in enumerate(bins.edges[:-1])
-    ]
-    return f"CASE {' '.join(whens)} ELSE 0.0 END"
+    first = param(f"e{fi}_0", bins.edges[0])
+    leaves = [(ABOVE, f"{x} - {param(f'm{fi}', top)}"), (BELOW, f"{first} - {x}")]
+    leaves += [(i, f"{x} - {param(f'e{fi}_{i}', e)}") for i, e in enumerate(bins.edges[:-1])]
+    return f"CASE WHEN {b} < {ABOVE} THEN NULL ELSE {_pick(b, leaves)} END"
+
+
+def _pick(b: str, leaves: list[tuple[int, str]]) -> str:
+    if len(leaves) == 1:
+        return leaves[0][1]
+    mid = len(leaves) // 2
+    return (
+        f"CASE WHEN {b} < {leaves[mid][0]} THEN {_pick(b, leaves[:mid])} "
+        f"ELSE {_pick(b, leaves[mid:])} END"
+    )
 
 
 #: Keeps the planner from inlining a sub-select into the one above it (SQLite's ``LIMIT -1``,
@@ -260,7 +278,7 @@ def binned_select(
     variant, version = slices
     return (
         f"SELECT {variant} AS variant, {version} AS version, fi, b, COUNT(*) AS n, "
-        f"SUM(CASE fi {off_case} ELSE 0.0 END) AS off "
+        f"SUM(CASE fi {off_case} END) AS off "
         f"FROM (SELECT c.*, CASE c.fi {bin_case} END AS b "
         f"FROM ({cells} {fence}) c {fence}) binned "
         f"GROUP BY {variant}, {version}, fi, b"
