@@ -203,7 +203,9 @@ def _sqlite_cells(window: str, names: list[str], categorical: list[int]) -> tupl
     # gives a cell's type and value in one parse; its JSON text (``raw``) is read only for a
     # real number of a categorical feature
     def raw_of(key: str, json: str, path: str) -> str:
-        return f"CASE WHEN cell.type = 'real' AND {fi(key)} IN ({cats}) THEN {json} -> ({path}) END"
+        if not categorical:
+            return "NULL"
+        return f"CASE WHEN cell.type = 'real' AND {key} IN ({cats}) THEN {json} -> ({path}) END"
 
     select = (
         "SELECT q.variant, q.version, {fi} AS fi, cell.type AS t, cell.atom AS v, {raw} AS raw "
@@ -211,26 +213,33 @@ def _sqlite_cells(window: str, names: list[str], categorical: list[int]) -> tupl
     branches = [
         # records: the row object's members, by name
         select.format(
-            fi=fi("cell.key"), raw=raw_of("cell.key", "r.value", "'$.' || json_quote(cell.key)")
+            fi=fi("cell.key"), raw=raw_of(fi("cell.key"), "r.value", "'$.' || json_quote(cell.key)")
         )
         + f"FROM q CROSS JOIN json_each({_SQLITE_RECORDS}) r CROSS JOIN json_each(r.value) cell "
         f"WHERE q.layout = 'r' AND r.type = 'object' AND {fi('cell.key')} IS NOT NULL",
-        # dataframe_split: the cells of each data row at the feature's position among the columns
-        select.format(fi=fi("c.value"), raw=raw_of("c.value", "r.value", "'$[' || cell.key || ']'"))
-        + "FROM q CROSS JOIN json_each(q.inputs, '$.dataframe_split.columns') c "
-        "CROSS JOIN json_each(q.inputs, '$.dataframe_split.data') r "
-        "CROSS JOIN json_each(r.value) cell "
-        f"WHERE q.layout = 's' AND {fi('c.value')} IS NOT NULL AND r.type = 'array' "
-        "AND cell.key = c.key",
+        # dataframe_split: the features of the columns by position, once per request (``m``),
+        # then the cells of each data row
+        "SELECT m.variant, m.version, json_extract(m.fis, '$[' || cell.key || ']') AS fi, "
+        "cell.type AS t, cell.atom AS v, "
+        + raw_of(
+            "json_extract(m.fis, '$[' || cell.key || ']')", "r.value", "'$[' || cell.key || ']'"
+        )
+        + " AS raw "
+        "FROM (SELECT q.variant, q.version, q.inputs, "
+        f"(SELECT json_group_array({fi('c.value')}) "
+        "FROM json_each(q.inputs, '$.dataframe_split.columns') c) AS fis "
+        "FROM q WHERE q.layout = 's' LIMIT -1) m "
+        "CROSS JOIN json_each(m.inputs, '$.dataframe_split.data') r "
+        "CROSS JOIN json_each(r.value) cell WHERE r.type = 'array'",
         # columns: each feature's list
         select.format(
-            fi=fi("col.key"), raw=raw_of("col.key", "col.value", "'$[' || cell.key || ']'")
+            fi=fi("col.key"), raw=raw_of(fi("col.key"), "col.value", "'$[' || cell.key || ']'")
         )
         + "FROM q CROSS JOIN json_each(q.inputs, '$.inputs') col "
         "CROSS JOIN json_each(col.value) cell "
         f"WHERE q.layout = 'c' AND col.type = 'array' AND {fi('col.key')} IS NOT NULL",
     ]
-    raw = " UNION ALL ".join(f"SELECT * FROM ({b} LIMIT -1)" for b in branches)
+    raw = " UNION ALL ".join(f"SELECT * FROM ({b} LIMIT -1) WHERE fi IS NOT NULL" for b in branches)
     cells = (
         "SELECT variant, version, fi, "
         f"CASE t WHEN 'integer' THEN {K_NUMBER} WHEN 'real' THEN {K_NUMBER} "
