@@ -8,7 +8,8 @@ Run: ``.venv/bin/pip install -e '.[bench]'`` once, then ``.venv/bin/python bench
    ``LogStore.write``. Then, over the whole window: ``inference.drift_counts.window_counts``
    (one statement, ``GROUP BY`` in SQLite) against the baseline — stream the window's
    ``inputs`` to Python, ``json.loads`` each, ``analysis.drift.count`` per feature and slice.
-   Both must give the same counts; the ratio is printed.
+   Both must give the same counts; the ratio is printed. ``--pg-url`` repeats it on a
+   PostgreSQL log (an empty database).
 2. DuckDB: a Parquet file of ``--parquet-rows`` rows x 5 features (+ variant, version),
    counted by ``inference.drift_files.file_counts`` in a fresh process: its time and its peak
    RSS (``resource.getrusage``; the generator's memory is not in it).
@@ -52,10 +53,10 @@ def profile(seed: int = 1) -> tuple[dict[str, Any], list[Bins]]:
     return features, bins_from_profile({"features": features})
 
 
-def fill_sqlite(path: Path, rows: int) -> Any:
+def fill_log(url: str, rows: int) -> Any:
     import numpy as np
 
-    store = open_log(f"sqlite:///{path}")
+    store = open_log(url)
     rng = np.random.default_rng(2)
     t = time.perf_counter()
     for start in range(0, rows, BATCH):
@@ -102,9 +103,9 @@ def python_counts(
     return {key: {n: count(cols[n], profiles[n]) for n in NAMES} for key, cols in columns.items()}
 
 
-def bench_sqlite(rows: int, workdir: Path) -> None:
+def bench_log(rows: int, url: str) -> None:
     features, bins = profile()
-    store = fill_sqlite(workdir / "log.db", rows)
+    store = fill_log(url, rows)
     t = time.perf_counter()
     counted = window_counts(store, "fraud", bins)
     in_store = time.perf_counter() - t
@@ -116,8 +117,8 @@ def bench_sqlite(rows: int, workdir: Path) -> None:
         for key in baseline
         for n in NAMES
     )
-    print(f"SQLite, {rows:,} rows x {len(NAMES)} features, 2 slices:")
-    print(f"  window_counts (one GROUP BY in SQLite): {in_store:.2f}s")
+    print(f"{store.dialect}, {rows:,} rows x {len(NAMES)} features, 2 slices:")
+    print(f"  window_counts (one GROUP BY in the database): {in_store:.2f}s")
     print(f"  fetch rows + json.loads + count in Python: {in_python:.2f}s")
     print(f"  ratio Python / store: {in_python / in_store:.2f}x; same counts: {same}")
     store.close()
@@ -177,6 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--parquet-rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--pg-url", default=None, help="also a PostgreSQL log (an empty database it may fill)"
+    )
     parser.add_argument("--duckdb-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.duckdb_child:
@@ -184,7 +188,9 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="mlx-drift-counts-") as tmp:
         if args.rows:
-            bench_sqlite(args.rows, Path(tmp))
+            bench_log(args.rows, f"sqlite:///{Path(tmp) / 'log.db'}")
+            if args.pg_url:
+                bench_log(args.rows, args.pg_url)
         if args.parquet_rows:
             bench_duckdb(args.parquet_rows, Path(tmp))
 

@@ -251,9 +251,9 @@ def _pick(b: str, leaves: list[tuple[int, str]]) -> str:
 
 #: Keeps the planner from inlining a sub-select into the one above it (SQLite's ``LIMIT -1``,
 #: ``OFFSET 0`` elsewhere). Inlined, every reference to ``x`` or ``b`` would re-run the
-#: expression behind it — a ``json_extract`` per edge of the ``CASE`` chain, the whole chain
-#: per offset branch: 4-5 times slower on SQLite. Fenced, each runs once per cell (streamed,
-#: as a co-routine: nothing is materialised).
+#: expression behind it — a ``json_extract`` per comparison of the ``CASE`` tree, the tree
+#: per offset branch: twice as slow on SQLite. Fenced, each runs once per cell (streamed as
+#: a co-routine, not materialised).
 FENCE = {"sqlite": "LIMIT -1"}
 
 
