@@ -4,8 +4,8 @@
 reads the window's sampled ``inputs`` (JSON text) with the database's JSON functions (SQLite
 ``json_each``/``json_extract``, PostgreSQL ``jsonb``), bins every feature value with a
 ``CASE`` over the frozen edges, and ``GROUP BY`` (variant, version, feature, bin). What comes
-back is at most slices x features x (bins + 5) rows plus one coverage row per slice: memory
-does not grow with the window; no log row is fetched into Python.
+back is at most slices x features x (bins + 5) rows plus two coverage rows per slice: no log
+row is fetched into Python, and this process's memory does not grow with the window.
 
 The layouts of ``inputs`` counted (the request body as the gateway logged it, MLflow's
 scoring formats; each data row of a request is one value per feature):
@@ -180,7 +180,7 @@ def _sqlite_cells(window: str, names: list[str], categorical: list[int]) -> tupl
     rows), and the data-rows expression over ``q``.
 
     A name is mapped to its feature by a ``CASE`` over the (bound) names rather than a join
-    with a table of features: a third faster on SQLite. Each branch is fenced (``LIMIT -1``)
+    with a table of features (fewer loops on SQLite). Each branch is fenced (``LIMIT -1``)
     so that ``json_type``/``json_extract`` run once per cell (bench/drift_counts.py).
     """
 
