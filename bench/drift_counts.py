@@ -57,6 +57,11 @@ def fill_log(url: str, rows: int) -> Any:
     import numpy as np
 
     store = open_log(url)
+    with store.engine.connect() as conn:
+        have = conn.exec_driver_sql("SELECT COUNT(*) FROM mlx_inference").scalar()
+    if have == rows:  # --pg-url of a database an earlier run filled
+        print(f"  reusing the {rows:,} log rows already there")
+        return store
     rng = np.random.default_rng(2)
     t = time.perf_counter()
     for start in range(0, rows, BATCH):
@@ -181,6 +186,7 @@ def main() -> None:
     parser.add_argument(
         "--pg-url", default=None, help="also a PostgreSQL log (an empty database it may fill)"
     )
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite log")
     parser.add_argument("--duckdb-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.duckdb_child:
@@ -188,7 +194,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="mlx-drift-counts-") as tmp:
         if args.rows:
-            bench_log(args.rows, f"sqlite:///{Path(tmp) / 'log.db'}")
+            if not args.no_sqlite:
+                bench_log(args.rows, f"sqlite:///{Path(tmp) / 'log.db'}")
             if args.pg_url:
                 bench_log(args.rows, args.pg_url)
         if args.parquet_rows:

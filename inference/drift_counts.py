@@ -283,14 +283,16 @@ _PG_ROWS = (
 
 def _pg_cells(window: str) -> tuple[str, str]:
     """As ``_sqlite_cells``, with ``jsonb`` (here a feature a row lacks is a null cell)."""
+    # the text is parsed once per row and branch: fenced (OFFSET 0), ``j`` is a column; inlined,
+    # every ``j -> …`` would cast the whole text again
     q = (
-        "SELECT i.variant, i.version, j, "
+        "SELECT variant, version, j, "
         "CASE WHEN jsonb_typeof(j -> 'dataframe_split') = 'object' THEN 's' "
         "WHEN jsonb_typeof(j -> 'inputs') = 'object' AND "
         "(SELECT jsonb_typeof(fk.value) FROM jsonb_each(j -> 'inputs') fk LIMIT 1) = 'array' "
         "THEN 'c' ELSE 'r' END AS layout "
-        "FROM mlx_inference i CROSS JOIN LATERAL (SELECT i.inputs::jsonb AS j) parsed "
-        f"WHERE {window} AND i.inputs IS NOT NULL AND NOT (j ? '$truncated')"
+        "FROM (SELECT i.variant, i.version, i.inputs::jsonb AS j FROM mlx_inference i "
+        f"WHERE {window} AND i.inputs IS NOT NULL OFFSET 0) parsed WHERE NOT (j ? '$truncated')"
     )
     branches = [
         "SELECT q.variant, q.version, f.fi, f.cat, "
