@@ -120,16 +120,15 @@ def files_sql(
         k, x, s = _cell(f, types.get(f.name), _ident(f.name))
         branches.append(
             f"SELECT {variant} AS variant, {version} AS version, {fi} AS fi, "
-            f"{k} AS k, {x} AS x, {s} AS s FROM src"
+            f"{k} AS k, {x} AS x, {s} AS s FROM {source}"
         )
     cells = " UNION ALL ".join(branches) or (
         "SELECT NULL::VARCHAR, NULL::VARCHAR, 0, 0, NULL::DOUBLE, NULL::VARCHAR WHERE false"
     )
     counted = binned_select(features, cells, p, ("variant", "version"), "duckdb")
     sql = (
-        f"WITH src AS (SELECT * FROM {source}) "
         f"SELECT 0, variant, version, fi, b, n, off FROM ({counted}) counted UNION ALL "
-        f"SELECT 1, {variant}, {version}, COUNT(*), COUNT(*), 0, COUNT(*) FROM src "
+        f"SELECT 1, {variant}, {version}, COUNT(*), COUNT(*), 0, COUNT(*) FROM {source} "
         f"GROUP BY {variant}, {version}"
     )
     return sql, dict(p)
