@@ -278,7 +278,7 @@ def binned_select(
     variant, version = slices
     return (
         f"SELECT {variant} AS variant, {version} AS version, fi, b, COUNT(*) AS n, "
-        f"SUM(CASE fi {off_case} END) AS off "
+        f"SUM(CASE fi {off_case} WHEN -1 THEN x END) AS off "
         f"FROM (SELECT c.*, CASE c.fi {bin_case} END AS b "
         f"FROM ({cells} {fence}) c {fence}) binned "
         f"GROUP BY {variant}, {version}, fi, b"
@@ -309,6 +309,9 @@ def fold(
         s.truncated += int(truncated or 0)
         s.rows += int(data_rows or 0)
     for variant, version, fi, b, n, off in rows:
+        if int(fi) == -1:  # the data rows, counted with the cells (PostgreSQL)
+            slice_of(variant, version).rows += int(off or 0)
+            continue
         feature = features[int(fi)]
         c = slice_of(variant, version).features[feature.name]
         b, n, off = int(b), int(n), float(off or 0.0)

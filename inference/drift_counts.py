@@ -81,7 +81,7 @@ def window_sql(
         where.append(f"i.ts < {p('until', float(until))}")
     window = " AND ".join(where)
     pg = dialect == "postgresql"
-    truncated = "(i.inputs::jsonb ? '$truncated')" if pg else _SQLITE_TRUNCATED
+    truncated = _TRUNCATED
     coverage = (
         "SELECT 1, variant, version, COUNT(*), COUNT(inputs), "
         f"SUM(CASE WHEN inputs IS NOT NULL AND {truncated} THEN 1 ELSE 0 END), 0.0 "
@@ -91,6 +91,7 @@ def window_sql(
         return coverage, dict(p)
     names = [p(f"n{fi}", f.name) for fi, f in enumerate(features)]
     categorical = [fi for fi, f in enumerate(features) if isinstance(f, CategoricalBins)]
+    rows: str | None
     if pg:
         values = ", ".join(
             f"({fi}, {name}, {int(fi in categorical)})" for fi, name in enumerate(names)
@@ -103,10 +104,13 @@ def window_sql(
     sql = (
         f"WITH {ctes} "
         f"SELECT 0, variant, version, fi, b, n, off FROM ({counted}) counted "
-        f"UNION ALL {coverage} "
-        f"UNION ALL SELECT 2, variant, version, SUM({rows}), 0, 0, 0.0 FROM q "
-        "GROUP BY variant, version"
+        f"UNION ALL {coverage}"
     )
+    if rows is not None:  # else the cells carry them (feature -1)
+        sql += (
+            f" UNION ALL SELECT 2, variant, version, SUM({rows}), 0, 0, 0.0 FROM q "
+            "GROUP BY variant, version"
+        )
     return sql, dict(p)
 
 
@@ -142,7 +146,9 @@ def window_counts(
 
 
 # -- SQLite -----------------------------------------------------------------------------------
-_SQLITE_TRUNCATED = "json_type(i.inputs, '$.\"$truncated\"') = 'true'"
+#: The marker of a payload over the log's limit (``inference.store.payload_json`` writes it
+#: compactly): a prefix test of the text, no JSON parse.
+_TRUNCATED = "i.inputs LIKE '{\"$truncated\":%'"
 
 _SQLITE_RECORDS = (
     "CASE WHEN json_type(q.inputs, '$.dataframe_records') = 'array' "
@@ -196,7 +202,7 @@ def _sqlite_cells(window: str, names: list[str], categorical: list[int]) -> tupl
         "(SELECT fk.type FROM json_each(i.inputs, '$.inputs') fk LIMIT 1) = 'array' THEN 'c' "
         "ELSE 'r' END AS layout "
         f"FROM mlx_inference i WHERE {window} AND i.inputs IS NOT NULL "
-        f"AND NOT coalesce({_SQLITE_TRUNCATED}, 0)"
+        f"AND NOT {_TRUNCATED}"
     )
 
     # each branch: (variant, version, fi, t, v, raw) of one present feature value: json_each
@@ -274,17 +280,19 @@ _PG_RECORDS = (
 )
 _PG_FIRST = "(SELECT fk.value FROM jsonb_each(q.j -> 'inputs') fk LIMIT 1)"
 _PG_ROWS = (
-    "CASE layout WHEN 's' THEN CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> 'data') "
+    "CASE q.layout WHEN 's' THEN CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> 'data') "
     "= 'array' THEN jsonb_array_length(q.j -> 'dataframe_split' -> 'data') ELSE 0 END "
     f"WHEN 'c' THEN jsonb_array_length({_PG_FIRST}) "
     f"ELSE jsonb_array_length({_PG_RECORDS}) END"
 )
 
 
-def _pg_cells(window: str) -> tuple[str, str]:
-    """As ``_sqlite_cells``, with ``jsonb`` (here a feature a row lacks is a null cell)."""
-    # the text is parsed once per row and branch: fenced (OFFSET 0), ``j`` is a column; inlined,
-    # every ``j -> …`` would cast the whole text again
+def _pg_cells(window: str) -> tuple[str, None]:
+    """As ``_sqlite_cells``, with ``jsonb``, in one pass: each request's body is parsed once
+    (a fenced sub-select: inlined, every ``j -> …`` would cast the text again) and a
+    ``LATERAL`` union picks its layout's cells (the other arms are skipped by a one-time
+    filter). A feature a row lacks is a null cell; the request's data rows come as a cell of
+    feature -1 (``binned_select`` sums its ``x``)."""
     q = (
         "SELECT variant, version, j, "
         "CASE WHEN jsonb_typeof(j -> 'dataframe_split') = 'object' THEN 's' "
@@ -292,32 +300,38 @@ def _pg_cells(window: str) -> tuple[str, str]:
         "(SELECT jsonb_typeof(fk.value) FROM jsonb_each(j -> 'inputs') fk LIMIT 1) = 'array' "
         "THEN 'c' ELSE 'r' END AS layout "
         "FROM (SELECT i.variant, i.version, i.inputs::jsonb AS j FROM mlx_inference i "
-        f"WHERE {window} AND i.inputs IS NOT NULL OFFSET 0) parsed WHERE NOT (j ? '$truncated')"
+        f"WHERE {window} AND i.inputs IS NOT NULL AND NOT {_TRUNCATED} OFFSET 0) parsed"
     )
-    branches = [
-        "SELECT q.variant, q.version, f.fi, f.cat, "
-        "CASE WHEN jsonb_typeof(r.value) = 'object' THEN r.value -> f.name END AS e "
-        f"FROM q CROSS JOIN LATERAL jsonb_array_elements({_PG_RECORDS}) r(value) "
-        "CROSS JOIN feats f WHERE q.layout = 'r'",
-        "SELECT q.variant, q.version, f.fi, f.cat, "
-        "CASE WHEN jsonb_typeof(r.value) = 'array' THEN r.value -> (c.n - 1)::int END AS e "
-        "FROM q CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof("
-        "q.j -> 'dataframe_split' -> 'data') = 'array' THEN q.j -> 'dataframe_split' -> 'data' "
-        "ELSE '[]'::jsonb END) r(value) CROSS JOIN feats f LEFT JOIN LATERAL "
-        "jsonb_array_elements_text(CASE WHEN jsonb_typeof(q.j -> 'dataframe_split' -> "
-        "'columns') = 'array' THEN q.j -> 'dataframe_split' -> 'columns' ELSE '[]'::jsonb END) "
-        "WITH ORDINALITY c(name, n) ON c.name = f.name WHERE q.layout = 's'",
-        "SELECT q.variant, q.version, f.fi, f.cat, "
-        "CASE WHEN jsonb_typeof(q.j -> 'inputs' -> f.name) = 'array' "
+    split = "q.j -> 'dataframe_split'"
+    arms = [
+        "SELECT f.fi, f.cat, CASE WHEN jsonb_typeof(r.value) = 'object' "
+        "THEN r.value -> f.name END AS e "
+        f"FROM jsonb_array_elements({_PG_RECORDS}) r(value) CROSS JOIN feats f "
+        "WHERE q.layout = 'r'",
+        # the columns' positions by name, once per request; then each data row
+        "SELECT f.fi, f.cat, CASE WHEN jsonb_typeof(r.value) = 'array' "
+        "THEN r.value -> ((pos.m ->> f.name)::int) END AS e "
+        "FROM (SELECT jsonb_object_agg(c.name, c.n - 1) AS m FROM jsonb_array_elements_text("
+        f"CASE WHEN jsonb_typeof({split} -> 'columns') = 'array' THEN {split} -> 'columns' "
+        "ELSE '[]'::jsonb END) WITH ORDINALITY c(name, n)) pos "
+        f"CROSS JOIN jsonb_array_elements(CASE WHEN jsonb_typeof({split} -> 'data') = 'array' "
+        f"THEN {split} -> 'data' ELSE '[]'::jsonb END) r(value) CROSS JOIN feats f "
+        "WHERE q.layout = 's'",
+        "SELECT f.fi, f.cat, CASE WHEN jsonb_typeof(q.j -> 'inputs' -> f.name) = 'array' "
         "THEN q.j -> 'inputs' -> f.name -> (r.n - 1)::int END AS e "
-        f"FROM q CROSS JOIN LATERAL jsonb_array_elements({_PG_FIRST}) WITH ORDINALITY "
-        "r(value, n) CROSS JOIN feats f WHERE q.layout = 'c'",
+        f"FROM jsonb_array_elements({_PG_FIRST}) WITH ORDINALITY r(value, n) "
+        "CROSS JOIN feats f WHERE q.layout = 'c'",
+        f"SELECT -1, 0, to_jsonb({_PG_ROWS})",
     ]
-    raw = " UNION ALL ".join(branches)
+    raw = (
+        "SELECT q.variant, q.version, cell.fi, cell.cat, cell.e FROM q CROSS JOIN LATERAL ("
+        + " UNION ALL ".join(arms)
+        + ") cell"
+    )
     cells = (
         f"SELECT variant, version, fi, {_PG_KIND} AS k, "
         "CASE WHEN jsonb_typeof(e) = 'number' THEN (e #>> '{}')::float8 END AS x, "
         f"{_PG_TEXT} AS s FROM raw"
     )
     ctes = f"q AS NOT MATERIALIZED ({q}), raw AS NOT MATERIALIZED ({raw}), cells AS ({cells})"
-    return ctes, _PG_ROWS
+    return ctes, None
