@@ -4,7 +4,10 @@ drifted.
 
 The monitor's state is one of SPEC.md's fixed states:
 
-* ``firing`` — the dataset verdict of at least one slice (or of the whole window) is drift;
+* ``firing`` — some feature drifts (its distribution or its missing rate) in at least one slice
+  or in the whole window. The dataset verdict (share of drifted features, drift at 0.5) is
+  reported with it but does not gate the alert: a monitor lists the features its owner cares
+  about, and two of five drifting is already worth a look (docs/decisions.md);
 * ``ok`` — some slice had data and none drifted;
 * ``no_data`` — no slice had a value of any feature (a window with no traffic), never ``ok``;
 * ``error`` — decided by the caller (an unreadable reference or log), never ``ok``.
@@ -63,7 +66,7 @@ class RunResult:
 
     @property
     def drifted_slices(self) -> list[SliceResult]:
-        return [s for s in self.slices if s.dataset.state is State.DRIFT]
+        return [s for s in self.slices if s.dataset.drifted_features]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,7 +129,7 @@ def judge_run(
     judged = [s for s in [*slices, whole] if s is not None]
     if not judged or all(s.dataset.state is State.NO_DATA for s in judged):
         return RunResult(NO_DATA, whole, slices, "no values in the window")
-    drifted = [s for s in judged if s.dataset.state is State.DRIFT]
+    drifted = [s for s in judged if s.dataset.drifted_features]
     if drifted:
         names = sorted({f for s in drifted for f in s.dataset.drifted_features})
         return RunResult(FIRING, whole, slices, f"drift in {', '.join(names)}")
