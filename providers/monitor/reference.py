@@ -58,6 +58,12 @@ def read_columns(
     return {name: [row[i] for row in rows] for i, name in enumerate(chosen)}
 
 
+def stored_profile(data_dir: Path, fingerprint: str, features: Sequence[str] = ()) -> Path:
+    """Where the profile of this reference (and feature selection) is kept."""
+    key = fingerprint if not features else f"{fingerprint}-{_selection(features)}"
+    return profile_path(data_dir, key)
+
+
 def ensure_profile(
     data_dir: Path,
     fingerprint: str,
@@ -68,8 +74,7 @@ def ensure_profile(
     """The stored profile of the reference with ``fingerprint`` (built when absent): its path
     and whether it was built now. Features are part of the key: another selection of the
     same file is another profile."""
-    key = fingerprint if not features else f"{fingerprint}-{_selection(features)}"
-    target = profile_path(data_dir, key)
+    target = stored_profile(data_dir, fingerprint, features)
     if target.is_file():
         return target, False
     columns = read_columns(path, features, label)
