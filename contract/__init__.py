@@ -463,6 +463,19 @@ class Gate(ABC):
     def evaluate(self, desired: Desired) -> Result: ...
 
 
+class Watcher(ABC):
+    """Monitor providers (``monitors``): one run of a recorded monitor, changing nothing.
+
+    ``watch`` returns the run as JSON-able data: at least ``state`` (one of SPEC.md's fixed
+    monitor states: ok, firing, no_data, insufficient_data, error) and ``reason``; the rest
+    (per-feature verdicts, slices) is the provider's and is recorded as the run's event.
+    A run that cannot read its inputs returns ``state: error``; it does not raise.
+    """
+
+    @abstractmethod
+    def watch(self, prior: Prior, now: float) -> dict[str, Any]: ...
+
+
 class Notifier(ABC):
     """Providers of alert channels: deliver one message to a channel."""
 
