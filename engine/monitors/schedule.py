@@ -37,6 +37,4 @@ def due(schedule: str | None, last_run: float | None, now: float) -> bool:
     if end - start > _HORIZON_MINUTES:
         return True
     fields = expand(schedule)
-    return any(
-        _matches(fields, datetime.fromtimestamp(m * 60, UTC)) for m in range(start, end + 1)
-    )
+    return any(_matches(fields, datetime.fromtimestamp(m * 60, UTC)) for m in range(start, end + 1))
