@@ -285,6 +285,10 @@ class Provider(ABC):
     #: ``--parallelism``. A provider whose calls are Python and local I/O says 1: under the
     #: GIL, more threads only contend.
     max_parallel: ClassVar[int | None] = None
+    #: The values of a resource's own ``type`` field this provider acts on (``monitor``:
+    #: ``{"data_drift"}``); ``None``: every one. Validation refuses the others as "not
+    #: available yet" (``engine.load.availability``), as it does a kind with no provider.
+    resource_types: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: Mapping[str, Any], context: Context):
         self.config = dict(config)

@@ -35,6 +35,7 @@ TYPES = frozenset({"data_drift"})
 
 class MonitorProvider(Provider, Watcher):
     sections = frozenset({"monitors"})
+    resource_types = TYPES
 
     def check(self, desired: Desired) -> list[Problem]:
         try:
