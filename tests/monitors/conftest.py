@@ -8,13 +8,24 @@ what runs is still this checkout's ``providers.monitor``."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.alerts.conftest import Channel, free_port
 from tests.conftest import REPO, Run, run_mlx
+
+
+@pytest.fixture
+def channel() -> Iterator[Channel]:
+    """A webhook receiver on 127.0.0.1 (tests.alerts.conftest)."""
+    ch = Channel(free_port())
+    ch.up()
+    yield ch
+    ch.down()
 
 
 def _shim(root: Path) -> str:

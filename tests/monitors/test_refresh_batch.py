@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tests.alerts.conftest import Channel, channel  # noqa: F401 - the fixture
+from tests.alerts.conftest import Channel
 from tests.conftest import write_spec
 
 FEATURES = ["a", "b", "c", "d", "e"]
