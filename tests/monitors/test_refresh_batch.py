@@ -48,7 +48,7 @@ def make_spec(tmp_path: Path, channel: Channel, extra: str = "") -> Path:
                     current: ${datasets.cur}
                     alert: ${alerts.hook}
                     owner: team-ml
-            """
+"""
             + extra,
         },
     )
@@ -119,9 +119,19 @@ def test_unreadable_reference_profile_is_error_never_ok(
     assert code == 0  # error is not drift; it alerts as such (after `for:`)
     assert run["monitors"][0]["state"] == "error", run
     assert "cannot read the reference profile" in run["monitors"][0]["reason"]
-    assert len(channel.delivered) == 1 and "error" in channel.delivered[0]["json"]["status"] + (
-        json.dumps(channel.delivered[0]["json"])
-    )
+    assert len(channel.delivered) == 1  # error alerts (for: 1), never "resolved"
+    body = json.dumps(channel.delivered[0]["json"])
+    assert "monitors.batch: error" in body and "cannot read the reference profile" in body
+    assert channel.delivered[0]["json"]["status"] == "firing"
+
+
+def test_for_two_runs_alerts_on_the_second(tmp_path: Path, channel: Channel, mlx_m: Any) -> None:
+    spec = make_spec(tmp_path, channel, "                    for: 2\n")
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    first, _ = refresh(mlx_m, spec)
+    assert first == 2 and channel.delivered == []  # firing, pending its second run
+    refresh(mlx_m, spec)
+    assert len(channel.delivered) == 1
 
 
 def test_other_monitor_types_stay_refused(tmp_path: Path, channel: Channel, mlx_m: Any) -> None:
