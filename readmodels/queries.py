@@ -39,6 +39,8 @@ def describe_changes(summary: dict[str, Any]) -> str:
         ("errors", "errors"),
         ("forgotten", "forgotten"),
         ("drifted", "drifted"),
+        ("monitors", "monitors run"),
+        ("firing", "firing"),
     ):
         if summary.get(key) and key not in ("gates_passed", "gates_failed"):
             parts.append(f"{summary[key]} {label}")

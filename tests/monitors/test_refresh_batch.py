@@ -104,6 +104,8 @@ def test_batch_monitor_fires_alerts_once_and_resolves_once(
     assert latest[("a", "wasserstein")]["verdict"] == "ok"
     assert latest[("a", "wasserstein")]["threshold"] == 0.1
     assert latest[("a", "missing_rate")]["statistic"] == 0.0
+    history = mlx_m(["history"], spec)
+    assert "monitor    complete  1 monitors run 1 firing" in history.out, history
     human = mlx_m(["show", "monitors.batch"], spec)
     assert "trend (oldest first)" in human.out and "wasserstein" in human.out, human
 
