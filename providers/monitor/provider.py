@@ -49,6 +49,15 @@ class MonitorProvider(Provider, Watcher):
     def plan_inputs(self) -> list[str] | None:
         return None
 
+    def fingerprint(self, desired: Desired) -> str | None:
+        """The reference's fingerprint: a new reference content updates the monitor (its
+        profile is built again); a new ``current`` dataset does not (a run reads it)."""
+        reference = desired.spec.get("reference")
+        if not isinstance(reference, str):
+            return None
+        value = (desired.inputs.get(_address(reference)) or {}).get("fingerprint")
+        return str(value) if value else None
+
     def create(self, desired: Desired) -> Result:
         return Result(outputs=self._profile(desired))
 

@@ -148,3 +148,24 @@ def test_other_monitor_types_stay_refused(tmp_path: Path, channel: Channel, mlx_
     assert result.code == 1, result
     assert "monitors.slow: monitors of type latency are not available yet" in result.err, result
     assert "monitors.batch" not in result.err, result
+
+
+def test_a_new_reference_is_profiled_again_by_apply(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    spec = make_spec(tmp_path, channel)
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    write_csv(spec / "data" / "ref.csv", 7, {"b": 0.5})  # the reference changed
+    plan = mlx_m(["plan"], spec)
+    assert "monitors.batch will be updated" in plan.out, plan
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    settled = mlx_m(["plan", "--detailed-exitcode"], spec)
+    assert settled.code == 0, settled
+    write_csv(spec / "data" / "cur.csv", 8, {})  # a new current dataset: a run reads it
+    assert "monitors.batch will" not in mlx_m(["plan"], spec).out
+    profiles = sorted((spec / ".mlx" / "monitors" / "profiles").glob("*.json"))
+    assert len(profiles) == 2, profiles
+    shown = json.loads(mlx_m(["show", "monitors.batch", "--json"], spec).out)
+    assert (spec / ".mlx" / shown["outputs"]["profile"]).stat().st_mtime == max(
+        p.stat().st_mtime for p in profiles
+    )
