@@ -285,6 +285,10 @@ class Provider(ABC):
     #: ``--parallelism``. A provider whose calls are Python and local I/O says 1: under the
     #: GIL, more threads only contend.
     max_parallel: ClassVar[int | None] = None
+    #: The values of a resource's own ``type`` field this provider acts on (``monitor``:
+    #: ``{"data_drift"}``); ``None``: every one. Validation refuses the others as "not
+    #: available yet" (``engine.load.availability``), as it does a kind with no provider.
+    resource_types: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: Mapping[str, Any], context: Context):
         self.config = dict(config)
@@ -461,6 +465,19 @@ class Gate(ABC):
 
     @abstractmethod
     def evaluate(self, desired: Desired) -> Result: ...
+
+
+class Watcher(ABC):
+    """Monitor providers (``monitors``): one run of a recorded monitor, changing nothing.
+
+    ``watch`` returns the run as JSON-able data: at least ``state`` (one of SPEC.md's fixed
+    monitor states: ok, firing, no_data, insufficient_data, error) and ``reason``; the rest
+    (per-feature verdicts, slices) is the provider's and is recorded as the run's event.
+    A run that cannot read its inputs returns ``state: error``; it does not raise.
+    """
+
+    @abstractmethod
+    def watch(self, prior: Prior, now: float) -> dict[str, Any]: ...
 
 
 class Notifier(ABC):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.load.resolve import resolve_provider_configs
@@ -138,17 +139,28 @@ class RefreshResult:
     drift: list[Any]
     #: alert deliveries that failed (each was warned about)
     undelivered: int = 0
+    #: the monitors run (``engine.monitors.run.MonitorRun``)
+    monitors: list[Any] = field(default_factory=list)
 
 
-def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> RefreshResult:
+def refresh(
+    session: Session,
+    *,
+    echo: Echo,
+    warn: Echo | None = None,
+    monitors: Sequence[str] = (),
+) -> RefreshResult:
     """Read every recorded object; record what drifted and raise its alerts (one per
-    resource, through the alert lifecycle and its outbox), then deliver what is due.
+    resource, through the alert lifecycle and its outbox); run the monitors that are due
+    (or ``monitors``, by name, now), each recorded as an event with its alerts; then deliver
+    what is due.
 
     ``warn`` (stderr in the CLI) hears about alerts that could not be delivered (they stay
     in the outbox: a later run retries them, `mlx alerts` lists them).
     """
     from engine.alerting import Alerting
     from engine.apply import drift
+    from engine.monitors import run as monitor_run
     from state.alerting import AlertStore
 
     say = warn or echo
@@ -167,6 +179,11 @@ def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> Refres
                 AlertStore(writer.engine, session.workspace), providers.context.peers
             )
             drift.observe(alerting, known + found, channels, owners)
+            now = time.time()
+            runs = monitor_run.run_all(
+                writer, providers, alerting, monitor_run.select(records, monitors, now),
+                now=now, actor=session.actor, git_sha=session.git_sha,
+            )  # fmt: skip
             report = alerting.deliver()
             for row, why in report.retrying:
                 say(f"Warning: could not alert {row.channel}: {why} (kept; a later run retries)")
@@ -174,7 +191,7 @@ def refresh(session: Session, *, echo: Echo, warn: Echo | None = None) -> Refres
                 say(f"Warning: could not alert {row.channel}: {why} (final; `mlx alerts` lists it)")
         finally:
             providers.close()
-    return RefreshResult(known + found, len(report.retrying) + len(report.failed))
+    return RefreshResult(known + found, len(report.retrying) + len(report.failed), runs)
 
 
 def apply(

@@ -39,6 +39,8 @@ def describe_changes(summary: dict[str, Any]) -> str:
         ("errors", "errors"),
         ("forgotten", "forgotten"),
         ("drifted", "drifted"),
+        ("monitors", "monitors run"),
+        ("firing", "firing"),
     ):
         if summary.get(key) and key not in ("gates_passed", "gates_failed"):
             parts.append(f"{summary[key]} {label}")
@@ -111,7 +113,12 @@ def show_data(reader: StateReader, address: str | None, serial: int | None) -> d
                 for e in events
             ],
         }
-    return _resource(reader, address, serial)
+    data = _resource(reader, address, serial)
+    if address.startswith("monitors."):
+        from readmodels.monitors import monitor_view, runs_of
+
+        data["monitor"] = monitor_view(address, runs_of(reader, address, serial))
+    return data
 
 
 def _resource(reader: StateReader, address: str, serial: int | None) -> dict[str, Any]:

@@ -76,3 +76,42 @@ def _number(text: str, low: int, names: tuple[str, ...]) -> int | None:
     if text in names:
         return names.index(text) + low
     return None
+
+
+_MACRO_FIELDS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def expand(expression: str) -> tuple[list[frozenset[int]], bool, bool]:
+    """A well-formed schedule as the set of values of each field (day of week 7 is 0), and
+    whether day of month and day of week are restricted (crontab(5): when both are, a day
+    matches if either does)."""
+    check(expression)
+    text = expression.strip().lower()
+    fields = _MACRO_FIELDS.get(text, text).split()
+    out: list[frozenset[int]] = []
+    for value, (_name, low, high, names) in zip(fields, _FIELDS, strict=True):
+        values: set[int] = set()
+        for item in value.split(","):
+            m = _ITEM.match(item)
+            assert m is not None  # check() passed
+            step = int(m.group("step") or 1)
+            if m.group("range") == "*":
+                start, stop = low, high
+            else:
+                bounds = [_number(b, low, names) for b in m.group("range").split("-")]
+                start = int(bounds[0])  # type: ignore[arg-type]
+                # ``a/n`` runs from a to the field's end; ``a`` and ``a-b`` end at their bound
+                single_step = len(bounds) == 1 and m.group("step") is not None
+                stop = high if single_step else int(bounds[-1])  # type: ignore[arg-type]
+            values.update(range(start, stop + 1, step))
+        out.append(frozenset(values))
+    out[4] = frozenset(0 if v == 7 else v for v in out[4])
+    return out, fields[2] != "*", fields[4] != "*"

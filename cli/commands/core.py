@@ -237,14 +237,27 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
     )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @click.option("--lock-timeout", type=float, default=0.0, show_default=True)
+    @click.option(
+        "--monitor",
+        "monitors",
+        multiple=True,
+        metavar="NAME",
+        help="Run this monitor now, due or not (repeatable); without it the due ones run.",
+    )
     @click.pass_context
     def refresh(
-        ctx: click.Context, detailed_exitcode: bool, as_json: bool, lock_timeout: float
+        ctx: click.Context,
+        detailed_exitcode: bool,
+        as_json: bool,
+        lock_timeout: float,
+        monitors: tuple[str, ...],
     ) -> int:
-        """Read every managed object and report what changed outside mlx."""
+        """Read every managed object and report what changed outside mlx; run the monitors
+        that are due (`--detailed-exitcode`: 2 when something drifted or a monitor fires)."""
         import json
 
         from cli.app import EXIT_CHANGES, EXIT_OK, session_for
+        from cli.render.monitors import render_monitor_runs
         from engine import operations
         from engine.render.text import render_drift
         from state.status import DriftStatus
@@ -254,16 +267,24 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
             session,
             echo=lambda line: click.echo(line, err=as_json),
             warn=lambda line: click.echo(line, err=True),
+            monitors=monitors,
         )
         found = result.drift
         items = [d.as_dict() for d in found]
+        runs = [
+            {"address": r.address, "state": r.state, "reason": r.reason, "notified": r.notified}
+            for r in result.monitors
+        ]
         if as_json:
-            click.echo(json.dumps({"drift": items}, indent=2, sort_keys=True))
+            click.echo(json.dumps({"drift": items, "monitors": runs}, indent=2, sort_keys=True))
         elif items:
             click.echo("\n".join(render_drift(items, live=True)), nl=False)
             click.echo("Run `mlx plan` to see the repair.")
         else:
             click.echo("No drift: every managed object matches what mlx recorded.")
+        if not as_json:
+            for line in render_monitor_runs(result.monitors):
+                click.echo(line)
         if result.undelivered:
             click.echo(
                 f"Warning: {result.undelivered} alert(s) could not be delivered (see above); "
@@ -271,7 +292,8 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
                 err=True,
             )
         drifted = any(d.status != DriftStatus.UNREADABLE for d in found)
-        return EXIT_CHANGES if detailed_exitcode and drifted else EXIT_OK
+        firing = any(r.state == "firing" for r in result.monitors)
+        return EXIT_CHANGES if detailed_exitcode and (drifted or firing) else EXIT_OK
 
 
 def wait_for_rollouts(session: Any) -> int:

@@ -85,9 +85,16 @@ def _show_version(data: dict[str, Any]) -> list[str]:
 
 
 def _show_resource(data: dict[str, Any]) -> list[str]:
+    monitor = data.get("monitor")
+    outputs = dict(data.get("outputs") or {})
+    if monitor is not None:
+        from cli.render.monitors import render_view
+
+        outputs.pop("last_run", None)  # shown below, as a table
     return [
         *_provenance(data),
-        *_outputs_lines(data.get("outputs") or {}),
+        *_outputs_lines(outputs),
+        *(render_view(monitor) if monitor is not None else []),
         "  attributes:",
         *(f"    {k} = {_json(v)}" for k, v in sorted((data.get("attributes") or {}).items())),
         *_evidence_lines(data.get("evidence") or []),

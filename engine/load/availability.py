@@ -13,12 +13,16 @@ nothing acts on. So:
   blocked by it.
 
 The rule is the provider's presence, not a list of kinds: a plugin that provides
-``monitor`` makes monitors available at once.
+``monitor`` makes monitors available at once. A provider that acts on some values of a
+block's own ``type`` field only (``Provider.resource_types``: the built-in ``monitor``
+provider runs ``type: data_drift``) leaves the other types refused the same way, the
+message naming the type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from common.diagnostics import Diagnostic, Source
 from engine.load.spec_set import SpecSet
@@ -32,21 +36,45 @@ _CONSEQUENCE = {
 
 def missing(spec: SpecSet, addresses: Iterable[str] | None = None) -> list[str]:
     """The declared resources (of ``addresses``, default all) whose kind mlx cannot act on."""
-    from engine.plugins import missing_default_type, missing_default_types, provider_key
+    from engine.plugins import provider_key
 
-    if not missing_default_types():
-        return []
     out = []
     for address in spec.decls if addresses is None else addresses:
         decl = spec.decls.get(address)
-        if decl is not None and missing_default_type(provider_key(decl.section, decl.body)):
+        if decl is not None and _unavailable(provider_key(decl.section, decl.body), decl.body):
             out.append(address)
     return out
 
 
+def _unavailable(key: str, body: Mapping[str, Any]) -> bool:
+    from engine.plugins import missing_default_type
+
+    if missing_default_type(key):
+        return True
+    return _unbuilt_type(key, body) is not None
+
+
+def _unbuilt_type(key: str, body: Mapping[str, Any]) -> str | None:
+    """The block's ``type`` when its kind's default provider acts on other types only (a
+    block whose ``type`` names its provider, like an alert channel's, is not such a block)."""
+    from engine.plugins import provider_class
+
+    kind = body.get("type")
+    if not key.startswith("default:") or not isinstance(kind, str) or key == f"default:{kind}":
+        return None
+    types = getattr(provider_class(key, {}), "resource_types", None)
+    if types is None or kind in types:
+        return None
+    return kind
+
+
 def message(spec: SpecSet, address: str) -> str:
-    section = spec.decls[address].section
-    return f"{address}: {section} are not available yet in this version of mlx"
+    from engine.plugins import provider_key
+
+    decl = spec.decls[address]
+    kind = _unbuilt_type(provider_key(decl.section, decl.body), decl.body)
+    what = decl.section if kind is None else f"{decl.section} of type {kind}"
+    return f"{address}: {what} are not available yet in this version of mlx"
 
 
 def _consequence(section: str) -> str:

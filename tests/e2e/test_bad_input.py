@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_mlx, write_spec
+from tests.support.monitor_entry import monitor_env
 
 MODELS = """
 models:
@@ -291,7 +292,7 @@ monitors:
   drift:
     current: ${datasets.train}
     reference: ${datasets.train}
-    type: data_drift
+    type: prediction_drift
     method: psi
     threshold: 0.25
     schedule: "0 * * * *"
@@ -310,15 +311,18 @@ budgets:
 
 def test_monitors_and_budgets_are_not_available_yet_and_block_nothing_else(applied: Path) -> None:
     """Issue 18, item 23: a monitor validated ("Success!"), planned, then failed every apply
-    after it with "no provider of type 'monitor'"."""
+    after it with "no provider of type 'monitor'". Issue 21: data_drift monitors are built;
+    the other monitor types are refused the same way, naming the type."""
+    env = monitor_env()
     write_spec(applied, {"watches.yaml": WATCHES, "broken.yaml": MODELS.replace("fraud", "other")})
     (applied / "broken.yaml").write_text(
         (applied / "broken.yaml").read_text().replace("datasets.train", "datasets.trian")
     )
-    result = run_mlx(["validate"], applied)
+    result = run_mlx(["validate"], applied, env=env)
     assert result.code == 1, result
     refused = {
-        "monitors.drift: monitors are not available yet in this version of mlx": "watches.yaml:2:3",
+        "monitors.drift: monitors of type prediction_drift are not available yet in this version "
+        "of mlx": "watches.yaml:2:3",
         "budgets.spend: budgets are not available yet in this version of mlx": "watches.yaml:12:3",
     }
     for message, where in refused.items():
@@ -327,7 +331,7 @@ def test_monitors_and_budgets_are_not_available_yet_and_block_nothing_else(appli
 
     (applied / "broken.yaml").unlink()
     (applied / "model.bin").write_text("weights-v2")  # the rest of the spec has a change
-    plan = run_mlx(["plan"], applied)
+    plan = run_mlx(["plan"], applied, env=env)
     assert plan.code == 0, plan
     for message, where in refused.items():
         assert f"Warning: {message} ({where}): left out of this plan" in plan.out + plan.err
@@ -335,7 +339,7 @@ def test_monitors_and_budgets_are_not_available_yet_and_block_nothing_else(appli
     assert "models.fraud will be updated in place" in plan.out, plan
 
     for _ in range(2):  # and every apply after it
-        applied_run = run_mlx(["apply", "--yes"], applied)
+        applied_run = run_mlx(["apply", "--yes"], applied, env=env)
         assert applied_run.code == 0, applied_run
         assert "no provider of type" not in applied_run.out + applied_run.err, applied_run
     with sqlite3.connect(applied / ".mlx" / "state.db") as conn:

@@ -1,0 +1,63 @@
+"""What ``mlx refresh`` prints of its monitor runs, and ``mlx show monitors.NAME``'s monitor
+view (``readmodels.monitors``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def render_monitor_runs(runs: Iterable[Any]) -> list[str]:
+    out = []
+    for r in runs:
+        line = f"{r.address}: {r.state} ({r.reason})"
+        drifted = (r.result.get("drifted_slices") or []) if r.state == "firing" else []
+        named = [f"variant {v} version {ver}" for v, ver in drifted if v is not None]
+        if named:
+            line += " in " + ", ".join(named)
+        if r.notified:
+            line += "; alerted: " + ", ".join(r.notified)
+        out.append(line)
+    return out
+
+
+def _num(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else "-"
+
+
+def render_view(view: dict[str, Any]) -> list[str]:
+    out = [view["address"]]
+    latest = view["latest"]
+    if latest is None:
+        return [*out, "  not run yet: `mlx refresh --monitor NAME` runs it now"]
+    out.append(f"  latest run {latest['at']}: {latest['state']} ({latest['reason']})")
+    dataset = latest.get("dataset")
+    if dataset:
+        out.append(
+            f"  drifted features: {len(dataset['drifted_features'])} of {dataset['features']}"
+            f" (share {_num(dataset['share'])}, dataset verdict {dataset['state']})"
+        )
+    if latest["features"]:
+        out.append(
+            f"  {'feature':<16} {'signal':<14} {'statistic':>10} {'threshold':>10} "
+            f"{'effect':>10}  verdict"
+        )
+        for f in latest["features"]:
+            out.append(
+                f"  {f['feature']:<16} {f['signal']:<14} {_num(f['statistic']):>10} "
+                f"{_num(f['threshold']):>10} {_num(f['effect']):>10}  {f['verdict']}"
+            )
+    for s in latest["slices"]:
+        if s["variant"] is not None:
+            drifted = ", ".join(s["drifted_features"]) or "none"
+            out.append(
+                f"  slice variant {s['variant']} version {s['version']}: "
+                f"{s['requests']} requests, drifted: {drifted}"
+            )
+    out.append("  trend (oldest first):")
+    for t in view["trend"]:
+        out.append(
+            f"    {t['at']}  {t['state']:<10} share {_num(t['share'])}  "
+            f"{', '.join(t['drifted_features']) or '-'}"
+        )
+    return out

@@ -1,0 +1,217 @@
+"""One ``mlx refresh``'s monitor runs: pick the due (or named) monitors, run each through its
+provider's ``Watcher`` capability, record each run as an event of the monitor (action
+``monitor``; the run is the record's ``last_run`` output, so ``mlx history`` and
+``mlx show`` read it), and observe its alerts.
+
+Alerts (``engine.alerting``): the key is (``monitors.NAME``, version, ``data_drift``). A live
+monitor observes one alert per version that served in the window — breach when a slice of that
+version drifted, ok otherwise — so the drift of a canary is its own alert, resolved on its own.
+A batch monitor has one alert (version ``None``). A window without traffic (``no_data``) or a
+run that could not read its inputs (``error``) is observed on each alert of the monitor that is
+not inactive (else on its version-less key): never ok, never resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from alerts import AlertKey, AlertState, Condition
+from common.diagnostics import MlxError, did_you_mean
+from common.durations import format_duration
+from contract import AlertMessage, Watcher
+from engine.alerting import Alerting
+from engine.monitors.schedule import due
+from engine.plugins import ProviderSet, prior_of
+from state.status import VersionStatus
+from state.store import Record, StateWriter
+from state.writes import RecordWrite
+
+SIGNAL = "data_drift"
+ACTION = "monitor"
+_CONDITION = {"no_data": Condition.NO_DATA, "error": Condition.ERROR}
+
+
+@dataclass
+class MonitorRun:
+    address: str
+    state: str
+    reason: str
+    result: dict[str, Any]
+    notified: list[str] = field(default_factory=list)
+
+
+def select(records: dict[str, Record], names: Sequence[str], now: float) -> list[Record]:
+    """The named monitors (each must be recorded), else every monitor that is due."""
+    monitors = {a: r for a, r in records.items() if r.section == "monitors"}
+    if names:
+        out = []
+        for name in names:
+            address = name if name.startswith("monitors.") else f"monitors.{name}"
+            if address not in monitors:
+                raise MlxError(
+                    f"no applied monitor {address}{did_you_mean(address, list(monitors))} "
+                    "(`mlx apply` creates it)"
+                )
+            out.append(monitors[address])
+        return out
+    return [
+        r
+        for r in monitors.values()
+        if due(r.attributes.get("schedule"), (r.outputs.get("last_run") or {}).get("at"), now)
+    ]
+
+
+def run_all(
+    writer: StateWriter,
+    providers: ProviderSet,
+    alerting: Alerting,
+    monitors: Iterable[Record],
+    *,
+    now: float,
+    actor: str,
+    git_sha: str | None,
+) -> list[MonitorRun]:
+    """Run ``monitors``; one state version of operation ``monitor`` records them all."""
+    chosen = list(monitors)
+    if not chosen:
+        return []
+    runs: list[MonitorRun] = []
+    writer.begin(ACTION, actor=actor, git_sha=git_sha)
+    try:
+        for rec in chosen:
+            runs.append(_run_one(writer, providers, alerting, rec, now))
+    finally:
+        firing = sum(1 for r in runs if r.state == "firing")
+        writer.finish(VersionStatus.COMPLETE, {"monitors": len(runs), "firing": firing})
+    return runs
+
+
+def _run_one(
+    writer: StateWriter, providers: ProviderSet, alerting: Alerting, rec: Record, now: float
+) -> MonitorRun:
+    provider = providers.get(rec.provider, rec.address)
+    if not isinstance(provider, Watcher):
+        result: dict[str, Any] = {
+            "state": "error",
+            "reason": f"its provider ({rec.provider}) cannot run monitors",
+        }
+    else:
+        result = provider.watch(prior_of(rec), now)
+    result = {**result, "at": now}
+    state, reason = str(result.get("state")), str(result.get("reason", ""))
+    writer.put(
+        replace(
+            RecordWrite.of(rec, ACTION),
+            outputs={**rec.outputs, "last_run": result},
+            error=f"{state}: {reason}",
+        )
+    )
+    run = MonitorRun(rec.address, state, reason, result)
+    run.notified = observe(alerting, rec, result, now)
+    return run
+
+
+def observe(alerting: Alerting, rec: Record, result: dict[str, Any], now: float) -> list[str]:
+    """The run's alert observations; returns the keys that notified."""
+    spec = rec.attributes
+    channels = [_address(str(spec["alert"]))] if spec.get("alert") else []
+    for_runs = int(spec.get("for") or 1)
+    notified: list[str] = []
+
+    def see(key: AlertKey, condition: Condition, message: AlertMessage) -> None:
+        taken = alerting.observe(key, condition, message, channels, for_runs=for_runs, now=now)
+        if taken.notify is not None:
+            notified.append(str(key))
+
+    state = result.get("state")
+    if state in _CONDITION:
+        active = [
+            AlertKey(rec.address, SIGNAL, row["version"])
+            for row in alerting.store.alerts()
+            if row["resource"] == rec.address
+            and row["signal"] == SIGNAL
+            and row["state"] != AlertState.INACTIVE
+        ]
+        for key in active or [AlertKey(rec.address, SIGNAL, None)]:
+            see(key, _CONDITION[str(state)], _message(rec, result, key.version))
+        return notified
+    for version, drifted in _versions(result).items():
+        key = AlertKey(rec.address, SIGNAL, version)
+        see(key, Condition.BREACH if drifted else Condition.OK, _message(rec, result, version))
+    return notified
+
+
+def _versions(result: dict[str, Any]) -> dict[str | None, bool]:
+    """Each version judged in the run, and whether a slice of it drifted."""
+    slices = result.get("slices") or []
+    if all(s.get("version") is None for s in slices):
+        return {None: result.get("state") == "firing"}
+    out: dict[str | None, bool] = {}
+    for s in slices:
+        v = s.get("version")
+        out[v] = out.get(v, False) or bool(s["dataset"]["drifted_features"])
+    return out
+
+
+def _findings(slice_: dict[str, Any]) -> list[str]:
+    out = []
+    for name, signals in slice_["features"].items():
+        for v in signals:
+            if v["drifted"]:
+                effect = f", effect {v['effect_name']} {_num(v['effect'])}" if v["effect"] else ""
+                out.append(
+                    f"{name}: {v['method']} {_num(v['statistic'])} (threshold "
+                    f"{_num(v['threshold'])}{effect})"
+                )
+    return out
+
+
+def _num(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else str(x)
+
+
+def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertMessage:
+    spec = rec.attributes
+    owner = spec.get("owner")
+    state = str(result.get("state"))
+    window = result.get("window") or {}
+    endpoint = window.get("endpoint")
+    show = f"mlx show {rec.address}"
+    investigate = show
+    if endpoint:
+        span = format_duration(float(window["until"]) - float(window["since"]))
+        investigate = f"{show}; mlx logs {endpoint} --since {span}"
+    where = f"endpoint {endpoint}" if endpoint else f"dataset {window.get('dataset', '?')}"
+    at = f" version {version}" if version is not None else ""
+    lines: list[str] = []
+    if state == "firing":
+        for s in result.get("slices") or []:
+            if s.get("version") != version or not s["dataset"]["drifted_features"]:
+                continue
+            label = f"variant {s['variant']} version {s['version']}" if s["variant"] else "data"
+            lines.append(f"{label}: " + "; ".join(_findings(s)))
+        title = f"{rec.address}: data drift on {where}{at}"
+    elif state in _CONDITION:
+        title = f"{rec.address}: {state} on {where}{at}"
+        lines.append(str(result.get("reason", "")))
+    else:
+        title = f"{rec.address}: no drift on {where}{at} any more"
+    text = (
+        f"{title}. Owner: {owner or 'none declared'}. " + " ".join(lines) + f" Look: {investigate}"
+    )
+    return AlertMessage(
+        title=title,
+        text=text,
+        severity="warning",
+        source=rec.address,
+        owner=owner,
+        details={"state": state, "version": version, "window": window, "findings": lines},
+        investigate=investigate,
+    )
+
+
+def _address(ref: str) -> str:
+    text = ref.strip()
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text

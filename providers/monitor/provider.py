@@ -1,0 +1,191 @@
+"""The ``monitor`` provider: ``monitors.*`` of ``type: data_drift``.
+
+``create``/``update`` profile the reference once per fingerprint (``.reference``) and record
+where the profile is kept; ``delete`` forgets the monitor (profiles are keyed by the
+reference's fingerprint and may serve other monitors, so they stay). Other monitor types are
+not built: ``check`` refuses them (and ``engine.load.availability`` leaves them out before).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from common.durations import parse_duration
+from contract import Change, Desired, Prior, Problem, Provider, ProviderError, Result, Watcher
+from inference.drift_bins import Bins, Slice, SliceCounts, bins_from_profile
+from providers.monitor.judge import error, judge_run
+from providers.monitor.reference import (
+    ReferenceError,
+    ensure_profile,
+    load_profile,
+    stored_profile,
+)
+from specs.monitors import Monitor
+
+#: A live monitor's window when its spec names none.
+DEFAULT_WINDOW = "1h"
+
+#: The monitor types this provider runs.
+TYPES = frozenset({"data_drift"})
+
+
+class MonitorProvider(Provider, Watcher):
+    sections = frozenset({"monitors"})
+    resource_types = TYPES
+
+    def check(self, desired: Desired) -> list[Problem]:
+        try:
+            spec = Monitor.model_validate(desired.spec)
+        except ValidationError as exc:
+            return [Problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+        if spec.type not in TYPES:
+            return [Problem(("type",), f"monitors of type {spec.type} are not available yet")]
+        return []
+
+    def plan_inputs(self) -> list[str] | None:
+        return None
+
+    def fingerprint(self, desired: Desired) -> str | None:
+        """The reference's fingerprint: a new reference content updates the monitor (its
+        profile is built again); a new ``current`` dataset does not (a run reads it)."""
+        reference = desired.spec.get("reference")
+        if not isinstance(reference, str):
+            return None
+        value = (desired.inputs.get(_address(reference)) or {}).get("fingerprint")
+        return str(value) if value else None
+
+    def create(self, desired: Desired) -> Result:
+        return Result(outputs=self._profile(desired))
+
+    def update(self, prior: Prior, desired: Desired, change: Change) -> Result:
+        return Result(outputs=self._profile(desired))
+
+    def delete(self, prior: Prior) -> None:
+        return None
+
+    # -- the reference ----------------------------------------------------------------------
+    def _profile(self, desired: Desired) -> dict[str, Any]:
+        spec = Monitor.model_validate(desired.spec)
+        if spec.type not in TYPES:
+            raise ProviderError(f"{desired.address}: monitors of type {spec.type} are not built")
+        reference = _address(str(spec.reference))
+        fingerprint = (desired.inputs.get(reference) or {}).get("fingerprint")
+        if not fingerprint:
+            raise ProviderError(f"{desired.address}: {reference} has no recorded fingerprint")
+        target = stored_profile(self.context.data_dir, str(fingerprint), spec.features)
+        built = False
+        if not target.is_file():
+            target, built = self._build(reference, str(fingerprint), spec.features)
+        self.context.log(
+            f"{desired.address}: reference profile "
+            f"{'built' if built else 'reused'} ({reference} {str(fingerprint)[:19]})"
+        )
+        return {
+            "type": spec.type,
+            "reference": reference,
+            "reference_fingerprint": fingerprint,
+            "profile": str(target.relative_to(self.context.data_dir)),
+            "features": list(spec.features),
+        }
+
+    def _build(self, reference: str, fingerprint: str, features: list[str]) -> tuple[Path, bool]:
+        peers = self.context.peers
+        if peers is None:
+            raise ProviderError("monitors need the engine's peers (run them through mlx)")
+        ext = _extension(reference, dict(peers.spec(reference) or {}))
+        with tempfile.TemporaryDirectory(dir=self.context.data_dir) as tmp:
+            path = peers.materialize(reference, None, Path(tmp) / f"reference.{ext}")
+            try:
+                return ensure_profile(self.context.data_dir, fingerprint, path, features)
+            except ReferenceError as exc:
+                raise ProviderError(str(exc)) from None
+
+    # -- a run --------------------------------------------------------------------------------
+    def watch(self, prior: Prior, now: float) -> dict[str, Any]:
+        """One run of a recorded monitor: count the window (the endpoint's log over ``window``,
+        or the ``current`` dataset) into the stored profile's bins and judge it."""
+        try:
+            spec = Monitor.model_validate(prior.attributes)
+        except ValidationError as exc:
+            return error(f"the recorded spec is not a monitor: {exc.errors()[0]['msg']}").as_dict()
+        try:
+            profile = load_profile(self.context.data_dir / str(prior.outputs.get("profile", "")))
+        except ReferenceError as exc:
+            return error(str(exc)).as_dict()
+        bins = bins_from_profile(profile.as_dict())
+        try:
+            if spec.current is not None:
+                window, where = self._dataset_window(spec.current, bins)
+            else:
+                window, where = self._log_window(str(spec.target), spec.window, bins, now)
+        except (ProviderError, ReferenceError, OSError, ValueError) as exc:
+            return error(f"cannot count the window: {exc}").as_dict()
+        except Exception as exc:  # a database driver's own error (sqlalchemy, duckdb)
+            return error(f"cannot count the window: {type(exc).__name__}: {exc}").as_dict()
+        result = judge_run(window, profile, method=spec.method or "auto", threshold=spec.threshold)
+        return {**result.as_dict(), "window": where}
+
+    def _dataset_window(
+        self, current: str, bins: list[Bins]
+    ) -> tuple[dict[Slice, SliceCounts], dict[str, Any]]:
+        from inference.drift_files import file_counts
+
+        peers = self._peers()
+        current = _address(current)
+        ext = _extension(current, dict(peers.spec(current) or {}))
+        with tempfile.TemporaryDirectory(dir=self.context.data_dir) as tmp:
+            path = peers.materialize(current, None, Path(tmp) / f"current.{ext}")
+            return file_counts(path, bins), {"dataset": current}
+
+    def _log_window(
+        self, target: str, window: str | None, bins: list[Bins], now: float
+    ) -> tuple[dict[Slice, SliceCounts], dict[str, Any]]:
+        from inference.drift_counts import window_counts
+        from inference.store import open_log
+
+        endpoint = self._endpoint(target)
+        if not self.context.log_url:
+            raise ProviderError("no inference log is configured for this run")
+        span = parse_duration(window or DEFAULT_WINDOW)
+        since = now - span
+        store = open_log(self.context.log_url)
+        try:
+            counts = window_counts(
+                store, endpoint, bins, since=since, until=now,
+                environment=self.context.environment,
+            )  # fmt: skip
+        finally:
+            store.close()
+        return counts, {"endpoint": endpoint, "since": since, "until": now}
+
+    def _endpoint(self, target: str) -> str:
+        address = _address(target)
+        if address.startswith("rollouts."):
+            rollout = self._peers().spec(address) or {}
+            endpoint = rollout.get("endpoint")
+            if not endpoint:
+                raise ProviderError(f"{address} drives no endpoint: there is no log to read")
+            address = _address(str(endpoint))
+        return address.split(".", 1)[1]
+
+    def _peers(self) -> Any:
+        if self.context.peers is None:
+            raise ProviderError("monitors need the engine's peers (run them through mlx)")
+        return self.context.peers
+
+
+def _address(ref: str) -> str:
+    """``datasets.x`` from ``${datasets.x}`` or ``datasets.x``."""
+    text = ref.strip()
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
+
+
+def _extension(address: str, declared: dict[str, Any]) -> str:
+    ext = declared.get("format") or Path(str(declared.get("uri", ""))).suffix.lstrip(".")
+    if ext not in ("csv", "tsv", "parquet"):
+        raise ProviderError(f"{address}: drift data is CSV or Parquet, not {ext or 'unknown'!r}")
+    return str(ext)

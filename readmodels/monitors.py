@@ -1,0 +1,84 @@
+"""A monitor's runs as ``mlx show monitors.NAME`` reads them: the latest run (per feature:
+statistic, threshold, effect, verdict; per slice: what drifted) and the trend of the last
+runs, from the monitor's ``monitor`` events in the state (each carries the run as the
+record's ``last_run`` output)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from state.store import StateReader
+
+#: Runs shown in the trend.
+TREND = 10
+
+
+def runs_of(reader: StateReader, address: str, upto: int | None = None) -> list[dict[str, Any]]:
+    """The recorded runs of a monitor, oldest first."""
+    return [
+        e["outputs"]["last_run"]
+        for e in reader.events(address=address, upto=upto)
+        if e["action"] == "monitor" and (e["outputs"] or {}).get("last_run")
+    ]
+
+
+def monitor_view(address: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``runs``: the ``last_run`` of each recorded run, oldest first."""
+    latest = runs[-1] if runs else None
+    return {
+        "address": address,
+        "latest": _latest(latest) if latest is not None else None,
+        "trend": [_trend_row(r) for r in runs[-TREND:]],
+    }
+
+
+def _latest(run: dict[str, Any]) -> dict[str, Any]:
+    whole = run.get("whole") or {}
+    return {
+        "at": _iso(run.get("at")),
+        "state": run.get("state"),
+        "reason": run.get("reason"),
+        "window": run.get("window"),
+        "dataset": whole.get("dataset"),
+        "features": [
+            {
+                "feature": name,
+                "signal": v["method"],
+                "statistic": v["statistic"],
+                "threshold": v["threshold"],
+                "effect": v["effect"],
+                "effect_name": v["effect_name"],
+                "verdict": v["state"],
+            }
+            for name, signals in (whole.get("features") or {}).items()
+            for v in signals
+        ],
+        "slices": [
+            {
+                "variant": s["variant"],
+                "version": s["version"],
+                "requests": s["requests"],
+                "drifted_features": s["dataset"]["drifted_features"],
+            }
+            for s in run.get("slices") or []
+        ],
+    }
+
+
+def _trend_row(run: dict[str, Any]) -> dict[str, Any]:
+    whole = run.get("whole") or {}
+    dataset = whole.get("dataset") or {}
+    return {
+        "at": _iso(run.get("at")),
+        "state": run.get("state"),
+        "share": dataset.get("share"),
+        "drifted_features": dataset.get("drifted_features", []),
+    }
+
+
+def _iso(ts: Any) -> str | None:
+    if not isinstance(ts, int | float):
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
