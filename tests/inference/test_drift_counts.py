@@ -28,6 +28,7 @@ from inference.drift_files import file_counts
 from inference.records import InferenceRecord
 from inference.store import PAYLOAD_LIMIT_BYTES, LogStore
 from inference.writer import LogWriter
+from tests.conftest import require_extra
 from tests.inference.conftest import T0, rec
 
 MISSING = object()  # the feature is absent from the request's inputs
@@ -309,8 +310,10 @@ def _flat(rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
 
 
 def test_parquet_counts_equal_python_count(tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    # pyarrow comes with MLflow (the dev extra), which CI installs: a missing one is a failure
+    pa = require_extra("pyarrow", "mlflow")
+    import pyarrow.parquet as pq
+
     rows = _flat(CASES)
     table = pa.table(
         {
