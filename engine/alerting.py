@@ -198,32 +198,25 @@ class Alerting:
                 self.peers.notify(row.channel, message_of(row.payload))
             except DeliveryError as exc:
                 if exc.retryable:
-                    wait = backoff(attempts, exc.retry_after)
-                    self.store.settle(
-                        row.id,
-                        DeliveryStatus.PENDING,
-                        now=now,
-                        next_attempt_at=now + wait,
-                        error=str(exc),
-                    )
-                    report.retrying.append((row, str(exc)))
+                    self._retry_later(row, now, backoff(attempts, exc.retry_after), exc, report)
                 else:
                     self.store.settle(row.id, DeliveryStatus.FAILED, now=now, error=str(exc))
                     report.failed.append((row, str(exc)))
             except (ProviderError, OSError) as exc:
-                wait = backoff(attempts)
-                self.store.settle(
-                    row.id,
-                    DeliveryStatus.PENDING,
-                    now=now,
-                    next_attempt_at=now + wait,
-                    error=str(exc),
-                )
-                report.retrying.append((row, str(exc)))
+                self._retry_later(row, now, backoff(attempts), exc, report)
             else:
                 self.store.settle(row.id, DeliveryStatus.DELIVERED, now=now)
                 report.delivered.append(row)
         return report
+
+    def _retry_later(
+        self, row: Outbox, now: float, wait: float, exc: Exception, report: DeliveryReport
+    ) -> None:
+        """Keep a delivery that failed in a way a later run may not: due again after ``wait``."""
+        self.store.settle(
+            row.id, DeliveryStatus.PENDING, now=now, next_attempt_at=now + wait, error=str(exc)
+        )
+        report.retrying.append((row, str(exc)))
 
     def test(self, channel: str) -> None:
         """Send a test message to ``channel`` now (not through the outbox): raises if it fails."""

@@ -147,43 +147,32 @@ class AlertStore:
                     if moved != 1:
                         raise _Lost
                 for d in deliveries:
-                    conn.execute(
-                        insert(_O).values(
-                            workspace=self.workspace,
-                            alert_key=key,
-                            channel=d.channel,
-                            kind=d.kind,
-                            status=d.status,
-                            payload=json.dumps(d.payload, sort_keys=True, default=str),
-                            idempotency_key=d.idempotency_key,
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
+                    conn.execute(self._outbox_row(key, d, now))
         except (_Lost, IntegrityError):
             return False
         return True
+
+    def _outbox_row(self, key: str, delivery: Delivery, now: float) -> Any:
+        """The INSERT of one delivery, due now."""
+        return insert(_O).values(
+            workspace=self.workspace,
+            alert_key=key,
+            channel=delivery.channel,
+            kind=delivery.kind,
+            status=delivery.status,
+            payload=json.dumps(delivery.payload, sort_keys=True, default=str),
+            idempotency_key=delivery.idempotency_key,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
 
     def enqueue(self, key: str, delivery: Delivery, now: float) -> bool:
         """One delivery outside a transition (a test message, a one-shot event). False if a
         row with its idempotency key exists already (it was enqueued before)."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(_O).values(
-                        workspace=self.workspace,
-                        alert_key=key,
-                        channel=delivery.channel,
-                        kind=delivery.kind,
-                        status=delivery.status,
-                        payload=json.dumps(delivery.payload, sort_keys=True, default=str),
-                        idempotency_key=delivery.idempotency_key,
-                        attempts=0,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                )
+                conn.execute(self._outbox_row(key, delivery, now))
         except IntegrityError:
             return False
         return True
