@@ -149,19 +149,8 @@ class ChatRoutes(GatewayCore):
         client = view.route.client
         if client is None:
             raise Fail(502, f"endpoint {view.name!r} has no LLM upstream (client) in its route")
-        deadline = time.monotonic() + view.route.timeout_s
         try:
-            answer = await llm.chat(
-                http,
-                client.base_url,
-                view.api_key,
-                body,
-                attempt_timeout=client.timeout_s,
-                deadline=deadline,
-                retries=client.retries,
-                backoff_s=client.backoff_s,
-                max_response_bytes=client.max_response_bytes,
-            )
+            answer = await llm.chat(http, client.base_url, view.api_key, body, **_policy(view))
         except llm.UpstreamError as exc:
             raise self._upstream_failure(view, call, exc) from None
         self.metrics.retried(view.name, answer.attempts - 1)
@@ -210,15 +199,7 @@ class ChatRoutes(GatewayCore):
                 raise Fail(502, f"endpoint {view.name!r} has no LLM upstream (client) in its route")
             try:
                 opened = await llm.stream(
-                    self.http,
-                    client.base_url,
-                    view.api_key,
-                    prepared.upstream,
-                    attempt_timeout=client.timeout_s,
-                    deadline=time.monotonic() + view.route.timeout_s,
-                    retries=client.retries,
-                    backoff_s=client.backoff_s,
-                    max_response_bytes=client.max_response_bytes,
+                    self.http, client.base_url, view.api_key, prepared.upstream, **_policy(view)
                 )
             except llm.UpstreamError as exc:
                 raise self._upstream_failure(view, call, exc) from None
@@ -349,6 +330,21 @@ class ChatRoutes(GatewayCore):
             cost_usd=cost,
             model=answered,
         )
+
+
+def _policy(view: EndpointView) -> dict[str, Any]:
+    """The upstream call's policy (``llm.chat`` / ``llm.stream`` keywords): the endpoint
+    client's per-attempt timeout, retries, backoff and answer size, and the deadline of the
+    whole call (the endpoint's timeout, from now)."""
+    client = view.route.client
+    assert client is not None
+    return {
+        "attempt_timeout": client.timeout_s,
+        "deadline": time.monotonic() + view.route.timeout_s,
+        "retries": client.retries,
+        "backoff_s": client.backoff_s,
+        "max_response_bytes": client.max_response_bytes,
+    }
 
 
 def _contents(data: dict[str, Any]) -> list[Any]:
