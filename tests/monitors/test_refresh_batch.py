@@ -169,3 +169,19 @@ def test_a_new_reference_is_profiled_again_by_apply(
     assert (spec / ".mlx" / shown["outputs"]["profile"]).stat().st_mtime == max(
         p.stat().st_mtime for p in profiles
     )
+
+
+def test_an_unknown_monitor_name_is_one_clear_error(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    """`--monitor` naming no applied monitor: exit 1 naming it, nothing run, nothing sent, no
+    state version written."""
+    spec = make_spec(tmp_path, channel)
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    before = mlx_m(["history", "--json"], spec).out
+    run = mlx_m(["refresh", "--monitor", "bacth", "--detailed-exitcode"], spec)
+    assert run.code == 1, run
+    assert "no applied monitor monitors.bacth" in run.err
+    assert "Traceback" not in run.err
+    assert channel.delivered == []
+    assert mlx_m(["history", "--json"], spec).out == before
