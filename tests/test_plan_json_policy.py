@@ -223,3 +223,13 @@ def test_a_saved_plan_shows_as_json_with_its_own_time(tmp_path: Path) -> None:
     assert [rc["change"]["actions"] for rc in doc["resource_changes"]] == [["create"]] * 4
     applied = run_mlx(["apply", "plan.bin"], spec)
     assert applied.code == 0, applied
+
+
+def test_show_refuses_a_file_that_is_no_plan(tmp_path: Path) -> None:
+    """`mlx show FILE` on a file that is not a saved plan: exit 1 naming it, no traceback."""
+    spec = write_spec(tmp_path / "spec", BEFORE)
+    (spec / "notaplan.bin").write_text("not a plan\n")
+    shown = run_mlx(["show", "notaplan.bin", "--json"], spec)
+    assert shown.code == 1, shown
+    assert "notaplan.bin is not an mlx plan file" in shown.err
+    assert "Traceback" not in shown.err and shown.out == ""
