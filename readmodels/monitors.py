@@ -1,6 +1,7 @@
 """A monitor's runs as ``mlx show monitors.NAME`` reads them: the latest run (per feature:
-statistic, threshold, effect, verdict; per slice: what drifted) and the trend of the last
-runs, from the monitor's ``monitor`` events in the state (each carries the run as the
+statistic, threshold, effect, verdict; for the other types each metric's value, threshold and
+verdict; per slice: what breached) and the trend of the last runs, from the monitor's
+``monitor`` events in the state (each carries the run as the
 record's ``last_run`` output)."""
 
 from __future__ import annotations
@@ -55,12 +56,16 @@ def _latest(run: dict[str, Any]) -> dict[str, Any]:
             for name, signals in (whole.get("features") or {}).items()
             for v in signals
         ],
+        "metrics": list(whole.get("metrics") or []),
         "slices": [
             {
                 "variant": s["variant"],
                 "version": s["version"],
                 "requests": s["requests"],
-                "drifted_features": s["dataset"]["drifted_features"],
+                "breach": bool(s.get("breach")),
+                "findings": list(s.get("findings") or []),
+                "metrics": list(s.get("metrics") or []),
+                "drifted_features": (s.get("dataset") or {}).get("drifted_features", []),
             }
             for s in run.get("slices") or []
         ],
@@ -70,11 +75,15 @@ def _latest(run: dict[str, Any]) -> dict[str, Any]:
 def _trend_row(run: dict[str, Any]) -> dict[str, Any]:
     whole = run.get("whole") or {}
     dataset = whole.get("dataset") or {}
+    metrics = whole.get("metrics") or []
     return {
         "at": _iso(run.get("at")),
         "state": run.get("state"),
         "share": dataset.get("share"),
         "drifted_features": dataset.get("drifted_features", []),
+        # a metric monitor's first figure (latency p95, error rate, a score…)
+        "metric": metrics[0]["metric"] if metrics else None,
+        "value": metrics[0]["value"] if metrics else None,
     }
 
 

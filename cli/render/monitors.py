@@ -47,17 +47,36 @@ def render_view(view: dict[str, Any]) -> list[str]:
                 f"  {f['feature']:<16} {f['signal']:<14} {_num(f['statistic']):>10} "
                 f"{_num(f['threshold']):>10} {_num(f['effect']):>10}  {f['verdict']}"
             )
+    out.extend(_metric_rows(latest.get("metrics") or []))
     for s in latest["slices"]:
-        if s["variant"] is not None:
-            drifted = ", ".join(s["drifted_features"]) or "none"
-            out.append(
-                f"  slice variant {s['variant']} version {s['version']}: "
-                f"{s['requests']} requests, drifted: {drifted}"
-            )
+        if s["variant"] is None:
+            continue
+        head = f"  slice variant {s['variant']} version {s['version']}: {s['requests']} requests"
+        if dataset:
+            out.append(f"{head}, drifted: {', '.join(s['drifted_features']) or 'none'}")
+        else:
+            out.append(f"{head}: {'; '.join(s['findings']) or 'within thresholds'}")
     out.append("  trend (oldest first):")
     for t in view["trend"]:
+        if t.get("metric") is not None:
+            out.append(f"    {t['at']}  {t['state']:<10} {t['metric']} {_num(t['value'])}")
+        else:
+            out.append(
+                f"    {t['at']}  {t['state']:<10} share {_num(t['share'])}  "
+                f"{', '.join(t['drifted_features']) or '-'}"
+            )
+    return out
+
+
+def _metric_rows(metrics: list[dict[str, Any]]) -> list[str]:
+    """A metric monitor's figures: each ``{metric, value, threshold, verdict}`` (``threshold``
+    may be None when the metric is shown, not judged)."""
+    if not metrics:
+        return []
+    out = [f"  {'metric':<22} {'value':>12} {'threshold':>10}  verdict"]
+    for m in metrics:
         out.append(
-            f"    {t['at']}  {t['state']:<10} share {_num(t['share'])}  "
-            f"{', '.join(t['drifted_features']) or '-'}"
+            f"  {m['metric']:<22} {_num(m['value']):>12} {_num(m.get('threshold')):>10}  "
+            f"{m.get('verdict') or '-'}"
         )
     return out

@@ -3,12 +3,18 @@ provider's ``Watcher`` capability, record each run as an event of the monitor (a
 ``monitor``; the run is the record's ``last_run`` output, so ``mlx history`` and
 ``mlx show`` read it), and observe its alerts.
 
-Alerts (``engine.alerting``): the key is (``monitors.NAME``, version, ``data_drift``). A live
-monitor observes one alert per version that served in the window — breach when a slice of that
-version drifted, ok otherwise — so the drift of a canary is its own alert, resolved on its own.
-A batch monitor has one alert (version ``None``). A window without traffic (``no_data``) or a
-run that could not read its inputs (``error``) is observed on each alert of the monitor that is
-not inactive (else on its version-less key): never ok, never resolved.
+Alerts (``engine.alerting``): the key is (``monitors.NAME``, version, the monitor's ``type``).
+A live monitor observes one alert per version that served in the window — breach when a slice
+of that version breached (``slices[].breach``), ok otherwise — so the drift or the latency of a
+canary is its own alert, resolved on its own. A batch monitor has one alert (version ``None``).
+A window without traffic (``no_data``), too few labels (``insufficient_data``) or a run that
+could not read its inputs (``error``) is observed on each alert of the monitor that is not
+inactive (else on its version-less key): never ok, never resolved.
+
+Every monitor type's run has the same outer shape (``contract.Watcher``): ``state``,
+``reason``, ``window`` and ``slices`` — each ``{variant, version, requests, breach,
+findings}`` plus the type's own figures — so this module, ``mlx show`` and the alert text
+treat all types alike.
 """
 
 from __future__ import annotations
@@ -28,9 +34,27 @@ from state.status import VersionStatus
 from state.store import Record, StateWriter
 from state.writes import RecordWrite
 
-SIGNAL = "data_drift"
 ACTION = "monitor"
-_CONDITION = {"no_data": Condition.NO_DATA, "error": Condition.ERROR}
+_CONDITION = {
+    "no_data": Condition.NO_DATA,
+    "insufficient_data": Condition.NO_DATA,
+    "error": Condition.ERROR,
+}
+#: How an alert names what a monitor of each type watches.
+WATCHES = {
+    "data_drift": "data drift",
+    "prediction_drift": "prediction drift",
+    "performance": "performance",
+    "latency": "latency",
+    "error_rate": "error rate",
+    "cost": "cost",
+    "eval": "eval score",
+}
+
+
+def signal_of(rec: Record) -> str:
+    """The alert signal of a monitor: its type (``data_drift`` when unrecorded)."""
+    return str(rec.attributes.get("type") or "data_drift")
 
 
 @dataclass
@@ -125,51 +149,35 @@ def observe(alerting: Alerting, rec: Record, result: dict[str, Any], now: float)
         if taken.notify is not None:
             notified.append(str(key))
 
+    signal = signal_of(rec)
     state = result.get("state")
     if state in _CONDITION:
         active = [
-            AlertKey(rec.address, SIGNAL, row["version"])
+            AlertKey(rec.address, signal, row["version"])
             for row in alerting.store.alerts()
             if row["resource"] == rec.address
-            and row["signal"] == SIGNAL
+            and row["signal"] == signal
             and row["state"] != AlertState.INACTIVE
         ]
-        for key in active or [AlertKey(rec.address, SIGNAL, None)]:
+        for key in active or [AlertKey(rec.address, signal, None)]:
             see(key, _CONDITION[str(state)], _message(rec, result, key.version))
         return notified
-    for version, drifted in _versions(result).items():
-        key = AlertKey(rec.address, SIGNAL, version)
-        see(key, Condition.BREACH if drifted else Condition.OK, _message(rec, result, version))
+    for version, breached in versions(result).items():
+        key = AlertKey(rec.address, signal, version)
+        see(key, Condition.BREACH if breached else Condition.OK, _message(rec, result, version))
     return notified
 
 
-def _versions(result: dict[str, Any]) -> dict[str | None, bool]:
-    """Each version judged in the run, and whether a slice of it drifted."""
+def versions(result: dict[str, Any]) -> dict[str | None, bool]:
+    """Each version judged in the run, and whether a slice of it breached."""
     slices = result.get("slices") or []
     if all(s.get("version") is None for s in slices):
         return {None: result.get("state") == "firing"}
     out: dict[str | None, bool] = {}
     for s in slices:
         v = s.get("version")
-        out[v] = out.get(v, False) or bool(s["dataset"]["drifted_features"])
+        out[v] = out.get(v, False) or bool(s.get("breach"))
     return out
-
-
-def _findings(slice_: dict[str, Any]) -> list[str]:
-    out = []
-    for name, signals in slice_["features"].items():
-        for v in signals:
-            if v["drifted"]:
-                effect = f", effect {v['effect_name']} {_num(v['effect'])}" if v["effect"] else ""
-                out.append(
-                    f"{name}: {v['method']} {_num(v['statistic'])} (threshold "
-                    f"{_num(v['threshold'])}{effect})"
-                )
-    return out
-
-
-def _num(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, int | float) else str(x)
 
 
 def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertMessage:
@@ -183,21 +191,29 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
     if endpoint:
         span = format_duration(float(window["until"]) - float(window["since"]))
         investigate = f"{show}; mlx logs {endpoint} --since {span}"
-    where = f"endpoint {endpoint}" if endpoint else f"dataset {window.get('dataset', '?')}"
+    if endpoint:
+        where = f"endpoint {endpoint}"
+    elif window.get("subject"):
+        where = str(window["subject"])
+    else:
+        where = f"dataset {window.get('dataset', '?')}"
     at = f" version {version}" if version is not None else ""
+    watches = WATCHES.get(signal_of(rec), signal_of(rec))
     lines: list[str] = []
     if state == "firing":
         for s in result.get("slices") or []:
-            if s.get("version") != version or not s["dataset"]["drifted_features"]:
+            if s.get("version") != version or not s.get("breach"):
                 continue
             label = f"variant {s['variant']} version {s['version']}" if s["variant"] else "data"
-            lines.append(f"{label}: " + "; ".join(_findings(s)))
-        title = f"{rec.address}: data drift on {where}{at}"
+            lines.append(f"{label}: " + "; ".join(s.get("findings") or []))
+        title = f"{rec.address}: {watches} on {where}{at}"
     elif state in _CONDITION:
         title = f"{rec.address}: {state} on {where}{at}"
         lines.append(str(result.get("reason", "")))
-    else:
+    elif signal_of(rec).endswith("_drift"):
         title = f"{rec.address}: no drift on {where}{at} any more"
+    else:
+        title = f"{rec.address}: {watches} back within its threshold on {where}{at}"
     text = (
         f"{title}. Owner: {owner or 'none declared'}. " + " ".join(lines) + f" Look: {investigate}"
     )

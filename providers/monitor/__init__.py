@@ -1,6 +1,3 @@
-"""The ``monitor`` provider (issue 21): data-drift monitors, profiled once per reference
-fingerprint (:mod:`.reference`) and judged from counts (:mod:`.judge`).
-
-Not registered yet: ``engine.load.availability`` still refuses every monitor, because the
-apply/refresh/alert wiring is not finished (docs/decisions.md, "Issue 21: monitors").
-"""
+"""The ``monitor`` provider (issue 21): drift monitors, profiled once per reference
+fingerprint (:mod:`.reference`) and judged from counts (:mod:`.judge`); the other monitor
+types are run by the modules ``provider.RUNNERS`` names."""

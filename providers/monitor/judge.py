@@ -52,9 +52,31 @@ class SliceResult:
             "version": self.version,
             "requests": self.requests,
             "rows": self.rows,
+            "breach": bool(self.dataset.drifted_features),
+            "findings": self.findings(),
             "dataset": self.dataset.as_dict(),
             "features": {n: [v.as_dict() for v in vs] for n, vs in self.features.items()},
         }
+
+    def findings(self) -> list[str]:
+        """Each drifted signal as one line: the method, its statistic, threshold and effect."""
+        out = []
+        for name, signals in self.features.items():
+            for v in signals:
+                if v.drifted:
+                    d = v.as_dict()
+                    effect = (
+                        f", effect {d['effect_name']} {_num(d['effect'])}" if d["effect"] else ""
+                    )
+                    out.append(
+                        f"{name}: {d['method']} {_num(d['statistic'])} (threshold "
+                        f"{_num(d['threshold'])}{effect})"
+                    )
+        return out
+
+
+def _num(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else str(x)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,20 @@
-"""The ``monitor`` provider: ``monitors.*`` of ``type: data_drift``.
+"""The ``monitor`` provider: ``monitors.*`` of the types in ``RUNNERS``.
 
-``create``/``update`` profile the reference once per fingerprint (``.reference``) and record
-where the profile is kept; ``delete`` forgets the monitor (profiles are keyed by the
-reference's fingerprint and may serve other monitors, so they stay). Other monitor types are
-not built: ``check`` refuses them (and ``engine.load.availability`` leaves them out before).
+For drift types ``create``/``update`` profile the reference once per fingerprint
+(``.reference``) and record where the profile is kept; ``delete`` forgets the monitor
+(profiles are keyed by the reference's fingerprint and may serve other monitors, so they
+stay). A run (``watch``) of a drift type counts its window into that profile's bins; the
+other types are run by the module ``RUNNERS`` names, imported when a run needs it. A type
+with no runner is not built: ``check`` refuses it (and ``engine.load.availability`` leaves it
+out before).
+
+What every run returns (``contract.Watcher``; ``engine.monitors.run`` relies on it):
+``state`` (ok, firing, no_data, insufficient_data, error), ``reason``, ``window`` (what was
+read: ``endpoint``/``since``/``until``, or ``dataset``, or ``subject``) and ``slices``: one per
+(variant, version) that served in the window (a batch run is the one slice with both None),
+each ``{variant, version, requests, breach: bool, findings: [str], metrics: [...]}`` where a
+finding is one line naming what crossed which threshold with the values; ``whole`` is the
+window as one slice (or None).
 """
 
 from __future__ import annotations
@@ -29,8 +40,15 @@ from specs.monitors import Monitor
 #: A live monitor's window when its spec names none.
 DEFAULT_WINDOW = "1h"
 
+#: The monitor types run by another module: type -> "module:function", called as
+#: ``function(provider, spec, prior, now) -> dict`` (the run, as described above).
+RUNNERS: dict[str, str] = {}
+
+#: Drift types: a reference profile, counted and judged here.
+DRIFT_TYPES = frozenset({"data_drift"})
+
 #: The monitor types this provider runs.
-TYPES = frozenset({"data_drift"})
+TYPES = DRIFT_TYPES | frozenset(RUNNERS)
 
 
 class MonitorProvider(Provider, Watcher):
@@ -51,7 +69,8 @@ class MonitorProvider(Provider, Watcher):
 
     def fingerprint(self, desired: Desired) -> str | None:
         """The reference's fingerprint: a new reference content updates the monitor (its
-        profile is built again); a new ``current`` dataset does not (a run reads it)."""
+        profile is built again); a new ``current`` dataset does not (a run reads it). A type
+        without a reference has no fingerprint of its own."""
         reference = desired.spec.get("reference")
         if not isinstance(reference, str):
             return None
@@ -72,6 +91,8 @@ class MonitorProvider(Provider, Watcher):
         spec = Monitor.model_validate(desired.spec)
         if spec.type not in TYPES:
             raise ProviderError(f"{desired.address}: monitors of type {spec.type} are not built")
+        if spec.type not in DRIFT_TYPES:
+            return {"type": spec.type}
         reference = _address(str(spec.reference))
         fingerprint = (desired.inputs.get(reference) or {}).get("fingerprint")
         if not fingerprint:
@@ -112,6 +133,10 @@ class MonitorProvider(Provider, Watcher):
             spec = Monitor.model_validate(prior.attributes)
         except ValidationError as exc:
             return error(f"the recorded spec is not a monitor: {exc.errors()[0]['msg']}").as_dict()
+        if spec.type in RUNNERS:
+            return _runner(spec.type)(self, spec, prior, now)
+        if spec.type not in DRIFT_TYPES:
+            return error(f"monitors of type {spec.type} are not built").as_dict()
         try:
             profile = load_profile(self.context.data_dir / str(prior.outputs.get("profile", "")))
         except ReferenceError as exc:
@@ -176,6 +201,13 @@ class MonitorProvider(Provider, Watcher):
         if self.context.peers is None:
             raise ProviderError("monitors need the engine's peers (run them through mlx)")
         return self.context.peers
+
+
+def _runner(kind: str) -> Any:
+    from importlib import import_module
+
+    module, _, function = RUNNERS[kind].partition(":")
+    return getattr(import_module(module), function)
 
 
 def _address(ref: str) -> str:
