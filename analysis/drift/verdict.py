@@ -9,6 +9,13 @@ effect). Once the effective sample size n_ref * n_cur / (n_ref + n_cur) exceeds
 standard deviation), a p-value test is a drift only when the effect also reaches
 :data:`MIN_EFFECT` (0.1, SPEC.md's threshold for those distances on large references).
 
+**Significance, not only distance, on small windows.** The mirror image: a distance test
+(wasserstein, jensenshannon, psi) on a small window measures mostly sampling noise — 100 rows
+drawn from the reference itself give a normed Wasserstein distance over 0.1 in about two runs of
+three. So while the effective sample size is at most :data:`LARGE_SAMPLE`, a distance is a
+drift only when the companion test also finds the difference significant (p <
+:data:`SMALL_SAMPLE_P`): KS for a numeric feature, chi-square for a categorical one.
+
 **No data is a state.** A feature whose current window (or reference) has no non-null value
 is ``no_data``, never ``ok``: its missing rate is then the finding (:func:`judge_missing`).
 """
@@ -24,12 +31,14 @@ from analysis.base import AnalysisError, check_real, fmt
 from analysis.drift import binned, vectors
 from analysis.drift.histogram import Histogram
 from analysis.drift.ks_pvalue import ks_pvalue
-from analysis.drift.methods import Test, choose
+from analysis.drift.methods import TESTS, Test, choose
 from analysis.drift.profile import FeatureProfile, NumericProfile
 from analysis.drift.raw import ks_2samp, norm, wasserstein
 
 LARGE_SAMPLE = 1000
 MIN_EFFECT = 0.1
+#: On small windows a distance must also be significant at this level (companion test).
+SMALL_SAMPLE_P = 0.05
 #: The missing rate may rise this much over the reference's before it is a finding.
 MISSING_INCREASE = 0.1
 
@@ -60,6 +69,9 @@ class FeatureVerdict:
     exact: bool = True
     bounds: tuple[float, float] | None = None
     warning: bool = False
+    #: On a small window, the significance test that backed a distance, and its p-value.
+    companion: str | None = None
+    companion_p: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +90,8 @@ class FeatureVerdict:
             "exact": self.exact,
             "bounds": list(self.bounds) if self.bounds is not None else None,
             "warning": self.warning,
+            "companion": self.companion,
+            "companion_p": self.companion_p,
             "reason": self.reason,
         }
 
@@ -127,7 +141,12 @@ def judge_feature(
     raw = _raw_pair(profile, current_values)
     measured = _measure(test, profile, current, raw)
     effect = _effect(test, profile, current, raw, measured)
-    return _decide(test, limit, profile.name, effect_name, effect, measured, n_ref, n_cur)
+    companion = None
+    if not test.p_value and effective_n(n_ref, n_cur) <= LARGE_SAMPLE:
+        companion = _companion(profile, current, raw)
+    return _decide(
+        test, limit, profile.name, effect_name, effect, measured, n_ref, n_cur, companion
+    )
 
 
 def _effect_name(test: Test, profile: FeatureProfile) -> str:
@@ -189,6 +208,19 @@ def _wasserstein_norm(
     return _Measured(w.estimate / scale, exact=False, bounds=(w.low / scale, w.high / scale))
 
 
+def _companion(
+    profile: FeatureProfile,
+    current: Histogram,
+    raw: tuple[Sequence[float], Sequence[float]] | None,
+) -> tuple[str, float]:
+    """The significance test that backs a distance on a small window: (its name, p-value)."""
+    if isinstance(profile, NumericProfile):
+        p = _measure(TESTS["ks"], profile, current, raw).p_value
+        return "ks", float(p if p is not None else 1.0)
+    chi = binned.chisquare(*vectors.for_chisquare(profile, current))
+    return "chisquare", chi.p_value
+
+
 def _effect(
     test: Test,
     profile: FeatureProfile,
@@ -212,7 +244,9 @@ def _decide(
     measured: _Measured,
     n_ref: int,
     n_cur: int,
+    companion: tuple[str, float] | None = None,
 ) -> FeatureVerdict:
+    """``companion``: on a small window, the significance test a distance must also pass."""
     gate = test.p_value and effective_n(n_ref, n_cur) > LARGE_SAMPLE
     if test.p_value:
         assert measured.p_value is not None
@@ -225,6 +259,14 @@ def _decide(
     said += f"; effect {effect_name} {fmt(effect)}"
     if gate:
         said += f" ({'>=' if effect >= MIN_EFFECT else '<'} {fmt(MIN_EFFECT)}, large samples)"
+    if companion is not None:
+        name, p = companion
+        significant = p < SMALL_SAMPLE_P
+        drifted = drifted and significant
+        said += (
+            f"; {name} p = {fmt(p)} {'<' if significant else '>='} {fmt(SMALL_SAMPLE_P)}"
+            " (small window)"
+        )
     return FeatureVerdict(
         feature=feature,
         method=test.name,
@@ -242,6 +284,8 @@ def _decide(
         exact=measured.exact,
         bounds=measured.bounds,
         warning=test.warn is not None and measured.statistic >= test.warn,
+        companion=companion[0] if companion is not None else None,
+        companion_p=companion[1] if companion is not None else None,
     )
 
 
