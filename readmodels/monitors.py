@@ -65,6 +65,7 @@ def _latest(run: dict[str, Any]) -> dict[str, Any]:
                 "breach": bool(s.get("breach")),
                 "findings": list(s.get("findings") or []),
                 "metrics": list(s.get("metrics") or []),
+                "rollout_steps": [step.get("label") for step in s.get("rollout_steps") or []],
                 "drifted_features": (s.get("dataset") or {}).get("drifted_features", []),
             }
             for s in run.get("slices") or []

@@ -51,7 +51,10 @@ def render_view(view: dict[str, Any]) -> list[str]:
     for s in latest["slices"]:
         if s["variant"] is None:
             continue
-        head = f"  slice variant {s['variant']} version {s['version']}: {s['requests']} requests"
+        head = f"  slice variant {s['variant']} version {s['version']}"
+        if s.get("rollout_steps"):
+            head += f" (during {', '.join(s['rollout_steps'])})"
+        head += f": {s['requests']} requests"
         if dataset:
             out.append(f"{head}, drifted: {', '.join(s['drifted_features']) or 'none'}")
         else:

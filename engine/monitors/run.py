@@ -28,6 +28,7 @@ from common.diagnostics import MlxError, did_you_mean
 from common.durations import format_duration
 from contract import AlertMessage, Watcher
 from engine.alerting import Alerting
+from engine.monitors.attribution import attribute
 from engine.monitors.schedule import due
 from engine.plugins import ProviderSet, prior_of
 from state.status import VersionStatus
@@ -123,7 +124,7 @@ def _run_one(
         }
     else:
         result = provider.watch(prior_of(rec), now)
-    result = {**result, "at": now}
+    result = attribute(writer, {**result, "at": now})
     state, reason = str(result.get("state")), str(result.get("reason", ""))
     writer.put(
         replace(
@@ -205,6 +206,9 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
             if s.get("version") != version or not s.get("breach"):
                 continue
             label = f"variant {s['variant']} version {s['version']}" if s["variant"] else "data"
+            steps = [step["label"] for step in s.get("rollout_steps") or []]
+            if steps:
+                label += f" (during {', '.join(steps)})"
             lines.append(f"{label}: " + "; ".join(s.get("findings") or []))
         title = f"{rec.address}: {watches} on {where}{at}"
     elif state in _CONDITION:
