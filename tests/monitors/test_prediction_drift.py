@@ -14,11 +14,33 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from inference.records import InferenceRecord
 from inference.store import open_log
 from inference.writer import LogWriter
+from providers.monitor.provider import features_of
+from specs.monitors import Monitor
 from tests.alerts.conftest import Channel
 from tests.conftest import BASIC, write_spec
+
+
+@pytest.mark.parametrize(
+    ("kind", "features", "want"),
+    [
+        ("prediction_drift", [], ["prediction"]),  # the default prediction column
+        ("prediction_drift", ["label", "score"], ["label", "score"]),
+        ("data_drift", [], []),  # every reference column, decided when it is read
+        ("data_drift", ["amount"], ["amount"]),
+    ],
+)
+def test_features_of(kind: str, features: list[str], want: list[str]) -> None:
+    spec = Monitor.model_validate(
+        {"type": kind, "current": "${datasets.c}", "reference": "${datasets.r}",
+         "features": features, "owner": "t"}
+    )  # fmt: skip
+    assert features_of(spec) == want
+
 
 #: The reference's class balance: 10% fraud.
 FRAUD = 0.1
