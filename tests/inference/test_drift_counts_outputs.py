@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from analysis.drift import build_feature
 from analysis.drift.profile import CategoricalProfile, NumericProfile
-from inference.drift_bins import Bins, SliceCounts, bins_from_profile
+from inference.drift_bins import Bins, SliceCounts, bins_from_profile, merge
 from inference.drift_counts import PREDICTION, Payload, scalar_feature, window_counts
 from inference.records import InferenceRecord
 from inference.store import PAYLOAD_LIMIT_BYTES, LogStore
@@ -219,3 +219,26 @@ def test_outputs_are_one_statement(store: LogStore) -> None:
         event.remove(store.engine, "before_cursor_execute", seen)
     assert len(statements) == 1 and "GROUP BY" in statements[0]
     assert "outputs" in statements[0] and got[("stable", "1")].rows == len(SCALAR_C) * 5
+
+
+def test_windows_of_outputs_merge_by_addition(store: LogStore) -> None:
+    label, score = categorical("label"), numeric("score")
+    rows: list[Any] = [{"label": c, "score": x} for x, c in CASES]
+    rows = [{k: v for k, v in r.items() if v is not MISSING} for r in rows] * 3
+    records = logged(list(docs_of(rows)))
+    write(store, records)
+    features = bins(label, score)
+    middle = records[len(records) // 2].ts
+    kw: dict[str, Any] = {"column": Payload.OUTPUTS}
+    first = window_counts(store, "fraud", features, since=T0, until=middle, **kw)
+    second = window_counts(store, "fraud", features, since=middle, until=T0 + 100, **kw)
+    union = window_counts(store, "fraud", features, since=T0, until=T0 + 100, **kw)
+    both, want = merge(first, second)[("stable", "1")], union[("stable", "1")]
+    assert first[("stable", "1")].rows > 0 and second[("stable", "1")].rows > 0
+    assert (both.requests, both.rows) == (want.requests, want.rows) == (len(records), len(rows))
+    for name in ("label", "score"):
+        a, b = both.features[name], want.features[name]
+        assert (a.counts, a.null, a.below, a.above, a.other, a.invalid) == (
+            b.counts, b.null, b.below, b.above, b.other, b.invalid,
+        )  # fmt: skip
+        assert a.offsets == pytest.approx(b.offsets)
