@@ -137,6 +137,8 @@ def test_a_candidate_whose_class_balance_shifts_fires_naming_its_version(
     assert slices[("candidate", "2")]["drifted_features"] == ["prediction"]
     assert slices[("stable", "1")]["drifted_features"] == []
     assert slices[("candidate", "2")]["requests"] == 400
+    human = mlx_m(["show", "monitors.preds"], spec)
+    assert human.code == 0 and "jensenshannon" in human.out, human
 
     again = mlx_m(["refresh", "--monitor", "preds", "--detailed-exitcode"], spec)
     assert again.code == 2 and len(channel.delivered) == 1  # still firing: not sent twice
