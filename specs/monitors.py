@@ -1,9 +1,9 @@
 """``monitors``: drift, performance, latency, error-rate, cost and eval watches.
 
-Not built yet (no ``monitor`` provider ships with this version of mlx): ``mlx
-validate`` refuses a monitor and ``mlx plan`` leaves it out, saying so
-(``engine.load.availability``). Its fields are checked now, so a monitor written
-today works unchanged once the kind exists.
+The built-in ``monitor`` provider runs the types it lists (``providers.monitor``); ``mlx
+validate`` refuses a monitor of any other type and ``mlx plan`` leaves it out, saying so
+(``engine.load.availability``). Its fields are checked now, so a monitor written today works
+unchanged once the type exists.
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ class Monitor(OwnedResource):
     )
     type: MonitorType
     reference: str | None = ref_field(None, kinds=("datasets",))
-    features: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    features: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Columns compared: data_drift default every reference column; "
+        "prediction_drift the prediction column(s), default [prediction].",
+    )
     method: Literal["auto", "psi", "ks", "wasserstein", "chisquare", "jensenshannon"] | None = (
         Field(None, description="Drift test; default auto (as Evidently picks).")
     )

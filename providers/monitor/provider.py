@@ -44,8 +44,12 @@ DEFAULT_WINDOW = "1h"
 #: ``function(provider, spec, prior, now) -> dict`` (the run, as described above).
 RUNNERS: dict[str, str] = {}
 
-#: Drift types: a reference profile, counted and judged here.
-DRIFT_TYPES = frozenset({"data_drift"})
+#: Drift types: a reference profile, counted and judged here. ``data_drift`` counts what the
+#: model was asked (the log's ``inputs``), ``prediction_drift`` what it answered (``outputs``).
+DRIFT_TYPES = frozenset({"data_drift", "prediction_drift"})
+
+#: The column(s) a prediction-drift monitor compares when its spec names none.
+PREDICTION_FEATURES = ("prediction",)
 
 #: The monitor types this provider runs.
 TYPES = DRIFT_TYPES | frozenset(RUNNERS)
@@ -97,10 +101,11 @@ class MonitorProvider(Provider, Watcher):
         fingerprint = (desired.inputs.get(reference) or {}).get("fingerprint")
         if not fingerprint:
             raise ProviderError(f"{desired.address}: {reference} has no recorded fingerprint")
-        target = stored_profile(self.context.data_dir, str(fingerprint), spec.features)
+        features = features_of(spec)
+        target = stored_profile(self.context.data_dir, str(fingerprint), features)
         built = False
         if not target.is_file():
-            target, built = self._build(reference, str(fingerprint), spec.features)
+            target, built = self._build(desired.address, reference, str(fingerprint), features)
         self.context.log(
             f"{desired.address}: reference profile "
             f"{'built' if built else 'reused'} ({reference} {str(fingerprint)[:19]})"
@@ -110,10 +115,12 @@ class MonitorProvider(Provider, Watcher):
             "reference": reference,
             "reference_fingerprint": fingerprint,
             "profile": str(target.relative_to(self.context.data_dir)),
-            "features": list(spec.features),
+            "features": features,
         }
 
-    def _build(self, reference: str, fingerprint: str, features: list[str]) -> tuple[Path, bool]:
+    def _build(
+        self, address: str, reference: str, fingerprint: str, features: list[str]
+    ) -> tuple[Path, bool]:
         peers = self.context.peers
         if peers is None:
             raise ProviderError("monitors need the engine's peers (run them through mlx)")
@@ -121,9 +128,11 @@ class MonitorProvider(Provider, Watcher):
         with tempfile.TemporaryDirectory(dir=self.context.data_dir) as tmp:
             path = peers.materialize(reference, None, Path(tmp) / f"reference.{ext}")
             try:
-                return ensure_profile(self.context.data_dir, fingerprint, path, features)
+                return ensure_profile(
+                    self.context.data_dir, fingerprint, path, features, source=reference
+                )
             except ReferenceError as exc:
-                raise ProviderError(str(exc)) from None
+                raise ProviderError(f"{address}: {exc}") from None
 
     # -- a run --------------------------------------------------------------------------------
     def watch(self, prior: Prior, now: float) -> dict[str, Any]:
@@ -146,7 +155,8 @@ class MonitorProvider(Provider, Watcher):
             if spec.current is not None:
                 window, where = self._dataset_window(spec.current, bins)
             else:
-                window, where = self._log_window(str(spec.target), spec.window, bins, now)
+                column = "outputs" if spec.type == "prediction_drift" else "inputs"
+                window, where = self._log_window(str(spec.target), spec.window, bins, now, column)
         except (ProviderError, ReferenceError, OSError, ValueError) as exc:
             return error(f"cannot count the window: {exc}").as_dict()
         except Exception as exc:  # a database driver's own error (sqlalchemy, duckdb)
@@ -167,9 +177,16 @@ class MonitorProvider(Provider, Watcher):
             return file_counts(path, bins), {"dataset": current}
 
     def _log_window(
-        self, target: str, window: str | None, bins: list[Bins], now: float
+        self,
+        target: str,
+        window: str | None,
+        bins: list[Bins],
+        now: float,
+        column: str = "inputs",
     ) -> tuple[dict[Slice, SliceCounts], dict[str, Any]]:
-        from inference.drift_counts import window_counts
+        """The endpoint's log over ``window``: its logged ``column`` (``inputs`` or
+        ``outputs``) counted in the store."""
+        from inference.drift_counts import Payload, window_counts
         from inference.store import open_log
 
         endpoint = self._endpoint(target)
@@ -181,7 +198,7 @@ class MonitorProvider(Provider, Watcher):
         try:
             counts = window_counts(
                 store, endpoint, bins, since=since, until=now,
-                environment=self.context.environment,
+                environment=self.context.environment, column=Payload(column),
             )  # fmt: skip
         finally:
             store.close()
@@ -201,6 +218,15 @@ class MonitorProvider(Provider, Watcher):
         if self.context.peers is None:
             raise ProviderError("monitors need the engine's peers (run them through mlx)")
         return self.context.peers
+
+
+def features_of(spec: Monitor) -> list[str]:
+    """The reference columns a drift monitor compares: its ``features``; a prediction-drift
+    monitor that names none compares the column ``prediction`` (a data-drift one: every
+    column, decided when the reference is read)."""
+    if spec.features or spec.type != "prediction_drift":
+        return list(spec.features)
+    return list(PREDICTION_FEATURES)
 
 
 def _runner(kind: str) -> Any:

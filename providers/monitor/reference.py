@@ -33,28 +33,37 @@ def profile_path(data_dir: Path, fingerprint: str) -> Path:
 
 
 def read_columns(
-    path: str | Path, features: Sequence[str], label: str | None
+    path: str | Path, features: Sequence[str], label: str | None, source: str | None = None
 ) -> dict[str, list[Any]]:
-    """The reference's columns (``features``, or all but ``label``), through DuckDB."""
+    """The reference's columns (``features``, or all but ``label``), through DuckDB. Errors
+    name ``source`` (the dataset's address) when given, else ``path``; a feature the file
+    lacks is named with the columns it has (a prediction-drift monitor's default column
+    ``prediction`` is the usual miss)."""
     import duckdb
 
+    where = source or str(path)
     try:
-        source = source_sql(path)
+        sql = source_sql(path)
         con = duckdb.connect()
         try:
-            names = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+            names = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
             missing = [f for f in features if f not in names]
             if missing:
-                raise ReferenceError(f"{path}: no column {', '.join(map(repr, missing))}")
+                s = "s" if len(missing) > 1 else ""
+                raise ReferenceError(
+                    f"{where} has no column{s} {', '.join(map(repr, missing))} "
+                    f"(its columns: {', '.join(map(repr, names)) or 'none'}); "
+                    "`features` names the columns to compare"
+                )
             chosen = list(features) or [n for n in names if n != label]
             if not chosen:
-                raise ReferenceError(f"{path}: no feature columns")
+                raise ReferenceError(f"{where}: no feature columns")
             cols = ", ".join('"' + c.replace('"', '""') + '"' for c in chosen)
-            rows = con.execute(f"SELECT {cols} FROM {source}").fetchall()
+            rows = con.execute(f"SELECT {cols} FROM {sql}").fetchall()
         finally:
             con.close()
     except (duckdb.Error, ValueError, OSError) as exc:
-        raise ReferenceError(f"cannot read the reference {path}: {exc}") from None
+        raise ReferenceError(f"cannot read the reference {where}: {exc}") from None
     return {name: [row[i] for row in rows] for i, name in enumerate(chosen)}
 
 
@@ -70,18 +79,19 @@ def ensure_profile(
     path: str | Path,
     features: Sequence[str] = (),
     label: str | None = None,
+    source: str | None = None,
 ) -> tuple[Path, bool]:
     """The stored profile of the reference with ``fingerprint`` (built when absent): its path
     and whether it was built now. Features are part of the key: another selection of the
-    same file is another profile."""
+    same file is another profile. Errors name ``source`` (the dataset) when given."""
     target = stored_profile(data_dir, fingerprint, features)
     if target.is_file():
         return target, False
-    columns = read_columns(path, features, label)
+    columns = read_columns(path, features, label, source)
     try:
         profile = build_reference(fingerprint, columns)
     except AnalysisError as exc:
-        raise ReferenceError(f"cannot profile the reference {path}: {exc}") from None
+        raise ReferenceError(f"cannot profile the reference {source or path}: {exc}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as out:

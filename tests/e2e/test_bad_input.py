@@ -291,9 +291,9 @@ WATCHES = """
 monitors:
   drift:
     current: ${datasets.train}
-    reference: ${datasets.train}
-    type: prediction_drift
-    method: psi
+    type: performance
+    metric: accuracy
+    min_labels: 100
     threshold: 0.25
     schedule: "0 * * * *"
     alert: ${alerts.oncall}
@@ -311,8 +311,8 @@ budgets:
 
 def test_monitors_and_budgets_are_not_available_yet_and_block_nothing_else(applied: Path) -> None:
     """Issue 18, item 23: a monitor validated ("Success!"), planned, then failed every apply
-    after it with "no provider of type 'monitor'". Issue 21: data_drift monitors are built;
-    the other monitor types are refused the same way, naming the type."""
+    after it with "no provider of type 'monitor'". Issue 21: data_drift and prediction_drift
+    monitors are built; the other monitor types are refused the same way, naming the type."""
     env = monitor_env()
     write_spec(applied, {"watches.yaml": WATCHES, "broken.yaml": MODELS.replace("fraud", "other")})
     (applied / "broken.yaml").write_text(
@@ -321,7 +321,7 @@ def test_monitors_and_budgets_are_not_available_yet_and_block_nothing_else(appli
     result = run_mlx(["validate"], applied, env=env)
     assert result.code == 1, result
     refused = {
-        "monitors.drift: monitors of type prediction_drift are not available yet in this version "
+        "monitors.drift: monitors of type performance are not available yet in this version "
         "of mlx": "watches.yaml:2:3",
         "budgets.spend: budgets are not available yet in this version of mlx": "watches.yaml:12:3",
     }
