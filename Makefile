@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## demo: set up, then validate → plan → apply the quickstart on embedded defaults, serve it,
-## send it requests, retrain, and walk the canary rollout to completion on generated traffic
+## send it requests, retrain, walk the canary rollout to completion on generated traffic,
+## then drive the drift monitor: a shift it injects is found, alerted once and resolved
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p build && cp -r examples/quickstart $(DEMO)
 	cd $(DEMO) && ../../$(PY) train.py

@@ -1,5 +1,6 @@
-"""The serving half of `make demo`: serve the quickstart, send it requests, retrain, and
-walk the canary rollout to completion on generated traffic.
+"""The serving half of `make demo`: serve the quickstart, send it requests, retrain, walk the
+canary rollout to completion on generated traffic, then show the drift monitor find a shift
+in what the endpoint is sent, alert once and resolve.
 
 Run from the quickstart directory after `mlx apply` (the Makefile does it all):
     python demo.py [--mlx PATH]
@@ -23,6 +24,12 @@ HERE = Path(__file__).resolve().parent
 READY = "mlx serve: listening on http://"
 #: rollouts.yaml's analysis.min_requests (50), and some to spare
 MIN_CANDIDATE_REQUESTS = 60
+#: The monitor's window for the demo (monitors.yaml says 1h): a refresh must see the shift
+#: it just sent, and one some seconds later must no longer see it.
+DEMO_WINDOW_S = 15
+#: The shift the demo injects: tumours measured 1.6 times as large (a new scanner, a unit
+#: change upstream): what the monitor must find.
+SHIFT = {"mean_radius": 1.6}
 
 
 def post(
@@ -36,13 +43,18 @@ def post(
         return json.loads(resp.read()), {k.lower(): v for k, v in resp.headers.items()}
 
 
-def rows(n: int) -> dict[str, object]:
-    """Biopsies from the eval split, as MLflow's `dataframe_split` (columns + rows)."""
+def rows(n: int, start: int = 0, scale: dict[str, float] | None = None) -> dict[str, object]:
+    """Biopsies from the eval split, as MLflow's `dataframe_split` (columns + rows); ``scale``
+    multiplies the named columns."""
     lines = (HERE / "data" / "eval.csv").read_text().splitlines()
     header = lines[0].split(",")
     features = [c for c in header if c not in ("site", "malignant")]
     keep = [header.index(c) for c in features]
-    data = [[float(line.split(",")[i]) for i in keep] for line in lines[1 : n + 1]]
+    factor = [(scale or {}).get(c, 1.0) for c in features]
+    data = [
+        [round(float(line.split(",")[i]) * f, 6) for i, f in zip(keep, factor, strict=True)]
+        for line in lines[1 + start : 1 + start + n]
+    ]
     return {"dataframe_split": {"columns": features, "data": data}}
 
 
@@ -158,14 +170,127 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         for worker in workers:
             worker.join(timeout=10)
+        traffic_stopped = time.monotonic()
         print(f"--- requests answered, by version: {dict(sorted(served.items()))}")
         subprocess.run([*mlx, "rollout", "status", "tumor_classifier"], check=False)
         print("--- what the inference log says, per variant (`mlx logs --summary`):")
         subprocess.run([*mlx, "logs", "tumor_classifier", "--summary"], check=False)
-        return run.returncode
+        if run.returncode != 0:
+            return run.returncode
+        return Monitoring(mlx, url, endpoint, traffic_stopped).walk()
     finally:
         serve.terminate()
         serve.wait(timeout=60)
+
+
+class DemoFailed(Exception):
+    """The monitor did not do what the demo shows: `make demo` fails, saying what."""
+
+
+class Monitoring:
+    """monitors.tumor_inputs on the live endpoint: normal traffic is ok; a shift the demo sends
+    fires it and appends exactly one line to .mlx/alerts.jsonl; the next run is still firing
+    and appends none; once the shifted requests have left the window, normal traffic resolves
+    it with one more line."""
+
+    def __init__(self, mlx: list[str], url: str, endpoint: str, traffic_until: float):
+        self.mlx, self.url, self.endpoint = mlx, url, endpoint
+        self.traffic_until = traffic_until  # when the canary's traffic stopped (monotonic)
+        self.alerts = HERE / ".mlx" / "alerts.jsonl"
+
+    def walk(self) -> int:
+        try:
+            self._walk()
+        except DemoFailed as exc:
+            print(f"demo: monitors.tumor_inputs: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    def _walk(self) -> None:
+        print(f"--- monitors.tumor_inputs, with its window cut to {DEMO_WINDOW_S}s for the demo:")
+        self._short_window()
+        self._wait_until(self.traffic_until + DEMO_WINDOW_S, "the canary's traffic")
+        self._send("the eval biopsies (normal traffic)", None)
+        self._refresh("ok", new_lines=0)
+        scaled = ", ".join(f"{c} x {f}" for c, f in SHIFT.items())
+        self._send(f"the same biopsies with {scaled} (a shift)", SHIFT)
+        shifted_at = time.monotonic()
+        self._refresh("firing", new_lines=1)
+        self._refresh("firing", new_lines=0, why="still firing: its owner was told once")
+        self._wait_until(shifted_at + DEMO_WINDOW_S, "the shifted requests")
+        self._send("the eval biopsies again (normal traffic)", None)
+        self._refresh("ok", new_lines=1)
+
+    def _short_window(self) -> None:
+        """monitors.yaml's window (1h: a real schedule's) becomes seconds, applied as any edit
+        is: variables cannot set a duration field (docs/decisions.md)."""
+        path = HERE / "monitors.yaml"
+        text = path.read_text()
+        if "window: 1h" in text:
+            path.write_text(text.replace("window: 1h", f"window: {DEMO_WINDOW_S}s", 1))
+        applied = subprocess.run(
+            [*self.mlx, "apply", "--yes", "--target", "monitors.tumor_inputs"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if applied.returncode != 0:
+            raise DemoFailed(f"apply failed:\n{applied.stdout}{applied.stderr}")
+        print(f"$ mlx apply --yes --target monitors.tumor_inputs   # window: {DEMO_WINDOW_S}s")
+        for line in applied.stdout.splitlines():
+            if line.startswith("monitors.tumor_inputs:"):
+                print(f"    {line}")
+
+    def _wait_until(self, until: float, what: str) -> None:
+        left = until - time.monotonic()
+        if left > 0:
+            print(f"    (waiting {left:.0f}s for {what} to leave the window)")
+            time.sleep(left)
+
+    def _send(self, what: str, scale: dict[str, float] | None) -> None:
+        before = self._log_written()
+        total = len((HERE / "data" / "eval.csv").read_text().splitlines()) - 1
+        sent = 0
+        for start in range(0, total, 10):  # ten biopsies a request
+            post(self.endpoint, rows(10, start, scale))
+            sent += 1
+        deadline = time.monotonic() + 30
+        while self._log_written() < before + sent:  # the gateway's log writer flushes
+            if time.monotonic() > deadline:
+                raise DemoFailed("the gateway did not write its log")
+            time.sleep(0.05)
+        print(f"--- sent {what}: {total} rows in {sent} requests")
+
+    def _log_written(self) -> int:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as resp:
+            log = json.loads(resp.read())["log"]
+        return int(log["written"]) if not log["pending"] else -1
+
+    def _refresh(self, expect: str, *, new_lines: int, why: str = "nothing to tell") -> None:
+        before = self._lines()
+        cmd = ["refresh", "--monitor", "tumor_inputs", "--detailed-exitcode"]
+        print("$ mlx " + " ".join(cmd))
+        run = subprocess.run([*self.mlx, *cmd], capture_output=True, text=True, check=False)
+        for line in run.stdout.splitlines():
+            if line.startswith("monitors."):
+                print(f"    {line}")
+        want_code = 2 if expect == "firing" else 0
+        if run.returncode != want_code or f"tumor_inputs: {expect} " not in run.stdout:
+            got = f"exit {run.returncode}:\n{run.stdout}{run.stderr}"
+            raise DemoFailed(f"expected {expect} (exit {want_code}), got {got}")
+        added = self._lines()[len(before) :]
+        if len(added) != new_lines:
+            raise DemoFailed(f"expected {new_lines} new alert line(s), got {len(added)}")
+        for line in added:
+            alert = json.loads(line)
+            print(f"    .mlx/alerts.jsonl +1 [{alert['alert']['status']}]: {alert['text']}")
+        if not added:
+            print(f"    .mlx/alerts.jsonl: no new line ({why})")
+
+    def _lines(self) -> list[str]:
+        if not self.alerts.exists():
+            return []
+        return self.alerts.read_text().splitlines()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """`make demo`'s serving half works on a fresh copy of the quickstart: it serves the model,
-answers a request, retrains, and walks the canary to completion on generated traffic."""
+answers a request, retrains, walks the canary to completion on generated traffic, and drives
+monitors.tumor_inputs through ok, firing (one alert), still firing (none) and resolved (one)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,19 @@ def _demo(demo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _monitor_alerts(demo: Path) -> list[dict[str, Any]]:
+    """The lines monitors.tumor_inputs appended to the quickstart's file channel."""
+    path = demo / ".mlx" / "alerts.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [a for a in lines if a["source"] == "monitors.tumor_inputs"]
+
+
+def _trend(demo: Path) -> list[str]:
+    shown = run_mlx(["show", "monitors.tumor_inputs", "--json"], demo)
+    assert shown.code == 0, shown
+    return [t["state"] for t in json.loads(shown.out)["monitor"]["trend"]]
+
+
 def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     shutil.copytree(REPO / "examples" / "quickstart", demo)
@@ -37,6 +53,19 @@ def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
     assert "the same predictions in all three protocols: True" in result.stdout, result.stdout
     assert "completed: v2 serves everything" in result.stdout
     assert "requests answered, by version" in result.stdout
+    # the monitor: ok, then the shift fires it once, then resolved — the file channel agrees
+    assert "monitors.tumor_inputs: ok (no drift)" in result.stdout
+    assert (
+        "monitors.tumor_inputs: firing (drift in mean_radius) in variant stable version 2"
+        in result.stdout
+    )
+    alerts = _monitor_alerts(demo)
+    assert [(a["alert"]["status"], a["alert"]["labels"]["version"]) for a in alerts] == [
+        ("firing", "2"),
+        ("resolved", "2"),
+    ], alerts
+    assert "mean_radius: ks" in alerts[0]["text"]
+    assert _trend(demo) == ["ok", "firing", "firing", "ok"]
 
     # the README's tour, step 2: retrain a good one, apply (the canary starts and waits),
     # then `demo.py --walk` walks *that* canary instead of retraining over it
@@ -51,3 +80,9 @@ def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
     assert "retrain" not in walked.stdout
     assert "completed: v3 serves everything" in walked.stdout, walked.stdout
     assert "withdrawn" not in walked.stdout
+    # the same monitor again, now on version 3: its own alert, fired once and resolved
+    alerts = _monitor_alerts(demo)[2:]
+    assert [(a["alert"]["status"], a["alert"]["labels"]["version"]) for a in alerts] == [
+        ("firing", "3"),
+        ("resolved", "3"),
+    ], alerts
