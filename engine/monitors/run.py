@@ -163,10 +163,24 @@ def observe(alerting: Alerting, rec: Record, result: dict[str, Any], now: float)
         for key in active or [AlertKey(rec.address, signal, None)]:
             see(key, _CONDITION[str(state)], _message(rec, result, key.version))
         return notified
-    for version, breached in versions(result).items():
+    judged = versions(result)
+    for version, breached in judged.items():
         key = AlertKey(rec.address, signal, version)
         see(key, Condition.BREACH if breached else Condition.OK, _message(rec, result, version))
+    if None not in judged and _active(alerting, rec.address, signal, None):
+        # a run with data ends the monitor-wide no_data / error alert of earlier runs
+        see(AlertKey(rec.address, signal, None), Condition.OK, _message(rec, result, None))
     return notified
+
+
+def _active(alerting: Alerting, address: str, signal: str, version: str | None) -> bool:
+    return any(
+        row["resource"] == address
+        and row["signal"] == signal
+        and row["version"] == version
+        and row["state"] != AlertState.INACTIVE
+        for row in alerting.store.alerts()
+    )
 
 
 def versions(result: dict[str, Any]) -> dict[str | None, bool]:
@@ -218,8 +232,12 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
         title = f"{rec.address}: no drift on {where}{at} any more"
     else:
         title = f"{rec.address}: {watches} back within its threshold on {where}{at}"
-    text = (
-        f"{title}. Owner: {owner or 'none declared'}. " + " ".join(lines) + f" Look: {investigate}"
+    text = " ".join(
+        [
+            f"{title}. Owner: {owner or 'none declared'}.",
+            *filter(None, lines),
+            f"Look: {investigate}",
+        ]
     )
     return AlertMessage(
         title=title,

@@ -66,12 +66,16 @@ class SliceResult:
                 if v.drifted:
                     d = v.as_dict()
                     effect = (
-                        f", effect {d['effect_name']} {_num(d['effect'])}" if d["effect"] else ""
+                        f" (effect {d['effect_name']} {_num(d['effect'])})" if d["effect"] else ""
                     )
-                    out.append(
-                        f"{name}: {d['method']} {_num(d['statistic'])} (threshold "
-                        f"{_num(d['threshold'])}{effect})"
-                    )
+                    if d["p_value"] is not None:  # ks / chisquare: the p-value was judged
+                        said = (
+                            f"{d['method']} {_num(d['statistic'])}, p {_num(d['p_value'])} < "
+                            f"{_num(d['threshold'])}"
+                        )
+                    else:
+                        said = f"{d['method']} {_num(d['statistic'])} >= {_num(d['threshold'])}"
+                    out.append(f"{name}: {said}{effect}")
         return out
 
 

@@ -129,7 +129,7 @@ def test_a_candidate_whose_class_balance_shifts_fires_naming_its_version(
     assert [a["labels"].get("version") for a in body["alerts"]] == ["2"], body
     [finding] = body["details"]["findings"]
     assert finding.startswith("variant candidate version 2: prediction: jensenshannon "), body
-    assert "(threshold 0.1" in finding, finding
+    assert " >= 0.1 (effect jensenshannon " in finding, finding
     assert "prediction drift" in text and "team-ml" in text, text
 
     shown = json.loads(mlx_m(["show", "monitors.preds", "--json"], spec).out)["monitor"]

@@ -1,7 +1,6 @@
-"""Two bugs found while writing test_live_serve, in code this branch may not edit
-(engine/monitors, providers/monitor). Each test states the behaviour issue 21 asks for and
-is a strict xfail until it is fixed: the fix turns it into an unexpected pass, which fails
-the run until the marker goes (these tests are not coverage of anything yet)."""
+"""Two bugs found by test_live_serve, fixed: a monitor-wide no_data alert resolved by the first
+run with data (engine/monitors/run.py), and a p-value finding that names the p-value it
+compared with its threshold (providers/monitor/judge.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +9,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.monitors.test_refresh_live import _log, _spec
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="engine/monitors/run.py: observe() puts no_data on the version-less key, and an ok "
-    "run observes only the versions in its slices, so that key never resolves. Fix: on a run "
-    "with data, observe OK on the monitor's active version-less key too.",
-)
 def test_a_no_data_alert_resolves_once_the_window_has_data(tmp_path: Path, mlx_m: Any) -> None:
     spec = _spec(tmp_path, "1h")
     monitors = (spec / "monitors.yaml").read_text()
@@ -39,13 +29,6 @@ def test_a_no_data_alert_resolves_once_the_window_has_data(tmp_path: Path, mlx_m
     assert json.loads(listed.out)["firing"] == [], listed.out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="providers/monitor/judge.py: SliceResult.findings prints a p-value test's "
-    "statistic (KS D, chi-square) beside its p-value threshold ('ks 0.35 (threshold 0.05)'). "
-    "Fix: when the verdict has a p_value, print 'ks D 0.35, p 6.2e-15 < 0.05'.",
-)
 def test_a_ks_finding_names_the_p_value_it_compared_with_the_threshold() -> None:
     from analysis.drift import build_reference, count, judge_dataset, judge_feature
     from providers.monitor.judge import SliceResult
