@@ -22,7 +22,7 @@ MonitorType = Literal[
 ]
 DRIFT = frozenset({"data_drift", "prediction_drift"})
 #: Types that read an endpoint's inference log: they need a live ``target``.
-LIVE_ONLY = frozenset({"latency", "error_rate", "cost"})
+LIVE_ONLY = frozenset({"latency", "error_rate", "cost", "performance"})
 
 Schedule = Annotated[str, AfterValidator(cron.check)]
 

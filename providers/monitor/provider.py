@@ -46,6 +46,7 @@ RUNNERS: dict[str, str] = {
     "latency": "providers.monitor.metrics:run",
     "error_rate": "providers.monitor.metrics:run",
     "cost": "providers.monitor.metrics:run",
+    "performance": "providers.monitor.performance:run",
 }
 
 #: Drift types: a reference profile, counted and judged here.

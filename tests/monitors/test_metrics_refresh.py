@@ -232,3 +232,133 @@ def test_a_window_without_traffic_is_no_data(
     assert run.code == 0, run
     got = json.loads(run.out)["monitors"][0]
     assert got["state"] == "no_data" and got["reason"] == "no requests in the window", got
+
+
+@dataclass(frozen=True)
+class Labels:
+    """``n`` requests of one variant, the first ``labelled`` of them labelled later, of which
+    the first ``right`` were predicted right; ``country`` of every request alternates fr/de
+    unless ``only`` names one."""
+
+    variant: str
+    version: str
+    n: int
+    labelled: int
+    right: int
+    only: str | None = None
+    wrong_de: int = 0  # else: the first ``wrong_de`` labelled "de" requests are wrong, no other
+
+
+def write_labelled(spec: Path, traffic: list[Labels]) -> None:
+    store = open_log(f"sqlite:///{spec / '.mlx' / 'inference.db'}")
+    start = time.time() - 600
+    records, feedback = [], []
+    for t in traffic:
+        de_wrong = 0
+        for i in range(t.n):
+            rid = f"{t.variant}-{i}"
+            country = t.only or ("fr", "de")[i % 2]
+            records.append(
+                InferenceRecord(
+                    request_id=rid,
+                    ts=start + i * 0.1,
+                    endpoint="fraud",
+                    variant=t.variant,
+                    subject="models.fraud",
+                    version=t.version,
+                    status=200,
+                    latency_ms=5.0,
+                    inputs={"dataframe_records": [{"amount": i, "country": country}]},
+                    outputs={"predictions": [1]},
+                )
+            )
+            if i < t.labelled:  # the label arrives later
+                label = 1 if i < t.right else 0
+                if t.wrong_de:
+                    label = 0 if country == "de" and de_wrong < t.wrong_de else 1
+                    de_wrong += country == "de"
+                feedback.append(
+                    Feedback(request_id=rid, endpoint="fraud", ts=start + 400, label=label)
+                )
+    store.write(records)
+    store.write((), feedback)
+    store.close()
+
+
+PERFORMANCE = "type: performance\nthreshold: 0.8\nmin_labels: 10\n"
+
+
+@pytest.mark.parametrize(
+    ("traffic", "code", "state", "alert"),
+    [
+        (
+            [Labels("stable", "1", 100, 60, 54), Labels("canary", "2", 50, 30, 15)],
+            2,
+            "firing",
+            ["version 2", "accuracy 0.5 < 0.8 (30 labelled of 50 requests: coverage 60%)"],
+        ),
+        ([Labels("stable", "1", 100, 60, 54)], 0, "ok", []),
+        ([], 0, "no_data", ["no_data"]),  # alerted as no data (for: 1), never ok
+        ([Labels("stable", "1", 100, 5, 0)], 0, "insufficient_data", ["insufficient_data"]),
+    ],
+    ids=["firing", "ok", "no-traffic", "below-min-labels"],
+)
+def test_a_performance_monitor_run(
+    tmp_path: Path,
+    channel: Channel,
+    mlx_m: Any,
+    traffic: list[Labels],
+    code: int,
+    state: str,
+    alert: list[str],
+) -> None:
+    spec = make_spec(tmp_path, channel, _indent(PERFORMANCE))
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    write_labelled(spec, traffic)
+    run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode", "--json"], spec)
+    assert run.code == code, run
+    got = json.loads(run.out)["monitors"][0]
+    assert got["state"] == state, got
+    if alert:
+        assert len(channel.delivered) == 1, channel.requests
+        body = json.dumps(channel.delivered[0]["json"])
+        for text in alert:
+            assert text in body, body
+    else:
+        assert channel.requests == []
+    if state == "insufficient_data":
+        assert "accuracy: 5 labels < min_labels 10" in got["reason"], got
+    shown = json.loads(mlx_m(["show", "monitors.watch", "--json"], spec).out)["monitor"]
+    metrics = {m["metric"]: m for m in shown["latest"]["metrics"]}
+    if traffic:
+        assert metrics["accuracy"]["threshold"] == 0.8
+        labelled = sum(t.labelled for t in traffic)
+        requests = sum(t.n for t in traffic)
+        assert metrics["labelled"]["value"] == labelled
+        assert metrics["label_coverage"]["value"] == pytest.approx(labelled / requests)
+    else:
+        assert shown["latest"]["metrics"] == []
+
+
+def test_performance_by_segment_names_the_segment(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    """``slices: {by: [country]}`` from the logged inputs: the de segment of version 1 falls
+    below the floor while the version as a whole does not."""
+    fields = PERFORMANCE + "slices: {by: [country], min_rows: 10}\n"
+    spec = make_spec(tmp_path, channel, _indent(fields))
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    # 80 labelled: fr 40, all right; de 40, 26 right (0.65); version 1 as a whole 66/80 = 0.825
+    write_labelled(spec, [Labels("stable", "1", 120, 80, 0, wrong_de=14)])
+    run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode", "--json"], spec)
+    assert run.code == 2, run
+    body = json.dumps(channel.delivered[0]["json"])
+    assert "variant stable version 1: country=de: accuracy 0.65 < 0.8 (40 labelled)" in body
+    shown = json.loads(mlx_m(["show", "monitors.watch", "--json"], spec).out)["monitor"]
+    breached = [s for s in shown["latest"]["slices"] if s["breach"]]
+    assert [(s["version"], s["findings"]) for s in breached] == [
+        ("1", ["country=de: accuracy 0.65 < 0.8 (40 labelled)"])
+    ]
+    assert len(shown["latest"]["slices"]) == 3  # version 1, its fr and de segments
+    whole = {m["metric"]: m["value"] for m in shown["latest"]["metrics"]}
+    assert whole["accuracy"] == pytest.approx(66 / 80)
