@@ -9,7 +9,8 @@ fewer labels than ``min_labels``: ``insufficient_data``) — is never ``ok``.
 The monitor's state (SPEC.md's fixed states):
 
 * ``no_data`` — the window has no request (only abandoned ones, or none);
-* ``firing`` — the whole window or any judged slice breaches;
+* ``firing`` — the whole window or any judged slice breaches (when only the whole does, it is
+  added to the slices as one without variant and version, so that an alert fires for it);
 * ``insufficient_data`` — nothing could be judged: neither the whole nor any slice;
 * ``ok`` — otherwise; slices that could not be judged are named in the reason.
 
@@ -152,6 +153,10 @@ def decide(whole: Judged | None, parts: Sequence[Judged]) -> Run:
         return Run(State.NO_DATA, "no requests in the window", whole, judged, unjudged)
     breached = [p for p in [whole, *judged] if p.verdict is Verdict.BREACH]
     if breached:
+        if breached == [whole] and whole not in parts:
+            # only the whole breaches (slices not judged, or a shadow's spend without
+            # successes): the whole is a slice without a version, so it alerts on its own key
+            judged = [*judged, whole]
         return Run(State.FIRING, breached[0].finding, whole, judged, unjudged)
     if whole.verdict is Verdict.INSUFFICIENT_DATA and not judged:
         return Run(State.INSUFFICIENT_DATA, whole.finding, whole, judged, unjudged)

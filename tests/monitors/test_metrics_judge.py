@@ -61,7 +61,8 @@ OK, BR, INS, NOD = Verdict.OK, Verdict.BREACH, Verdict.INSUFFICIENT_DATA, Verdic
         (NOD, [NOD], State.NO_DATA, 0, 1),  # only abandoned requests
         (BR, [BR, OK], State.FIRING, 2, 0),
         (OK, [OK, BR], State.FIRING, 2, 0),  # a slice breaches, the whole does not
-        (BR, [INS, INS], State.FIRING, 0, 2),  # the whole breaches, no slice judged
+        (BR, [INS, INS], State.FIRING, 1, 2),  # the whole breaches, no slice judged: the
+        (BR, [OK, INS], State.FIRING, 2, 1),  # whole is a slice (no version) of its own
         (INS, [INS, NOD], State.INSUFFICIENT_DATA, 0, 2),  # nothing judged
         (INS, [OK, INS], State.OK, 1, 1),  # a judged slice: ok, the other not judged
         (OK, [OK, INS], State.OK, 1, 1),
@@ -83,6 +84,7 @@ def test_decide(
         assert "not judged (too little data): variant v" in run.reason
     if state is State.FIRING:
         assert run.reason == "m breach"
+        assert any(s["breach"] for s in out["slices"])  # an alert fires for some version
         assert all(s["breach"] == (s["verdict"] == "breach") for s in out["slices"])
 
 

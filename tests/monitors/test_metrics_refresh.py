@@ -362,3 +362,50 @@ def test_performance_by_segment_names_the_segment(
     assert len(shown["latest"]["slices"]) == 3  # version 1, its fr and de segments
     whole = {m["metric"]: m["value"] for m in shown["latest"]["metrics"]}
     assert whole["accuracy"] == pytest.approx(66 / 80)
+
+
+def test_a_latency_alert_fires_once_and_resolves_once(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    spec = make_spec(tmp_path, channel, _indent("type: latency\nthreshold: 250\n"))
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    write_log(spec, [STABLE, Traffic("canary", "2", 100, slow_ms=412.0)])
+    for _ in range(2):  # still firing: sent once
+        run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode"], spec)
+        assert run.code == 2, run
+    assert len(channel.delivered) == 1
+    assert "monitors.watch: firing (latency p95 412 ms > 250 ms" in run.out, run
+    assert "in variant canary version 2" in run.out, run
+
+    (spec / ".mlx" / "inference.db").unlink()  # the slow canary is gone: a fast one serves
+    write_log(spec, [STABLE, Traffic("canary", "2", 100)])
+    run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode", "--json"], spec)
+    assert run.code == 0 and json.loads(run.out)["monitors"][0]["state"] == "ok", run
+    assert len(channel.delivered) == 2
+    resolved = channel.delivered[1]["json"]
+    assert resolved["status"] == "resolved"
+    assert "latency back within its threshold on endpoint fraud version 2" in json.dumps(resolved)
+    trend = json.loads(mlx_m(["show", "monitors.watch", "--json"], spec).out)["monitor"]["trend"]
+    assert [(t["state"], t["metric"]) for t in trend] == [
+        ("firing", "latency_p95_ms"), ("firing", "latency_p95_ms"), ("ok", "latency_p95_ms")
+    ]  # fmt: skip
+
+
+def test_only_the_whole_breaching_alerts_without_a_version(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    """A shadow's spend has no success of its own (feedback goes to the caller's answer): its
+    slice is not judged, yet it raises the endpoint's cost per success past the ceiling."""
+    fields = "type: cost\nthreshold: 0.005\nmetric: cost_per_success\n"
+    spec = make_spec(tmp_path, channel, _indent(fields))
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    # stable: $0.4 for 100 successes = $0.004; with the shadow's $0.4: $0.008 per success
+    write_log(spec, [Traffic("stable", "1", 200, successes=100), Traffic("shadow", "3", 200)])
+    run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode", "--json"], spec)
+    assert run.code == 2, run
+    assert len(channel.delivered) == 1
+    alert = channel.delivered[0]["json"]
+    assert alert["alerts"][0]["labels"].get("version") in (None, ""), alert
+    assert "cost per success $0.008 > $0.005" in json.dumps(alert)
+    latest = json.loads(mlx_m(["show", "monitors.watch", "--json"], spec).out)["monitor"]["latest"]
+    assert [s["version"] for s in latest["slices"]] == ["1", None]
