@@ -126,8 +126,11 @@ def window_figures(
     since: float | None = None,
     until: float | None = None,
     environment: str = DEFAULT_ENVIRONMENT,
+    outcomes: bool = True,
 ) -> dict[Slice, Figures]:
-    """Per (variant, version) that has a row in ``since <= ts < until``: its ``Figures``."""
+    """Per (variant, version) that has a row in ``since <= ts < until``: its ``Figures``.
+    ``outcomes=False`` skips the feedback statement (``feedback``/``successes`` stay 0): a
+    monitor of latency or errors has no use for it."""
     one: ColumnElement[int] = literal_column("1")
     zero: ColumnElement[int] = literal_column("0")
     judged = T.c.status != CALLER_GONE
@@ -162,7 +165,7 @@ def window_figures(
             a["priced"] += int(r.priced or 0)
             if r.n:
                 a["bins"].append(buckets.Bin(int(r.latency_bucket), int(r.n), r.low, r.high))
-        if acc:
+        if acc and outcomes:
             for r in conn.execute(_outcomes_per_slice(endpoint, since, until, environment)):
                 a = acc[(r.variant, r.version)]
                 a["feedback"] += int(r.fn or 0)

@@ -157,8 +157,9 @@ def run(provider: MonitorProvider, spec: Monitor, prior: Prior, now: float) -> d
         store = open_log(provider.context.log_url)
         try:
             window = window_figures(
-                store, endpoint, since=since, until=now, environment=provider.context.environment
-            )
+                store, endpoint, since=since, until=now,
+                environment=provider.context.environment, outcomes=kind == "cost",
+            )  # fmt: skip
         finally:
             store.close()
     except Exception as exc:  # the log's driver, a missing endpoint: the run is an error

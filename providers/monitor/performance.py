@@ -268,7 +268,9 @@ def run(provider: MonitorProvider, spec: Monitor, prior: Prior, now: float) -> d
         env = provider.context.environment
         store = open_log(provider.context.log_url)
         try:
-            figures = window_figures(store, endpoint, since=since, until=now, environment=env)
+            figures = window_figures(
+                store, endpoint, since=since, until=now, environment=env, outcomes=False
+            )
             rows = labelled(store, endpoint, since=since, until=now, environment=env)
         finally:
             store.close()

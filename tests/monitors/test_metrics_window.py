@@ -157,6 +157,16 @@ def test_the_whole_is_the_slices_added(filled: Any) -> None:
     assert merged([]).requests == 0 and merged([]).latency(0.5) is None
 
 
+def test_without_outcomes_the_feedback_is_not_read(filled: Any) -> None:
+    store, _, _ = filled
+    full = window_figures(store, "fraud", since=SINCE, until=UNTIL)
+    bare = window_figures(store, "fraud", since=SINCE, until=UNTIL, outcomes=False)
+    assert full.keys() == bare.keys()
+    for key, figs in bare.items():
+        assert (figs.feedback, figs.successes) == (0, 0)
+        assert figs.requests == full[key].requests and figs.bins == full[key].bins
+
+
 def test_an_empty_window_has_no_slice(store: LogStore) -> None:
     assert window_figures(store, "fraud", since=SINCE, until=UNTIL) == {}
 
