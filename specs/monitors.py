@@ -111,6 +111,11 @@ class Monitor(OwnedResource):
                 f"a {self.type} monitor's `metric` is one of {', '.join(choices)}, "
                 f"not {self.metric!r}"
             )
+        if self.slices is not None and self.type in LIVE_ONLY - FLOOR_TYPES:
+            return (
+                f"`slices` cuts performance by an input column; a {self.type} monitor is "
+                "sliced by variant and version only"
+            )
         metric = self.metric or choices[0]
         direction = "floor: it fires below" if self.type in FLOOR_TYPES else "ceiling: above"
         if self.threshold is None:

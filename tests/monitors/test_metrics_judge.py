@@ -188,6 +188,8 @@ BASE = {"owner": "team-ml", "target": "${endpoints.fraud}"}
         ({"type": "performance", "threshold": 0.8, "metric": "f1"}, "not 'f1'"),
         ({"type": "error_rate", "threshold": 5.0}, "error_rate is a share from 0 to 1"),
         ({"type": "performance", "threshold": 80.0}, "accuracy is a share from 0 to 1"),
+        ({"type": "cost", "threshold": 0.1, "slices": {"by": ["country"]}},
+         "`slices` cuts performance by an input column; a cost monitor is sliced by variant"),
         ({"type": "latency", "threshold": 250.0, "min_labels": 3},
          "`min_labels` belongs to performance monitors"),
     ],
@@ -205,6 +207,7 @@ def test_the_spec_refuses(spec: dict[str, Any], problem: str) -> None:
         {"type": "cost", "threshold": 0.02},
         {"type": "performance", "threshold": 0.8, "min_labels": 50, "metric": "success_rate"},
         {"type": "performance", "threshold": 3.5, "metric": "mean_score"},  # not a share
+        {"type": "performance", "threshold": 0.8, "slices": {"by": ["country"], "min_rows": 5}},
     ],
 )
 def test_the_spec_takes(spec: dict[str, Any]) -> None:
