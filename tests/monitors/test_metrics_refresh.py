@@ -61,8 +61,8 @@ class Traffic:
     successes: int = 0  # the first ``successes`` requests get feedback value 1
 
 
-def write_log(spec: Path, traffic: list[Traffic]) -> None:
-    store = open_log(f"sqlite:///{spec / '.mlx' / 'inference.db'}")
+def write_log(spec: Path, traffic: list[Traffic], url: str | None = None) -> None:
+    store = open_log(url or f"sqlite:///{spec / '.mlx' / 'inference.db'}")
     start = time.time() - 600
     records, feedback = [], []
     for t in traffic:
@@ -409,3 +409,18 @@ def test_only_the_whole_breaching_alerts_without_a_version(
     assert "cost per success $0.008 > $0.005" in json.dumps(alert)
     latest = json.loads(mlx_m(["show", "monitors.watch", "--json"], spec).out)["monitor"]["latest"]
     assert [s["version"] for s in latest["slices"]] == ["1", None]
+
+
+def test_an_error_rate_monitor_over_a_postgresql_log(
+    tmp_path: Path, channel: Channel, mlx_m: Any, pg_url: str
+) -> None:
+    """The same run where several gateway replicas share the log (``MLX_LOG``)."""
+    spec = make_spec(tmp_path, channel, _indent("type: error_rate\nthreshold: 0.05\n"))
+    env = {"MLX_LOG": pg_url}
+    assert mlx_m(["apply", "--yes"], spec, env=env).code == 0
+    write_log(spec, [STABLE, Traffic("canary", "2", 100, errors=12)], url=pg_url)
+    run = mlx_m(["refresh", "--monitor", "watch", "--detailed-exitcode"], spec, env=env)
+    assert run.code == 2, run
+    assert "error rate 0.12 > 0.05 (12 server errors in 100 requests)" in run.out, run
+    assert "in variant canary version 2" in run.out, run
+    assert not (spec / ".mlx" / "inference.db").exists()  # nothing read from a SQLite log
