@@ -22,9 +22,21 @@ MonitorType = Literal[
 ]
 DRIFT = frozenset({"data_drift", "prediction_drift"})
 #: Types that read an endpoint's inference log: they need a live ``target``.
-LIVE_ONLY = frozenset({"latency", "error_rate", "cost"})
+LIVE_ONLY = frozenset({"latency", "error_rate", "cost", "performance"})
 
 Schedule = Annotated[str, AfterValidator(cron.check)]
+
+#: The figures a metric monitor judges (``metric``; the default first) and which way its
+#: ``threshold`` points: a ceiling (breach above) or a floor (breach below). docs/monitors.md.
+METRIC_CHOICES: dict[str, tuple[str, ...]] = {
+    "latency": ("p95", "p50", "p99", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"),
+    "error_rate": ("error_rate",),
+    "cost": ("cost_per_request", "cost_per_success"),
+    "performance": ("accuracy", "success_rate", "mean_score"),
+}
+FLOOR_TYPES = frozenset({"performance"})
+#: Metrics that are shares: a threshold above 1 could never be crossed (or always would be).
+SHARES = frozenset({"error_rate", "accuracy", "success_rate"})
 
 
 class Monitor(OwnedResource):
@@ -92,6 +104,30 @@ class Monitor(OwnedResource):
             return f"`method` is a drift test: a {self.type} monitor has none"
         if self.min_labels is not None and self.type != "performance":
             return "`min_labels` belongs to performance monitors"
+        return self._metric_problem()
+
+    def _metric_problem(self) -> str | None:
+        choices = METRIC_CHOICES.get(self.type)
+        if choices is None:
+            return None
+        if self.metric is not None and self.metric not in choices:
+            return (
+                f"a {self.type} monitor's `metric` is one of {', '.join(choices)}, "
+                f"not {self.metric!r}"
+            )
+        if self.slices is not None and self.type in LIVE_ONLY - FLOOR_TYPES:
+            return (
+                f"`slices` cuts performance by an input column; a {self.type} monitor is "
+                "sliced by variant and version only"
+            )
+        metric = self.metric or choices[0]
+        direction = "floor: it fires below" if self.type in FLOOR_TYPES else "ceiling: above"
+        if self.threshold is None:
+            return (
+                f"a monitor of type {self.type} needs `threshold` (for {metric}, a {direction} it)"
+            )
+        if metric in SHARES and self.threshold > 1:
+            return f"{metric} is a share from 0 to 1: `threshold` {self.threshold} is above 1"
         return None
 
 

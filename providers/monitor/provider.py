@@ -14,7 +14,10 @@ read: ``endpoint``/``since``/``until``, or ``dataset``, or ``subject``) and ``sl
 (variant, version) that served in the window (a batch run is the one slice with both None),
 each ``{variant, version, requests, breach: bool, findings: [str], metrics: [...]}`` where a
 finding is one line naming what crossed which threshold with the values; ``whole`` is the
-window as one slice (or None).
+window as one slice (or None). The metric monitors (``metrics``, ``performance``) add
+``unjudged``: the slices that had requests but no figure (no price, too few labels) — never ok,
+so kept out of ``slices``, whose every entry is observed as ok or breach for its version — and
+a performance slice of an input column's value carries ``segment`` (``"country=fr"``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,12 @@ DEFAULT_WINDOW = "1h"
 
 #: The monitor types run by another module: type -> "module:function", called as
 #: ``function(provider, spec, prior, now) -> dict`` (the run, as described above).
-RUNNERS: dict[str, str] = {}
+RUNNERS: dict[str, str] = {
+    "latency": "providers.monitor.metrics:run",
+    "error_rate": "providers.monitor.metrics:run",
+    "cost": "providers.monitor.metrics:run",
+    "performance": "providers.monitor.performance:run",
+}
 
 #: Drift types: a reference profile, counted and judged here. ``data_drift`` counts what the
 #: model was asked (the log's ``inputs``), ``prediction_drift`` what it answered (``outputs``).

@@ -387,19 +387,21 @@ WATCH_CASES: dict[str, tuple[str, str, str]] = {
         "monitors.w.threshold: Input should be a valid number",
     ),
     "monitor_target_not_a_reference": (
-        "monitors:\n  w:\n    type: latency\n    target: rollouts.fraud\n    owner: t\n",
+        "monitors:\n  w:\n    type: latency\n    target: rollouts.fraud\n    threshold: 250\n"
+        "    owner: t\n",
         r"w\.yaml:4:",
         "monitors.w.target must reference a resource of rollouts or endpoints",
     ),
     "monitor_target_of_the_wrong_kind": (
-        "monitors:\n  w:\n    type: latency\n    target: ${models.fraud}\n    owner: t\n",
+        "monitors:\n  w:\n    type: latency\n    target: ${models.fraud}\n    threshold: 250\n"
+        "    owner: t\n",
         r"w\.yaml:4:",
         "`target` must reference rollouts or endpoints, not models",
     ),
     "monitor_alert_dangling": (
-        "monitors:\n  w:\n    type: performance\n    current: ${datasets.train}\n"
-        "    alert: ${alerts.on-call}\n    owner: t\n",
-        r"w\.yaml:5:",
+        "monitors:\n  w:\n    type: data_drift\n    current: ${datasets.train}\n"
+        "    reference: ${datasets.train}\n    alert: ${alerts.on-call}\n    owner: t\n",
+        r"w\.yaml:6:",
         'alerts.on-call, which is not declared (did you mean "alerts.oncall"?)',
     ),
     "monitor_without_a_source": (

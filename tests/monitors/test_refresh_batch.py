@@ -2,7 +2,8 @@
 reference profiled once), run by `mlx refresh --monitor`, fires (exit 2 with
 --detailed-exitcode) naming the shifted features, alerts a webhook on 127.0.0.1 once across two
 runs and resolves once when the shift is gone; `mlx show monitors.x --json`; an unreadable
-reference is `error`; other monitor types stay refused."""
+reference is `error`; types without a runner stay refused; a latency monitor without
+threshold is refused at its line."""
 
 from __future__ import annotations
 
@@ -138,6 +139,23 @@ def test_for_two_runs_alerts_on_the_second(tmp_path: Path, channel: Channel, mlx
 
 def test_other_monitor_types_stay_refused(tmp_path: Path, channel: Channel, mlx_m: Any) -> None:
     extra = """
+                  preds:
+                    type: prediction_drift
+                    current: ${datasets.cur}
+                    reference: ${datasets.ref}
+                    owner: team-ml
+    """
+    spec = make_spec(tmp_path, channel, extra)
+    result = mlx_m(["validate"], spec)
+    assert result.code == 1, result
+    assert "monitors.preds: monitors of type prediction_drift are not available yet" in result.err
+    assert "monitors.batch" not in result.err, result
+
+
+def test_a_metric_monitor_without_threshold_is_refused_at_its_line(
+    tmp_path: Path, channel: Channel, mlx_m: Any
+) -> None:
+    extra = """
                   slow:
                     type: latency
                     target: ${endpoints.x}
@@ -146,42 +164,6 @@ def test_other_monitor_types_stay_refused(tmp_path: Path, channel: Channel, mlx_
     spec = make_spec(tmp_path, channel, extra.replace("${endpoints.x}", "${datasets.cur}"))
     result = mlx_m(["validate"], spec)
     assert result.code == 1, result
-    assert "monitors.slow: monitors of type latency are not available yet" in result.err, result
+    assert "monitors.slow: a monitor of type latency needs `threshold`" in result.err, result
+    assert "--> monitors.yaml:9:3" in result.err, result
     assert "monitors.batch" not in result.err, result
-
-
-def test_a_new_reference_is_profiled_again_by_apply(
-    tmp_path: Path, channel: Channel, mlx_m: Any
-) -> None:
-    spec = make_spec(tmp_path, channel)
-    assert mlx_m(["apply", "--yes"], spec).code == 0
-    write_csv(spec / "data" / "ref.csv", 7, {"b": 0.5})  # the reference changed
-    plan = mlx_m(["plan"], spec)
-    assert "monitors.batch will be updated" in plan.out, plan
-    assert mlx_m(["apply", "--yes"], spec).code == 0
-    settled = mlx_m(["plan", "--detailed-exitcode"], spec)
-    assert settled.code == 0, settled
-    write_csv(spec / "data" / "cur.csv", 8, {})  # a new current dataset: a run reads it
-    assert "monitors.batch will" not in mlx_m(["plan"], spec).out
-    profiles = sorted((spec / ".mlx" / "monitors" / "profiles").glob("*.json"))
-    assert len(profiles) == 2, profiles
-    shown = json.loads(mlx_m(["show", "monitors.batch", "--json"], spec).out)
-    assert (spec / ".mlx" / shown["outputs"]["profile"]).stat().st_mtime == max(
-        p.stat().st_mtime for p in profiles
-    )
-
-
-def test_an_unknown_monitor_name_is_one_clear_error(
-    tmp_path: Path, channel: Channel, mlx_m: Any
-) -> None:
-    """`--monitor` naming no applied monitor: exit 1 naming it, nothing run, nothing sent, no
-    state version written."""
-    spec = make_spec(tmp_path, channel)
-    assert mlx_m(["apply", "--yes"], spec).code == 0
-    before = mlx_m(["history", "--json"], spec).out
-    run = mlx_m(["refresh", "--monitor", "bacth", "--detailed-exitcode"], spec)
-    assert run.code == 1, run
-    assert "no applied monitor monitors.bacth" in run.err
-    assert "Traceback" not in run.err
-    assert channel.delivered == []
-    assert mlx_m(["history", "--json"], spec).out == before
