@@ -4,15 +4,22 @@ recorded events) that overlapped ``[since, until)``, per candidate version.
 A monitor's slice says which (variant, version) answered; this adds *when in the rollout*:
 "variant candidate version 7, rollouts.web step 2/3 at 50 %". Each recorded rollout event
 carries the state after a controller pass (``controller.state.RolloutState.to_outputs``):
-the candidate's version, ``step``/``steps``, ``weight`` and when the step started. A step
-lasts until the next step (or another candidate) starts; the last one until ``until``.
+the phase, the candidate's version, ``step``/``steps``, ``weight`` and when the step started.
+A step lasts until the next step starts, or until an event shows the rollout no longer
+progressing that candidate (completed, aborted, or no candidate) — the event's time ends it;
+the last one is still current.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from controller.state import Phase
+
+#: Phases in which the candidate takes (or waits with) its step's traffic.
+_LIVE = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 
 
 @dataclass(frozen=True)
@@ -40,26 +47,32 @@ class StepSpan:
         return f"{self.rollout} step {self.step}/{self.steps} at {self.weight} %"
 
 
-def spans(rollout: str, outputs: Iterable[Mapping[str, Any]]) -> list[StepSpan]:
+def spans(rollout: str, history: Iterable[tuple[float, Mapping[str, Any]]]) -> list[StepSpan]:
     """The steps a rollout's candidates went through, oldest first, from its recorded
-    outputs (oldest first)."""
-    seen: list[tuple[str, int, int, int, float]] = []
-    for out in outputs:
-        version = out.get("candidate_version")
-        started = out.get("step_started_at")
-        if not version or not isinstance(started, int | float) or not out.get("steps"):
+    ``(event time, outputs)`` (oldest first)."""
+    out: list[StepSpan] = []
+    current: StepSpan | None = None
+    for at, state in history:
+        version = state.get("candidate_version")
+        started = state.get("step_started_at")
+        live = state.get("phase", Phase.PROGRESSING) in _LIVE
+        if not version or not live or not state.get("steps"):
+            if current is not None:
+                out.append(replace(current, end=at))
+                current = None
             continue
-        key = (str(version), int(out.get("step") or 0), int(out["steps"]))
-        if seen and seen[-1][:3] == key:
-            # the same step seen again: keep its start, take the newest weight
-            seen[-1] = (*key, int(out.get("weight") or 0), seen[-1][4])
+        begins = float(started) if isinstance(started, int | float) else at
+        step, steps = int(state.get("step") or 0) + 1, int(state["steps"])
+        weight = int(state.get("weight") or 0)
+        if current is not None and (current.version, current.step) == (str(version), step):
+            current = replace(current, weight=weight)  # a later pass of the same step
             continue
-        seen.append((*key, int(out.get("weight") or 0), float(started)))
-    out_spans = []
-    for i, (version, step, steps, weight, start) in enumerate(seen):
-        end = seen[i + 1][4] if i + 1 < len(seen) else None
-        out_spans.append(StepSpan(rollout, version, step + 1, steps, weight, start, end))
-    return out_spans
+        if current is not None:
+            out.append(replace(current, end=begins))
+        current = StepSpan(rollout, str(version), step, steps, weight, begins, None)
+    if current is not None:
+        out.append(current)
+    return out
 
 
 def during(all_spans: Iterable[StepSpan], since: float, until: float) -> list[StepSpan]:

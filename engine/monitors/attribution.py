@@ -8,6 +8,7 @@ so "drift in variant candidate version 7" becomes "… during rollouts.web step 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from controller.step_spans import StepSpan, during, spans
@@ -21,6 +22,12 @@ def _short(ref: Any) -> str:
     return text.removeprefix("endpoints.")
 
 
+def _epoch(at: Any) -> float:
+    if isinstance(at, datetime):
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    return float(at)
+
+
 def rollout_spans(reader: StateReader, endpoint: str) -> list[StepSpan]:
     """Every step of every rollout recorded on ``endpoint`` (its short name)."""
     out: list[StepSpan] = []
@@ -29,7 +36,11 @@ def rollout_spans(reader: StateReader, endpoint: str) -> list[StepSpan]:
             continue
         if _short(rec.outputs.get("endpoint") or rec.attributes.get("endpoint")) != endpoint:
             continue
-        history = [e["outputs"] for e in reader.events(address=address) if e["outputs"]]
+        history = [
+            (_epoch(e["created_at"]), e["outputs"])
+            for e in reader.events(address=address)
+            if e["outputs"]
+        ]
         out.extend(spans(address, history))
     return out
 

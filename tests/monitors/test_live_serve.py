@@ -249,6 +249,8 @@ def test_drift_of_the_canarys_traffic_is_found_in_the_log_serve_wrote_and_attrib
     assert slices[candidate]["breach"] is True
     assert slices[stable]["drifted_features"] == []
     assert slices[stable]["breach"] is False
+    assert slices[candidate]["rollout_steps"] == ["rollouts.m step 1/2 at 50 %"]
+    assert slices[stable]["rollout_steps"] == []  # stable's version is no candidate
     for who in (stable, candidate):
         assert slices[who]["requests"] == client.requests[who]
 
@@ -280,7 +282,11 @@ def test_drift_of_the_canarys_traffic_is_found_in_the_log_serve_wrote_and_attrib
     assert alert["labels"]["resource"] == "monitors.live"
     assert alert["labels"]["version"] == candidate[1]
     assert alert["labels"]["signal"] == "data_drift"
-    finding = f"variant candidate version {candidate[1]}: amount: wasserstein"
+    # the slice names the rollout step the candidate served in (from the rollout's events)
+    finding = (
+        f"variant candidate version {candidate[1]} (during rollouts.m step 1/2 at 50 %): "
+        "amount: wasserstein"
+    )
     assert finding in alert["annotations"]["description"], alert
 
     # Still firing on the next run: never twice for one state.
