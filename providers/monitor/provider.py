@@ -42,7 +42,9 @@ DEFAULT_WINDOW = "1h"
 
 #: The monitor types run by another module: type -> "module:function", called as
 #: ``function(provider, spec, prior, now) -> dict`` (the run, as described above).
-RUNNERS: dict[str, str] = {}
+RUNNERS: dict[str, str] = {
+    "eval": "providers.monitor.scheduled_eval:run",
+}
 
 #: Drift types: a reference profile, counted and judged here.
 DRIFT_TYPES = frozenset({"data_drift"})
