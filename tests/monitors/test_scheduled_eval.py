@@ -111,8 +111,10 @@ def test_llm_upstream_answering_worse_fires_once_then_resolves(
     ]
 
     calls = stub.calls
-    code, run = refresh(mlx_m, spec, "quality_watch")
-    assert (code, run["state"]) == (0, "ok"), run
+    due = mlx_m(["refresh", "--detailed-exitcode", "--json"], spec)  # scheduled, never run: due
+    assert due.code == 0, due
+    [run] = json.loads(due.out)["monitors"]
+    assert (run["address"], run["state"]) == ("monitors.quality_watch", "ok"), run
     assert stub.calls - calls == 4, "the upstream is called afresh (no response cache)"
     assert channel.delivered == []
     recorded = last_run(mlx_m, spec, "monitors.quality_watch")
@@ -180,6 +182,24 @@ def test_an_upstream_that_is_down_is_error_never_ok(
     assert "evals.quality could not run" in run["reason"], run
     assert len(channel.delivered) == 1
     assert "monitors.quality_watch: error" in json.dumps(channel.delivered[0]["json"])
+
+
+def test_the_version_an_endpoint_serves_is_the_one_re_run(
+    tmp_path: Path, channel: Channel, mlx_m: Any, stub: OpenAIStub
+) -> None:
+    spec = llm_spec(tmp_path, channel, stub.base_url)
+    (spec / "endpoints.yaml").write_text(
+        "endpoints:\n  support:\n    owner: team-support\n    serves: ${prompts.answer}\n"
+        f'    client: {{type: openai, base_url: "{stub.base_url}"}}\n'
+    )
+    assert mlx_m(["apply", "--yes"], spec).code == 0
+    prompts = spec / "prompts.yaml"
+    prompts.write_text(prompts.read_text().replace("Question: {{question}}", "Q: {{question}}"))
+    assert mlx_m(["apply", "--yes"], spec).code == 0  # version 2, passed, served
+    code, run = refresh(mlx_m, spec, "quality_watch")
+    assert (code, run["state"]) == (0, "ok"), run
+    window = last_run(mlx_m, spec, "monitors.quality_watch")["window"]
+    assert window["version"] == 2 and window["released_by"] == "released by endpoints.support"
 
 
 # -- an ML gate ----------------------------------------------------------------------------------
