@@ -4,8 +4,9 @@ A run (``run``, registered in ``providers.monitor.provider.RUNNERS``):
 
 1. **Which version.** The version users get now, as ``baseline: previous`` defines it
    (``Peers.released``): behind a rollout's alias or an endpoint's stable version; with no
-   release, the last version this gate passed that no gate rejected. The run records which
-   version it evaluated and why (``window.version``, ``window.released_by``).
+   release, the last version this gate passed that no gate rejected; with neither, the
+   subject's recorded version. The run records which version it evaluated and why
+   (``window.version``, ``window.released_by``).
 2. **What it was judged on.** The gate's latest *passed* verdict on exactly that version
    (``Peers.passed_verdict``, the release evidence) pins the dataset fingerprint and holds the
    scores recorded then. No passed verdict: ``error`` (nothing to compare with), never ``ok``.
@@ -13,9 +14,10 @@ A run (``run``, registered in ``providers.monitor.provider.RUNNERS``):
    metric code, on the pinned subject and dataset, an LLM gate calling its endpoint afresh.
    A gate that cannot run is ``error``, never ``ok``.
 4. **Judge** (``judge_metric``): each gated score against the gate's ``min``/``max`` and
-   against the released version's recorded score, a fall of more than the gate's
-   ``max_drop`` — or ``DEFAULT_MAX_DROP`` when it declares none — is a breach. A breach of
-   the gate's own checks on a slice counts too. Any breach: ``firing``.
+   against the released version's recorded score: a fall of more than the gate's
+   ``max_drop`` is a breach (where the metric has none: the monitor's ``threshold``, else
+   ``DEFAULT_MAX_DROP``, ``DEFAULT_PASS_RATE_DROP`` for an LLM pass rate). A breach of the
+   gate's own checks on a slice counts too. Any breach: ``firing``.
 
 Nothing is written: no registry call changes anything, no verdict is recorded as evidence
 (a run is the monitor's event only), so it never fails or blocks an apply.
@@ -149,7 +151,7 @@ def run(provider: Any, spec: Monitor, prior: Any, now: float) -> dict[str, Any]:
     if peers is None:
         return _error("scheduled evals need the engine's peers (run them through mlx)", {})
     try:
-        return _run(peers, gate)
+        return _run(peers, gate, spec.threshold)
     except _RunError as exc:
         return _error(str(exc), exc.window)
 
@@ -180,14 +182,19 @@ class _Pinned:
         return (self.verdict.get("outputs") or {}).get("evidence") or {}
 
     def window(self) -> dict[str, Any]:
+        """What the run judged. An LLM gate's data is its cases file, as the pass recorded it."""
+        dataset, fingerprint = self.verdict.get("dataset"), self.verdict.get("dataset_fingerprint")
+        cases = self.recorded.get("cases_file") or {}
+        if not dataset and cases:
+            dataset, fingerprint = cases.get("path"), cases.get("fingerprint")
         return {
             "gate": self.gate,
             "subject": self.subject,
             "version": self.version,
             "fingerprint": self.outputs.get("fingerprint"),
             "released_by": self.released_by,
-            "dataset": self.verdict.get("dataset"),
-            "dataset_fingerprint": self.verdict.get("dataset_fingerprint"),
+            "dataset": dataset,
+            "dataset_fingerprint": fingerprint,
             "passed_at_serial": self.verdict.get("serial"),
         }
 
@@ -200,7 +207,7 @@ class _Pinned:
         return out
 
 
-def _run(peers: Peers, gate: str) -> dict[str, Any]:
+def _run(peers: Peers, gate: str, tolerance: float | None) -> dict[str, Any]:
     declared = peers.spec(gate)
     if declared is None:
         raise _RunError(f"{gate} is not declared in the spec", {"gate": gate})
@@ -219,7 +226,7 @@ def _run(peers: Peers, gate: str) -> dict[str, Any]:
         raise _RunError(f"cannot re-run {gate}: {exc}", window) from None
     evidence = dict(result.outputs.get("evidence") or {})
     _check_ran(gate, evidence, str(result.message or ""), pinned, window)
-    rows, extra, rows_count = _judge(gate_spec, evidence, pinned.recorded)
+    rows, extra, rows_count = _judge(gate_spec, evidence, pinned.recorded, tolerance)
     findings = [f for r in rows for f in r.findings] + extra
     if gate_spec.is_llm and result.failed and not findings:
         findings.append(str(result.message))  # the gate failed on what no row names
@@ -302,9 +309,11 @@ def _check_ran(
 
 
 def _judge(
-    spec: Eval, evidence: Mapping[str, Any], recorded: Mapping[str, Any]
+    spec: Eval, evidence: Mapping[str, Any], recorded: Mapping[str, Any], tolerance: float | None
 ) -> tuple[list[MetricRow], list[str], int | None]:
-    """Rows per gated score, the gate's own slice findings, and how many rows or cases ran."""
+    """Rows per gated score, the gate's own slice findings, and how many rows or cases ran.
+    ``tolerance``: the monitor's ``threshold``, the fall allowed where a metric has no
+    ``max_drop``."""
     if spec.is_llm:
         bounds = Threshold(min=spec.pass_rate.min if spec.pass_rate else 1.0)
         row = judge_metric(
@@ -312,12 +321,13 @@ def _judge(
             _float(evidence.get("pass_rate")),
             _float(recorded.get("pass_rate")),
             bounds,
-            DEFAULT_PASS_RATE_DROP,
+            DEFAULT_PASS_RATE_DROP if tolerance is None else tolerance,
         )
         return [row], [], evidence.get("cases_total")
     now, then = evidence.get("metrics") or {}, recorded.get("metrics") or {}
+    default = DEFAULT_MAX_DROP if tolerance is None else tolerance
     rows = [
-        judge_metric(m, _float(now.get(m)), _float(then.get(m)), bounds)
+        judge_metric(m, _float(now.get(m)), _float(then.get(m)), bounds, default)
         for m, bounds in spec.metrics.items()
     ]
     breached = {r.metric for r in rows if r.findings}
@@ -331,7 +341,7 @@ def _judge(
 
 
 def _reason(breach: bool, findings: list[str], rows: list[MetricRow], pinned: _Pinned) -> str:
-    on = f"{pinned.subject} version {pinned.version} ({pinned.released_by})"
+    on = f"{pinned.subject} version {pinned.version}, {pinned.released_by}"
     if breach:
         more = f" (+{len(findings) - 3} more)" if len(findings) > 3 else ""
         return f"{on}: " + "; ".join(findings[:3]) + more

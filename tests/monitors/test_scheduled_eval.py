@@ -121,6 +121,8 @@ def test_llm_upstream_answering_worse_fires_once_then_resolves(
     assert recorded["window"]["subject"] == "prompts.answer"
     assert recorded["window"]["version"] == version
     assert "evals.quality passed" in recorded["window"]["released_by"], recorded["window"]
+    assert recorded["window"]["dataset"] == "cases/quality.yaml"
+    assert str(recorded["window"]["dataset_fingerprint"]).startswith("sha256:")
     [row] = recorded["whole"]["metrics"]
     assert row["metric"] == "pass_rate" and row["value"] == 1.0 and row["recorded"] == 1.0
     assert row["verdict"] == "ok"

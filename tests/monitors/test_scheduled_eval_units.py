@@ -183,9 +183,9 @@ def setup(
     return peers, gate
 
 
-def watch(peers: FakePeers | None) -> dict[str, Any]:
+def watch(peers: FakePeers | None, **more: Any) -> dict[str, Any]:
     provider = SimpleNamespace(context=SimpleNamespace(peers=peers))
-    spec = Monitor.model_validate({"type": "eval", "gate": "${evals.q}", "owner": "t"})
+    spec = Monitor.model_validate({"type": "eval", "gate": "${evals.q}", "owner": "t", **more})
     return run(provider, spec, None, 0.0)
 
 
@@ -322,3 +322,18 @@ def test_llm_pass_rate_uses_its_own_default_drop(tmp_path: Path) -> None:
     row = out["slices"][0]["metrics"][0]
     assert row["max_drop"] == DEFAULT_PASS_RATE_DROP and row["max_drop_default"] is True
     assert out["slices"][0]["requests"] == 20
+
+
+@pytest.mark.parametrize(
+    ("threshold", "state", "max_drop"),
+    [(None, "firing", DEFAULT_MAX_DROP), (0.05, "ok", 0.05), (0.0, "firing", 0.0)],
+)
+def test_the_monitors_threshold_is_the_tolerance_where_the_gate_has_none(
+    tmp_path: Path, threshold: float | None, state: str, max_drop: float
+) -> None:
+    peers, _ = setup(tmp_path, ML_GATE, Result({"evidence": ml_evidence(0.93)}))
+    peers.releases["models.m"] = Released(V2, "released by endpoints.m")
+    peers.verdicts[("evals.q", V2["fingerprint"])] = passed(ml_evidence(0.96))
+    out = watch(peers, **({} if threshold is None else {"threshold": threshold}))
+    assert out["state"] == state, out
+    assert out["slices"][0]["metrics"][0]["max_drop"] == max_drop
