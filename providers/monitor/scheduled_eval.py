@@ -52,7 +52,7 @@ class State(StrEnum):
     ERROR = "error"
 
 
-class Verdict(StrEnum):
+class ScoreVerdict(StrEnum):
     OK = "ok"
     BREACH = "breach"
 
@@ -72,8 +72,8 @@ class MetricRow:
     findings: tuple[str, ...]
 
     @property
-    def verdict(self) -> Verdict:
-        return Verdict.BREACH if self.findings else Verdict.OK
+    def verdict(self) -> ScoreVerdict:
+        return ScoreVerdict.BREACH if self.findings else ScoreVerdict.OK
 
     @property
     def threshold(self) -> float | None:
