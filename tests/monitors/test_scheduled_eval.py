@@ -286,3 +286,18 @@ def test_ml_gate_reruns_the_released_model_on_its_pinned_dataset(
     )
     shown = mlx_m(["show", "monitors.release_watch"], spec)
     assert shown.code == 0 and "roc_auc" in shown.out, shown
+
+
+def test_a_predictions_gate_cannot_be_scheduled(
+    tmp_path: Path, cancer: CancerData, mlx_m: Any
+) -> None:
+    spec = ml_spec(tmp_path, cancer)
+    evals = spec / "evals.yaml"
+    evals.write_text(
+        evals.read_text().replace("label: malignant", "label: malignant\n    predictions: p.csv")
+    )
+    write_csv(spec / "p.csv", ["score"], [[0.5]] * len(cancer.y_eval))
+    plan = mlx_m(["plan"], spec)
+    assert plan.code == 1, plan
+    assert "evals.release judges a predictions file" in plan.err, plan
+    assert "monitors.yaml" in plan.err, plan
