@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contract import Desired, Peers, ProviderError, VersionRef
+from contract import Desired, Peers, Prior, ProviderError, VersionRef
 from specs.evals import LOWER_IS_BETTER, Eval, Threshold
 from specs.monitors import Monitor
 
@@ -143,7 +143,7 @@ def _fmt(value: float | None) -> str:
 
 
 # -- a run ------------------------------------------------------------------------------------
-def run(provider: Any, spec: Monitor, prior: Any, now: float) -> dict[str, Any]:
+def run(provider: Any, spec: Monitor, prior: Prior | None, now: float) -> dict[str, Any]:
     """One run of ``spec`` (a ``type: eval`` monitor): the run shape of
     ``providers.monitor.provider``. Never raises for what a run can meet: ``error``."""
     peers: Peers | None = provider.context.peers
@@ -154,6 +154,8 @@ def run(provider: Any, spec: Monitor, prior: Any, now: float) -> dict[str, Any]:
         return _run(peers, gate, spec.threshold)
     except _RunError as exc:
         return _error(str(exc), exc.window)
+    except Exception as exc:  # a model's own error, a state database's: still a run, never ok
+        return _error(f"cannot re-run {gate}: {type(exc).__name__}: {exc}", {"gate": gate})
 
 
 class _RunError(Exception):

@@ -268,6 +268,12 @@ LLM_THEN = {
         (ML_GATE, ProviderError("boom"), passed(ml_evidence(0.9)), "cannot re-run evals.q: boom"),
         (
             ML_GATE,
+            ValueError("Input contains NaN"),
+            passed(ml_evidence(0.9)),
+            "cannot re-run evals.q: ValueError: Input contains NaN",
+        ),
+        (
+            ML_GATE,
             Result({"evidence": {"kind": "ml", "error": "model does not load"}}, failed=True),
             passed(ml_evidence(0.9)),
             "evals.q could not run: model does not load",
