@@ -98,6 +98,17 @@ class Peers(Protocol):
         """The recorded endpoint at ``endpoint`` and its provider's ``Serving`` capability."""
         ...
 
+    def gate(self, address: str) -> Gate:
+        """The ``Gate`` capability of the provider of the gate at ``address`` (``evals.x``):
+        how a scheduled eval (a ``type: eval`` monitor) re-runs it."""
+        ...
+
+    def passed_verdict(self, gate: str, subject_fingerprint: str) -> Mapping[str, Any] | None:
+        """``gate``'s latest *passed* verdict on the subject version ``subject_fingerprint``
+        (release evidence): ``serial``, ``dataset``, ``dataset_fingerprint``, ``definition``,
+        ``subject_outputs`` and the gate's ``outputs`` (its evidence, with the scores)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Context:
@@ -465,6 +476,13 @@ class Gate(ABC):
 
     @abstractmethod
     def evaluate(self, desired: Desired) -> Result: ...
+
+    def rerun(self, desired: Desired, pinned: Mapping[str, Mapping[str, Any]]) -> Result:
+        """Judge recorded versions again, changing nothing (a scheduled eval): each address in
+        ``pinned`` (the released subject, the dataset as last judged) is read at the version
+        its outputs describe, never from the spec's files. Same outputs as ``evaluate``; a
+        gate that cannot re-run raises ``ProviderError`` saying why."""
+        raise ProviderError(f"{type(self).__name__} cannot re-run a gate on recorded versions")
 
 
 class Watcher(ABC):

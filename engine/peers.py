@@ -1,9 +1,9 @@
 """The engine's side of ``contract.Peers``: cross-resource access for providers.
 
 A gate needs its subject's previous artifact, a rollout moves its subject's
-alias or an endpoint's traffic, a monitor alerts a channel: each goes through
+alias or an endpoint's traffic, a monitor alerts a channel or re-runs a gate: each goes through
 the provider that owns the other resource, asked for the capability it needs
-(``Registry``, ``Notifier``, ``Serving``) — so no provider imports another.
+(``Registry``, ``Notifier``, ``Serving``, ``Gate``) — so no provider imports another.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from contract import (
     AlertMessage,
     Desired,
+    Gate,
     Notifier,
     Prior,
     Provider,
@@ -33,11 +34,13 @@ class EnginePeers:
         recorded: Callable[[str], Prior | None],
         specs: Callable[[str], Mapping[str, Any] | None],
         released: Callable[[str, str | None], Released | None] | None = None,
+        passed: Callable[[str, str], Mapping[str, Any] | None] | None = None,
     ):
         self._provider_for = provider_for
         self._recorded = recorded
         self._specs = specs
         self._released = released or (lambda _subject, _gate: None)
+        self._passed = passed or (lambda _gate, _fingerprint: None)
         #: set when the run has a state database: an alert with a key (a rollout's) goes
         #: through the outbox (``engine.alerting.through_outbox``), kept until delivered
         self.outbox: Callable[[EnginePeers, str, AlertMessage], None] | None = None
@@ -50,6 +53,13 @@ class EnginePeers:
 
     def released(self, subject: str, gate: str | None = None) -> Released | None:
         return self._released(subject, gate)
+
+    def passed_verdict(self, gate: str, subject_fingerprint: str) -> Mapping[str, Any] | None:
+        return self._passed(gate, subject_fingerprint)
+
+    def gate(self, address: str) -> Gate:
+        _key, provider = self._provider_for(address)
+        return capability(provider, Gate, f"run {address}")
 
     def _registry(self, address: str, what: str) -> tuple[str, str, Registry]:
         section, name = address.split(".", 1)

@@ -171,6 +171,7 @@ class ProviderSet:
         declared: Callable[[str], Mapping[str, Any] | None] | None = None,
         released: Callable[[str, str | None], Any] | None = None,
         recorded_configs: Callable[[str], Mapping[str, Any] | None] | None = None,
+        passed: Callable[[str, str], Mapping[str, Any] | None] | None = None,
     ):
         from engine.peers import EnginePeers
 
@@ -182,7 +183,7 @@ class ProviderSet:
         self._declared = declared
         #: provider configs a state version recorded, for deleting what lost its provider
         self._recorded_configs = recorded_configs or (lambda _name: None)
-        peers = EnginePeers(self.provider_for, self._prior, self._spec_of, released)
+        peers = EnginePeers(self.provider_for, self._prior, self._spec_of, released, passed)
         self.context = replace(context, peers=peers)
         self._instances: dict[str, Provider] = {}
         self._lock = threading.RLock()
@@ -197,7 +198,7 @@ class ProviderSet:
             resolve_provider_configs,
         )
         from engine.peers import EnginePeers
-        from engine.policy.released import released_finder
+        from engine.policy.released import passed_finder, released_finder
 
         reader = session.reader()
         record = record or reader.record
@@ -209,6 +210,7 @@ class ProviderSet:
             declared_specs(session, record),
             released_finder(reader, record),
             recorded_provider_configs(session),
+            passed_finder(reader),
         )
         if isinstance(made.context.peers, EnginePeers):
             made.context.peers.outbox = through_outbox(session.store.engine, session.workspace)

@@ -62,6 +62,27 @@ def released_finder(
     return find
 
 
+def passed_finder(reader: StateReader) -> Callable[[str, str], dict[str, Any] | None]:
+    """``(gate, subject_fingerprint) -> verdict``: the gate's latest passed verdict on that
+    subject version, from the release evidence (what a scheduled eval pins: the dataset it
+    judged and the scores it recorded)."""
+
+    def find(gate: str, subject_fingerprint: str) -> dict[str, Any] | None:
+        for verdict in reversed(reader.evidence().history(gate=gate)):
+            if verdict.passed and verdict.subject_fingerprint == subject_fingerprint:
+                return {
+                    "serial": verdict.serial,
+                    "dataset": verdict.dataset,
+                    "dataset_fingerprint": verdict.dataset_fingerprint,
+                    "definition": verdict.definition,
+                    "subject_outputs": dict(verdict.subject_outputs),
+                    "outputs": dict(verdict.outputs),
+                }
+        return None
+
+    return find
+
+
 def last_accepted(history: list[Verdict], gate: str | None) -> Verdict | None:
     """The newest version ``gate`` (any gate: ``None``) passed that no gate rejected.
 

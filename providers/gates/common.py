@@ -19,6 +19,9 @@ class GateEnv:
     context: Context
     hasher: FileHasher
     workdir: Path  # scratch space for materialized artifacts; removed afterwards
+    #: A re-run's recorded versions (``Gate.rerun``): these addresses are read at the version
+    #: their outputs describe wherever the gate would read the spec's declared content.
+    pinned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def peers(self) -> Peers:
@@ -31,6 +34,8 @@ class GateEnv:
         return p if p.is_absolute() else self.context.root / p
 
     def materialize(self, address: str, outputs: Mapping[str, Any] | None, name: str) -> Path:
+        if outputs is None and address in self.pinned:
+            outputs = self.pinned[address]
         return self.peers.materialize(address, outputs, self.workdir / name)
 
     def fingerprint_of(self, desired: Desired, address: str, path: Path | None) -> str | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +150,27 @@ class GateProvider(Provider, Gate):
         return None
 
     def evaluate(self, desired: Desired) -> Result:
+        return self._evaluate(desired, {})
+
+    def rerun(self, desired: Desired, pinned: Mapping[str, Mapping[str, Any]]) -> Result:
+        """The gate again on recorded versions (a ``type: eval`` monitor): the subject and the
+        dataset in ``pinned`` are materialized at those versions. An LLM gate calls its
+        endpoint afresh (no response cache: the endpoint's behaviour *now* is what is
+        watched); a gate judging a predictions file has no behaviour to re-run."""
+        spec = Eval.model_validate(desired.spec)
+        if spec.predictions is not None:
+            raise ProviderError(
+                f"{desired.address} judges a predictions file, not its subject: "
+                "there is no released behaviour to re-run"
+            )
+        if spec.is_llm:
+            desired = replace(desired, spec={**desired.spec, "cache": False})
+        return self._evaluate(desired, pinned)
+
+    def _evaluate(self, desired: Desired, pinned: Mapping[str, Mapping[str, Any]]) -> Result:
         spec = Eval.model_validate(desired.spec)
         with tempfile.TemporaryDirectory(prefix="mlx-gate-") as scratch:
-            env = GateEnv(self.context, self.hasher, Path(scratch))
+            env = GateEnv(self.context, self.hasher, Path(scratch), pinned)
             try:
                 verdict = self._run(spec, desired, env)
             except ProviderError as exc:

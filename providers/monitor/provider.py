@@ -50,6 +50,7 @@ RUNNERS: dict[str, str] = {
     "error_rate": "providers.monitor.metrics:run",
     "cost": "providers.monitor.metrics:run",
     "performance": "providers.monitor.performance:run",
+    "eval": "providers.monitor.scheduled_eval:run",
 }
 
 #: Drift types: a reference profile, counted and judged here. ``data_drift`` counts what the
@@ -74,6 +75,23 @@ class MonitorProvider(Provider, Watcher):
             return [Problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
         if spec.type not in TYPES:
             return [Problem(("type",), f"monitors of type {spec.type} are not available yet")]
+        if spec.type == "eval" and spec.gate is not None:
+            return self._check_gate(_address(spec.gate))
+        return []
+
+    def _check_gate(self, gate: str) -> list[Problem]:
+        """A gate judging a predictions file has no released behaviour to re-run: said at
+        plan time rather than as an error on every scheduled run."""
+        peers = self.context.peers
+        declared = peers.spec(gate) if peers is not None else None
+        if declared is not None and declared.get("predictions") is not None:
+            return [
+                Problem(
+                    ("gate",),
+                    f"{gate} judges a predictions file, not its subject: a scheduled eval "
+                    "has no released behaviour to re-run",
+                )
+            ]
         return []
 
     def plan_inputs(self) -> list[str] | None:

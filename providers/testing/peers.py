@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract import AlertMessage, Prior, ProviderError, Released, Serving, VersionRef
+from contract import AlertMessage, Gate, Prior, ProviderError, Released, Serving, VersionRef
 
 #: Calls that change something outside the caller (what a gate must never make).
 WRITES = frozenset({"set_alias", "notify"})
@@ -42,6 +42,9 @@ class FakePeers:
     aliases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     releases: dict[str, Released] = field(default_factory=dict)
     endpoints: dict[str, tuple[Prior, Serving]] = field(default_factory=dict)
+    gates: dict[str, Gate] = field(default_factory=dict)
+    #: (gate, subject fingerprint) -> that gate's latest passed verdict (``passed_verdict``)
+    verdicts: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     notifications: list[tuple[str, AlertMessage]] = field(default_factory=list)
     #: ``(method, address)`` of every call, in order.
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -145,3 +148,14 @@ class FakePeers:
         if found is None:
             raise ProviderError(f"endpoint {endpoint} has not been applied yet")
         return found
+
+    def gate(self, address: str) -> Gate:
+        self._call("gate", address)
+        found = self.gates.get(address)
+        if found is None:
+            raise ProviderError(f"{address} has no gate provider here")
+        return found
+
+    def passed_verdict(self, gate: str, subject_fingerprint: str) -> Mapping[str, Any] | None:
+        self._call("passed_verdict", gate)
+        return self.verdicts.get((gate, subject_fingerprint))

@@ -55,6 +55,7 @@ from contract import (
     AlertMessage,
     Change,
     Desired,
+    Gate,
     Prior,
     Provider,
     ProviderError,
@@ -159,6 +160,12 @@ class FakePeers:
 
     def serving(self, endpoint: str) -> tuple[Prior, Serving]:
         raise self._unsupported("reach other endpoints")
+
+    def gate(self, address: str) -> Gate:
+        raise self._unsupported("run gates")
+
+    def passed_verdict(self, gate: str, subject_fingerprint: str) -> Mapping[str, Any] | None:
+        raise self._unsupported("know verdicts")
 
 
 @dataclass
