@@ -137,21 +137,6 @@ def test_for_two_runs_alerts_on_the_second(tmp_path: Path, channel: Channel, mlx
     assert len(channel.delivered) == 1
 
 
-def test_other_monitor_types_stay_refused(tmp_path: Path, channel: Channel, mlx_m: Any) -> None:
-    extra = """
-                  preds:
-                    type: prediction_drift
-                    current: ${datasets.cur}
-                    reference: ${datasets.ref}
-                    owner: team-ml
-    """
-    spec = make_spec(tmp_path, channel, extra)
-    result = mlx_m(["validate"], spec)
-    assert result.code == 1, result
-    assert "monitors.preds: monitors of type prediction_drift are not available yet" in result.err
-    assert "monitors.batch" not in result.err, result
-
-
 def test_a_metric_monitor_without_threshold_is_refused_at_its_line(
     tmp_path: Path, channel: Channel, mlx_m: Any
 ) -> None:
