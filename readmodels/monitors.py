@@ -57,19 +57,26 @@ def _latest(run: dict[str, Any]) -> dict[str, Any]:
             for v in signals
         ],
         "metrics": list(whole.get("metrics") or []),
-        "slices": [
-            {
-                "variant": s["variant"],
-                "version": s["version"],
-                "requests": s["requests"],
-                "breach": bool(s.get("breach")),
-                "findings": list(s.get("findings") or []),
-                "metrics": list(s.get("metrics") or []),
-                "rollout_steps": [step.get("label") for step in s.get("rollout_steps") or []],
-                "drifted_features": (s.get("dataset") or {}).get("drifted_features", []),
-            }
-            for s in run.get("slices") or []
-        ],
+        "slices": [_slice(s) for s in run.get("slices") or []],
+        # slices with traffic but no figure to judge (no priced row, too few labels): shown,
+        # never counted as ok
+        "unjudged": [_slice(s) for s in run.get("unjudged") or []],
+    }
+
+
+def _slice(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "variant": s.get("variant"),
+        "version": s.get("version"),
+        "segment": s.get("segment"),
+        "requests": s.get("requests"),
+        "verdict": s.get("verdict"),
+        "breach": bool(s.get("breach")),
+        "findings": list(s.get("findings") or []),
+        "summary": s.get("summary"),
+        "metrics": list(s.get("metrics") or []),
+        "rollout_steps": [step.get("label") for step in s.get("rollout_steps") or []],
+        "drifted_features": (s.get("dataset") or {}).get("drifted_features", []),
     }
 
 

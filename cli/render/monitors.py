@@ -49,16 +49,18 @@ def render_view(view: dict[str, Any]) -> list[str]:
             )
     out.extend(_metric_rows(latest.get("metrics") or []))
     for s in latest["slices"]:
-        if s["variant"] is None:
+        if s["variant"] is None and not s.get("segment"):
             continue
-        head = f"  slice variant {s['variant']} version {s['version']}"
-        if s.get("rollout_steps"):
-            head += f" (during {', '.join(s['rollout_steps'])})"
-        head += f": {s['requests']} requests"
         if dataset:
-            out.append(f"{head}, drifted: {', '.join(s['drifted_features']) or 'none'}")
+            out.append(
+                f"{_slice_head(s)}: {s['requests']} requests, drifted: "
+                f"{', '.join(s['drifted_features']) or 'none'}"
+            )
         else:
-            out.append(f"{head}: {'; '.join(s['findings']) or 'within thresholds'}")
+            said = "; ".join(s["findings"]) or s.get("summary") or "within thresholds"
+            out.append(f"{_slice_head(s)}: {said}")
+    for s in latest.get("unjudged") or []:
+        out.append(f"{_slice_head(s)}: not judged ({s.get('summary') or s.get('verdict')})")
     out.append("  trend (oldest first):")
     for t in view["trend"]:
         if t.get("metric") is not None:
@@ -71,15 +73,26 @@ def render_view(view: dict[str, Any]) -> list[str]:
     return out
 
 
+def _slice_head(s: dict[str, Any]) -> str:
+    head = f"  slice variant {s['variant']} version {s['version']}" if s["variant"] else "  window"
+    if s.get("segment"):
+        head += f" {s['segment']}"
+    if s.get("rollout_steps"):
+        head += f" (during {', '.join(s['rollout_steps'])})"
+    return head
+
+
 def _metric_rows(metrics: list[dict[str, Any]]) -> list[str]:
     """A metric monitor's figures: each ``{metric, value, threshold, verdict}`` (``threshold``
     may be None when the metric is shown, not judged)."""
     if not metrics:
         return []
-    out = [f"  {'metric':<22} {'value':>12} {'threshold':>10}  verdict"]
+    recorded = any("recorded" in m for m in metrics)  # a scheduled eval's released scores
+    head = f"  {'metric':<22} {'value':>12} {'threshold':>10}"
+    out = [head + (f" {'released':>10}" if recorded else "") + "  verdict"]
     for m in metrics:
-        out.append(
-            f"  {m['metric']:<22} {_num(m['value']):>12} {_num(m.get('threshold')):>10}  "
-            f"{m.get('verdict') or '-'}"
-        )
+        line = f"  {m['metric']:<22} {_num(m['value']):>12} {_num(m.get('threshold')):>10}"
+        if recorded:
+            line += f" {_num(m.get('recorded')):>10}"
+        out.append(f"{line}  {m.get('verdict') or '-'}")
     return out

@@ -53,6 +53,10 @@ WATCHES = {
 }
 
 
+#: How an alert names a slice of no variant (a batch dataset, a re-run gate, a whole window).
+_WHOLE = {"data_drift": "data", "prediction_drift": "data", "eval": "scores"}
+
+
 def signal_of(rec: Record) -> str:
     """The alert signal of a monitor: its type (``data_drift`` when unrecorded)."""
     return str(rec.attributes.get("type") or "data_drift")
@@ -210,8 +214,10 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
         where = f"endpoint {endpoint}"
     elif window.get("subject"):
         where = str(window["subject"])
-    else:
-        where = f"dataset {window.get('dataset', '?')}"
+    elif window.get("dataset"):
+        where = f"dataset {window['dataset']}"
+    else:  # a run that could not start: name what it watches
+        where = str(spec.get("gate") or spec.get("target") or spec.get("current") or "?")
     at = f" version {version}" if version is not None else ""
     watches = WATCHES.get(signal_of(rec), signal_of(rec))
     lines: list[str] = []
@@ -219,7 +225,10 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
         for s in result.get("slices") or []:
             if s.get("version") != version or not s.get("breach"):
                 continue
-            label = f"variant {s['variant']} version {s['version']}" if s["variant"] else "data"
+            if s["variant"]:
+                label = f"variant {s['variant']} version {s['version']}"
+            else:
+                label = _WHOLE.get(signal_of(rec), "the window")
             steps = [step["label"] for step in s.get("rollout_steps") or []]
             if steps:
                 label += f" (during {', '.join(steps)})"
