@@ -1,0 +1,154 @@
+"""Numeric reference columns profiled inside DuckDB: nothing but aggregates leaves the engine.
+
+``analysis.drift.build_feature`` profiles a column it holds in memory: every value a Python
+float, the column sorted in Python. On a reference of 10 million rows x 20 features that is
+gigabytes (and minutes); here each numeric column is summarised where the data lives, one
+column at a time, so the memory needed is about one column of doubles in DuckDB (for the
+exact quantiles) whatever the number of features, and nothing row-sized reaches Python:
+
+* one aggregate per column: the finite values' count, min, max, sum (``fsum``, compensated),
+  population standard deviation, distinct count (exact up to :data:`EXACT_DISTINCT`, the
+  HyperLogLog estimate above) and the quantiles at
+  ``analysis.drift.binning.levels`` (``quantile_cont``: the same linear interpolation as
+  numpy's default and :func:`analysis.drift.binning.quantile`);
+* for discrete data (at most ``bins`` distinct values) those values, and for a small
+  reference (at most ``KEEP_VALUES``) the sorted values themselves, as the in-memory builder
+  keeps them;
+* the reference's counts in its own bins: the one ``GROUP BY`` that counts every current
+  window (:func:`inference.drift_files.file_counts`), so a reference and a window are counted
+  by the same code.
+
+The profile equals ``build_feature``'s on the same values: counts, min, max and distinct
+(up to :data:`EXACT_DISTINCT`) exactly; the edges (the same interpolation: DuckDB may round
+its last bit otherwise), mean, std and the bins' summed offsets up to floating-point
+rounding (the sums run in another order). Only columns of DuckDB's integer and floating
+types take this path: the rest (text, booleans, ``DECIMAL``, which Python reads as
+``Decimal``) keep the in-memory builder, which decides their kind as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from analysis.drift import Histogram, NumericProfile
+from analysis.drift.binning import discrete_edges, levels, quantile_edges
+from analysis.drift.profile import DEFAULT_BINS, KEEP_VALUES
+from inference.drift_bins import NumericBins
+from inference.drift_files import file_counts
+
+#: DuckDB column types profiled in the engine (``DECIMAL`` is not: Python sees ``Decimal``).
+NUMERIC_TYPES = frozenset(
+    {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+    }
+)
+
+
+#: Up to this many distinct values (by DuckDB's HyperLogLog estimate, within a few percent)
+#: the distinct count is exact; above it the estimate is kept. Only "more than 5" (``auto``)
+#: and "at most ``bins``" (discrete edges) are ever asked of it, and an exact count of ten
+#: million distinct doubles is a hash table of ten million entries: the memory this module
+#: exists to save.
+EXACT_DISTINCT = 100_000
+
+
+def in_engine(column_type: str) -> bool:
+    """Whether a column of this DuckDB type is profiled here."""
+    return column_type.split("(")[0].upper() in NUMERIC_TYPES
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _finite(source: str, name: str) -> str:
+    """The column's finite values as doubles (NULL, NaN and +-inf left out, as missing)."""
+    big = repr(sys.float_info.max)
+    return (
+        f"(SELECT CAST({_ident(name)} AS DOUBLE) AS x FROM {source}) v "
+        f"WHERE x BETWEEN -{big} AND {big}"
+    )
+
+
+def profile_numeric(
+    con: Any,
+    source: str,
+    path: str,
+    names: Sequence[str],
+    rows: int,
+    *,
+    bins: int = DEFAULT_BINS,
+) -> dict[str, NumericProfile]:
+    """Profiles of the numeric columns ``names`` of ``source`` (``read_parquet``/``read_csv``
+    of ``path``, ``rows`` rows), computed by DuckDB on the connection ``con``."""
+    shells: dict[str, dict[str, Any]] = {}
+    for name in names:
+        shells[name] = _summary(con, source, name, bins)
+    counted_bins = [
+        NumericBins(name, s["edges"], s["max"]) for name, s in shells.items() if s["edges"]
+    ]
+    counted = file_counts(path, counted_bins).get((None, None)) if counted_bins else None
+    out: dict[str, NumericProfile] = {}
+    for name, s in shells.items():
+        if not s["edges"]:
+            out[name] = NumericProfile(name, (), (), Histogram(counts=(), null=rows), 0)
+            continue
+        assert counted is not None
+        reference = Histogram.from_dict(counted.features[name].as_dict())
+        out[name] = NumericProfile(
+            name=name,
+            edges=s["edges"],
+            psi_groups=s["groups"],
+            reference=reference,
+            distinct=s["distinct"],
+            min=s["min"],
+            max=s["max"],
+            mean=s["mean"],
+            std=s["std"],
+            values=s["values"],
+        )
+    return out
+
+
+def _summary(con: Any, source: str, name: str, bins: int) -> dict[str, Any]:
+    """One column's aggregates, edges and (small reference) values."""
+    finite = _finite(source, name)
+    n, low, high, total, std, distinct, quantiles = con.execute(
+        f"SELECT count(x), min(x), max(x), fsum(x), stddev_pop(x), approx_count_distinct(x), "
+        f"quantile_cont(x, {list(levels(bins))!r}) FROM {finite}"
+    ).fetchone()
+    if not n:
+        return {"edges": ()}
+    if distinct <= EXACT_DISTINCT:
+        (distinct,) = con.execute(f"SELECT count(DISTINCT x) FROM {finite}").fetchone()
+    values: tuple[float, ...] | None = None
+    if n <= KEEP_VALUES:
+        values = tuple(r[0] for r in con.execute(f"SELECT x FROM {finite} ORDER BY x").fetchall())
+    if distinct <= bins:
+        few = [r[0] for r in con.execute(f"SELECT DISTINCT x FROM {finite} ORDER BY x").fetchall()]
+        edges, groups = discrete_edges(few)
+    else:
+        edges, groups = quantile_edges([float(q) for q in quantiles], float(high))
+    return {
+        "edges": edges,
+        "groups": groups,
+        "distinct": int(distinct),
+        "min": float(low),
+        "max": float(high),
+        "mean": float(total) / n,
+        "std": float(std),
+        "values": values,
+    }
