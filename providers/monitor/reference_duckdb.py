@@ -28,12 +28,13 @@ types take this path: the rest (text, booleans, ``DECIMAL``, which Python reads 
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from analysis.drift import Histogram, NumericProfile
-from analysis.drift.binning import discrete_edges, levels, quantile_edges
+from analysis.drift.binning import discrete_edges, levels, quantile, quantile_edges
 from analysis.drift.profile import DEFAULT_BINS, KEEP_VALUES
 from inference.drift_bins import NumericBins
 from inference.drift_files import file_counts
@@ -63,6 +64,11 @@ NUMERIC_TYPES = frozenset(
 #: million distinct doubles is a hash table of ten million entries: the memory this module
 #: exists to save.
 EXACT_DISTINCT = 100_000
+#: Up to this many values a column's quantiles are DuckDB's ``quantile_cont``, which holds
+#: the column (8 bytes a value, a few copies while it grows: ~300 MB at 10 million); above
+#: it they come from exact order statistics found by top-N queries around t-digest guesses,
+#: in memory bounded by the guesses' error (:func:`order_statistics`).
+SORT_IN_MEMORY = 2_000_000
 
 
 def in_engine(column_type: str) -> bool:
@@ -126,9 +132,9 @@ def profile_numeric(
 def _summary(con: Any, source: str, name: str, bins: int) -> dict[str, Any]:
     """One column's aggregates, edges and (small reference) values."""
     finite = _finite(source, name)
-    n, low, high, total, std, distinct, quantiles = con.execute(
-        f"SELECT count(x), min(x), max(x), fsum(x), stddev_pop(x), approx_count_distinct(x), "
-        f"quantile_cont(x, {list(levels(bins))!r}) FROM {finite}"
+    n, low, high, total, std, distinct = con.execute(
+        f"SELECT count(x), min(x), max(x), fsum(x), stddev_pop(x), approx_count_distinct(x) "
+        f"FROM {finite}"
     ).fetchone()
     if not n:
         return {"edges": ()}
@@ -141,7 +147,7 @@ def _summary(con: Any, source: str, name: str, bins: int) -> dict[str, Any]:
         few = [r[0] for r in con.execute(f"SELECT DISTINCT x FROM {finite} ORDER BY x").fetchall()]
         edges, groups = discrete_edges(few)
     else:
-        edges, groups = quantile_edges([float(q) for q in quantiles], float(high))
+        edges, groups = quantile_edges(_quantiles(con, finite, n, bins), float(high))
     return {
         "edges": edges,
         "groups": groups,
@@ -152,3 +158,64 @@ def _summary(con: Any, source: str, name: str, bins: int) -> dict[str, Any]:
         "std": float(std),
         "values": values,
     }
+
+
+def _quantiles(con: Any, finite: str, n: int, bins: int) -> list[float]:
+    """The quantiles at ``levels(bins)``: ``quantile_cont`` up to :data:`SORT_IN_MEMORY`
+    values, else from the exact order statistics (:func:`order_statistics`)."""
+    if n <= SORT_IN_MEMORY:
+        (got,) = con.execute(f"SELECT quantile_cont(x, {levels(bins)!r}) FROM {finite}").fetchone()
+        return [float(q) for q in got]
+    ranks: set[int] = set()
+    for level in levels(bins):
+        position = math.floor((n - 1) * level)
+        ranks.update(r for r in (position, position + 1) if r < n)
+    sparse = _Sparse(n, order_statistics(con, finite, sorted(ranks)))
+    return [quantile(sparse, level) for level in levels(bins)]
+
+
+def order_statistics(con: Any, finite: str, ranks: Sequence[int]) -> dict[int, float]:
+    """The values of rank ``r`` (0-based, ascending) of the column, exactly, in memory
+    bounded by the error of an estimate instead of the column's length: DuckDB's t-digest
+    ``approx_quantile`` guesses each value ``g``, one scan counts the values below each guess
+    (``c``), and one more takes, per rank, the ``r - c + 1`` smallest values at or above
+    ``g`` (or the ``c - r`` largest below it) with ``min(x, k)`` / ``max(x, k)``: heaps of
+    about the guess's rank error; the value of rank ``r`` is the last of them."""
+    if not ranks:
+        return {}
+    (n,) = con.execute(f"SELECT count(*) FROM {finite}").fetchone()
+    fractions = [r / (n - 1) if n > 1 else 0.0 for r in ranks]
+    (guesses,) = con.execute(
+        f"SELECT approx_quantile(x, CAST({fractions!r} AS FLOAT[])) FROM {finite}"
+    ).fetchone()
+    guesses = [float(g) for g in guesses]
+    counted = ", ".join(f"count(*) FILTER (WHERE x < {g!r})" for g in guesses)
+    below = con.execute(f"SELECT {counted} FROM {finite}").fetchone()
+    picks = [
+        f"min(x, {r - c + 1}) FILTER (WHERE x >= {g!r})"
+        if r >= c
+        else f"max(x, {c - r}) FILTER (WHERE x < {g!r})"
+        for r, g, c in zip(ranks, guesses, below, strict=True)
+    ]
+    got = con.execute(f"SELECT {', '.join(picks)} FROM {finite}").fetchone()
+    return {
+        r: float(max(heap) if r >= c else min(heap))
+        for r, c, heap in zip(ranks, below, got, strict=True)
+    }
+
+
+class _Sparse(Sequence[float]):
+    """A sorted column of ``n`` values of which only some ranks are known: what
+    :func:`analysis.drift.binning.quantile` reads (so the interpolation is bit for bit the
+    in-memory builder's)."""
+
+    def __init__(self, n: int, known: dict[int, float]) -> None:
+        self._n, self._known = n, known
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, int):
+            raise TypeError("only single ranks are known")
+        return self._known[index % self._n]

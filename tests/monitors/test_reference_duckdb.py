@@ -194,3 +194,38 @@ def test_distinct_is_exact_up_to_the_cap_and_estimated_above(
     else:
         assert abs(got.distinct - 4000) <= 0.05 * 4000
     _assert_same(replace(got, distinct=want.distinct), want)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_past_sort_in_memory_quantiles_come_from_exact_order_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The large-column path (top-N around t-digest guesses), forced on small data: the same
+    profile, and edges bit for bit the in-memory builder's (the same interpolation)."""
+    monkeypatch.setattr(reference_duckdb, "SORT_IN_MEMORY", 0)
+    make, n = CASES[case]
+    values = make(n, 9)
+    path = _write_parquet(tmp_path / "ref.parquet", {"x": pa.array(values, pa.float64())})
+    got = build_profile("fp", path).features["x"]
+    want = build_feature("x", values)
+    assert isinstance(got, NumericProfile) and isinstance(want, NumericProfile)
+    _assert_same(got, want)
+    assert got.edges == want.edges
+
+
+@pytest.mark.parametrize("atom", [False, True])
+def test_order_statistics_are_the_sorted_values_at_those_ranks(tmp_path: Path, atom: bool) -> None:
+    import duckdb
+
+    rng = random.Random(4)
+    values = [0.5 if atom and i % 4 == 0 else rng.lognormvariate(0, 1) for i in range(20_000)]
+    path = _write_parquet(tmp_path / "x.parquet", {"x": pa.array(values, pa.float64())})
+    ordered = sorted(values)
+    ranks = [0, 1, 2, 999, 5000, 5001, 10_000, 15_432, 19_998, 19_999]
+    finite = reference_duckdb._finite(f"read_parquet('{path}')", "x")
+    con = duckdb.connect()
+    try:
+        got = reference_duckdb.order_statistics(con, finite, ranks)
+    finally:
+        con.close()
+    assert got == {r: ordered[r] for r in ranks}
