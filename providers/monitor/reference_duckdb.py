@@ -66,9 +66,13 @@ NUMERIC_TYPES = frozenset(
 EXACT_DISTINCT = 100_000
 #: Up to this many values a column's quantiles are DuckDB's ``quantile_cont``, which holds
 #: the column (8 bytes a value, a few copies while it grows: ~300 MB at 10 million); above
-#: it they come from exact order statistics found by top-N queries around t-digest guesses,
-#: in memory bounded by the guesses' error (:func:`order_statistics`).
+#: it they come from exact order statistics found by bucket counts (:func:`order_statistics`),
+#: in memory bounded by what it fetches.
 SORT_IN_MEMORY = 2_000_000
+#: Buckets of each counting pass of :func:`order_statistics`, and the most values of the
+#: buckets holding the wanted ranks it fetches at once (8 bytes each).
+BUCKETS = 4096
+FETCH_VALUES = 1_000_000
 
 
 def in_engine(column_type: str) -> bool:
@@ -176,32 +180,66 @@ def _quantiles(con: Any, finite: str, n: int, bins: int) -> list[float]:
 
 def order_statistics(con: Any, finite: str, ranks: Sequence[int]) -> dict[int, float]:
     """The values of rank ``r`` (0-based, ascending) of the column, exactly, in memory
-    bounded by the error of an estimate instead of the column's length: DuckDB's t-digest
-    ``approx_quantile`` guesses each value ``g``, one scan counts the values below each guess
-    (``c``), and one more takes, per rank, the ``r - c + 1`` smallest values at or above
-    ``g`` (or the ``c - r`` largest below it) with ``min(x, k)`` / ``max(x, k)``: heaps of
-    about the guess's rank error; the value of rank ``r`` is the last of them."""
-    if not ranks:
-        return {}
-    (n,) = con.execute(f"SELECT count(*) FROM {finite}").fetchone()
-    fractions = [r / (n - 1) if n > 1 else 0.0 for r in ranks]
-    (guesses,) = con.execute(
-        f"SELECT approx_quantile(x, CAST({fractions!r} AS FLOAT[])) FROM {finite}"
-    ).fetchone()
-    guesses = [float(g) for g in guesses]
-    counted = ", ".join(f"count(*) FILTER (WHERE x < {g!r})" for g in guesses)
-    below = con.execute(f"SELECT {counted} FROM {finite}").fetchone()
-    picks = [
-        f"min(x, {r - c + 1}) FILTER (WHERE x >= {g!r})"
-        if r >= c
-        else f"max(x, {c - r}) FILTER (WHERE x < {g!r})"
-        for r, g, c in zip(ranks, guesses, below, strict=True)
-    ]
-    got = con.execute(f"SELECT {', '.join(picks)} FROM {finite}").fetchone()
-    return {
-        r: float(max(heap) if r >= c else min(heap))
-        for r, c, heap in zip(ranks, below, got, strict=True)
-    }
+    bounded by :data:`FETCH_VALUES` instead of the column's length.
+
+    One pass counts the values of ``[low, high]`` (first the whole column) into
+    :data:`BUCKETS` equal-width buckets (``floor((x - low) / width)``: monotone in ``x``, so
+    the running counts say which bucket holds each rank, and its min and max); the values of
+    the buckets holding a rank are then fetched and sorted when they are few, or the bucket
+    is split again (a skewed column), until every rank is found.
+    """
+    found: dict[int, float] = {}
+    (low, high) = con.execute(f"SELECT min(x), max(x) FROM {finite}").fetchone()
+    pending = [(float(low), float(high), 0, sorted(set(ranks)))] if ranks else []
+    while pending:
+        low, high, before, wanted = pending.pop()
+        if low == high:
+            found.update((r, low) for r in wanted)
+            continue
+        band = f"{finite} AND x BETWEEN {low!r} AND {high!r}"
+        half = (high * 0.5 - low * 0.5) / BUCKETS  # halves: no overflow on +-1e308
+        if half == 0:  # a range of a few adjacent doubles: peel off its lowest value
+            (at_low, above) = con.execute(
+                f"SELECT count(*) FILTER (WHERE x = {low!r}), min(x) FILTER (WHERE x > {low!r}) "
+                f"FROM {band}"
+            ).fetchone()
+            found.update((r, low) for r in wanted if r < before + at_low)
+            rest = [r for r in wanted if r >= before + at_low]
+            if rest:
+                pending.append((float(above), high, before + at_low, rest))
+            continue
+        bucket = (
+            f"least(CAST(floor((x * 0.5 - {low * 0.5!r}) / {half!r}) AS BIGINT), {BUCKETS - 1})"
+        )
+        rows = con.execute(
+            f"SELECT {bucket} AS k, count(*), min(x), max(x) FROM {band} GROUP BY k ORDER BY k"
+        ).fetchall()
+        holding: dict[int, tuple[int, float, float, int, list[int]]] = {}
+        running = before
+        it = iter(wanted)
+        r = next(it, None)
+        for k, count, first, last in rows:
+            while r is not None and r < running + count:
+                holding.setdefault(int(k), (running, float(first), float(last), count, []))[
+                    4
+                ].append(r)
+                r = next(it, None)
+            running += count
+        small = {k: h for k, h in holding.items() if h[3] <= FETCH_VALUES}
+        if small:
+            keys = ", ".join(str(k) for k in small)
+            fetched: dict[int, list[float]] = {k: [] for k in small}
+            for k, x in con.execute(
+                f"SELECT {bucket} AS k, x FROM {band} AND {bucket} IN ({keys})"
+            ).fetchall():
+                fetched[int(k)].append(float(x))
+            for k, (start, _, _, _, rs) in small.items():
+                values = sorted(fetched[k])
+                found.update((r, values[r - start]) for r in rs)
+        for k, (start, first, last, _, rs) in holding.items():
+            if k not in small:
+                pending.append((first, last, start, rs))
+    return found
 
 
 class _Sparse(Sequence[float]):

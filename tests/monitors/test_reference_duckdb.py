@@ -200,8 +200,8 @@ def test_distinct_is_exact_up_to_the_cap_and_estimated_above(
 def test_past_sort_in_memory_quantiles_come_from_exact_order_statistics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    """The large-column path (top-N around t-digest guesses), forced on small data: the same
-    profile, and edges bit for bit the in-memory builder's (the same interpolation)."""
+    """The large-column path (exact order statistics from bucket counts), forced on small
+    data: the same profile, and edges bit for bit the in-memory builder's."""
     monkeypatch.setattr(reference_duckdb, "SORT_IN_MEMORY", 0)
     make, n = CASES[case]
     values = make(n, 9)
@@ -213,10 +213,16 @@ def test_past_sort_in_memory_quantiles_come_from_exact_order_statistics(
     assert got.edges == want.edges
 
 
+@pytest.mark.parametrize("fetch", [1_000_000, 50])
 @pytest.mark.parametrize("atom", [False, True])
-def test_order_statistics_are_the_sorted_values_at_those_ranks(tmp_path: Path, atom: bool) -> None:
+def test_order_statistics_are_the_sorted_values_at_those_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, atom: bool, fetch: int
+) -> None:
+    """Log-normal (skewed: most values in the first buckets), with and without an atom
+    holding a quarter of them; ``fetch`` 50 forces buckets to be split again."""
     import duckdb
 
+    monkeypatch.setattr(reference_duckdb, "FETCH_VALUES", fetch)
     rng = random.Random(4)
     values = [0.5 if atom and i % 4 == 0 else rng.lognormvariate(0, 1) for i in range(20_000)]
     path = _write_parquet(tmp_path / "x.parquet", {"x": pa.array(values, pa.float64())})
@@ -229,3 +235,28 @@ def test_order_statistics_are_the_sorted_values_at_those_ranks(tmp_path: Path, a
     finally:
         con.close()
     assert got == {r: ordered[r] for r in ranks}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1.5e308, 1.5e308, 0.0, 1.0, -1.0, 2.0, 3.0],  # a range that overflows a double
+        [1.0, math.nextafter(1.0, 2.0)] * 30 + [math.nextafter(math.nextafter(1.0, 2.0), 2.0)],
+    ],
+    ids=["huge range", "adjacent doubles"],
+)
+def test_order_statistics_at_the_edges_of_floating_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: list[float]
+) -> None:
+    import duckdb
+
+    monkeypatch.setattr(reference_duckdb, "FETCH_VALUES", 2)
+    path = _write_parquet(tmp_path / "x.parquet", {"x": pa.array(values, pa.float64())})
+    ordered = sorted(values)
+    finite = reference_duckdb._finite(f"read_parquet('{path}')", "x")
+    con = duckdb.connect()
+    try:
+        got = reference_duckdb.order_statistics(con, finite, range(len(values)))
+    finally:
+        con.close()
+    assert got == dict(enumerate(ordered))
