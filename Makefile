@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/eval_gate.py
 	$(PY) bench/inference_log.py
 	$(PY) bench/streaming.py
+	$(PY) bench/drift.py
 	@if command -v wrk >/dev/null; then $(PY) bench/gateway.py; \
 	else echo "bench/gateway.py skipped: wrk is not installed (apt-get install -y wrk)"; fi
 

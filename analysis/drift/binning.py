@@ -41,13 +41,33 @@ def numeric_edges(ordered: Sequence[float], bins: int) -> tuple[tuple[float, ...
     each value is its own group.
     """
     distinct = _first_distinct(ordered, bins + 1)
-    top = math.nextafter(ordered[-1], math.inf)
     if len(distinct) <= bins:
-        return (*distinct, top), tuple(range(len(distinct)))
+        return discrete_edges(distinct)
+    return quantile_edges([quantile(ordered, level) for level in levels(bins)], ordered[-1])
+
+
+def levels(bins: int) -> list[float]:
+    """The quantile levels whose values open the interior bins: ``i / bins``."""
+    return [i / bins for i in range(bins)]
+
+
+def discrete_edges(distinct: Sequence[float]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """Edges of discrete data (its sorted distinct values, at most ``bins``): a bin each."""
+    top = math.nextafter(distinct[-1], math.inf)
+    return (*distinct, top), tuple(range(len(distinct)))
+
+
+def quantile_edges(
+    quantiles: Sequence[float], maximum: float
+) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """Edges of continuous data from its quantiles at :func:`levels` (computed by whoever
+    holds the data: here from sorted values, or by DuckDB's ``quantile_cont``, the same
+    linear interpolation) and its maximum; each interior bin's PSI group."""
+    bins = len(quantiles)
+    top = math.nextafter(maximum, math.inf)
     edges: list[float] = []
     groups: list[int] = []
-    for i in range(bins):
-        edge = quantile(ordered, i / bins)
+    for i, edge in enumerate(quantiles):
         if edges and edge <= edges[-1]:
             continue
         edges.append(edge)
