@@ -202,7 +202,7 @@ class Monitoring:
         try:
             self._walk()
         except DemoFailed as exc:
-            print(f"demo: monitors.tumor_inputs: {exc}", file=sys.stderr)
+            print(f"demo: monitors: {exc}", file=sys.stderr)
             return 1
         return 0
 
@@ -220,6 +220,28 @@ class Monitoring:
         self._wait_until(shifted_at + DEMO_WINDOW_S, "the shifted requests")
         self._send("the eval biopsies again (normal traffic)", None)
         self._refresh("ok", new_lines=1)
+        self._scheduled_eval()
+
+    def _scheduled_eval(self) -> None:
+        """monitors.tumor_release_nightly re-runs the release gate on the version users get,
+        on the eval data pinned when it passed: the same scores, so ok and no alert."""
+        print("--- monitors.tumor_release_nightly: the release gate re-run on the released version")
+        self._refresh("ok", new_lines=0, name="tumor_release_nightly")
+        shown = subprocess.run(
+            [*self.mlx, "show", "monitors.tumor_release_nightly"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode != 0:
+            raise DemoFailed(f"mlx show failed:\n{shown.stdout}{shown.stderr}")
+        print("$ mlx show monitors.tumor_release_nightly   # each score, its floor, released")
+        lines = shown.stdout.splitlines()
+        start = lines.index("monitors.tumor_release_nightly")  # the monitor's own view
+        for line in lines[start + 1 :]:
+            if line.startswith("  attributes:"):
+                break
+            print(f"    {line}")
 
     def _short_window(self) -> None:
         """monitors.yaml's window (1h: a real schedule's) becomes seconds, applied as any edit
@@ -266,16 +288,23 @@ class Monitoring:
             log = json.loads(resp.read())["log"]
         return int(log["written"]) if not log["pending"] else -1
 
-    def _refresh(self, expect: str, *, new_lines: int, why: str = "nothing to tell") -> None:
+    def _refresh(
+        self,
+        expect: str,
+        *,
+        new_lines: int,
+        why: str = "nothing to tell",
+        name: str = "tumor_inputs",
+    ) -> None:
         before = self._lines()
-        cmd = ["refresh", "--monitor", "tumor_inputs", "--detailed-exitcode"]
+        cmd = ["refresh", "--monitor", name, "--detailed-exitcode"]
         print("$ mlx " + " ".join(cmd))
         run = subprocess.run([*self.mlx, *cmd], capture_output=True, text=True, check=False)
         for line in run.stdout.splitlines():
             if line.startswith("monitors."):
                 print(f"    {line}")
         want_code = 2 if expect == "firing" else 0
-        if run.returncode != want_code or f"tumor_inputs: {expect} " not in run.stdout:
+        if run.returncode != want_code or f"{name}: {expect} " not in run.stdout:
             got = f"exit {run.returncode}:\n{run.stdout}{run.stderr}"
             raise DemoFailed(f"expected {expect} (exit {want_code}), got {got}")
         added = self._lines()[len(before) :]

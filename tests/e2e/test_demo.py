@@ -1,6 +1,7 @@
 """`make demo`'s serving half works on a fresh copy of the quickstart: it serves the model,
 answers a request, retrains, walks the canary to completion on generated traffic, and drives
-monitors.tumor_inputs through ok, firing (one alert), still firing (none) and resolved (one)."""
+monitors.tumor_inputs through ok, firing (one alert), still firing (none) and resolved (one),
+then the scheduled eval monitors.tumor_release_nightly (ok on the released version)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def test_the_demo_serves_and_walks_the_canary(tmp_path: Path) -> None:
     ], alerts
     assert "mean_radius: ks" in alerts[0]["text"]
     assert _trend(demo) == ["ok", "firing", "firing", "ok"]
+    # the scheduled eval: the release gate re-run on version 2 (what the endpoint serves) on
+    # the data pinned when it passed — the scores recorded then, so ok and no alert
+    nightly = run_mlx(["show", "monitors.tumor_release_nightly", "--json"], demo)
+    assert nightly.code == 0, nightly
+    run = json.loads(nightly.out)["outputs"]["last_run"]
+    assert run["state"] == "ok", run
+    assert str(run["window"]["version"]) == "2", run
+    rows = {m["metric"]: m for m in run["whole"]["metrics"]}
+    assert set(rows) == {"roc_auc", "recall", "brier"}, rows
+    for m in rows.values():
+        assert m["value"] == pytest.approx(m["recorded"], abs=1e-12), m  # same model, same data
+    assert "monitors.tumor_release_nightly: ok (models.tumor_classifier version 2" in result.stdout
+    every = (demo / ".mlx" / "alerts.jsonl").read_text()
+    assert "tumor_release_nightly" not in every
 
     # the README's tour, step 2: retrain a good one, apply (the canary starts and waits),
     # then `demo.py --walk` walks *that* canary instead of retraining over it
