@@ -6,13 +6,17 @@ budget, period start) in integer micro-dollars and tokens (``inference.money``,
 ``inference.periods``), never floats.
 
 A request's life, each step one transaction whose decision is made by the database, not by a
-read in Python followed by a write (the check-then-increment race of litellm#34732):
+read in Python followed by a write (the check-then-increment race of litellm#34732). On
+PostgreSQL each of ``reserve``, ``settle``, ``release`` and ``record`` is ONE statement run in
+autocommit (one round trip: data-modifying ``WITH`` clauses join its parts); on SQLite, where
+a statement costs no round trip, the parts run in one transaction.
 
-* ``reserve``: one conditional ``UPDATE … SET reserved = reserved + amount WHERE spent +
-  reserved + amount <= limit RETURNING …`` (PostgreSQL re-evaluates the condition on the row
-  a concurrent transaction just committed; SQLite has one writer at a time), and in the same
-  transaction the reservation's row. No replica can reserve what another already holds, so
-  spend never exceeds a hard limit by more than what settled above its reservation.
+* ``reserve``: an upsert of the period's row, ``INSERT … ON CONFLICT DO UPDATE SET reserved =
+  reserved + amount WHERE spent + reserved + amount <= limit RETURNING …`` (the first use of a
+  period creates its row; PostgreSQL evaluates the condition on the row as a concurrent
+  writer committed it, SQLite has one writer at a time), and with it the reservation's row.
+  No replica can reserve what another already holds, so spend never exceeds a hard limit by
+  more than what settled above its reservation.
 * ``settle``: ``DELETE`` the reservation ``RETURNING`` its amount and state first, then move
   the amount from reserved to spent. The reservation row is the single source: settling
   twice finds no row and changes nothing.
@@ -30,12 +34,25 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from inference import periods
 from inference.schema import budgets as B
@@ -153,25 +170,22 @@ class Ledger:
             B.c.period_start == start,
         )
 
-    def _ensure_row(self, conn: Connection, budget: str, start: int, now: float) -> None:
-        """Create the period's row if no replica has (``INSERT … ON CONFLICT DO NOTHING``:
-        a concurrent creator's insert is waited for, then skipped)."""
+    def _insert(self) -> Any:
         from sqlalchemy.dialects import postgresql, sqlite
 
-        upsert = postgresql.insert if self._postgresql else sqlite.insert
-        values = {"environment": self.environment, "budget": budget, "period_start": start}
-        conn.execute(
-            upsert(B)
-            .values(
-                **values,
-                spent_micro=0,
-                reserved_micro=0,
-                spent_tokens=0,
-                reserved_tokens=0,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["environment", "budget", "period_start"])
-        )
+        return postgresql.insert if self._postgresql else sqlite.insert
+
+    @contextmanager
+    def _statement(self) -> Iterator[Connection]:
+        """Where an operation's one statement runs: on PostgreSQL in autocommit (the statement
+        is its own transaction: one round trip, no BEGIN nor COMMIT); on SQLite in a
+        transaction (its statements run in-process, the lock is what counts)."""
+        if self._postgresql:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            with self.engine.begin() as conn:
+                yield conn
 
     # -- operations --------------------------------------------------------------------
     def reserve(
@@ -186,75 +200,111 @@ class Ledger:
         now: float,
     ) -> Reservation | Refused:
         """Hold ``amount_micro`` and ``tokens`` if spent + reserved + them stays within each
-        limit given (None: no limit of that kind), decided by one conditional UPDATE."""
+        limit given (None: no limit of that kind).
+
+        The decision is one upsert: ``INSERT`` the period's row holding the amount, or ``ON
+        CONFLICT DO UPDATE … WHERE spent + reserved + amount <= limit RETURNING``; the
+        database evaluates the condition on the row as the last writer committed it. On
+        PostgreSQL the reservation's row is inserted by the same statement (a data-modifying
+        ``WITH``); on SQLite by a second statement of the same transaction.
+        """
         start = _key(period_start)
         amount, toks = _count(amount_micro, "amount_micro"), _count(tokens, "tokens")
         lim_usd, lim_tok = _limit(limit_micro, "limit_micro"), _limit(limit_tokens, "limit_tokens")
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0 seconds, not {ttl_s!r}")
-        where = list(self._row(budget, start))
+        reservation = Reservation(uuid.uuid4().hex, budget, start, amount, toks, now + ttl_s)
+        if (lim_usd is None or amount <= lim_usd) and (lim_tok is None or toks <= lim_tok):
+            with self._statement() as conn:
+                if self._hold(conn, reservation, lim_usd, lim_tok, now):
+                    return reservation
+        with self.engine.connect() as conn:
+            return self._refused(conn, reservation, lim_usd, lim_tok)
+
+    def _hold(
+        self,
+        conn: Connection,
+        r: Reservation,
+        lim_usd: int | None,
+        lim_tok: int | None,
+        now: float,
+    ) -> bool:
+        """Reserve ``r`` if it fits (see ``reserve``); whether it did."""
+        within = []
         if lim_usd is not None:
-            where.append(B.c.spent_micro + B.c.reserved_micro + amount <= lim_usd)
+            within.append(B.c.spent_micro + B.c.reserved_micro + r.amount_micro <= lim_usd)
         if lim_tok is not None:
-            where.append(B.c.spent_tokens + B.c.reserved_tokens + toks <= lim_tok)
+            within.append(B.c.spent_tokens + B.c.reserved_tokens + r.tokens <= lim_tok)
         hold = (
-            update(B)
-            .where(*where)
+            self._insert()(B)
             .values(
-                reserved_micro=B.c.reserved_micro + amount,
-                reserved_tokens=B.c.reserved_tokens + toks,
+                environment=self.environment,
+                budget=r.budget,
+                period_start=r.period_start,
+                spent_micro=0,
+                reserved_micro=r.amount_micro,
+                spent_tokens=0,
+                reserved_tokens=r.tokens,
                 updated_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=["environment", "budget", "period_start"],
+                set_={
+                    "reserved_micro": B.c.reserved_micro + r.amount_micro,
+                    "reserved_tokens": B.c.reserved_tokens + r.tokens,
+                    "updated_at": now,
+                },
+                where=and_(*within) if within else None,
             )
             .returning(B.c.period_start)
         )
-        with self.engine.begin() as conn:
-            held = conn.execute(hold).first()
-            if held is None:  # no row for this period yet, or over a limit
-                self._ensure_row(conn, budget, start, now)
-                held = conn.execute(hold).first()
-            if held is None:
-                return self._refused(conn, budget, start, amount, toks, lim_usd, lim_tok)
-            reservation = Reservation(uuid.uuid4().hex, budget, start, amount, toks, now + ttl_s)
-            conn.execute(
-                insert(R).values(
-                    id=reservation.id,
-                    environment=self.environment,
-                    budget=budget,
-                    period_start=start,
-                    amount_micro=amount,
-                    tokens=toks,
-                    state=Held.HELD.value,
-                    created_at=now,
-                    expires_at=reservation.expires_at,
-                )
-            )
-        return reservation
+        row = {
+            "id": r.id,
+            "environment": self.environment,
+            "budget": r.budget,
+            "period_start": r.period_start,
+            "amount_micro": r.amount_micro,
+            "tokens": r.tokens,
+            "state": Held.HELD.value,
+            "created_at": now,
+            "expires_at": r.expires_at,
+        }
+        if not self._postgresql:
+            if conn.execute(hold).first() is None:
+                return False
+            conn.execute(insert(R).values(**row))
+            return True
+        held = hold.cte("held")
+        values = select(*(literal(v, R.c[k].type).label(k) for k, v in row.items()))
+        both = (
+            insert(R)
+            .from_select(list(row), values.select_from(held))
+            .add_cte(held)
+            .returning(R.c.id)
+        )
+        return conn.execute(both).first() is not None
 
     def _refused(
-        self,
-        conn: Connection,
-        budget: str,
-        start: int,
-        amount: int,
-        toks: int,
-        lim_usd: int | None,
-        lim_tok: int | None,
+        self, conn: Connection, r: Reservation, lim_usd: int | None, lim_tok: int | None
     ) -> Refused:
+        """The figures of a refusal, read just after it (for the message: by then another
+        replica may have moved them)."""
         row = conn.execute(
             select(
                 B.c.spent_micro, B.c.reserved_micro, B.c.spent_tokens, B.c.reserved_tokens
-            ).where(*self._row(budget, start))
-        ).one()
+            ).where(*self._row(r.budget, r.period_start))
+        ).first()
+        spent, reserved, spent_tokens, reserved_tokens = row if row is not None else (0, 0, 0, 0)
         return Refused(
-            budget=budget,
-            period_start=start,
-            amount_micro=amount,
-            tokens=toks,
-            spent_micro=row.spent_micro,
-            reserved_micro=row.reserved_micro,
+            budget=r.budget,
+            period_start=r.period_start,
+            amount_micro=r.amount_micro,
+            tokens=r.tokens,
+            spent_micro=spent,
+            reserved_micro=reserved,
             limit_micro=lim_usd,
-            spent_tokens=row.spent_tokens,
-            reserved_tokens=row.reserved_tokens,
+            spent_tokens=spent_tokens,
+            reserved_tokens=reserved_tokens,
             limit_tokens=lim_tok,
         )
 
@@ -262,43 +312,70 @@ class Ledger:
         self, reservation: Reservation | str, spent: int, tokens: int, now: float | None
     ) -> Closing:
         """Delete the reservation's row first (the single source of what it held), then
-        unreserve what it still held and add ``spent`` / ``tokens``."""
+        unreserve what it still held and add ``spent`` / ``tokens``: on PostgreSQL one
+        statement (``WITH gone AS (DELETE … RETURNING …) UPDATE … FROM gone``), on SQLite two
+        in one transaction."""
         rid = reservation.id if isinstance(reservation, Reservation) else reservation
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                delete(R)
-                .where(R.c.id == rid)
-                .returning(
-                    R.c.environment,
-                    R.c.budget,
-                    R.c.period_start,
-                    R.c.amount_micro,
-                    R.c.tokens,
-                    R.c.state,
-                )
-            ).first()
-            if row is None:
-                return Closing.ALREADY
-            held = row.state == Held.HELD.value
-            if held or spent or tokens:
-                unreserve, untoken = (row.amount_micro, row.tokens) if held else (0, 0)
+        gone = (
+            delete(R)
+            .where(R.c.id == rid)
+            .returning(
+                R.c.environment,
+                R.c.budget,
+                R.c.period_start,
+                R.c.amount_micro,
+                R.c.tokens,
+                R.c.state,
+            )
+        )
+        with self._statement() as conn:
+            if self._postgresql:
+                g = gone.cte("gone")
+                was_held = g.c.state == Held.HELD.value
                 values: dict[str, Any] = {
-                    "reserved_micro": B.c.reserved_micro - unreserve,
-                    "reserved_tokens": B.c.reserved_tokens - untoken,
+                    "reserved_micro": B.c.reserved_micro
+                    - case((was_held, g.c.amount_micro), else_=0),
+                    "reserved_tokens": B.c.reserved_tokens - case((was_held, g.c.tokens), else_=0),
                     "spent_micro": B.c.spent_micro + spent,
                     "spent_tokens": B.c.spent_tokens + tokens,
                 }
                 if now is not None:
                     values["updated_at"] = now
-                conn.execute(
+                closed = conn.execute(
                     update(B)
                     .where(
-                        B.c.environment == row.environment,
-                        B.c.budget == row.budget,
-                        B.c.period_start == row.period_start,
+                        B.c.environment == g.c.environment,
+                        B.c.budget == g.c.budget,
+                        B.c.period_start == g.c.period_start,
                     )
                     .values(**values)
+                    .add_cte(g)
+                    .returning(g.c.state)
+                ).first()
+                if closed is None:
+                    return Closing.ALREADY
+                return Closing.ON_TIME if closed.state == Held.HELD.value else Closing.AFTER_EXPIRY
+            row = conn.execute(gone).first()
+            if row is None:
+                return Closing.ALREADY
+            held = row.state == Held.HELD.value
+            values = {
+                "reserved_micro": B.c.reserved_micro - (row.amount_micro if held else 0),
+                "reserved_tokens": B.c.reserved_tokens - (row.tokens if held else 0),
+                "spent_micro": B.c.spent_micro + spent,
+                "spent_tokens": B.c.spent_tokens + tokens,
+            }
+            if now is not None:
+                values["updated_at"] = now
+            conn.execute(
+                update(B)
+                .where(
+                    B.c.environment == row.environment,
+                    B.c.budget == row.budget,
+                    B.c.period_start == row.period_start,
                 )
+                .values(**values)
+            )
         return Closing.ON_TIME if held else Closing.AFTER_EXPIRY
 
     def settle(
@@ -360,23 +437,33 @@ class Ledger:
         tokens: int,
         now: float,
     ) -> None:
-        """Add spend with no reservation (a budget that only alerts: nothing is refused)."""
+        """Add spend with no reservation (a budget that only alerts: nothing is refused), by
+        one upsert."""
         start = _key(period_start)
         spent, toks = _count(actual_micro, "actual_micro"), _count(tokens, "tokens")
         add = (
-            update(B)
-            .where(*self._row(budget, start))
+            self._insert()(B)
             .values(
-                spent_micro=B.c.spent_micro + spent,
-                spent_tokens=B.c.spent_tokens + toks,
+                environment=self.environment,
+                budget=budget,
+                period_start=start,
+                spent_micro=spent,
+                reserved_micro=0,
+                spent_tokens=toks,
+                reserved_tokens=0,
                 updated_at=now,
             )
-            .returning(B.c.period_start)
+            .on_conflict_do_update(
+                index_elements=["environment", "budget", "period_start"],
+                set_={
+                    "spent_micro": B.c.spent_micro + spent,
+                    "spent_tokens": B.c.spent_tokens + toks,
+                    "updated_at": now,
+                },
+            )
         )
-        with self.engine.begin() as conn:
-            if conn.execute(add).first() is None:
-                self._ensure_row(conn, budget, start, now)
-                conn.execute(add)
+        with self._statement() as conn:
+            conn.execute(add)
 
     def status(self, budget: str, period_start: int | datetime) -> Status:
         """Spend, reservations and tokens of one budget in one period (zeros before any)."""
