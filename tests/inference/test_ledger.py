@@ -84,6 +84,9 @@ def test_a_reservation_bigger_than_the_limit_is_refused_on_a_new_period(ledger: 
     refused = ledger.reserve("b", FEB, 2000, 0, 1000, None, TTL, T0)
     assert isinstance(refused, Refused) and refused.spent_micro == refused.reserved_micro == 0
     assert ledger.status("b", FEB) == Status(0, 0, 0, 0, 0)
+    too_many = ledger.reserve("b", FEB, 0, 101, None, 100, TTL, T0)
+    assert isinstance(too_many, Refused) and too_many.over_tokens
+    assert ledger.status("b", FEB) == Status(0, 0, 0, 0, 0)
 
 
 def test_a_token_limit_refuses_on_its_own(ledger: Ledger) -> None:
