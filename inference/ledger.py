@@ -394,6 +394,8 @@ class Ledger:
     def expire(self, now: float, *, keep_s: float = KEEP_EXPIRED_S) -> int:
         """Release every reservation (of any environment) whose ``expires_at`` is at or before
         ``now``; forget those released more than ``keep_s`` ago. How many were released."""
+        if not keep_s >= 0:
+            raise ValueError(f"keep_s must be >= 0 seconds, not {keep_s!r}")
         with self.engine.begin() as conn:
             if self._postgresql:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SWEEP_KEY})")

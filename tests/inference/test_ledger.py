@@ -209,6 +209,7 @@ def test_periods_budgets_and_environments_are_counted_apart(log_url: str) -> Non
         (lambda book: book.reserve("b", 1.5, 1, 0, None, None, TTL, T0), "period_start must be"),
         (lambda book: book.settle("x", -1, 0, T0), "actual_micro must be"),
         (lambda book: book.record("b", JAN, 0, -2, T0), "tokens must be"),
+        (lambda book: book.expire(T0, keep_s=-1), "keep_s must be >= 0"),
     ],
 )
 def test_bad_input_is_a_clear_error(ledger: Ledger, call: object, message: str) -> None:
