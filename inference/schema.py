@@ -30,6 +30,12 @@ so there are few; see bench/README.md):
 
 Queries that join on request id (shadow pairs, feedback) are bounded by a window and join
 within it.
+
+The budget ledger (schema version 4, ``inference.ledger``) lives here too, because the log's
+database is what gateway replicas share: ``mlx_inference_budgets`` holds one row per
+(environment, budget, period start) with spend and reservations in integer micro-dollars and
+tokens; ``mlx_inference_reservations`` one row per reservation not yet settled, indexed on
+``expires_at`` for the sweep of a crashed replica's reservations.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -124,6 +131,41 @@ batches = Table(
     Column("ts", Double, nullable=False),
     Column("records", Integer, nullable=False),
 )
+
+
+def _budget_tables(meta: MetaData) -> tuple[Table, Table]:
+    """The ledger's tables, as schema version 4 creates them (``inference.ledger``)."""
+    budgets = Table(
+        "mlx_inference_budgets",
+        meta,
+        Column("environment", String, nullable=False),
+        Column("budget", String, nullable=False),
+        Column("period_start", BigInteger, nullable=False),  # epoch seconds (inference.periods)
+        Column("spent_micro", BigInteger, nullable=False, server_default="0"),
+        Column("reserved_micro", BigInteger, nullable=False, server_default="0"),
+        Column("spent_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("reserved_tokens", BigInteger, nullable=False, server_default="0"),
+        Column("updated_at", Double),
+        PrimaryKeyConstraint("environment", "budget", "period_start"),
+    )
+    reservations = Table(
+        "mlx_inference_reservations",
+        meta,
+        Column("id", String, primary_key=True),
+        Column("environment", String, nullable=False),
+        Column("budget", String, nullable=False),
+        Column("period_start", BigInteger, nullable=False),
+        Column("amount_micro", BigInteger, nullable=False),
+        Column("tokens", BigInteger, nullable=False),
+        Column("state", String, nullable=False),  # inference.ledger.Held
+        Column("created_at", Double, nullable=False),
+        Column("expires_at", Double, nullable=False),
+        Index("ix_mlx_inference_reservations_expiry", "expires_at"),
+    )
+    return budgets, reservations
+
+
+budgets, reservations = _budget_tables(metadata)
 
 schema_version = Table(
     "mlx_inference_schema",
@@ -218,11 +260,18 @@ def _v3(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {inference.name} ADD COLUMN ttft_ms DOUBLE PRECISION")
 
 
+def _v4(conn: Connection) -> None:
+    """The budget ledger's tables (frozen: a later change is a new step)."""
+    tables = _budget_tables(MetaData())
+    tables[0].metadata.create_all(conn, tables=list(tables))
+
+
 #: Append ``Migration(N, description, step)`` to change the schema; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inference records and feedback", _v1),
     Migration(2, "client_request_id; index on request_id", _v2),
     Migration(3, "ttft_ms (time to first token of a streamed answer)", _v3),
+    Migration(4, "budget ledger: spend per period and reservations", _v4),
 )
 SCHEMA = db.Schema("inference log", schema_version, MIGRATIONS, advisory_key=_ADVISORY_KEY)
 CURRENT = SCHEMA.current

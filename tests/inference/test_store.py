@@ -120,9 +120,10 @@ def test_migrations_are_numbered_and_reopening_is_a_no_op(log_url: str) -> None:
     with s.engine.connect() as conn:
         rows = conn.execute(select(schema.schema_version.c.version)).scalars().all()
         names = set(inspect(conn).get_table_names())
-    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2, 3]
-    assert schema.CURRENT == 3
+    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2, 3, 4]
+    assert schema.CURRENT == 4
     assert {"mlx_inference", "mlx_feedback", "mlx_inference_schema"} <= names
+    assert {"mlx_inference_budgets", "mlx_inference_reservations"} <= names
 
 
 def test_a_version_1_log_is_migrated_and_keeps_its_records(log_url: str) -> None:
@@ -195,7 +196,46 @@ def test_a_version_2_log_gets_ttft_ms_and_keeps_its_records(log_url: str) -> Non
     assert got["old-2"].ttft_ms is None and got["whole"].ttft_ms is None
     assert got["streamed"].ttft_ms == 12.5 and got["streamed"].latency_ms == 80.0
     with s.engine.connect() as conn:
-        assert conn.execute(select(schema.schema_version.c.version)).scalars().all() == [1, 2, 3]
+        versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+    assert versions == [1, 2, 3, 4]
+    s.close()
+
+
+def test_a_version_3_log_gets_the_budget_ledger_and_keeps_its_records(log_url: str) -> None:
+    """A log written before the ledger (schema 3) opens, keeps its rows, and a budget can be
+    reserved and settled in it."""
+    from sqlalchemy import create_engine
+
+    from common.db import psycopg_url, sqlite_path
+    from inference.ledger import Closing, Ledger, Reservation, Status
+
+    path = sqlite_path(log_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(psycopg_url(log_url))
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        for version, description, step in schema.MIGRATIONS[:3]:
+            step(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=version, applied_at=datetime.now(UTC), description=description
+                )
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO mlx_inference (environment, endpoint, request_id, variant, ts, status,"
+            " latency_ms, latency_bucket, cache_hit) VALUES"
+            " ('default', 'fraud', 'old-3', 'stable', 1.0, 200, 5.0, 0, false)"
+        )
+        assert not inspect(conn).has_table("mlx_inference_budgets")
+    engine.dispose()
+    s = open_log(log_url)
+    assert [x.record.request_id for x in query.tail(s, "fraud")] == ["old-3"]
+    ledger = Ledger(s.engine)
+    r = ledger.reserve("b", 0, 10, 1, 100, None, 60.0, 1.0)
+    assert isinstance(r, Reservation)
+    assert ledger.settle(r, 7, 1, 2.0) is Closing.ON_TIME
+    assert ledger.status("b", 0) == Status(7, 0, 1, 0, 0)
     s.close()
 
 
