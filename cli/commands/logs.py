@@ -351,6 +351,8 @@ def _text_line(logged: Any) -> str:
         else f"{r.input_tokens or 0}+{r.output_tokens or 0}tok"
     )
     cost = "-" if r.cost_usd is None else f"${r.cost_usd:.6f}"
+    if r.cost_usd is None and r.model is not None and r.status == 200:
+        cost = "unpriced"  # an LLM answer no price was found for: never shown as $0
     parts = [
         iso(r.ts)[:23] + "Z",
         r.request_id,

@@ -83,3 +83,17 @@ def test_reprice_does_not_go_with_summary_or_follow(world: tuple[Path, str]) -> 
     for flag in ("--summary", "--follow"):
         result = run_mlx(["logs", "chat", "--reprice", flag, "--log", url], spec)
         assert result.code == 1 and "--reprice goes with neither" in result.err
+
+
+def test_an_unpriced_answer_reads_unpriced_not_zero(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec", {**BASIC, "endpoints.yaml": ENDPOINTS})
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    now = time.time()
+    open_log(url).write(
+        [
+            _llm("u", now - 2, model="nope-7b", cost_usd=None, price_source=None),
+            _llm("p", now - 1, cost_usd=0.5),
+        ]
+    )
+    lines = run_mlx(["logs", "chat", "--log", url], spec).out.splitlines()
+    assert [line.split("  ")[7] for line in lines] == ["unpriced", "$0.500000"]
