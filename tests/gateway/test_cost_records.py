@@ -102,9 +102,10 @@ class World:
         base = f"{self.server.url}/endpoints/{endpoint}/v1"
         return openai.OpenAI(base_url=base, api_key="unused", max_retries=0)
 
-    def record(self, endpoint: str, request_id: str) -> Any:
+    def record(self, endpoint: str, request_id: str, variant: str | None = None) -> Any:
         return self.server.wait_for(
-            lambda: find_record(self.log, endpoint, request_id), what=f"record {request_id}"
+            lambda: find_record(self.log, endpoint, request_id, variant),
+            what=f"record {request_id}",
         )
 
 
@@ -122,6 +123,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         doc = route(name, "prompt", variants, stable="v1", pricing=pricing)
         doc["client"] = llm_client(upstream.base_url)
         store.put("default", name, doc)
+    two = [
+        prompt_variant("v1", 1, template="{{q}}", model="house-model"),
+        prompt_variant("v2", 2, template="{{q}}", model="gpt-4o-mini"),
+    ]
+    doc = route("mirrored", "prompt", two, stable="v1", candidate="v2", mirror=100, pricing=HOUSE)
+    doc["client"] = llm_client(upstream.base_url)
+    store.put("default", "mirrored", doc)
     server = Served(spec).wait_ready()
     yield World(server, log_url(spec))
     server.stop()
@@ -230,3 +238,15 @@ def test_a_model_nobody_prices_is_null_never_zero_and_counted(world: World, stre
     )
     assert r.model == "nobody-prices-this-model"
     assert world.server.wait_for(lambda: unpriced() >= before + 1, what="unpriced counter")
+
+
+def test_a_shadow_copy_is_priced_with_its_own_model(world: World) -> None:
+    """The caller's answer (house-model, the spec's price) and its shadow copy (gpt-4o-mini,
+    the table's) are each priced as their own model billed them, cached tokens included."""
+    assert _ask(world, "mirrored", "m-1", stream=False) == "fine"
+    caller = world.record("mirrored", "m-1", "stable")
+    shadow = world.record("mirrored", "m-1", "shadow")
+    assert caller.price_source == "spec" and caller.cost_usd == pytest.approx(CASES[1][1])
+    assert shadow.price_source == _table_source() and shadow.cost_usd == pytest.approx(CASES[0][1])
+    assert shadow.cached_input_tokens == CACHED and shadow.requested_model == "gpt-4o-mini"
+    assert shadow.model == "gpt-4o-mini-2024-07-18"
