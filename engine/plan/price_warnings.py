@@ -111,12 +111,28 @@ def gateway_known(pricing: Mapping[str, Any], model: str) -> bool:
     return model in pricing or prices.known({}, model, time.time())
 
 
+#: said instead of a finding per model when the table is not installed (the serve extra)
+NO_TABLE = (
+    "genai-prices is not installed (pip install 'mlxctl[serve]'): the models served prompts "
+    "name were not checked against its price table"
+)
+
+
+def _without_table(known: Known) -> bool:
+    from gateway.pricing import table_source
+
+    return known is gateway_known and table_source() is None
+
+
 def price_warnings(
     spec: SpecSet,
     resolved: Mapping[str, Mapping[str, Any]] | None = None,
     known: Known = gateway_known,
 ) -> list[str]:
-    return [u.message for u in unpriced(spec, known, resolved)]
+    found = unpriced(spec, known, resolved)
+    if found and _without_table(known):
+        return [NO_TABLE]
+    return [u.message for u in found]
 
 
 def price_errors(
@@ -125,6 +141,9 @@ def price_errors(
     known: Known = gateway_known,
 ) -> list[Diagnostic]:
     """``--strict-prices``: the same findings as errors."""
+    found = unpriced(spec, known, resolved)
+    if found and _without_table(known):
+        return [Diagnostic(f"--strict-prices: {NO_TABLE}")]
     return [
         Diagnostic(
             f"{u.prompt}: model {u.model!r} cannot be priced by {u.endpoint}",
@@ -132,5 +151,5 @@ def price_errors(
             detail=u.text + ". Add it to the endpoint's `pricing` "
             "({input_per_1k, output_per_1k, cached_input_per_1k}) or drop --strict-prices.",
         )
-        for u in unpriced(spec, known, resolved)
+        for u in found
     ]

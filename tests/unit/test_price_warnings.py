@@ -154,3 +154,16 @@ def test_a_model_from_a_variable_is_checked_as_resolved(tmp_path: Path) -> None:
     (spec / "mlx.yaml").write_text("mlx: {}\nvariables:\n  llm_model:\n    default: gpt-4o\n")
     ok = run_mlx(["plan", "--strict-prices"], spec)
     assert ok.code == 0, ok
+
+
+def test_without_the_table_the_plan_says_so_instead_of_blaming_each_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.plan import price_warnings as pw
+    from gateway import pricing
+
+    spec = load(_spec(tmp_path, "    model: house-7b", ""))
+    assert "house-7b" in pw.price_warnings(spec)[0]
+    monkeypatch.setattr(pricing, "table_source", lambda: None)
+    assert pw.price_warnings(spec) == [pw.NO_TABLE]
+    assert [d.summary for d in pw.price_errors(spec)] == [f"--strict-prices: {pw.NO_TABLE}"]
