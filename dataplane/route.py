@@ -134,6 +134,8 @@ class ClientDoc(_Doc):
 class Price(_Doc):
     input_per_1k: float = Field(default=0, ge=0)
     output_per_1k: float = Field(default=0, ge=0)
+    #: cache reads (cached input tokens); None: billed at ``input_per_1k``
+    cached_input_per_1k: float | None = Field(default=None, ge=0)
 
 
 class RouteDoc(_Doc):

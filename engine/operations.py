@@ -180,6 +180,7 @@ def refresh(
             )
             drift.observe(alerting, known + found, channels, owners)
             now = time.time()
+            _observe_unpriced(session, alerting, now)
             runs = monitor_run.run_all(
                 writer, providers, alerting, monitor_run.select(records, monitors, now),
                 now=now, actor=session.actor, git_sha=session.git_sha,
@@ -192,6 +193,34 @@ def refresh(
         finally:
             providers.close()
     return RefreshResult(known + found, len(report.retrying) + len(report.failed), runs)
+
+
+def _observe_unpriced(session: Session, alerting: Any, now: float) -> None:
+    """The unpriced-model alerts (``engine.unpriced``) from the inference log's last day; no
+    log yet (nothing served): nothing to observe, and reading never creates one."""
+    from common.db import sqlite_path
+    from common.diagnostics import MlxError
+    from engine import unpriced
+    from engine.log_location import log_url
+    from inference.store import LogError, open_log
+    from inference.unpriced import unpriced as unpriced_answers
+
+    url = log_url(session)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return
+    try:
+        store = open_log(url)
+    except LogError as exc:
+        raise MlxError(f"mlx refresh: cannot read the inference log: {exc}") from None
+    try:
+        found = unpriced_answers(
+            store, since=now - unpriced.WINDOW_S, environment=session.workspace
+        )
+    finally:
+        store.close()
+    channels = list(session.spec.settings.get("cost_alerts") or [])
+    unpriced.observe(alerting, found, channels, now)
 
 
 def apply(

@@ -74,13 +74,15 @@ class ChatRoutes(GatewayCore):
                 return await self._streamed(view, call, loaded, doc, prepared, entry, cache_key)
             tin: int | None
             tout: int | None
+            used = pricing.Usage()
             if entry is not None:
                 content, model_used = entry.body, entry.model
                 tin, tout, outputs, hit = 0, 0, entry.outputs, True
             else:
                 answer = await self._upstream(view, call, prepared.body, self.http)
                 content, model_used = answer.raw, answer.model or prepared.model
-                tin, tout = answer.usage
+                used = answer.tokens
+                tin, tout = used.input_tokens, used.output_tokens
                 outputs, hit = _contents(answer.data), False
                 if cache_key is not None and ttl is not None:
                     self.cache.put(cache_key, ttl, content, model_used, tin, tout, outputs)
@@ -96,10 +98,10 @@ class ChatRoutes(GatewayCore):
         requested = prepared.model
 
         def after() -> None:
-            cost = (
-                0.0
+            priced = (
+                pricing.CACHED
                 if hit
-                else pricing.cost_usd(view.route.pricing, requested, model_used, tin, tout, call.ts)
+                else pricing.price(view.route.pricing, requested, model_used, used, call.ts)
             )
             self._answered(
                 view,
@@ -113,9 +115,11 @@ class ChatRoutes(GatewayCore):
                 outputs=outputs,
                 input_tokens=tin,
                 output_tokens=tout,
-                cost_usd=cost,
+                cached_input_tokens=used.cached_input_tokens,
                 cache_hit=hit,
                 model=model_used,
+                requested_model=requested,
+                **priced.fields(),
             )
             if shadow is not None:
                 self.shadows.spawn(
@@ -234,12 +238,17 @@ class ChatRoutes(GatewayCore):
                     outcome.error,
                 )
             tin, tout = (0, 0) if hit else (tally.input_tokens, tally.output_tokens)
+            cached = None if hit else tally.cached_input_tokens
             model_used = entry.model if entry is not None else tally.model or prepared.model
-            cost = (
-                0.0
+            priced = (
+                pricing.CACHED
                 if hit
-                else pricing.cost_usd(
-                    view.route.pricing, prepared.model, model_used, tin, tout, call.ts
+                else pricing.price(
+                    view.route.pricing,
+                    prepared.model,
+                    model_used,
+                    pricing.Usage(tin, tout, cached),
+                    call.ts,
                 )
             )
             self._answered(
@@ -254,11 +263,13 @@ class ChatRoutes(GatewayCore):
                 outputs=tally.outputs,
                 input_tokens=tin,
                 output_tokens=tout,
-                cost_usd=cost,
+                cached_input_tokens=cached,
                 cache_hit=hit,
                 error=outcome.error,
                 model=model_used,
+                requested_model=prepared.model,
                 ttft_ms=tally.ttft_ms,
+                **priced.fields(),
             )
             if outcome.status != 200:
                 return
@@ -290,7 +301,8 @@ class ChatRoutes(GatewayCore):
         shadow_call = Call(call.request_id, t0, ts, view, Role.SHADOW, loaded, call.key)
         status, error, outputs = 200, None, None
         tin = tout = None
-        cost = None
+        used = pricing.Usage()
+        priced = pricing.UNPRICED
         requested = answered = None
         try:
             prepared = loaded.prompt.prepare(doc)
@@ -299,9 +311,10 @@ class ChatRoutes(GatewayCore):
                 self._upstream(view, shadow_call, prepared.body, self.shadow_http),
                 view.route.timeout_s + 1.0,
             )
-            tin, tout = answer.usage
+            used = answer.tokens
+            tin, tout = used.input_tokens, used.output_tokens
             outputs = _contents(answer.data)
-            cost = pricing.cost_usd(view.route.pricing, requested, answer.model, tin, tout, ts)
+            priced = pricing.price(view.route.pricing, requested, answer.model, used, ts)
             answered = answer.model or requested
         except InputError as exc:
             status, error = 400, f"shadow: {exc}"
@@ -327,8 +340,10 @@ class ChatRoutes(GatewayCore):
             outputs,
             input_tokens=tin,
             output_tokens=tout,
-            cost_usd=cost,
+            cached_input_tokens=used.cached_input_tokens,
             model=answered,
+            requested_model=requested,
+            **priced.fields(),
         )
 
 

@@ -309,6 +309,7 @@ class GatewayCore:
             latency,
             client_request_id=call.client_request_id,
             ttft_ms=ttft_ms,
+            model=model,
             **fields,
         )
         seq = self.writer.submit(rec)

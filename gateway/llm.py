@@ -40,6 +40,7 @@ import httpx
 import orjson
 
 from dataplane.route import DEFAULT_MAX_RESPONSE_BYTES
+from gateway import pricing
 
 T = TypeVar("T")
 
@@ -83,6 +84,11 @@ class Answer:
         if not isinstance(usage, dict):
             return None, None
         return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+
+    @property
+    def tokens(self) -> pricing.Usage:
+        """The raw usage, cached input tokens included (``gateway.pricing.usage_of``)."""
+        return pricing.usage_of(self.data.get("usage"))
 
     @property
     def model(self) -> str | None:

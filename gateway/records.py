@@ -70,6 +70,13 @@ def record(
     cache_hit: bool = False,
     client_request_id: str | None = None,
     ttft_ms: float | None = None,
+    cached_input_tokens: int | None = None,
+    price_source: str | None = None,
+    price_input_per_1m: float | None = None,
+    price_output_per_1m: float | None = None,
+    price_cached_input_per_1m: float | None = None,
+    model: str | None = None,
+    requested_model: str | None = None,
 ) -> InferenceRecord:
     keep = keeps_payloads(view, request_id)
     return InferenceRecord(
@@ -85,4 +92,11 @@ def record(
         outputs=outputs if keep else None,
         error=error,
         ttft_ms=ttft_ms,
+        cached_input_tokens=cached_input_tokens,
+        price_source=price_source,
+        price_input_per_1m=price_input_per_1m,
+        price_output_per_1m=price_output_per_1m,
+        price_cached_input_per_1m=price_cached_input_per_1m,
+        model=model,
+        requested_model=requested_model,
     )

@@ -36,6 +36,8 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.pricing import usage_of
+
 log = logging.getLogger("mlx.gateway")
 
 SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
@@ -111,6 +113,7 @@ class Tally:
     ttft_ms: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
     model: str | None = None
     done: bool = False
     error: str | None = None  # the upstream's error event's message
@@ -147,6 +150,7 @@ class Tally:
             self._usage = usage
             self.input_tokens = _int(usage.get("prompt_tokens"))
             self.output_tokens = _int(usage.get("completion_tokens"))
+            self.cached_input_tokens = usage_of(usage).cached_input_tokens
         choices = chunk.get("choices")
         if not choices:
             return Kind.USAGE if isinstance(usage, dict) else Kind.FORWARD

@@ -19,7 +19,9 @@ from typing import Any
 from contract import Role
 
 #: The spec's fixed field names, in the spec's order (``--json`` prints them in this order),
-#: then the added ones this log keeps (``client_request_id``, ``ttft_ms``).
+#: then the added ones this log keeps (``client_request_id``, ``ttft_ms``, and the raw usage and
+#: price of an LLM answer: ``cached_input_tokens``, ``price_source`` and the rates applied,
+#: the model that answered and the one asked for — what ``mlx logs --reprice`` prices again).
 FIELDS: tuple[str, ...] = (
     "request_id",
     "ts",
@@ -42,6 +44,13 @@ FIELDS: tuple[str, ...] = (
     "error",
     "client_request_id",
     "ttft_ms",
+    "cached_input_tokens",
+    "price_source",
+    "price_input_per_1m",
+    "price_output_per_1m",
+    "price_cached_input_per_1m",
+    "model",
+    "requested_model",
 )
 
 #: The variant a shadow copy of a request is logged under (same request_id as the caller's):
@@ -67,6 +76,13 @@ class InferenceRecord:
     already been used (``request_id`` is then a fresh one, the one the caller got back).
     ``ttft_ms`` is the time from arrival to the first content token of a streamed answer
     (``latency_ms`` is then the whole stream); None for an answer that was not streamed.
+
+    An LLM answer keeps its raw usage (``input_tokens`` counts every prompt token,
+    ``cached_input_tokens`` the subset read from the provider's cache), ``model`` (as the
+    upstream answered) and ``requested_model``, and the price it was charged at:
+    ``price_source`` (``spec``, ``genai-prices <version>``, ``cache`` for a cache hit, None when
+    no price was known — ``cost_usd`` is then None, never 0) and the per-1M-token USD rates
+    applied (``price_*_per_1m``).
     """
 
     request_id: str
@@ -90,6 +106,13 @@ class InferenceRecord:
     error: str | None = None
     client_request_id: str | None = None
     ttft_ms: float | None = None
+    cached_input_tokens: int | None = None
+    price_source: str | None = None
+    price_input_per_1m: float | None = None
+    price_output_per_1m: float | None = None
+    price_cached_input_per_1m: float | None = None
+    model: str | None = None
+    requested_model: str | None = None
     environment: str = DEFAULT_ENVIRONMENT
 
     def to_json(self) -> dict[str, Any]:

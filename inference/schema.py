@@ -92,6 +92,14 @@ inference = Table(
     Column("error", Text),
     Column("client_request_id", String),  # the caller's x-request-id when it was already used
     Column("ttft_ms", Double),  # time to the first token of a streamed answer (schema 3)
+    # an LLM answer's raw usage and price (schema 5): what `mlx logs --reprice` prices again
+    Column("cached_input_tokens", Integer),
+    Column("price_source", String),
+    Column("price_input_per_1m", Double),
+    Column("price_output_per_1m", Double),
+    Column("price_cached_input_per_1m", Double),
+    Column("model", String),
+    Column("requested_model", String),
     Index(
         "ix_mlx_inference_window",
         "environment",
@@ -266,12 +274,30 @@ def _v4(conn: Connection) -> None:
     tables[0].metadata.create_all(conn, tables=list(tables))
 
 
+def _v5(conn: Connection) -> None:
+    """An LLM answer's raw usage and the price it was charged at: ``cached_input_tokens``,
+    ``price_source``, the rates applied, the model that answered and the one requested (NULL
+    for the rows before: ``mlx logs --reprice`` leaves a row without a model alone)."""
+    columns = (
+        ("cached_input_tokens", "INTEGER"),
+        ("price_source", "VARCHAR"),
+        ("price_input_per_1m", "DOUBLE PRECISION"),
+        ("price_output_per_1m", "DOUBLE PRECISION"),
+        ("price_cached_input_per_1m", "DOUBLE PRECISION"),
+        ("model", "VARCHAR"),
+        ("requested_model", "VARCHAR"),
+    )
+    for name, kind in columns:
+        conn.exec_driver_sql(f"ALTER TABLE {inference.name} ADD COLUMN {name} {kind}")
+
+
 #: Append ``Migration(N, description, step)`` to change the schema; never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inference records and feedback", _v1),
     Migration(2, "client_request_id; index on request_id", _v2),
     Migration(3, "ttft_ms (time to first token of a streamed answer)", _v3),
     Migration(4, "budget ledger: spend per period and reservations", _v4),
+    Migration(5, "raw usage and price of LLM answers (cached tokens, price source, rates)", _v5),
 )
 SCHEMA = db.Schema("inference log", schema_version, MIGRATIONS, advisory_key=_ADVISORY_KEY)
 CURRENT = SCHEMA.current

@@ -275,6 +275,13 @@ def record_values(r: InferenceRecord) -> tuple[Any, ...]:
         _text(r.error),
         _text(r.client_request_id),
         None if r.ttft_ms is None else float(r.ttft_ms),
+        r.cached_input_tokens,
+        _text(r.price_source),
+        r.price_input_per_1m,
+        r.price_output_per_1m,
+        r.price_cached_input_per_1m,
+        _text(r.model),
+        _text(r.requested_model),
     )
 
 

@@ -185,6 +185,11 @@ class PythonClient(SpecModel):
 class Price(SpecModel):
     input_per_1k: float = Field(0, ge=0)
     output_per_1k: float = Field(0, ge=0)
+    cached_input_per_1k: float | None = Field(
+        None,
+        ge=0,
+        description="Cached input tokens (cache reads), USD per 1k; default: input_per_1k.",
+    )
 
 
 class Eval(Resource):

@@ -35,6 +35,13 @@ class Settings(SpecModel):
     drift_alerts: list[Annotated[str, StringConstraints(pattern=r"^alerts\.[a-z][a-z0-9_-]*$")]] = (
         Field(default_factory=list, description="Alert channels `mlx refresh` tells about drift.")
     )
+    cost_alerts: list[Annotated[str, StringConstraints(pattern=r"^alerts\.[a-z][a-z0-9_-]*$")]] = (
+        Field(
+            default_factory=list,
+            description="Alert channels `mlx refresh` tells about LLM answers it could not "
+            "price (cost_usd null).",
+        )
+    )
     paths: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
         default_factory=list,
         description="Directories outside the spec directory whose files the spec may name "

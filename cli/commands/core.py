@@ -73,6 +73,12 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
         help="Read every managed object first and plan the repair of any drift.",
     )
     @click.option("--rerun-gates", is_flag=True, help=RERUN_HELP)
+    @click.option(
+        "--strict-prices",
+        is_flag=True,
+        help="Fail (exit 1) when a served prompt or routing rule names a model neither the "
+        "endpoint's pricing nor genai-prices can price (default: a warning).",
+    )
     @click.pass_context
     def plan(
         ctx: click.Context,
@@ -85,6 +91,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
         run_evals: bool,
         live_refresh: bool,
         rerun_gates: bool,
+        strict_prices: bool,
     ) -> int:
         """Show what apply would do."""
         import os
@@ -95,10 +102,9 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
         if as_json and markdown:
             raise click.UsageError("choose one of --json and --markdown")
         g = globals_of(ctx)
-        plain = (
-            not (targets or replace or out or as_json or markdown or run_evals or live_refresh)
-            and not rerun_gates
-        )
+        plain = not (
+            targets or replace or out or as_json or markdown or run_evals or live_refresh
+        ) and not (rerun_gates or strict_prices)
         if plain and not os.environ.get("MLX_NO_PLAN_MEMO"):
             workspace = g.environment or os.environ.get("MLX_ENV") or "default"
             remembered = plancache.lookup(g.chdir.resolve(), workspace, g.state_url, os.environ)
@@ -124,6 +130,7 @@ def _register_plan(cli: click.Group, common: Callable[..., Any]) -> None:
                 environment=session.workspace,
                 run_evals=run_evals,
                 rerun_gates=rerun_gates,
+                strict_prices=strict_prices,
             ),
             memo=plain,
             with_spec=out is not None,

@@ -1,4 +1,5 @@
-"""``logs``: read an endpoint's inference log (``mlx logs ENDPOINT [--since D] [--follow]``).
+"""``logs``: read an endpoint's inference log (``mlx logs ENDPOINT [--since D] [--follow]``),
+summarise it (``--summary``) or price its LLM answers again (``--reprice``).
 
 SQLAlchemy and the log's store are imported only when the command runs.
 """
@@ -52,6 +53,13 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         "successful outcome (each request's newest feedback).",
     )
     @click.option(
+        "--reprice",
+        is_flag=True,
+        help="Recompute cost_usd of the logged LLM answers (in the window) from their stored "
+        "usage with the current prices: the spec's pricing, then genai-prices. Records "
+        "without usage are left alone.",
+    )
+    @click.option(
         "--interval",
         type=click.FloatRange(min=0.05),
         default=1.0,
@@ -68,6 +76,7 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
         limit: int,
         log_option: str | None,
         summary: bool,
+        reprice: bool,
         interval: float,
     ) -> None:
         """Print the inference log of ENDPOINT: one line per request, oldest first."""
@@ -76,8 +85,13 @@ def register(cli: click.Group, common: Callable[..., Any]) -> None:
 
         if summary and follow:
             raise MlxError("--summary and --follow do not go together")
+        if reprice and (summary or follow):
+            raise MlxError("--reprice goes with neither --summary nor --follow")
         session = session_for(ctx)
         try:
+            if reprice:
+                _reprice(session, endpoint, since, as_json, log_option)
+                return
             if summary:
                 _summary(session, endpoint, since, as_json, log_option)
                 return
@@ -135,6 +149,72 @@ def _summary(
     header = ["VARIANT", "REQUESTS", "ERRORS", "ABANDONED", "P50", "P95", "P99", "CACHE HITS",
               "$/REQUEST", "$/SUCCESS"]  # fmt: skip
     click.echo(table(header, [_summary_row(v) for _, v in sorted(found.items())]), nl=False)
+
+
+def _reprice(
+    session: Any, endpoint: str, since_text: str | None, as_json: bool, log_option: str | None
+) -> None:
+    """Price the window's LLM answers again with the spec's current prices."""
+    from gateway import pricing
+    from inference.reprice import Usage, reprice
+
+    store, since = _opened(session, endpoint, since_text, log_option, create=False)
+    overrides = _spec_pricing(session, endpoint)
+
+    def price_of(u: Usage) -> pricing.Priced:
+        used = pricing.Usage(u.input_tokens, u.output_tokens, u.cached_input_tokens)
+        return pricing.price(overrides, u.requested_model, u.model, used, u.ts)
+
+    if store is None:
+        done = None
+    else:
+        done = reprice(store, endpoint, price_of, environment=session.workspace, since=since)
+    if as_json:
+        out = {"endpoint": endpoint, **(done.to_json() if done is not None else {})}
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    if done is None or done.records == 0:
+        click.echo(
+            f"{endpoint}: no records with usage to reprice" + (" in the window" if since else "")
+        )
+        return
+    unpriced = (
+        f"; unpriced {done.unpriced_before} -> {done.unpriced_after}"
+        if done.unpriced_before or done.unpriced_after
+        else ""
+    )
+    click.echo(
+        f"{endpoint}: {done.changed} of {done.records} records changed; total "
+        f"${done.before_usd:.6f} -> ${done.after_usd:.6f}{unpriced}"
+    )
+
+
+def _spec_pricing(session: Any, endpoint: str) -> dict[str, Any]:
+    """The endpoint's ``pricing`` as the spec says now (checked as the gateway reads it); an
+    endpoint the spec does not declare is priced from genai-prices alone (said on stderr)."""
+    from pydantic import ValidationError
+
+    from common.diagnostics import MlxError
+    from dataplane.route import Price
+
+    try:
+        decls = session.spec.decls.values()
+    except MlxError:
+        decls = []
+    decl = next((d for d in decls if d.section == "endpoints" and d.name == endpoint), None)
+    if decl is None:
+        click.echo(
+            f"note: endpoint {endpoint!r} is not in the spec: prices come from genai-prices alone",
+            err=True,
+        )
+        return {}
+    out = {}
+    for model, given in (decl.body.get("pricing") or {}).items():
+        try:
+            out[str(model)] = Price.model_validate(given)
+        except ValidationError as exc:
+            raise MlxError(f"{decl.file}: endpoints.{endpoint}.pricing.{model}: {exc}") from None
+    return out
 
 
 def _summary_row(v: Any) -> list[str]:
@@ -271,6 +351,8 @@ def _text_line(logged: Any) -> str:
         else f"{r.input_tokens or 0}+{r.output_tokens or 0}tok"
     )
     cost = "-" if r.cost_usd is None else f"${r.cost_usd:.6f}"
+    if r.cost_usd is None and r.model is not None and r.status == 200:
+        cost = "unpriced"  # an LLM answer no price was found for: never shown as $0
     parts = [
         iso(r.ts)[:23] + "Z",
         r.request_id,

@@ -172,6 +172,8 @@ class PlanOptions(BaseModel):
     drift: dict[str, str] = Field(default_factory=dict)
     #: ``--rerun-gates``: run every gate in scope even where a passed verdict would be reused.
     rerun_gates: bool = False
+    #: ``--strict-prices``: a model a served prompt names that cannot be priced is an error.
+    strict_prices: bool = False
 
 
 class PlanValues(BaseModel):

@@ -113,6 +113,7 @@ class Planner:
         scope = target_scope(self.options.targets, self.spec.decls, self.graph.graph, self.index)
         self._prefetch(self.lookups.attribute_targets())
         self._plan_all(scope)
+        self._check_prices()
         self._refine_changed()
         if self.options.run_evals:
             run_gates(self.planned.values(), self.beat)
@@ -423,6 +424,19 @@ class Planner:
         from engine.apply.drift import recorded
 
         return [d.as_dict() for d in recorded(self.reader, self.index)]
+
+    def _check_prices(self) -> None:
+        """Models served prompts name that the gateway could not price: warnings, or errors
+        with ``--strict-prices`` (``engine.plan.price_warnings``)."""
+        from engine.plan.price_warnings import price_errors, price_warnings
+
+        resolved = {address: p.body for address, p in self.planned.items()}
+        if self.options.strict_prices:
+            errors = price_errors(self.spec, resolved)
+            if errors:
+                raise MlxError(errors)
+            return
+        self.plan_warnings.extend(price_warnings(self.spec, resolved))
 
     def _warnings(self) -> list[str]:
         return list(self.plan_warnings)

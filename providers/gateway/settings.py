@@ -95,7 +95,7 @@ def settings(spec: Mapping[str, Any], env_refs: Mapping[str, str] | None = None)
     if not isinstance(pricing_spec, Mapping):
         raise SettingsError("pricing: expected a mapping of model name to prices", ("pricing",))
     pricing = {
-        str(name): _validated(Price, price, f"pricing.{name}").model_dump()
+        str(name): _validated(Price, price, f"pricing.{name}").model_dump(exclude_none=True)
         for name, price in sorted(pricing_spec.items())
     }
     fields = Endpoint.model_fields

@@ -17,6 +17,10 @@ SPEC_FIELDS = [
     "prompt_version", "retrieval_version", "status", "latency_ms", "input_tokens",
     "output_tokens", "cost_usd", "cache_hit", "key_hash", "inputs", "outputs", "error",
     "client_request_id", "ttft_ms",  # SPEC.md's added fields
+    "cached_input_tokens", "price_source",  # SPEC.md's added fields (issue 22)
+    # the price applied and the models: what `mlx logs --reprice` prices again
+    "price_input_per_1m", "price_output_per_1m", "price_cached_input_per_1m",
+    "model", "requested_model",
 ]  # fmt: skip
 
 

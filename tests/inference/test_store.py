@@ -120,8 +120,8 @@ def test_migrations_are_numbered_and_reopening_is_a_no_op(log_url: str) -> None:
     with s.engine.connect() as conn:
         rows = conn.execute(select(schema.schema_version.c.version)).scalars().all()
         names = set(inspect(conn).get_table_names())
-    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2, 3, 4]
-    assert schema.CURRENT == 4
+    assert rows == [version for version, _, _ in schema.MIGRATIONS] == [1, 2, 3, 4, 5]
+    assert schema.CURRENT == 5
     assert {"mlx_inference", "mlx_feedback", "mlx_inference_schema"} <= names
     assert {"mlx_inference_budgets", "mlx_inference_reservations"} <= names
 
@@ -197,7 +197,7 @@ def test_a_version_2_log_gets_ttft_ms_and_keeps_its_records(log_url: str) -> Non
     assert got["streamed"].ttft_ms == 12.5 and got["streamed"].latency_ms == 80.0
     with s.engine.connect() as conn:
         versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
     s.close()
 
 
@@ -236,6 +236,53 @@ def test_a_version_3_log_gets_the_budget_ledger_and_keeps_its_records(log_url: s
     assert isinstance(r, Reservation)
     assert ledger.settle(r, 7, 1, 2.0) is Closing.ON_TIME
     assert ledger.status("b", 0) == Status(7, 0, 1, 0, 0)
+    s.close()
+
+
+def test_a_version_3_log_gets_the_usage_and_price_columns_and_keeps_its_records(
+    log_url: str,
+) -> None:
+    """A log written before the raw usage and price were kept (schema 3) opens, keeps its rows
+    (their new fields null), and stores every new field for new records."""
+    from sqlalchemy import create_engine
+
+    from common.db import psycopg_url, sqlite_path
+
+    path = sqlite_path(log_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(psycopg_url(log_url))
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        for version, description, step in schema.MIGRATIONS[:3]:
+            step(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=version, applied_at=datetime.now(UTC), description=description
+                )
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO mlx_inference (environment, endpoint, request_id, variant, ts, status,"
+            " latency_ms, latency_bucket, cache_hit, input_tokens, output_tokens, cost_usd)"
+            " VALUES ('default', 'fraud', 'old-3', 'stable', 1.0, 200, 5.0, 0, false, 10, 5, 0.5)"
+        )
+    engine.dispose()
+    s = open_log(log_url)
+    priced = {
+        "cached_input_tokens": 400,
+        "price_source": "genai-prices 0.2.5",
+        "price_input_per_1m": 0.15,
+        "price_output_per_1m": 0.6,
+        "price_cached_input_per_1m": 0.075,
+        "model": "gpt-4o-mini-2024-07-18",
+        "requested_model": "gpt-4o-mini",
+    }
+    s.write([rec("new-5", input_tokens=1000, output_tokens=100, cost_usd=0.00018, **priced)])
+    got = {x.record.request_id: x.record for x in query.tail(s, "fraud", limit=None)}
+    old, new = got["old-3"], got["new-5"]
+    assert (old.input_tokens, old.cost_usd) == (10, 0.5)
+    assert all(getattr(old, name) is None for name in priced)
+    assert {name: getattr(new, name) for name in priced} == priced
     s.close()
 
 
