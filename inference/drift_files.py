@@ -37,7 +37,8 @@ from inference.drift_bins import (
     fold,
 )
 
-_NUMBERS = (
+#: DuckDB's numeric column types (counted as numbers).
+NUMBERS = (
     "TINYINT",
     "SMALLINT",
     "INTEGER",
@@ -82,7 +83,7 @@ def _cell(bins: Bins, column_type: str | None, col: str) -> tuple[str, str, str]
     if column_type is None:
         return str(K_NULL), "NULL::DOUBLE", "NULL::VARCHAR"
     base = column_type.split("(")[0].upper()
-    if base in _NUMBERS:
+    if base in NUMBERS:
         kind = f"CASE WHEN {col} IS NULL THEN {K_NULL} ELSE {K_NUMBER} END"
         return kind, f"CAST({col} AS DOUBLE)", f"CAST({col} AS VARCHAR)"
     if base == "BOOLEAN":

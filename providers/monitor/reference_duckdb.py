@@ -37,25 +37,10 @@ from analysis.drift import Histogram, NumericProfile
 from analysis.drift.binning import discrete_edges, levels, quantile, quantile_edges
 from analysis.drift.profile import DEFAULT_BINS, KEEP_VALUES
 from inference.drift_bins import NumericBins
-from inference.drift_files import file_counts
+from inference.drift_files import NUMBERS, file_counts
 
 #: DuckDB column types profiled in the engine (``DECIMAL`` is not: Python sees ``Decimal``).
-NUMERIC_TYPES = frozenset(
-    {
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "UTINYINT",
-        "USMALLINT",
-        "UINTEGER",
-        "UBIGINT",
-        "UHUGEINT",
-        "FLOAT",
-        "DOUBLE",
-    }
-)
+NUMERIC_TYPES = frozenset(NUMBERS) - {"DECIMAL"}
 
 
 #: Up to this many distinct values (by DuckDB's HyperLogLog estimate, within a few percent)
