@@ -17,6 +17,7 @@ from state.status import DriftStatus
 
 if TYPE_CHECKING:
     from engine.apply.applier import ApplyReport
+    from engine.unpriced import UnpricedReader
     from engine.workflows.release import Delivery
 
 Echo = Callable[[str], None]
@@ -149,6 +150,7 @@ def refresh(
     echo: Echo,
     warn: Echo | None = None,
     monitors: Sequence[str] = (),
+    unpriced_since: UnpricedReader | None = None,
 ) -> RefreshResult:
     """Read every recorded object; record what drifted and raise its alerts (one per
     resource, through the alert lifecycle and its outbox); run the monitors that are due
@@ -156,7 +158,9 @@ def refresh(
     what is due.
 
     ``warn`` (stderr in the CLI) hears about alerts that could not be delivered (they stay
-    in the outbox: a later run retries them, `mlx alerts` lists them).
+    in the outbox: a later run retries them, `mlx alerts` lists them). ``unpriced_since``
+    reads the inference log's unpriced answers since a time (the CLI, which may open the log,
+    passes it; the engine does not import the log): their alerts are observed when given.
     """
     from engine.alerting import Alerting
     from engine.apply import drift
@@ -180,7 +184,8 @@ def refresh(
             )
             drift.observe(alerting, known + found, channels, owners)
             now = time.time()
-            _observe_unpriced(session, alerting, now)
+            if unpriced_since is not None:
+                _observe_unpriced(session, alerting, unpriced_since, now)
             runs = monitor_run.run_all(
                 writer, providers, alerting, monitor_run.select(records, monitors, now),
                 now=now, actor=session.actor, git_sha=session.git_sha,
@@ -195,30 +200,11 @@ def refresh(
     return RefreshResult(known + found, len(report.retrying) + len(report.failed), runs)
 
 
-def _observe_unpriced(session: Session, alerting: Any, now: float) -> None:
-    """The unpriced-model alerts (``engine.unpriced``) from the inference log's last day; no
-    log yet (nothing served): nothing to observe, and reading never creates one."""
-    from common.db import sqlite_path
-    from common.diagnostics import MlxError
+def _observe_unpriced(session: Session, alerting: Any, read: UnpricedReader, now: float) -> None:
+    """The unpriced-model alerts (``engine.unpriced``) from the inference log's last day."""
     from engine import unpriced
-    from engine.log_location import log_url
-    from inference.store import LogError, open_log
-    from inference.unpriced import unpriced as unpriced_answers
 
-    url = log_url(session)
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        return
-    try:
-        store = open_log(url)
-    except LogError as exc:
-        raise MlxError(f"mlx refresh: cannot read the inference log: {exc}") from None
-    try:
-        found = unpriced_answers(
-            store, since=now - unpriced.WINDOW_S, environment=session.workspace
-        )
-    finally:
-        store.close()
+    found = read(session, now - unpriced.WINDOW_S)
     channels = list(session.spec.settings.get("cost_alerts") or [])
     unpriced.observe(alerting, found, channels, now)
 

@@ -13,15 +13,35 @@ day without such answers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from alerts import AlertKey, AlertState, Condition, Notify
 from contract import AlertMessage
 
 if TYPE_CHECKING:
     from engine.alerting import Alerting
-    from inference.unpriced import Unpriced
+
+
+class Unpriced(Protocol):
+    """One endpoint's unpriced answers from one model (``inference.unpriced.Unpriced``)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def answers(self) -> int: ...
+
+    @property
+    def with_usage(self) -> int: ...
+
+
+#: Reads the log's unpriced answers of a session's workspace since a time (``cli`` gives one:
+#: the engine does not open the inference log itself).
+UnpricedReader = Callable[[Any, float], Sequence[Unpriced]]
 
 #: the alert's signal: ``endpoints.NAME/unpriced``
 SIGNAL = "unpriced"

@@ -2,7 +2,7 @@
 
 Render the variant's prompt with the caller's ``variables`` (``gateway.prompts``), answer from
 the response cache when it can, else call the LLM upstream (``gateway.llm``); after the
-answer, price it (``gateway.pricing``), log it, and start the shadow copy as a detached task.
+answer, price it (``common.pricing``), log it, and start the shadow copy as a detached task.
 With ``stream: true`` the answer is server-sent events (``gateway.streaming``): the same
 steps, the record written when the stream ended; a cache hit is replayed as a stream, and a
 completed stream is cached as a whole answer. The shadow copy of a streamed request is a
@@ -20,10 +20,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common import pricing
 from contract import Role
 from dataplane.route import Kind
 from gateway import cache as cache_mod
-from gateway import llm, pricing, streaming
+from gateway import llm, streaming
 from gateway.control import EndpointView, Loaded
 from gateway.core import GatewayCore
 from gateway.http import Answer, Call, Fail, error_payload, new_call

@@ -39,8 +39,8 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 import orjson
 
+from common import pricing
 from dataplane.route import DEFAULT_MAX_RESPONSE_BYTES
-from gateway import pricing
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class Answer:
 
     @property
     def tokens(self) -> pricing.Usage:
-        """The raw usage, cached input tokens included (``gateway.pricing.usage_of``)."""
+        """The raw usage, cached input tokens included (``common.pricing.usage_of``)."""
         return pricing.usage_of(self.data.get("usage"))
 
     @property

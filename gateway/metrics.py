@@ -10,7 +10,7 @@ Series (all prefixed ``mlx_gateway_``; every ``…_total`` is a counter, ``rate(
   upstream's ``usage`` reported them (``direction``: ``input``, ``output``); a cache hit adds
   none (the upstream did no work)
 * ``cost_usd_total{endpoint, variant, model}``: the same answers' cost, as logged
-  (``gateway.pricing``); ``unpriced_total{endpoint, model}``: answers no price was found for
+  (``common.pricing``); ``unpriced_total{endpoint, model}``: answers no price was found for
   (no ``usage``, or a model neither the route's pricing nor the price table knows) — they add
   nothing to ``cost_usd_total`` rather than a silent 0
 * ``model`` is the model that answered (the upstream's ``model``, else the one asked for),

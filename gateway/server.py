@@ -118,9 +118,9 @@ def serve(opts: ServeOptions, spec_keys: SpecKeys | None = None) -> int:
     """
     import uvicorn
 
+    from common import pricing
     from common.db import in_memory, redact_url
     from dataplane.table import RouteStore
-    from gateway import pricing
     from gateway.app import Gateway
     from gateway.auth import Bearer
     from gateway.control import Control, RouteSource

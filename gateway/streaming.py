@@ -36,7 +36,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.pricing import usage_of
+from common.pricing import usage_of
 
 log = logging.getLogger("mlx.gateway")
 

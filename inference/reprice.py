@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class Price(Protocol):
-    """What ``gateway.pricing.price`` answers (kept structural: the log does not import the
+    """What ``common.pricing.price`` answers (kept structural: the log does not import the
     gateway)."""
 
     @property

@@ -265,6 +265,7 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
 
         from cli.app import EXIT_CHANGES, EXIT_OK, session_for
         from cli.render.monitors import render_monitor_runs
+        from cli.unpriced_log import unpriced_since
         from engine import operations
         from engine.render.text import render_drift
         from state.status import DriftStatus
@@ -275,6 +276,7 @@ def _register_refresh(cli: click.Group, common: Callable[..., Any]) -> None:
             echo=lambda line: click.echo(line, err=as_json),
             warn=lambda line: click.echo(line, err=True),
             monitors=monitors,
+            unpriced_since=unpriced_since,
         )
         found = result.drift
         items = [d.as_dict() for d in found]

@@ -155,7 +155,7 @@ def _reprice(
     session: Any, endpoint: str, since_text: str | None, as_json: bool, log_option: str | None
 ) -> None:
     """Price the window's LLM answers again with the spec's current prices."""
-    from gateway import pricing
+    from common import pricing
     from inference.reprice import Usage, reprice
 
     store, since = _opened(session, endpoint, since_text, log_option, create=False)

@@ -2,7 +2,7 @@
 that the gateway could not price.
 
 The gateway logs ``cost_usd = null`` (never 0) for an answer it has no price for
-(``gateway.pricing``); budgets and ``$ / success`` then miss it. The plan says so before any
+(``common.pricing``); budgets and ``$ / success`` then miss it. The plan says so before any
 traffic: for each endpoint that serves a prompt, each model the prompt names — ``model``,
 every ``routing.rules[i].model`` and ``routing.default`` (the endpoint client's ``model`` when
 the prompt names none) — must be in the endpoint's ``pricing`` or in genai-prices' bundled
@@ -105,8 +105,8 @@ def unpriced(
 
 
 def gateway_known(pricing: Mapping[str, Any], model: str) -> bool:
-    """The gateway's own answer (``gateway.pricing.known``), with the price in force now."""
-    from gateway import pricing as prices
+    """The gateway's own answer (``common.pricing.known``), with the price in force now."""
+    from common import pricing as prices
 
     return model in pricing or prices.known({}, model, time.time())
 
@@ -119,7 +119,7 @@ NO_TABLE = (
 
 
 def _without_table(known: Known) -> bool:
-    from gateway.pricing import table_source
+    from common.pricing import table_source
 
     return known is gateway_known and table_source() is None
 

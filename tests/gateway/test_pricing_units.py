@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from common import pricing
+from common.pricing import Usage, price, split, usage_of
 from dataplane.route import Price
-from gateway import pricing
-from gateway.pricing import Usage, price, split, usage_of
 
 #: 2026-06-01, inside the bundled table's current gpt-4o-mini price ($0.15 / $0.60 / $0.075 per
 #: 1M input / output / cached input tokens)

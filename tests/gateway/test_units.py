@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from common.pricing import cost_usd
 from contract import Traffic
 from dataplane.route import Price, RouteError, parse
 from gateway import routing
@@ -16,7 +17,6 @@ from gateway.auth import AuthConfigError, Bearer, configured_token, is_loopback
 from gateway.cache import ResponseCache, key
 from gateway.inputs import Column, ColumnType, InputError, InputSchema, align, checked
 from gateway.inputs import parse as parse_input
-from gateway.pricing import cost_usd
 from gateway.rules import RuleError, compile_condition, compile_mapping, estimate_tokens
 from tests.gateway.support import model_variant, prompt_variant, route
 

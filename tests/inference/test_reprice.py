@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from common import pricing
 from dataplane.route import Price
-from gateway import pricing
 from inference import query, schema
 from inference.records import InferenceRecord
 from inference.reprice import Usage, reprice

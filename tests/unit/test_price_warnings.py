@@ -159,8 +159,8 @@ def test_a_model_from_a_variable_is_checked_as_resolved(tmp_path: Path) -> None:
 def test_without_the_table_the_plan_says_so_instead_of_blaming_each_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from common import pricing
     from engine.plan import price_warnings as pw
-    from gateway import pricing
 
     spec = load(_spec(tmp_path, "    model: house-7b", ""))
     assert "house-7b" in pw.price_warnings(spec)[0]

@@ -29,9 +29,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
-from dataplane.route import Price
+
+class Price(Protocol):
+    """A spec's price override (``dataplane.route.Price``): USD per 1,000 tokens."""
+
+    @property
+    def input_per_1k(self) -> float: ...
+
+    @property
+    def output_per_1k(self) -> float: ...
+
+    @property
+    def cached_input_per_1k(self) -> float | None: ...
+
 
 log = logging.getLogger("mlx.gateway")
 
