@@ -11,7 +11,7 @@ import pytest
 
 from engine.workflows import rollouts
 from tests.rollouts.conftest import traffic
-from tests.rollouts.test_shadow_ab import ENDPOINT, _drive, _route, _start
+from tests.rollouts.test_shadow_ab import BASE, ENDPOINT, _drive, _route, _start
 from tests.support.harness import Workspace
 
 UNIT_COST = (
@@ -92,3 +92,43 @@ def test_no_success_keeps_collecting_never_a_zero_cost(tmp_path: Path) -> None:
     look = ws.outputs("rollouts.m")["looks"][-1]["ab"]
     assert "cost per success is undefined" in look["reason"]
     assert look["b"]["cost_per_success"] is None
+
+
+@pytest.mark.parametrize(
+    ("decision", "message"),
+    [
+        (
+            "{metric: cost_per_success, min_samples: 300}",
+            "metric cost_per_success needs a quality floor",
+        ),
+        (
+            "{metric: conversion, guard: {success_rate: {max_drop: 0.02}}}",
+            "`guard` belongs to metric cost_per_success",
+        ),
+        (
+            "{metric: cost_per_success, guard: {success_rate: {max_drop: 1.5}}}",
+            "max_drop",
+        ),
+        (
+            "{metric: cost_per_success, higher_is_better: true, "
+            "guard: {success_rate: {max_drop: 0.02}}}",
+            "lower is better",
+        ),
+    ],
+    ids=["no-guard", "guard-on-conversion", "drop-above-1", "higher-is-better"],
+)
+def test_a_decision_that_does_not_fit_is_refused_with_where(
+    tmp_path: Path, decision: str, message: str
+) -> None:
+    rollout = UNIT_COST.replace(
+        """        decision:
+          metric: cost_per_success
+          guard: {success_rate: {max_drop: 0.1}}
+          min_samples: 300
+""",
+        f"        decision: {decision}\n",
+    )
+    assert rollout != UNIT_COST
+    ws = Workspace(tmp_path / "spec").write({**BASE, "rollout.yaml": rollout})
+    error = ws.error(ws.plan)
+    assert message in error and "rollouts.m" in error, error
