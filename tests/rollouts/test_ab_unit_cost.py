@@ -73,6 +73,7 @@ def test_an_unpriced_candidate_is_never_decided_on_cost(tmp_path: Path) -> None:
     ws = _start(tmp_path, UNIT_COST)
     result = _drive(ws, lambda _i: _feed(ws, (BIG, 36), (None, 36)))
     assert result.phase == "paused" and result.waiting == "inconclusive", result
+    assert "the candidate's spend is $0" in result.message, result
     look = ws.outputs("rollouts.m")["looks"][-1]["ab"]
     assert "answers are unpriced" in look["reason"] and look["b"]["cost_per_success"] is None
 
@@ -132,3 +133,15 @@ def test_a_decision_that_does_not_fit_is_refused_with_where(
     ws = Workspace(tmp_path / "spec").write({**BASE, "rollout.yaml": rollout})
     error = ws.error(ws.plan)
     assert message in error and "rollouts.m" in error, error
+
+
+def test_a_sample_ratio_mismatch_pauses_as_the_conversion_ab_does(tmp_path: Path) -> None:
+    ws = _start(tmp_path, UNIT_COST)
+
+    def feed(_i: int) -> None:  # a 50/50 split that the log shows as 70/30
+        traffic(ws, "stable", 70, cost_usd=BIG, converted=63)
+        traffic(ws, "candidate", 30, cost_usd=SMALL, converted=27)
+
+    result = _drive(ws, feed)
+    assert result.phase == "paused" and result.waiting == "inconclusive", result
+    assert "sample ratio mismatch" in result.message, result
