@@ -491,6 +491,9 @@ def _summary(look: dict[str, Any]) -> str:
     parts = [m["reason"] for m in look.get("measurements", []) if m.get("reason")]
     if not parts and look.get("reason"):
         parts = [str(look["reason"])]
+    ab = look.get("ab")
+    if ab and look.get("verdict") == str(Verdict.INCONCLUSIVE):
+        parts.append(str(ab["reason"]))  # why the A/B cannot decide: a mismatch, no price
     head = f"analysis {look['verdict']}"
     return head + (" (" + "; ".join(parts) + ")" if parts else "")
 

@@ -74,13 +74,57 @@ class Mirror(SpecModel):
     percent: int = Field(..., ge=1, le=100)
 
 
+#: The decision metric judged on unit cost: spend per successful outcome, lower is better.
+COST_PER_SUCCESS = "cost_per_success"
+
+
+class MaxDrop(SpecModel):
+    """How far the candidate's rate may fall below stable's (``{max_drop: 0.02}``)."""
+
+    max_drop: float = Field(..., ge=0, le=1)
+
+
+class Guard(SpecModel):
+    """A quality floor a cheaper candidate must hold: ``{success_rate: {max_drop: 0.02}}``."""
+
+    success_rate: MaxDrop
+
+
 class Decision(SpecModel):
-    """A/B: the outcome metric (a feedback score: conversion 0/1) decides, sequentially."""
+    """A/B: the outcome metric (a feedback score: conversion 0/1) decides, sequentially; or
+    ``metric: cost_per_success`` — spend per successful outcome, lower wins — with a
+    ``guard`` on the success rate (docs/rollouts.md, "A/B on unit cost")."""
 
     metric: str = Field(..., min_length=1)
     min_samples: int = Field(1000, ge=1, description="Per arm, before any decision.")
     alpha: float = Field(0.05, gt=0, lt=1)
     higher_is_better: bool = True
+    guard: Guard | None = Field(
+        None,
+        description="cost_per_success: how far the success rate may drop "
+        "(`{success_rate: {max_drop: 0.02}}`).",
+    )
+
+    @model_validator(mode="after")
+    def _guard_fits_the_metric(self) -> Decision:
+        if self.metric == COST_PER_SUCCESS:
+            if self.guard is None:
+                raise ValueError(
+                    "metric cost_per_success needs a quality floor: "
+                    "`guard: {success_rate: {max_drop: 0.02}}`"
+                )
+            if "higher_is_better" in self.model_fields_set and self.higher_is_better:
+                raise ValueError("metric cost_per_success: lower is better; drop higher_is_better")
+        elif self.guard is not None:
+            raise ValueError(
+                f"`guard` belongs to metric cost_per_success; metric {self.metric!r} is "
+                "itself the outcome the test decides on"
+            )
+        return self
+
+    @property
+    def unit_cost(self) -> bool:
+        return self.metric == COST_PER_SUCCESS
 
 
 class Rollout(OwnedResource):

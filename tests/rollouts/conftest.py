@@ -57,11 +57,13 @@ def traffic(
     converted: int | None = None,
     shadow: str | None = None,
     labels: tuple[object, object] = ("1", "1"),
+    cost_usd: float | None = None,
 ) -> None:
     """``n`` requests the endpoint answered as ``role`` (``errors`` of them with a 500).
 
     ``converted``: that many of them get feedback ``outcome: true``, the rest ``false``
-    (an A/B's outcome metric). ``shadow``: each request is also mirrored, answered by the
+    (an A/B's outcome metric). ``cost_usd``: each answer's price (None: unpriced).
+    ``shadow``: each request is also mirrored, answered by the
     shadow with ``labels[1]`` where the caller got ``labels[0]``; ``shadow="error"``: 500s.
     """
     import time
@@ -83,6 +85,7 @@ def traffic(
                 status=500 if i < errors else 200,
                 latency_ms=latency_ms,
                 outputs={"predictions": [labels[0]]},
+                cost_usd=cost_usd,
             )
         )
         if shadow is not None:
