@@ -204,43 +204,17 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
     owner = spec.get("owner")
     state = str(result.get("state"))
     window = result.get("window") or {}
-    endpoint = window.get("endpoint")
-    show = f"mlx show {rec.address}"
-    investigate = show
-    if endpoint:
-        span = format_duration(float(window["until"]) - float(window["since"]))
-        investigate = f"{show}; mlx logs {endpoint} --since {span}"
-    if endpoint:
-        where = f"endpoint {endpoint}"
-    elif window.get("subject"):
-        where = str(window["subject"])
-    elif window.get("dataset"):
-        where = f"dataset {window['dataset']}"
-    else:  # a run that could not start: name what it watches
-        where = str(spec.get("gate") or spec.get("target") or spec.get("current") or "?")
-    at = f" version {version}" if version is not None else ""
-    watches = WATCHES.get(signal_of(rec), signal_of(rec))
+    investigate = _investigate(rec.address, window)
+    title = _title(
+        rec,
+        state,
+        f"{_where(spec, window)}" + (f" version {version}" if version is not None else ""),
+    )
     lines: list[str] = []
     if state == "firing":
-        for s in result.get("slices") or []:
-            if s.get("version") != version or not s.get("breach"):
-                continue
-            if s["variant"]:
-                label = f"variant {s['variant']} version {s['version']}"
-            else:
-                label = _WHOLE.get(signal_of(rec), "the window")
-            steps = [step["label"] for step in s.get("rollout_steps") or []]
-            if steps:
-                label += f" (during {', '.join(steps)})"
-            lines.append(f"{label}: " + "; ".join(s.get("findings") or []))
-        title = f"{rec.address}: {watches} on {where}{at}"
+        lines = _breaches(rec, result, version)
     elif state in _CONDITION:
-        title = f"{rec.address}: {state} on {where}{at}"
-        lines.append(str(result.get("reason", "")))
-    elif signal_of(rec).endswith("_drift"):
-        title = f"{rec.address}: no drift on {where}{at} any more"
-    else:
-        title = f"{rec.address}: {watches} back within its threshold on {where}{at}"
+        lines = [str(result.get("reason", ""))]
     text = " ".join(
         [
             f"{title}. Owner: {owner or 'none declared'}.",
@@ -257,6 +231,57 @@ def _message(rec: Record, result: dict[str, Any], version: str | None) -> AlertM
         details={"state": state, "version": version, "window": window, "findings": lines},
         investigate=investigate,
     )
+
+
+def _investigate(address: str, window: dict[str, Any]) -> str:
+    """The commands to look with: the monitor, and the log's window when it read one."""
+    show = f"mlx show {address}"
+    endpoint = window.get("endpoint")
+    if not endpoint:
+        return show
+    span = format_duration(float(window["until"]) - float(window["since"]))
+    return f"{show}; mlx logs {endpoint} --since {span}"
+
+
+def _where(spec: Any, window: dict[str, Any]) -> str:
+    """What the run read: an endpoint, a subject (a scheduled eval) or a dataset."""
+    if window.get("endpoint"):
+        return f"endpoint {window['endpoint']}"
+    if window.get("subject"):
+        return str(window["subject"])
+    if window.get("dataset"):
+        return f"dataset {window['dataset']}"
+    # a run that could not start: name what it watches
+    return str(spec.get("gate") or spec.get("target") or spec.get("current") or "?")
+
+
+def _title(rec: Record, state: str, where: str) -> str:
+    watches = WATCHES.get(signal_of(rec), signal_of(rec))
+    if state == "firing":
+        return f"{rec.address}: {watches} on {where}"
+    if state in _CONDITION:
+        return f"{rec.address}: {state} on {where}"
+    if signal_of(rec).endswith("_drift"):
+        return f"{rec.address}: no drift on {where} any more"
+    return f"{rec.address}: {watches} back within its threshold on {where}"
+
+
+def _breaches(rec: Record, result: dict[str, Any], version: str | None) -> list[str]:
+    """One line per breached slice of ``version``: who served it (and in which rollout step),
+    then its findings."""
+    lines = []
+    for s in result.get("slices") or []:
+        if s.get("version") != version or not s.get("breach"):
+            continue
+        if s["variant"]:
+            label = f"variant {s['variant']} version {s['version']}"
+        else:
+            label = _WHOLE.get(signal_of(rec), "the window")
+        steps = [step["label"] for step in s.get("rollout_steps") or []]
+        if steps:
+            label += f" (during {', '.join(steps)})"
+        lines.append(f"{label}: " + "; ".join(s.get("findings") or []))
+    return lines
 
 
 def _address(ref: str) -> str:
