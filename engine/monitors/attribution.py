@@ -31,9 +31,8 @@ def _epoch(at: Any) -> float:
 def rollout_spans(reader: StateReader, endpoint: str) -> list[StepSpan]:
     """Every step of every rollout recorded on ``endpoint`` (its short name)."""
     out: list[StepSpan] = []
-    for address, rec in reader.records().items():
-        if rec.section != "rollouts":
-            continue
+    rollouts = [a for a, row in reader.index().items() if row.section == "rollouts"]
+    for address, rec in reader.records(rollouts).items():  # only the rollouts' JSON is read
         if _short(rec.outputs.get("endpoint") or rec.attributes.get("endpoint")) != endpoint:
             continue
         history = [
